@@ -1,0 +1,348 @@
+//! The result object format: columnar MessagePack, gzip-compressed.
+//!
+//! An object is a concatenation of gzip members (a valid multi-member gzip
+//! stream, as `gunzip` and `MultiGzDecoder` read it). Decompressed, it is a
+//! sequence of MessagePack maps with string keys:
+//!
+//! 1. a [`Header`]: format name and version, site, range and the point names
+//!    (each name appears only here);
+//! 2. one [`Block`] per chunk, in chunk order: one point's samples over one
+//!    UTC month, columnar.
+//!
+//! Each block is compressed on its own when its chunk finishes, so the
+//! consumer never holds more than a chunk, and the final object is the
+//! header member followed by the block members byte for byte.
+//!
+//! Within a block, sample `i` has time `t0 + dt[0] + … + dt[i-1]`. Its value
+//! is a string if `i` is listed in `si` (gap-coded), a float if listed in
+//! `fi` (gap-coded), and otherwise the next decimal: the running sum of the
+//! deltas in `m`, divided by `10^s`. That division of two exact integers
+//! rounds once, so it gives the same `f64` as parsing the upstream string.
+
+use std::io::{Read, Write};
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::EpochMs;
+use crate::sample::{decimal_to_f64, Sample, Value, MAX_EXACT_MANTISSA, MAX_SCALE};
+
+/// The format name in every header.
+pub const FORMAT_NAME: &str = "tsp-columnar";
+/// The format version; part of the request fingerprint.
+pub const FORMAT_VERSION: u32 = 1;
+/// gzip level for blocks: 6 is zlib's default balance.
+const LEVEL: u32 = 6;
+
+/// The first value in an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// Always [`FORMAT_VERSION`] for this decoder.
+    pub version: u32,
+    /// Site.
+    pub site: String,
+    /// Range start, epoch ms.
+    pub start_ms: EpochMs,
+    /// Range end (exclusive), epoch ms.
+    pub end_ms: EpochMs,
+    /// Point names; blocks refer to them by index.
+    pub points: Vec<String>,
+}
+
+/// One chunk of one point, columnar.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Block {
+    /// Index into [`Header::points`].
+    pub p: u32,
+    /// Number of samples.
+    pub n: u32,
+    /// First timestamp, epoch ms (0 when `n` is 0).
+    pub t0: EpochMs,
+    /// Gaps between consecutive timestamps (`n - 1` of them).
+    pub dt: Vec<i64>,
+    /// Decimal scale of `m`.
+    pub s: u8,
+    /// Decimal mantissas at scale `s`, delta-coded.
+    pub m: Vec<i64>,
+    /// Indexes of float samples, gap-coded.
+    pub fi: Vec<u32>,
+    /// Float values.
+    pub fv: Vec<f64>,
+    /// Indexes of string samples, gap-coded.
+    pub si: Vec<u32>,
+    /// The distinct strings of this block.
+    pub sd: Vec<String>,
+    /// Each string sample's index into `sd`.
+    pub sc: Vec<u32>,
+}
+
+/// A decoded value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A number.
+    Number(f64),
+    /// A string (non-numeric or non-finite upstream value).
+    Text(String),
+}
+
+impl Decoded {
+    /// What an upstream value string decodes back to.
+    pub fn of_upstream(s: &str) -> Decoded {
+        match Value::classify(s) {
+            Value::NonFinite(t) | Value::Text(t) => Decoded::Text(t),
+            v => Decoded::Number(v.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+}
+
+/// Codec failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Writing MessagePack failed.
+    #[error("encode: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    /// Reading MessagePack failed.
+    #[error("decode: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    /// gzip failed.
+    #[error("gzip: {0}")]
+    Io(#[from] std::io::Error),
+    /// The object is not this format, or is inconsistent.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+}
+
+fn gzip_member(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(LEVEL));
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?)
+}
+
+/// Encodes a header as its gzip member.
+pub fn encode_header(header: &Header) -> Result<Vec<u8>, CodecError> {
+    gzip_member(&rmp_serde::to_vec_named(header)?)
+}
+
+/// Builds the columnar block for sorted, deduplicated samples of one point.
+pub fn build_block(point: u32, samples: &[Sample]) -> Block {
+    let mut b = Block {
+        p: point,
+        n: samples.len() as u32,
+        t0: samples.first().map_or(0, |s| s.ts),
+        ..Block::default()
+    };
+    b.dt = samples.windows(2).map(|w| w[1].ts - w[0].ts).collect();
+    b.s = samples
+        .iter()
+        .filter_map(|s| match s.value {
+            Value::Decimal { scale, .. } => Some(scale),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let (mut last_f, mut last_s, mut prev_m) = (0u32, 0u32, 0i64);
+    for (i, s) in samples.iter().enumerate() {
+        let i = i as u32;
+        let rescaled = match s.value {
+            Value::Decimal { mantissa, scale } => 10i64
+                .checked_pow(u32::from(b.s - scale))
+                .and_then(|f| mantissa.checked_mul(f))
+                .filter(|m| m.abs() < MAX_EXACT_MANTISSA),
+            _ => None,
+        };
+        match (&s.value, rescaled) {
+            (_, Some(m)) => {
+                b.m.push(m - prev_m);
+                prev_m = m;
+            }
+            (Value::Text(t) | Value::NonFinite(t), _) => {
+                b.si.push(i - last_s);
+                last_s = i;
+                let code = match b.sd.iter().position(|d| d == t) {
+                    Some(c) => c,
+                    None => {
+                        b.sd.push(t.clone());
+                        b.sd.len() - 1
+                    }
+                };
+                b.sc.push(code as u32);
+            }
+            (v, None) => {
+                b.fi.push(i - last_f);
+                last_f = i;
+                b.fv.push(v.as_f64().unwrap_or(f64::NAN));
+            }
+        }
+    }
+    b
+}
+
+/// Encodes one chunk's samples as its gzip member.
+pub fn encode_block(point: u32, samples: &[Sample]) -> Result<Vec<u8>, CodecError> {
+    gzip_member(&rmp_serde::to_vec_named(&build_block(point, samples))?)
+}
+
+/// Expands a block into `(time, value)` pairs.
+pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
+    let n = b.n as usize;
+    let bad = |what: &str| CodecError::Invalid(format!("block for point {}: {what}", b.p));
+    if b.dt.len() != n.saturating_sub(1)
+        || b.fi.len() != b.fv.len()
+        || b.si.len() != b.sc.len()
+        || b.m.len() + b.fi.len() + b.si.len() != n
+        || b.s > MAX_SCALE
+    {
+        return Err(bad("column lengths disagree"));
+    }
+    let mut kind = vec![0u8; n]; // 0 decimal, 1 float, 2 string
+    for (gaps, k) in [(&b.fi, 1u8), (&b.si, 2u8)] {
+        let mut at = 0usize;
+        for (j, g) in gaps.iter().enumerate() {
+            at = if j == 0 { *g as usize } else { at + *g as usize };
+            *kind.get_mut(at).ok_or_else(|| bad("index out of range"))? = k;
+        }
+    }
+    let (mut t, mut m) = (b.t0, 0i64);
+    let (mut mi, mut fi, mut si) = (0, 0, 0);
+    let mut out = Vec::with_capacity(n);
+    for (i, k) in kind.into_iter().enumerate() {
+        if i > 0 {
+            t += b.dt[i - 1];
+        }
+        let v = match k {
+            0 => {
+                m += b.m.get(mi).ok_or_else(|| bad("short m"))?;
+                mi += 1;
+                Decoded::Number(decimal_to_f64(m, b.s))
+            }
+            1 => {
+                fi += 1;
+                Decoded::Number(b.fv[fi - 1])
+            }
+            _ => {
+                si += 1;
+                let code = b.sc[si - 1] as usize;
+                Decoded::Text(b.sd.get(code).ok_or_else(|| bad("bad string code"))?.clone())
+            }
+        };
+        out.push((t, v));
+    }
+    Ok(out)
+}
+
+/// Reads an object as a stream: the header, then blocks one at a time, so a
+/// reader holds one block in memory whatever the object's size.
+pub struct ObjectReader<R: Read> {
+    de: rmp_serde::Deserializer<rmp_serde::decode::ReadReader<MultiGzDecoder<R>>>,
+    /// The object's header.
+    pub header: Header,
+}
+
+impl<R: Read> ObjectReader<R> {
+    /// Opens an object and reads its header.
+    pub fn new(reader: R) -> Result<Self, CodecError> {
+        let mut de = rmp_serde::Deserializer::new(MultiGzDecoder::new(reader));
+        let header = Header::deserialize(&mut de)?;
+        if header.format != FORMAT_NAME || header.version != FORMAT_VERSION {
+            return Err(CodecError::Invalid(format!(
+                "format {} v{}, expected {FORMAT_NAME} v{FORMAT_VERSION}",
+                header.format, header.version
+            )));
+        }
+        Ok(Self { de, header })
+    }
+
+    /// The next block, or `None` at the end.
+    pub fn next_block(&mut self) -> Result<Option<Block>, CodecError> {
+        match Block::deserialize(&mut self.de) {
+            Ok(b) => Ok(Some(b)),
+            Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Decodes a whole object into its header and per-point series (tests and
+/// small results; large ones should use [`ObjectReader`]).
+pub fn decode_object(bytes: &[u8]) -> Result<(Header, Vec<Vec<(EpochMs, Decoded)>>), CodecError> {
+    let mut r = ObjectReader::new(bytes)?;
+    let mut series = vec![Vec::new(); r.header.points.len()];
+    while let Some(b) = r.next_block()? {
+        let dst = series
+            .get_mut(b.p as usize)
+            .ok_or_else(|| CodecError::Invalid(format!("point index {} out of range", b.p)))?;
+        dst.extend(expand_block(&b)?);
+    }
+    Ok((r.header, series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(points: &[&str]) -> Header {
+        Header {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            site: "s".into(),
+            start_ms: 0,
+            end_ms: 1,
+            points: points.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_lossless() {
+        let raw = [
+            "21.4", "45.13", "active", "1e300", "-0.0", "NaN", "7", "-2.125", "active", "0.1",
+            "123456789012.5", "99999999999999999999",
+        ];
+        let samples: Vec<Sample> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                ts: 1_000 + i as i64 * 300_000,
+                value: Value::classify(v),
+            })
+            .collect();
+        let mut obj = encode_header(&header(&["a", "b"])).unwrap();
+        obj.extend(encode_block(1, &samples).unwrap());
+        obj.extend(encode_block(0, &samples[..2]).unwrap());
+        let (h, series) = decode_object(&obj).unwrap();
+        assert_eq!(h.points, ["a", "b"]);
+        assert_eq!(series[0].len(), 2);
+        for ((t, got), (s, want)) in series[1].iter().zip(samples.iter().zip(raw)) {
+            assert_eq!(*t, s.ts);
+            match (got, Decoded::of_upstream(want)) {
+                (Decoded::Number(a), Decoded::Number(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{want}")
+                }
+                (a, b) => assert_eq!(a, &b, "{want}"),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_object_has_a_header_and_no_blocks() {
+        let obj = encode_header(&header(&[])).unwrap();
+        let (h, series) = decode_object(&obj).unwrap();
+        assert_eq!(h.version, FORMAT_VERSION);
+        assert!(series.is_empty());
+    }
+
+    #[test]
+    fn wrong_format_is_rejected() {
+        let mut h = header(&[]);
+        h.format = "other".into();
+        let obj = encode_header(&h).unwrap();
+        assert!(decode_object(&obj).is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Configuration, read from the Worker's vars and secrets (or a map in tests).
+
+use crate::error::ValidationError;
+
+/// Every knob, with its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `ACE_API_URL`: upstream base URL, without a trailing slash.
+    pub upstream_url: String,
+    /// `ACE_API_TOKEN` (secret): upstream bearer token.
+    pub upstream_token: String,
+    /// `UPSTREAM_PAGE_SIZE`: samples per upstream page.
+    pub page_size: u32,
+    /// `UPSTREAM_TIMEOUT_MS`: timeout of each upstream request.
+    pub upstream_timeout_ms: u64,
+    /// `UPSTREAM_CONCURRENCY`: chunks fetched at once (at most 6).
+    pub upstream_concurrency: usize,
+    /// `PAGE_RETRIES`: transient failures of one page retried in place
+    /// before the message is retried through the queue.
+    pub page_retries: u32,
+    /// `MALFORMED_LIMIT`: malformed bodies of one page tolerated before the
+    /// failure counts as permanent.
+    pub malformed_limit: u32,
+    /// `STORAGE_TIMEOUT_MS`: timeout of each D1 and R2 call.
+    pub storage_timeout_ms: u64,
+    /// `INVOCATION_BUDGET_MS`: wall time one queue invocation spends before
+    /// it checkpoints and continues in a new message.
+    pub invocation_budget_ms: u64,
+    /// `LEASE_MS`: how long a claim holds a job without progress.
+    pub lease_ms: i64,
+    /// `MAX_POINTS`: points per job.
+    pub max_points: usize,
+    /// `FRESHNESS_MS`: how long a completed job is reused for an identical request.
+    pub freshness_ms: i64,
+    /// `MAX_RETRIES`: queue deliveries before the dead-letter queue (mirror
+    /// of wrangler.toml's `max_retries`, for the `Retry-After` of the API).
+    pub max_retries: u32,
+    /// `SINGLE_PUT_MAX_BYTES`: results up to this size are written with one
+    /// PUT; larger ones with a multipart upload.
+    pub single_put_max_bytes: u64,
+    /// `MULTIPART_PART_BYTES`: multipart part size (at least 5 MiB).
+    pub multipart_part_bytes: u64,
+    /// `ALERT_WEBHOOK_URL` (secret): dead-letter alerts go here; unset means log only.
+    pub alert_webhook_url: Option<String>,
+    /// `ALERT_TIMEOUT_MS`: timeout of each alert attempt.
+    pub alert_timeout_ms: u64,
+    /// `PUBLIC_BASE_URL`: prefix for links in alerts.
+    pub public_base_url: String,
+}
+
+impl Config {
+    /// Reads the configuration through `get` (a var or secret by name).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        fn num<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            default: T,
+        ) -> Result<T, ValidationError> {
+            match get(name).filter(|s| !s.trim().is_empty()) {
+                None => Ok(default),
+                Some(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| ValidationError::single(name, "must be a number")),
+            }
+        }
+        let d = Config::default();
+        let cfg = Config {
+            upstream_url: get("ACE_API_URL")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            upstream_token: get("ACE_API_TOKEN").unwrap_or_default(),
+            page_size: num(&get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
+            upstream_timeout_ms: num(&get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
+            upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
+                .clamp(1, 6),
+            page_retries: num(&get, "PAGE_RETRIES", d.page_retries)?,
+            malformed_limit: num(&get, "MALFORMED_LIMIT", d.malformed_limit)?,
+            storage_timeout_ms: num(&get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
+            invocation_budget_ms: num(&get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
+            lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
+            max_points: num(&get, "MAX_POINTS", d.max_points)?,
+            freshness_ms: num(&get, "FRESHNESS_MS", d.freshness_ms)?,
+            max_retries: num(&get, "MAX_RETRIES", d.max_retries)?,
+            single_put_max_bytes: num(&get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
+            multipart_part_bytes: num(&get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
+                .max(5 << 20),
+            alert_webhook_url: get("ALERT_WEBHOOK_URL").filter(|s| !s.is_empty()),
+            alert_timeout_ms: num(&get, "ALERT_TIMEOUT_MS", d.alert_timeout_ms)?,
+            public_base_url: get("PUBLIC_BASE_URL")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+        Ok(cfg)
+    }
+
+    /// Defaults, with the upstream at `url`.
+    pub fn for_upstream(url: &str, token: &str) -> Self {
+        Config {
+            upstream_url: url.trim_end_matches('/').to_owned(),
+            upstream_token: token.to_owned(),
+            ..Config::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            upstream_url: String::new(),
+            upstream_token: String::new(),
+            page_size: 10_000,
+            upstream_timeout_ms: 30_000,
+            upstream_concurrency: 6,
+            page_retries: 3,
+            malformed_limit: 3,
+            storage_timeout_ms: 20_000,
+            invocation_budget_ms: 120_000,
+            lease_ms: 300_000,
+            max_points: 100,
+            freshness_ms: 3_600_000,
+            max_retries: 3,
+            single_put_max_bytes: 16 << 20,
+            multipart_part_bytes: 8 << 20,
+            alert_webhook_url: None,
+            alert_timeout_ms: 5_000,
+            public_base_url: String::new(),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Errors, and the one place that decides what each one means.
+//!
+//! Every failure is either **permanent** (retrying cannot help: a 4xx, or a
+//! job that goes straight to the dead-letter path) or **transient** (retry
+//! with backoff). [`Error::class`] decides that; [`Error::http_status`] and
+//! [`Disposition::for_error`] turn it into an HTTP status or a queue action.
+
+use serde::Serialize;
+use thiserror::Error;
+
+/// One invalid field in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field, as a JSON path (`points[3]`).
+    pub field: String,
+    /// What is wrong with it, for a person.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds a field error.
+    pub fn new(field: &str, message: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// A rejected request, with every field that was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid request: {}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ValidationError {
+    /// The invalid fields.
+    pub errors: Vec<FieldError>,
+}
+
+impl ValidationError {
+    /// A validation error about one field.
+    pub fn single(field: &str, message: &str) -> Self {
+        Self {
+            errors: vec![FieldError::new(field, message)],
+        }
+    }
+}
+
+/// A storage failure (D1, SQLite, R2, queue).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// The call did not answer within its timeout.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    /// The backend failed; worth retrying.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// A row or object could not be decoded; retrying will not help.
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+/// An upstream (ACE API) failure.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UpstreamError {
+    /// The upstream answered with an error status.
+    #[error("upstream answered HTTP {status}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` hint, in milliseconds.
+        retry_after_ms: Option<u64>,
+    },
+    /// The request did not finish within its timeout.
+    #[error("upstream request timed out after {0} ms")]
+    Timeout(u64),
+    /// The connection failed.
+    #[error("upstream network error: {0}")]
+    Network(String),
+    /// The body was not the expected JSON. `permanent` is set once the same
+    /// page has been malformed more times than the bound allows.
+    #[error("upstream sent malformed JSON: {detail}")]
+    Malformed {
+        /// What the parser said.
+        detail: String,
+        /// Past the retry bound: stop retrying.
+        permanent: bool,
+    },
+}
+
+/// Whether a failure may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Retrying cannot help.
+    Permanent,
+    /// Retry, after at least this long if given.
+    Transient {
+        /// A hint from the failing side (`Retry-After`).
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// Every failure the services report.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request was invalid.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No credentials, or unknown ones.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// The resource does not exist (or belongs to another owner).
+    #[error("not found")]
+    NotFound,
+    /// The resource is not in a state that allows this.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The body is larger than allowed.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body is not JSON.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The upstream failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The job was cancelled while it ran.
+    #[error("job was cancelled")]
+    Cancelled,
+    /// The job's queue could not take the message.
+    #[error("queue send failed: {0}")]
+    Queue(String),
+}
+
+impl Error {
+    /// Permanent or transient: the single decision every caller follows.
+    pub fn class(&self) -> ErrorClass {
+        use ErrorClass::*;
+        match self {
+            Error::Validation(_)
+            | Error::Unauthorized
+            | Error::NotFound
+            | Error::Conflict(_)
+            | Error::PayloadTooLarge(_)
+            | Error::UnsupportedMediaType
+            | Error::Cancelled => Permanent,
+            Error::Store(StoreError::Corrupt(_)) => Permanent,
+            Error::Store(_) | Error::Queue(_) => Transient {
+                retry_after_ms: None,
+            },
+            Error::Upstream(u) => match u {
+                UpstreamError::Status {
+                    status,
+                    retry_after_ms,
+                } => match status {
+                    401 | 403 | 404 | 422 => Permanent,
+                    429 | 500..=599 => Transient {
+                        retry_after_ms: *retry_after_ms,
+                    },
+                    // Any other 4xx means our request is wrong: retrying repeats it.
+                    400..=499 => Permanent,
+                    _ => Transient {
+                        retry_after_ms: *retry_after_ms,
+                    },
+                },
+                UpstreamError::Timeout(_) | UpstreamError::Network(_) => Transient {
+                    retry_after_ms: None,
+                },
+                UpstreamError::Malformed { permanent, .. } => {
+                    if *permanent {
+                        Permanent
+                    } else {
+                        Transient {
+                            retry_after_ms: None,
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.class(), ErrorClass::Transient { .. })
+    }
+
+    /// The HTTP status the API answers with for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Validation(_) => 422,
+            Error::Unauthorized => 401,
+            Error::NotFound => 404,
+            Error::Conflict(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::Cancelled => 409,
+            Error::Upstream(_) => 502,
+            Error::Store(StoreError::Timeout(_)) => 504,
+            Error::Store(_) | Error::Queue(_) => 503,
+        }
+    }
+
+    /// A short title for the problem+json body.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Error::Validation(_) => "Invalid request",
+            Error::Unauthorized => "Unauthorized",
+            Error::NotFound => "Not found",
+            Error::Conflict(_) | Error::Cancelled => "Conflict",
+            Error::PayloadTooLarge(_) => "Payload too large",
+            Error::UnsupportedMediaType => "Unsupported media type",
+            Error::Upstream(_) => "Upstream failure",
+            Error::Store(_) | Error::Queue(_) => "Service unavailable",
+        }
+    }
+
+    /// Whether the message may be shown to a client as is. Storage details
+    /// stay in the logs.
+    pub fn public_detail(&self) -> String {
+        match self {
+            Error::Store(_) => "storage is unavailable; retry later".to_owned(),
+            Error::Queue(_) => "the job queue is unavailable; retry later".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What a queue handler does with a message after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Acknowledge: the message is done with (success, or handled terminally).
+    Ack,
+    /// Redeliver after this many seconds.
+    Retry {
+        /// Delay before redelivery.
+        delay_seconds: u32,
+    },
+    /// Take the terminal failure path now, without more retries.
+    DeadLetter,
+}
+
+impl Disposition {
+    /// Maps an error met while processing attempt `attempt` (1-based) of a
+    /// message to what the queue should do. Backoff doubles from 2 s, capped
+    /// at 5 min, and never undercuts the failing side's `Retry-After`.
+    pub fn for_error(err: &Error, attempt: u32) -> Self {
+        match err.class() {
+            ErrorClass::Permanent => Disposition::DeadLetter,
+            ErrorClass::Transient { retry_after_ms } => {
+                let backoff = 2u64.saturating_pow(attempt.clamp(1, 9)).min(300);
+                let hint = retry_after_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(0);
+                Disposition::Retry {
+                    delay_seconds: backoff.max(hint).min(86_400) as u32,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Error {
+        Error::Upstream(UpstreamError::Status {
+            status: code,
+            retry_after_ms: None,
+        })
+    }
+
+    #[test]
+    fn upstream_statuses_are_classified() {
+        for code in [401, 403, 404, 422] {
+            assert_eq!(status(code).class(), ErrorClass::Permanent, "{code}");
+        }
+        for code in [429, 500, 502, 503] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        assert!(Error::Upstream(UpstreamError::Timeout(10)).is_transient());
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_backoff_grows() {
+        let e = Error::Upstream(UpstreamError::Status {
+            status: 429,
+            retry_after_ms: Some(30_000),
+        });
+        assert_eq!(
+            Disposition::for_error(&e, 1),
+            Disposition::Retry { delay_seconds: 30 }
+        );
+        assert_eq!(
+            Disposition::for_error(&status(503), 3),
+            Disposition::Retry { delay_seconds: 8 }
+        );
+        assert_eq!(
+            Disposition::for_error(&status(404), 1),
+            Disposition::DeadLetter
+        );
+    }
+}

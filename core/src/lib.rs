@@ -1,0 +1,40 @@
+//! Platform-free core of the time-series pipeline.
+//!
+//! Nothing here touches `worker`, tokio or SQLite: the Cloudflare Worker and
+//! the native tests plug their own adapters into the [`ports`], and both run
+//! the same [`service`] code and the same SQL from [`store`].
+//!
+//! # Layout
+//! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
+//! - [`job`]: the job state machine and the `queue_jobs` row.
+//! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
+//! - [`fingerprint`]: SHA-256 of the canonical request, and the result key.
+//! - [`chunk`]: splitting a job into point × UTC-month chunks.
+//! - [`sample`]: upstream page parsing and value classification.
+//! - [`aggregate`]: streaming hourly and daily aggregates.
+//! - [`codec`]: the columnar MessagePack + gzip result format.
+//! - [`upstream`]: the ACE API client logic (paging, retries, classification).
+//! - [`ports`]: the traits adapters implement (SQL, blobs, queue, HTTP, clock).
+//! - [`timeout`]: timeout decorators for the storage ports.
+//! - [`store`]: every SQL statement, one function each.
+//! - [`config`]: settings from vars and secrets.
+//! - [`service`]: submit, process, dead-letter; what the roles do.
+#![deny(missing_docs)]
+// The ports are used from single-threaded runtimes (workerd, current-thread
+// tokio): their futures are deliberately not `Send`.
+#![allow(async_fn_in_trait)]
+
+pub mod aggregate;
+pub mod chunk;
+pub mod codec;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod fingerprint;
+pub mod job;
+pub mod ports;
+pub mod sample;
+pub mod service;
+pub mod store;
+pub mod timeout;
+pub mod upstream;

@@ -1,0 +1,189 @@
+//! The ports: small traits the services are generic over.
+//!
+//! Cloudflare adapters (D1, R2, Queues, Fetch) and native adapters (rusqlite,
+//! memory, reqwest) implement the same traits. Traits use plain `async fn`
+//! without `Send` bounds because JS-backed types are `!Send`.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{EpochMs, JobId};
+use crate::error::{Error, StoreError, UpstreamError};
+
+/// A value bound to a SQL parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// SQL NULL.
+    Null,
+    /// An integer. D1 binds it as a JS number, exact below 2^53.
+    Integer(i64),
+    /// A float.
+    Real(f64),
+    /// Text.
+    Text(String),
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        SqlValue::Real(v)
+    }
+}
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// One SQL statement with its bound parameters. Every statement the system
+/// runs is built in [`crate::store`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// SQL text with `?` placeholders.
+    pub sql: Cow<'static, str>,
+    /// Parameters, in order.
+    pub params: Vec<SqlValue>,
+}
+
+/// A result row, column name to JSON value.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// A SQL database: D1 in the Worker, SQLite natively.
+pub trait SqlDb {
+    /// Runs a query and returns its rows.
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError>;
+    /// Runs a statement and returns the number of rows it changed.
+    async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError>;
+    /// Runs statements in order as one transaction (one round trip); returns
+    /// the rows changed by each.
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError>;
+}
+
+/// Custom metadata and content type of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobMeta {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Custom metadata pairs.
+    pub custom: Vec<(String, String)>,
+}
+
+/// A part uploaded in a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedPart {
+    /// 1-based part number.
+    pub part_number: u16,
+    /// The part's ETag.
+    pub etag: String,
+}
+
+/// An object store: R2 in the Worker, memory natively.
+pub trait BlobStore {
+    /// Writes an object, replacing any.
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError>;
+    /// Writes an object only if none exists; returns whether it wrote.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &BlobMeta,
+    ) -> Result<bool, StoreError>;
+    /// Reads a whole object.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether an object exists, and its size.
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// Deletes an object (no error if absent).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Starts a multipart upload; returns its upload id.
+    async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError>;
+    /// Uploads one part (at least 5 MiB except the last).
+    async fn multipart_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError>;
+    /// Completes a multipart upload.
+    async fn multipart_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The message on the jobs queue: ids, never data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    /// The job to work on.
+    pub job_id: JobId,
+    /// Which continuation of the job this is (0 for the first message).
+    #[serde(default)]
+    pub hop: u32,
+}
+
+/// The jobs queue.
+pub trait JobQueue {
+    /// Sends a message, visible after `delay_seconds`.
+    async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error>;
+}
+
+/// An outbound HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Absolute URL.
+    pub url: String,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// Body, for POST.
+    pub body: Option<Vec<u8>>,
+    /// The call fails with [`UpstreamError::Timeout`] past this.
+    pub timeout_ms: u64,
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// An HTTP client with a timeout on every call: Fetch with an AbortSignal
+/// in the Worker, reqwest natively.
+pub trait HttpClient {
+    /// Sends a request. Timeouts and connection failures are errors; any
+    /// status is a response.
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, UpstreamError>;
+}
+
+/// Time and randomness, injected so tests control them.
+pub trait Clock {
+    /// Now, in UTC epoch milliseconds.
+    fn now_ms(&self) -> EpochMs;
+    /// Waits this long.
+    async fn sleep(&self, ms: u64);
+    /// 16 random bytes (for job ids).
+    fn random_bytes(&self) -> [u8; 16];
+}

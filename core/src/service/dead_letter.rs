@@ -1,0 +1,206 @@
+//! The terminal failure path: `failed_permanent`, archived, alerted once.
+//!
+//! Both the dead-letter queue's consumer and the consumer's permanent
+//! failures come here, so `failed_permanent` always means "archived and
+//! alerted". Each step is idempotent and the alert is guarded by
+//! `alerted_at`, so a duplicate delivery or a crash between steps ends with
+//! one archive object and one alert. (A crash after the webhook answered but
+//! before `alerted_at` was written can still repeat the alert: a webhook
+//! cannot take part in our transaction.)
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{format_rfc3339, EpochMs, JobId};
+use crate::error::{Error, UpstreamError};
+use crate::job::{Job, JobStatus};
+use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, SqlDb};
+use crate::service::{transition_log, Deps};
+use crate::store;
+
+/// Alert attempts per delivery.
+const ALERT_TRIES: u32 = 3;
+
+/// What the terminal path did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadOutcome {
+    /// The job was archived and alerted (now, or it already had been).
+    Dead {
+        /// The archive key.
+        archive_key: String,
+        /// Whether this call sent the alert.
+        alerted_now: bool,
+    },
+    /// The job is `completed` or `cancelled`: nothing to do.
+    NotApplicable(JobStatus),
+    /// The message named no known job; it was archived raw.
+    ArchivedRaw(String),
+}
+
+/// The archive key of a dead job, dated by when it died.
+pub fn archive_key(id: &str, died_at: EpochMs) -> String {
+    let day = format_rfc3339(died_at);
+    let (y, m, d) = (&day[0..4], &day[5..7], &day[8..10]);
+    format!("dead-letters/{y}/{m}/{d}/{id}.json")
+}
+
+/// Takes a job (or an unparseable message, `job_id = None`) down the
+/// terminal path.
+pub async fn dead_letter<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job_id: Option<&JobId>,
+    reason: &str,
+    message: &Value,
+    log: &dyn Fn(&str),
+) -> Result<DeadOutcome, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let Deps { db, clock, .. } = *deps;
+    let now = clock.now_ms();
+    let Some(id) = job_id else {
+        return archive_raw(deps, reason, message, log).await;
+    };
+    let job = match store::get_job(db, store::fail_job_permanent(id, now, reason)).await? {
+        Some(job) => {
+            let detail = Some(reason);
+            let ev = store::insert_event(id, now, JobStatus::FailedPermanent, job.attempts, detail);
+            db.execute(&ev).await?;
+            log(&transition_log(id.as_str(), "active", "failed_permanent", detail));
+            job
+        }
+        None => match store::get_job(db, store::select_job(id)).await? {
+            None => return archive_raw(deps, "message for an unknown job", message, log).await,
+            Some(j) if j.status == JobStatus::FailedPermanent => j,
+            Some(j) => return Ok(DeadOutcome::NotApplicable(j.status)),
+        },
+    };
+    let key = archive_key(id.as_str(), job.finished_at.unwrap_or(now));
+    if job.alerted_at.is_some() {
+        return Ok(DeadOutcome::Dead {
+            archive_key: key,
+            alerted_now: false,
+        });
+    }
+    let events: Vec<Value> = db.query(&store::select_events(id)).await?.into_iter().map(Value::Object).collect();
+    let archive = json!({
+        "kind": "dead_job",
+        "archived_at": format_rfc3339(now),
+        "reason": job.last_error.as_deref().unwrap_or(reason),
+        "message": message,
+        "job": job,
+        "events": events,
+    });
+    put_archive(deps, &key, &archive).await?;
+    send_alert(deps, &alert_payload(deps, &job, &key), log).await?;
+    db.execute(&store::mark_alerted(id, clock.now_ms())).await?;
+    Ok(DeadOutcome::Dead {
+        archive_key: key,
+        alerted_now: true,
+    })
+}
+
+async fn put_archive<D, B: BlobStore, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    key: &str,
+    doc: &Value,
+) -> Result<bool, Error> {
+    let meta = BlobMeta {
+        content_type: "application/json".to_owned(),
+        custom: vec![],
+    };
+    Ok(deps
+        .blobs
+        .put_if_absent(key, doc.to_string().into_bytes(), &meta)
+        .await?)
+}
+
+/// An unparseable message (or one for no known job) is archived under an id
+/// made from its content, and alerted on when first archived.
+async fn archive_raw<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    reason: &str,
+    message: &Value,
+    log: &dyn Fn(&str),
+) -> Result<DeadOutcome, Error>
+where
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let raw = message.to_string();
+    let id = format!("unparsed-{}", &hex::encode(Sha256::digest(raw.as_bytes()))[..32]);
+    let key = archive_key(&id, deps.clock.now_ms());
+    let doc = json!({
+        "kind": "raw_message",
+        "archived_at": format_rfc3339(deps.clock.now_ms()),
+        "reason": reason,
+        "message": message,
+    });
+    if put_archive(deps, &key, &doc).await? {
+        let text = format!("Dead letter: a queue message could not be handled ({reason}). Archived at {key}.");
+        send_alert(deps, &json!({ "text": text, "archive_key": key, "error": reason }), log).await?;
+    }
+    Ok(DeadOutcome::ArchivedRaw(key))
+}
+
+fn alert_payload<D, B, Q, H, C>(deps: &Deps<'_, D, B, Q, H, C>, job: &Job, key: &str) -> Value {
+    let status_url = format!("{}/v1/jobs/{}", deps.cfg.public_base_url, job.id);
+    let error = job.last_error.clone().unwrap_or_default();
+    json!({
+        "text": format!(
+            "Job {} (site {}, owner {}) failed permanently after {} attempts: {}. Status: {}",
+            job.id, job.site, job.owner, job.attempts, error, status_url
+        ),
+        "job_id": job.id,
+        "owner": job.owner,
+        "site": job.site,
+        "error": error,
+        "attempts": job.attempts,
+        "status_url": status_url,
+        "archive_key": key,
+    })
+}
+
+/// Posts an alert with a timeout per try and a few tries. Without a webhook
+/// configured, the alert is the log line.
+async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    payload: &Value,
+    log: &dyn Fn(&str),
+) -> Result<(), Error> {
+    log(&json!({ "event": "dead_letter_alert", "alert": payload }).to_string());
+    let Some(url) = deps.cfg.alert_webhook_url.as_deref() else {
+        return Ok(());
+    };
+    let mut last = None;
+    for attempt in 1..=ALERT_TRIES {
+        let req = HttpRequest {
+            method: "POST",
+            url: url.to_owned(),
+            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            body: Some(payload.to_string().into_bytes()),
+            timeout_ms: deps.cfg.alert_timeout_ms,
+        };
+        match deps.http.send(req).await {
+            Ok(r) if (200..300).contains(&r.status) => return Ok(()),
+            Ok(r) => {
+                last = Some(UpstreamError::Status {
+                    status: r.status,
+                    retry_after_ms: None,
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+        if attempt < ALERT_TRIES {
+            deps.clock.sleep(250 << attempt).await;
+        }
+    }
+    let err = last.unwrap_or(UpstreamError::Network("alert not sent".to_owned()));
+    log(&format!("alert webhook failed: {err}"));
+    // Always retryable: the job stays unalerted and the delivery is retried.
+    Err(Error::Queue(format!("alert webhook failed: {err}")))
+}

@@ -1,0 +1,94 @@
+//! `POST /v1/jobs`: validate, deduplicate, record, enqueue.
+
+use crate::chunk;
+use crate::domain::{JobId, JobRequest, PointName};
+use crate::error::Error;
+use crate::fingerprint::fingerprint;
+use crate::job::{Job, JobStatus};
+use crate::ports::{Clock, JobMessage, JobQueue, SqlDb};
+use crate::store::{self, NewJob};
+
+/// What a submission led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new job was recorded (202). `enqueued` is false when the queue send
+    /// failed: the row stays `queued` and the reaper sends it (outbox).
+    Created {
+        /// The job.
+        job: Job,
+        /// Whether the queue accepted the message now.
+        enqueued: bool,
+    },
+    /// An identical live or fresh job of the same owner was returned (200).
+    Existing(Job),
+}
+
+/// Submits a job: at most two D1 round trips (a lookup, then one batch).
+pub async fn submit<D: SqlDb, Q: JobQueue, C: Clock>(
+    db: &D,
+    queue: &Q,
+    clock: &C,
+    max_points: usize,
+    freshness_ms: i64,
+    owner: &str,
+    body: &[u8],
+) -> Result<Submitted, Error> {
+    let now = clock.now_ms();
+    let req = JobRequest::parse(body, now, max_points)?;
+    let fp = fingerprint(&req);
+    if !req.force {
+        let q = store::select_reusable_job(owner, &fp, now - freshness_ms);
+        if let Some(job) = store::get_job(db, q).await? {
+            return Ok(Submitted::Existing(job));
+        }
+    }
+    let id = JobId::from_bytes(clock.random_bytes());
+    let points: Vec<&str> = req.points.iter().map(PointName::as_str).collect();
+    let new = NewJob {
+        id: &id,
+        owner,
+        site: req.site.as_str(),
+        points_json: serde_json::to_string(&points).unwrap_or_else(|_| "[]".to_owned()),
+        start_ms: req.range.start(),
+        end_ms: req.range.end(),
+        fingerprint: &fp,
+        chunks_total: chunk::plan(req.range.start(), req.range.end(), points.len()).len() as i64,
+        now,
+    };
+    db.batch(&[
+        store::insert_job(&new),
+        store::insert_event(&id, now, JobStatus::Queued, 0, None),
+    ])
+    .await?;
+    let enqueued = queue
+        .send(&JobMessage { job_id: id.clone(), hop: 0 }, 0)
+        .await
+        .is_ok();
+    // The row is what we just wrote; build it rather than read it back.
+    let job = Job {
+        id: id.clone(),
+        owner: owner.to_owned(),
+        site: new.site.to_owned(),
+        points: points.iter().map(|p| p.to_string()).collect(),
+        start_ms: new.start_ms,
+        end_ms: new.end_ms,
+        fingerprint: fp.clone(),
+        status: JobStatus::Queued,
+        attempts: 0,
+        chunks_total: new.chunks_total,
+        chunks_done: 0,
+        sample_count: 0,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+        sent_at: None,
+        lease_until: None,
+        last_error: None,
+        result_key: None,
+        result_bytes: None,
+        result_sha256: None,
+        alerted_at: None,
+    };
+    Ok(Submitted::Created { job, enqueued })
+}

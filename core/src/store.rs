@@ -1,0 +1,357 @@
+//! Every SQL statement the system runs, one function each.
+//!
+//! Statements are built here and executed through [`SqlDb`], so D1 in the
+//! Worker and SQLite in the native tests run the very same text. Every status
+//! UPDATE is compare-and-set on the status it expects.
+
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+
+use crate::aggregate::Aggregate;
+use crate::domain::{EpochMs, JobId};
+use crate::error::StoreError;
+use crate::job::{Job, JobStatus};
+use crate::ports::{Row, SqlDb, SqlValue, Statement};
+
+/// D1 allows 100 bound parameters per statement.
+pub const MAX_PARAMS: usize = 100;
+/// Columns bound per aggregate row.
+const AGG_COLS: usize = 16;
+/// Aggregate rows per upsert statement: as many as fit in 100 parameters.
+pub const AGG_ROWS_PER_STATEMENT: usize = MAX_PARAMS / AGG_COLS;
+
+fn stmt(sql: &'static str, params: Vec<SqlValue>) -> Statement {
+    Statement {
+        sql: Cow::Borrowed(sql),
+        params,
+    }
+}
+
+/// Decodes rows into a type.
+pub fn decode<T: DeserializeOwned>(rows: Vec<Row>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|r| {
+            serde_json::from_value(serde_json::Value::Object(r))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
+/// A new job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// Id.
+    pub id: &'a JobId,
+    /// Owner.
+    pub owner: &'a str,
+    /// Site.
+    pub site: &'a str,
+    /// Points as a JSON array.
+    pub points_json: String,
+    /// Range start.
+    pub start_ms: EpochMs,
+    /// Range end.
+    pub end_ms: EpochMs,
+    /// Fingerprint.
+    pub fingerprint: &'a str,
+    /// Chunks in the plan.
+    pub chunks_total: i64,
+    /// Now.
+    pub now: EpochMs,
+}
+
+/// Inserts a `queued` job.
+pub fn insert_job(j: &NewJob<'_>) -> Statement {
+    stmt(
+        "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
+         chunks_total, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+        vec![
+            j.id.as_str().into(),
+            j.owner.into(),
+            j.site.into(),
+            j.points_json.clone().into(),
+            j.start_ms.into(),
+            j.end_ms.into(),
+            j.fingerprint.into(),
+            j.chunks_total.into(),
+            j.now.into(),
+            j.now.into(),
+        ],
+    )
+}
+
+/// Appends to a job's history.
+pub fn insert_event(
+    id: &JobId,
+    at: EpochMs,
+    status: JobStatus,
+    attempt: i64,
+    detail: Option<&str>,
+) -> Statement {
+    stmt(
+        "INSERT INTO job_events (job_id, at, status, attempt, detail) VALUES (?, ?, ?, ?, ?)",
+        vec![
+            id.as_str().into(),
+            at.into(),
+            status.as_str().into(),
+            attempt.into(),
+            detail.into(),
+        ],
+    )
+}
+
+/// Appends to a job's history only if the job is now in `status`: batched
+/// after a compare-and-set, it records the transition only when it happened.
+pub fn insert_event_if(
+    id: &JobId,
+    at: EpochMs,
+    status: JobStatus,
+    attempt: i64,
+    detail: Option<&str>,
+) -> Statement {
+    stmt(
+        "INSERT INTO job_events (job_id, at, status, attempt, detail) \
+         SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+         (SELECT 1 FROM queue_jobs WHERE id = ?1 AND status = ?3 AND updated_at = ?2)",
+        vec![
+            id.as_str().into(),
+            at.into(),
+            status.as_str().into(),
+            attempt.into(),
+            detail.into(),
+        ],
+    )
+}
+
+/// One job, whoever owns it (consumer and dead-letter roles).
+pub fn select_job(id: &JobId) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE id = ?",
+        vec![id.as_str().into()],
+    )
+}
+
+/// One job of one owner (the API: another owner's job does not exist).
+pub fn select_owned_job(id: &JobId, owner: &str) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE id = ? AND owner = ?",
+        vec![id.as_str().into(), owner.into()],
+    )
+}
+
+/// The owner's newest job with this fingerprint that is live (queued,
+/// processing, failed-and-retrying) or completed after `fresh_since`.
+pub fn select_reusable_job(owner: &str, fingerprint: &str, fresh_since: EpochMs) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE owner = ? AND fingerprint = ? \
+         AND (status IN ('queued', 'processing', 'failed') \
+              OR (status = 'completed' AND finished_at >= ?)) \
+         ORDER BY created_at DESC LIMIT 1",
+        vec![owner.into(), fingerprint.into(), fresh_since.into()],
+    )
+}
+
+/// Records that the queue accepted the job's message.
+pub fn mark_sent(id: &JobId, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+        vec![now.into(), id.as_str().into()],
+    )
+}
+
+/// Claims a job for processing: compare-and-set from `queued` or `failed`,
+/// or from `processing` whose lease has lapsed. Returns the row if claimed.
+pub fn claim_job(id: &JobId, now: EpochMs, lease_until: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'processing', attempts = attempts + 1, \
+         started_at = COALESCE(started_at, ?), sent_at = COALESCE(sent_at, ?), \
+         lease_until = ?, updated_at = ? \
+         WHERE id = ? AND (status IN ('queued', 'failed') \
+               OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?))) \
+         RETURNING *",
+        vec![
+            now.into(),
+            now.into(),
+            lease_until.into(),
+            now.into(),
+            id.as_str().into(),
+            now.into(),
+        ],
+    )
+}
+
+/// The indexes of a job's finished chunks.
+pub fn select_done_chunks(id: &JobId) -> Statement {
+    stmt(
+        "SELECT idx FROM job_chunks WHERE job_id = ? ORDER BY idx",
+        vec![id.as_str().into()],
+    )
+}
+
+/// The status of a job (cancellation checks).
+pub fn select_status(id: &JobId) -> Statement {
+    stmt(
+        "SELECT status FROM queue_jobs WHERE id = ?",
+        vec![id.as_str().into()],
+    )
+}
+
+/// Multi-row upserts of aggregates, each filling up to 100 parameters.
+/// Rewriting the same rows leaves the table unchanged.
+pub fn upsert_aggregates(site: &str, point: &str, rows: &[Aggregate]) -> Vec<Statement> {
+    rows.chunks(AGG_ROWS_PER_STATEMENT)
+        .map(|group| {
+            let mut sql = String::from(
+                "INSERT INTO timeseries_agg (site, point, resolution, bucket_start, count, min, \
+                 max, sum, mean, stddev, first_ts, first_value, last_ts, last_value, \
+                 non_numeric, non_finite) VALUES ",
+            );
+            let mut params = Vec::with_capacity(group.len() * AGG_COLS);
+            for (i, a) in group.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                params.extend([
+                    site.into(),
+                    point.into(),
+                    a.resolution.as_str().into(),
+                    a.bucket_start.into(),
+                    (a.count as i64).into(),
+                    a.min.into(),
+                    a.max.into(),
+                    a.sum.into(),
+                    a.mean.into(),
+                    a.stddev.into(),
+                    a.first.map(|f| f.0).into(),
+                    a.first.map(|f| f.1).into(),
+                    a.last.map(|f| f.0).into(),
+                    a.last.map(|f| f.1).into(),
+                    (a.non_numeric as i64).into(),
+                    (a.non_finite as i64).into(),
+                ]);
+            }
+            sql.push_str(
+                " ON CONFLICT (site, point, resolution, bucket_start) DO UPDATE SET \
+                 count = excluded.count, min = excluded.min, max = excluded.max, \
+                 sum = excluded.sum, mean = excluded.mean, stddev = excluded.stddev, \
+                 first_ts = excluded.first_ts, first_value = excluded.first_value, \
+                 last_ts = excluded.last_ts, last_value = excluded.last_value, \
+                 non_numeric = excluded.non_numeric, non_finite = excluded.non_finite",
+            );
+            Statement {
+                sql: Cow::Owned(sql),
+                params,
+            }
+        })
+        .collect()
+}
+
+/// Records a finished chunk (once, however often it is written).
+pub fn insert_chunk(id: &JobId, idx: u32, samples: u64, bytes: u64) -> Statement {
+    stmt(
+        "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes) VALUES (?, ?, ?, ?)",
+        vec![
+            id.as_str().into(),
+            i64::from(idx).into(),
+            (samples as i64).into(),
+            (bytes as i64).into(),
+        ],
+    )
+}
+
+/// Recomputes progress from the checkpoints and renews the lease, while the
+/// job is still `processing`.
+pub fn refresh_progress(id: &JobId, now: EpochMs, lease_until: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET \
+         chunks_done = (SELECT COUNT(*) FROM job_chunks WHERE job_id = ?1), \
+         sample_count = (SELECT COALESCE(SUM(samples), 0) FROM job_chunks WHERE job_id = ?1), \
+         lease_until = ?2, updated_at = ?3 \
+         WHERE id = ?1 AND status = 'processing'",
+        vec![id.as_str().into(), lease_until.into(), now.into()],
+    )
+}
+
+/// Releases the lease so a continuation message can claim at once.
+pub fn release_lease(id: &JobId, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET lease_until = NULL, updated_at = ? \
+         WHERE id = ? AND status = 'processing'",
+        vec![now.into(), id.as_str().into()],
+    )
+}
+
+/// `processing` → `completed`, with the result object.
+pub fn complete_job(
+    id: &JobId,
+    now: EpochMs,
+    result_key: &str,
+    result_bytes: u64,
+    result_sha256: &str,
+) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'completed', finished_at = ?, updated_at = ?, \
+         lease_until = NULL, last_error = NULL, result_key = ?, result_bytes = ?, result_sha256 = ? \
+         WHERE id = ? AND status = 'processing'",
+        vec![
+            now.into(),
+            now.into(),
+            result_key.into(),
+            (result_bytes as i64).into(),
+            result_sha256.into(),
+            id.as_str().into(),
+        ],
+    )
+}
+
+/// `processing` → `failed` after a transient failure; a retry will claim it.
+pub fn fail_job_transient(id: &JobId, now: EpochMs, error: &str) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'failed', last_error = ?, lease_until = NULL, updated_at = ? \
+         WHERE id = ? AND status = 'processing'",
+        vec![error.into(), now.into(), id.as_str().into()],
+    )
+}
+
+/// Any non-terminal status → `failed_permanent`. Returns the row when this
+/// call made the transition, so only one caller alerts.
+pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'failed_permanent', last_error = ?, finished_at = ?, \
+         updated_at = ?, lease_until = NULL \
+         WHERE id = ? AND status IN ('queued', 'processing', 'failed') RETURNING *",
+        vec![error.into(), now.into(), now.into(), id.as_str().into()],
+    )
+}
+
+/// Marks the dead-letter alert as sent, once.
+pub fn mark_alerted(id: &JobId, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET alerted_at = ? \
+         WHERE id = ? AND status = 'failed_permanent' AND alerted_at IS NULL",
+        vec![now.into(), id.as_str().into()],
+    )
+}
+
+/// A job's history, oldest first.
+pub fn select_events(id: &JobId) -> Statement {
+    stmt(
+        "SELECT at, status, attempt, detail FROM job_events WHERE job_id = ? ORDER BY at, rowid",
+        vec![id.as_str().into()],
+    )
+}
+
+/// Counts a job's daily aggregate rows (tests and the run summary).
+pub fn count_aggregates(site: &str, resolution: &str) -> Statement {
+    stmt(
+        "SELECT COUNT(*) AS n FROM timeseries_agg WHERE site = ? AND resolution = ?",
+        vec![site.into(), resolution.into()],
+    )
+}
+
+/// Reads one job, if any.
+pub async fn get_job<D: SqlDb>(db: &D, q: Statement) -> Result<Option<Job>, StoreError> {
+    Ok(decode::<Job>(db.query(&q).await?)?.into_iter().next())
+}

@@ -1,0 +1,122 @@
+//! Timeouts for every outbound call, as decorators over the ports.
+//!
+//! The Worker wraps its D1 and R2 adapters in [`TimedDb`] and [`TimedBlobs`],
+//! so no storage call can hang an invocation. HTTP clients take their timeout
+//! per request ([`crate::ports::HttpRequest::timeout_ms`]).
+
+use std::future::Future;
+
+use futures::future::{select, Either};
+
+use crate::error::StoreError;
+use crate::ports::{BlobMeta, BlobStore, Clock, Row, SqlDb, Statement, UploadedPart};
+
+/// Runs `fut`, giving up after `ms`: `None` means it timed out.
+pub async fn within<C: Clock, F: Future>(clock: &C, ms: u64, fut: F) -> Option<F::Output> {
+    let sleep = clock.sleep(ms);
+    futures::pin_mut!(fut, sleep);
+    match select(fut, sleep).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
+async fn timed<C: Clock, T>(
+    clock: &C,
+    ms: u64,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    within(clock, ms, fut)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(what)))
+}
+
+/// A [`SqlDb`] whose every call fails with [`StoreError::Timeout`] past `ms`.
+pub struct TimedDb<D, C> {
+    inner: D,
+    clock: C,
+    ms: u64,
+}
+
+impl<D, C> TimedDb<D, C> {
+    /// Wraps `inner`.
+    pub fn new(inner: D, clock: C, ms: u64) -> Self {
+        Self { inner, clock, ms }
+    }
+}
+
+impl<D: SqlDb, C: Clock> SqlDb for TimedDb<D, C> {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
+        timed(&self.clock, self.ms, "database query", self.inner.query(stmt)).await
+    }
+    async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
+        timed(&self.clock, self.ms, "database statement", self.inner.execute(stmt)).await
+    }
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        timed(&self.clock, self.ms, "database batch", self.inner.batch(stmts)).await
+    }
+}
+
+/// A [`BlobStore`] whose every call fails with [`StoreError::Timeout`] past `ms`.
+pub struct TimedBlobs<B, C> {
+    inner: B,
+    clock: C,
+    ms: u64,
+}
+
+impl<B, C> TimedBlobs<B, C> {
+    /// Wraps `inner`.
+    pub fn new(inner: B, clock: C, ms: u64) -> Self {
+        Self { inner, clock, ms }
+    }
+}
+
+impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
+        timed(&self.clock, self.ms, "object put", self.inner.put(key, bytes, meta)).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &BlobMeta,
+    ) -> Result<bool, StoreError> {
+        let fut = self.inner.put_if_absent(key, bytes, meta);
+        timed(&self.clock, self.ms, "object put", fut).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        timed(&self.clock, self.ms, "object get", self.inner.get(key)).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        timed(&self.clock, self.ms, "object head", self.inner.head(key)).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        timed(&self.clock, self.ms, "object delete", self.inner.delete(key)).await
+    }
+    async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
+        let fut = self.inner.multipart_begin(key, meta);
+        timed(&self.clock, self.ms, "multipart begin", fut).await
+    }
+    async fn multipart_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError> {
+        let fut = self
+            .inner
+            .multipart_part(key, upload_id, part_number, bytes);
+        timed(&self.clock, self.ms, "multipart part", fut).await
+    }
+    async fn multipart_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> Result<(), StoreError> {
+        let fut = self.inner.multipart_complete(key, upload_id, parts);
+        timed(&self.clock, self.ms, "multipart complete", fut).await
+    }
+}
