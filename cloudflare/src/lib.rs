@@ -1,1 +1,436 @@
-//! placeholder
+//! Cloudflare adapters for the core ports.
+//!
+//! # Layout
+//! - [`D1Db`]: [`SqlDb`] over a D1 binding (integers bound as JS numbers).
+//! - [`R2Blobs`]: [`BlobStore`] over an R2 bucket, multipart included.
+//! - [`CfQueue`]: [`JobQueue`] over a Queues producer binding.
+//! - [`FetchHttp`]: [`HttpClient`] over Fetch, with an `AbortSignal` timeout
+//!   raced against a `Delay`.
+//! - [`JsClock`]: `Date.now()`, `Delay` and `crypto.getRandomValues`.
+//! - [`queue`]: raw queue messages (with their delivery `attempts`) and the
+//!   one function that applies a [`Disposition`].
+//! - [`Bindings`]: binding and variable names, and the timed adapters built
+//!   from an `Env`.
+//!
+//! Everything that can fail returns an error: a panic would kill the isolate.
+
+#![deny(missing_docs)]
+#![allow(async_fn_in_trait)]
+
+pub mod queue;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use js_sys::{Function, Reflect, Uint8Array};
+use tsp_core::config::Config;
+use tsp_core::error::{Disposition, Error, StoreError, UpstreamError};
+use tsp_core::ports::{
+    BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row,
+    SqlDb, SqlValue, Statement, UploadedPart,
+};
+use tsp_core::timeout::{within, TimedBlobs, TimedDb};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Env, Headers, HttpMetadata, Method, RequestInit};
+
+/// Binding and variable names, shared with wrangler.toml.
+pub mod names {
+    /// The D1 database.
+    pub const DB: &str = "DB";
+    /// The R2 bucket for results, chunk parts and dead-letter archives.
+    pub const BUCKET: &str = "RESULTS";
+    /// The jobs queue producer binding.
+    pub const JOBS_QUEUE: &str = "JOBS";
+    /// Vars and secrets read into [`tsp_core::config::Config`].
+    pub const CONFIG_KEYS: [&str; 18] = [
+        "ACE_API_URL",
+        "ACE_API_TOKEN",
+        "UPSTREAM_PAGE_SIZE",
+        "UPSTREAM_TIMEOUT_MS",
+        "UPSTREAM_CONCURRENCY",
+        "PAGE_RETRIES",
+        "MALFORMED_LIMIT",
+        "STORAGE_TIMEOUT_MS",
+        "INVOCATION_BUDGET_MS",
+        "LEASE_MS",
+        "MAX_POINTS",
+        "FRESHNESS_MS",
+        "MAX_RETRIES",
+        "SINGLE_PUT_MAX_BYTES",
+        "MULTIPART_PART_BYTES",
+        "ALERT_WEBHOOK_URL",
+        "ALERT_TIMEOUT_MS",
+        "PUBLIC_BASE_URL",
+    ];
+    /// Secret: `token=owner` pairs, comma separated.
+    pub const API_TOKENS: &str = "API_TOKENS";
+}
+
+/// Reads a var or secret as a string.
+pub fn env_string(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+}
+
+/// Reads the configuration from vars and secrets.
+pub fn config(env: &Env) -> Result<Config, Error> {
+    let vals: HashMap<&str, String> = names::CONFIG_KEYS
+        .iter()
+        .filter_map(|k| env_string(env, k).map(|v| (*k, v)))
+        .collect();
+    Ok(Config::from_lookup(|k| vals.get(k).cloned())?)
+}
+
+/// The adapters of one invocation, each storage call under a timeout.
+pub struct Bindings {
+    /// D1, timed.
+    pub db: TimedDb<D1Db, JsClock>,
+    /// R2, timed.
+    pub blobs: TimedBlobs<R2Blobs, JsClock>,
+    /// The raw bucket, for streaming reads.
+    pub bucket: worker::Bucket,
+    /// The jobs queue.
+    pub queue: CfQueue,
+    /// Outbound HTTP.
+    pub http: FetchHttp,
+    /// Clock.
+    pub clock: JsClock,
+    /// Settings.
+    pub cfg: Config,
+}
+
+impl Bindings {
+    /// Builds the adapters from the Worker's environment.
+    pub fn from_env(env: &Env) -> Result<Self, Error> {
+        let cfg = config(env)?;
+        let missing = |what: &str, e: worker::Error| {
+            Error::Store(StoreError::Backend(format!("binding {what}: {e}")))
+        };
+        let d1 = env.d1(names::DB).map_err(|e| missing(names::DB, e))?;
+        let bucket = env
+            .bucket(names::BUCKET)
+            .map_err(|e| missing(names::BUCKET, e))?;
+        let queue = env
+            .queue(names::JOBS_QUEUE)
+            .map_err(|e| missing(names::JOBS_QUEUE, e))?;
+        let ms = cfg.storage_timeout_ms;
+        Ok(Self {
+            db: TimedDb::new(D1Db(d1), JsClock, ms),
+            blobs: TimedBlobs::new(R2Blobs(bucket.clone()), JsClock, ms),
+            bucket,
+            queue: CfQueue(queue),
+            http: FetchHttp,
+            clock: JsClock,
+            cfg,
+        })
+    }
+
+    /// The service dependencies.
+    pub fn deps(
+        &self,
+    ) -> tsp_core::service::Deps<
+        '_,
+        TimedDb<D1Db, JsClock>,
+        TimedBlobs<R2Blobs, JsClock>,
+        CfQueue,
+        FetchHttp,
+        JsClock,
+    > {
+        tsp_core::service::Deps {
+            db: &self.db,
+            blobs: &self.blobs,
+            queue: &self.queue,
+            http: &self.http,
+            clock: &self.clock,
+            cfg: &self.cfg,
+        }
+    }
+}
+
+fn js_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// D1 as a [`SqlDb`].
+pub struct D1Db(pub worker::D1Database);
+
+impl D1Db {
+    fn prepare(&self, stmt: &Statement) -> Result<worker::D1PreparedStatement, StoreError> {
+        let params: Vec<JsValue> = stmt
+            .params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Null => JsValue::NULL,
+                // JS numbers are f64: exact for epoch milliseconds and counts.
+                SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
+                SqlValue::Real(f) => JsValue::from_f64(*f),
+                SqlValue::Text(s) => JsValue::from_str(s),
+            })
+            .collect();
+        self.0.prepare(stmt.sql.as_ref()).bind(&params).map_err(js_err)
+    }
+}
+
+fn changes(r: &worker::D1Result) -> u64 {
+    r.meta()
+        .ok()
+        .flatten()
+        .and_then(|m| m.changes)
+        .unwrap_or(0) as u64
+}
+
+impl SqlDb for D1Db {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
+        let res = self.prepare(stmt)?.all().await.map_err(js_err)?;
+        let rows: Vec<serde_json::Value> = res.results().map_err(js_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|v| match v {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
+        let res = self.prepare(stmt)?.run().await.map_err(js_err)?;
+        Ok(changes(&res))
+    }
+
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        let prepared = stmts
+            .iter()
+            .map(|s| self.prepare(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let res = self.0.batch(prepared).await.map_err(js_err)?;
+        Ok(res.iter().map(changes).collect())
+    }
+}
+
+/// R2 as a [`BlobStore`].
+pub struct R2Blobs(pub worker::Bucket);
+
+fn http_meta(meta: &BlobMeta) -> HttpMetadata {
+    HttpMetadata {
+        content_type: Some(meta.content_type.clone()),
+        ..HttpMetadata::default()
+    }
+}
+
+fn custom_meta(meta: &BlobMeta) -> HashMap<String, String> {
+    meta.custom.iter().cloned().collect()
+}
+
+impl BlobStore for R2Blobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
+        self.0
+            .put(key, bytes)
+            .http_metadata(http_meta(meta))
+            .custom_metadata(custom_meta(meta))
+            .execute()
+            .await
+            .map_err(js_err)?;
+        Ok(())
+    }
+
+    /// Head, then put. Callers serialize on a D1 compare-and-set first, so
+    /// the window between the two is not contended.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &BlobMeta,
+    ) -> Result<bool, StoreError> {
+        if self.head(key).await?.is_some() {
+            return Ok(false);
+        }
+        self.put(key, bytes, meta).await?;
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(obj) = self.0.get(key).execute().await.map_err(js_err)? else {
+            return Ok(None);
+        };
+        match obj.body() {
+            Some(body) => Ok(Some(body.bytes().await.map_err(js_err)?)),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.0.head(key).await.map_err(js_err)?.map(|o| o.size()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await.map_err(js_err)
+    }
+
+    async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
+        let up = self
+            .0
+            .create_multipart_upload(key)
+            .http_metadata(http_meta(meta))
+            .custom_metadata(custom_meta(meta))
+            .execute()
+            .await
+            .map_err(js_err)?;
+        Ok(up.upload_id().await)
+    }
+
+    async fn multipart_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError> {
+        let up = self
+            .0
+            .resume_multipart_upload(key, upload_id)
+            .map_err(js_err)?;
+        let part = up.upload_part(part_number, bytes).await.map_err(js_err)?;
+        Ok(UploadedPart {
+            part_number: part.part_number(),
+            etag: part.etag(),
+        })
+    }
+
+    async fn multipart_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> Result<(), StoreError> {
+        let up = self
+            .0
+            .resume_multipart_upload(key, upload_id)
+            .map_err(js_err)?;
+        let parts = parts
+            .into_iter()
+            .map(|p| worker::UploadedPart::new(p.part_number, p.etag));
+        up.complete(parts).await.map_err(js_err)?;
+        Ok(())
+    }
+}
+
+/// The jobs queue as a [`JobQueue`].
+pub struct CfQueue(pub worker::Queue);
+
+impl JobQueue for CfQueue {
+    async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error> {
+        let m = worker::MessageBuilder::new(msg.clone())
+            .delay_seconds(delay_seconds)
+            .build();
+        self.0
+            .send(m)
+            .await
+            .map_err(|e| Error::Queue(e.to_string()))
+    }
+}
+
+/// Fetch as an [`HttpClient`]. The timeout aborts the request through an
+/// `AbortSignal`; a `Delay` raced against it makes sure the call returns
+/// even if the runtime is slow to honour the abort.
+pub struct FetchHttp;
+
+impl FetchHttp {
+    async fn send_inner(
+        req: &HttpRequest,
+        signal: &worker::AbortSignal,
+    ) -> Result<HttpResponse, UpstreamError> {
+        let headers = Headers::new();
+        for (k, v) in &req.headers {
+            headers
+                .set(k, v)
+                .map_err(|e| UpstreamError::Network(format!("header {k}: {e}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(if req.method == "POST" {
+            Method::Post
+        } else {
+            Method::Get
+        })
+        .with_headers(headers);
+        if let Some(b) = &req.body {
+            init.with_body(Some(Uint8Array::from(b.as_slice()).into()));
+        }
+        let request = worker::Request::new_with_init(&req.url, &init)
+            .map_err(|e| UpstreamError::Network(e.to_string()))?;
+        let net = |e: worker::Error| {
+            if signal.aborted() {
+                UpstreamError::Timeout(req.timeout_ms)
+            } else {
+                UpstreamError::Network(e.to_string())
+            }
+        };
+        let mut resp = worker::Fetch::Request(request)
+            .send_with_signal(signal)
+            .await
+            .map_err(net)?;
+        let status = resp.status_code();
+        let retry_after = resp.headers().get("retry-after").ok().flatten();
+        let body = resp.bytes().await.map_err(net)?;
+        Ok(HttpResponse {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+impl HttpClient for FetchHttp {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, UpstreamError> {
+        let ms = u32::try_from(req.timeout_ms).unwrap_or(u32::MAX);
+        let signal = web_sys::AbortSignal::timeout_with_u32(ms);
+        let signal = worker::AbortSignal::from(signal);
+        // A little slack so the abort, not the race, normally decides.
+        within(&JsClock, req.timeout_ms + 250, Self::send_inner(&req, &signal))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(req.timeout_ms)))
+    }
+}
+
+/// Time and randomness from the JS runtime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now_ms(&self) -> i64 {
+        js_sys::Date::now() as i64
+    }
+
+    async fn sleep(&self, ms: u64) {
+        worker::Delay::from(Duration::from_millis(ms)).await;
+    }
+
+    fn random_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let filled = (|| -> Result<(), JsValue> {
+            let crypto = Reflect::get(&js_sys::global(), &"crypto".into())?;
+            let f: Function = Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+            let arr = Uint8Array::new_with_length(16);
+            f.call1(&crypto, &arr)?;
+            arr.copy_to(&mut out);
+            Ok(())
+        })();
+        if filled.is_err() {
+            // Never expected in workerd; ids stay unique enough for a retry.
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = (js_sys::Math::random() * 256.0) as u8 ^ i as u8;
+            }
+        }
+        out
+    }
+}
+
+/// What a queue handler tells the runtime, for logs.
+pub fn describe(d: Disposition) -> String {
+    match d {
+        Disposition::Ack => "ack".to_owned(),
+        Disposition::Retry { delay_seconds } => format!("retry in {delay_seconds} s"),
+        Disposition::DeadLetter => "dead-letter".to_owned(),
+    }
+}

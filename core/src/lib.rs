@@ -5,6 +5,7 @@
 //! the same [`service`] code and the same SQL from [`store`].
 //!
 //! # Layout
+//! - [`auth`]: bearer tokens to owners, in constant time.
 //! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
 //! - [`job`]: the job state machine and the `queue_jobs` row.
 //! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
@@ -25,6 +26,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod aggregate;
+pub mod auth;
 pub mod chunk;
 pub mod codec;
 pub mod config;

@@ -343,15 +343,55 @@ pub fn select_events(id: &JobId) -> Statement {
     )
 }
 
-/// Counts a job's daily aggregate rows (tests and the run summary).
-pub fn count_aggregates(site: &str, resolution: &str) -> Statement {
-    stmt(
-        "SELECT COUNT(*) AS n FROM timeseries_agg WHERE site = ? AND resolution = ?",
-        vec![site.into(), resolution.into()],
-    )
-}
-
 /// Reads one job, if any.
 pub async fn get_job<D: SqlDb>(db: &D, q: Statement) -> Result<Option<Job>, StoreError> {
     Ok(decode::<Job>(db.query(&q).await?)?.into_iter().next())
+}
+
+/// Aggregates of one point and resolution in `[from, to)`, after the
+/// `after` bucket (cursor), at most `limit` rows: one primary-key range scan.
+pub fn select_aggregates(
+    site: &str,
+    point: &str,
+    resolution: &str,
+    from: EpochMs,
+    to: EpochMs,
+    limit: i64,
+) -> Statement {
+    stmt(
+        "SELECT bucket_start, count, min, max, sum, mean, stddev, first_ts, first_value, \
+         last_ts, last_value, non_numeric, non_finite FROM timeseries_agg \
+         WHERE site = ? AND point = ? AND resolution = ? AND bucket_start >= ? AND bucket_start < ? \
+         ORDER BY bucket_start LIMIT ?",
+        vec![
+            site.into(),
+            point.into(),
+            resolution.into(),
+            from.into(),
+            to.into(),
+            limit.into(),
+        ],
+    )
+}
+
+/// Jobs that may have no live message: `processing` with a lapsed lease, or
+/// `queued`/`failed` untouched since `idle_before` (the outbox). Oldest first.
+pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE \
+         (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?) \
+         OR (status IN ('queued', 'failed') AND updated_at < ?) \
+         ORDER BY updated_at LIMIT ?",
+        vec![now.into(), idle_before.into(), limit.into()],
+    )
+}
+
+/// Marks a job as just resent, compare-and-set on the row version the
+/// reaper read, so two reapers never both resend it.
+pub fn touch_for_resend(id: &JobId, seen_updated_at: EpochMs, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET updated_at = ? WHERE id = ? AND updated_at = ? \
+         AND status IN ('queued', 'processing', 'failed')",
+        vec![now.into(), id.as_str().into(), seen_updated_at.into()],
+    )
 }

@@ -1,1 +1,50 @@
-//! placeholder
+//! The dead-letter role: each message that exhausted its retries goes down
+//! [`tsp_core::service::dead_letter::dead_letter`] — `failed_permanent`,
+//! archived to R2, alerted once.
+//!
+//! # Layout
+//! - [`handle_batch`]: decode each message (or archive it raw), run the
+//!   terminal path, ack or retry.
+
+#![deny(missing_docs)]
+
+use tsp_cloudflare::queue::RawMessage;
+use tsp_cloudflare::{describe, Bindings};
+use tsp_core::error::Disposition;
+use tsp_core::ports::JobMessage;
+use tsp_core::service::dead_letter::dead_letter;
+
+/// Handles a batch from the dead-letter queue.
+pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
+    let deps = b.deps();
+    let log = |line: &str| worker::console_log!("{line}");
+    for m in messages {
+        let body = m.body_json();
+        let parsed = serde_json::from_value::<JobMessage>(body.clone()).ok();
+        let reason = "retries exhausted on the jobs queue";
+        let id = parsed.as_ref().map(|p| &p.job_id);
+        let disposition = match dead_letter(&deps, id, reason, &body, &log).await {
+            Ok(outcome) => {
+                log(&serde_json::json!({
+                    "event": "dead_letter",
+                    "message_id": m.id,
+                    "job_id": id,
+                    "outcome": format!("{outcome:?}"),
+                })
+                .to_string());
+                Disposition::Ack
+            }
+            Err(e) => {
+                worker::console_error!("dead-letter path failed for {}: {e}", m.id);
+                // Always retry here: there is no further queue to fall to.
+                match Disposition::for_error(&e, m.attempts) {
+                    Disposition::Retry { delay_seconds } => Disposition::Retry { delay_seconds },
+                    _ => Disposition::Retry { delay_seconds: 30 },
+                }
+            }
+        };
+        if let Err(e) = m.apply(disposition) {
+            worker::console_error!("could not {} message {}: {e:?}", describe(disposition), m.id);
+        }
+    }
+}

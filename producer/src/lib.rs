@@ -1,1 +1,83 @@
-//! placeholder
+//! The producer role: the HTTP API.
+//!
+//! # Layout
+//! - [`handle`]: routing, authentication and the error → problem+json mapping.
+//! - `routes`: one function per route, each a thin adapter over a core service.
+//!
+//! Routes: `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs/{id}`,
+//! `GET /v1/jobs/{id}/result`, `GET /v1/jobs/{id}/archive`,
+//! `GET /v1/aggregates`. Every other route needs a bearer token.
+
+#![deny(missing_docs)]
+
+mod routes;
+
+use tsp_cloudflare::{env_string, names, Bindings};
+use tsp_core::auth::TokenTable;
+use tsp_core::error::Error;
+use worker::{Env, Headers, Request, Response, ResponseBuilder};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Handles one HTTP request. Never fails: every error becomes a response.
+pub async fn handle(req: Request, env: &Env) -> Response {
+    let path = req.path();
+    if path == "/healthz" {
+        return json(200, &serde_json::json!({"status": "ok"}));
+    }
+    let result = async {
+        let tokens = TokenTable::parse(&env_string(env, names::API_TOKENS).unwrap_or_default());
+        let auth = req.headers().get("authorization").ok().flatten();
+        let owner = tokens.owner(auth.as_deref())?;
+        let b = Bindings::from_env(env)?;
+        routes::route(req, &b, &owner.0).await
+    }
+    .await;
+    result.unwrap_or_else(|e| problem(&e, &path))
+}
+
+/// A JSON response.
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.to_string().into_bytes())
+}
+
+/// The one mapping from an error to an HTTP answer: RFC 9457
+/// `application/problem+json`, with field errors for validation failures
+/// and no internals for storage failures.
+pub fn problem(err: &Error, instance: &str) -> Response {
+    let status = err.http_status();
+    let mut body = serde_json::json!({
+        "type": "about:blank",
+        "title": err.title(),
+        "status": status,
+        "detail": err.public_detail(),
+        "instance": instance,
+    });
+    if let Error::Validation(v) = err {
+        body["errors"] = serde_json::to_value(&v.errors).unwrap_or_default();
+    }
+    if !matches!(err, Error::Validation(_) | Error::NotFound) {
+        worker::console_warn!(
+            "{}",
+            serde_json::json!({"event": "request_failed", "path": instance, "status": status, "error": err.to_string()})
+        );
+    }
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/problem+json");
+    if status == 401 {
+        let _ = headers.set("www-authenticate", "Bearer");
+    }
+    if status == 503 {
+        let _ = headers.set("retry-after", "5");
+    }
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.to_string().into_bytes())
+}

@@ -5,6 +5,7 @@
 
 pub mod dead_letter;
 pub mod process;
+pub mod reap;
 pub mod submit;
 pub mod view;
 

@@ -1,0 +1,78 @@
+//! The reaper (cron): no accepted job sits forever in `queued`,
+//! `processing` or `failed`.
+//!
+//! A job whose lease lapsed (its invocation died) or that was never sent
+//! (the outbox: the queue send failed after the row was written) is sent
+//! again; it resumes from its checkpoint. A job resent too many times takes
+//! the terminal path. Each run touches a bounded number of rows.
+
+use crate::error::Error;
+use crate::job::JobStatus;
+use crate::ports::{BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
+use crate::service::{dead_letter, Deps};
+use crate::store;
+
+/// Rows one run looks at.
+pub const REAP_LIMIT: i64 = 50;
+/// A queued or failed job untouched this long may have lost its message.
+pub const IDLE_MS: i64 = 120_000;
+/// Claims after which a job that keeps stalling is declared dead.
+pub const MAX_CLAIMS: i64 = 50;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reaped {
+    /// Jobs sent again.
+    pub resent: Vec<String>,
+    /// Jobs taken down the terminal path.
+    pub dead: Vec<String>,
+}
+
+/// Runs the reaper once.
+pub async fn reap<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    log: &dyn Fn(&str),
+) -> Result<Reaped, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    H: HttpClient,
+    C: Clock,
+{
+    let now = deps.clock.now_ms();
+    let rows = deps
+        .db
+        .query(&store::select_reapable(now, now - IDLE_MS, REAP_LIMIT))
+        .await?;
+    let jobs: Vec<crate::job::Job> = store::decode(rows)?;
+    let mut out = Reaped::default();
+    for job in jobs {
+        if job.attempts >= MAX_CLAIMS {
+            let reason = format!("stalled after {} claims", job.attempts);
+            let msg = serde_json::json!({"job_id": job.id, "reaper": true});
+            dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await?;
+            out.dead.push(job.id.to_string());
+            continue;
+        }
+        let touched = deps
+            .db
+            .execute(&store::touch_for_resend(&job.id, job.updated_at, now))
+            .await?;
+        if touched != 1 {
+            continue;
+        }
+        let why = match job.status {
+            JobStatus::Processing => "lease expired",
+            _ => "no message in flight",
+        };
+        match deps.queue.send(&JobMessage { job_id: job.id.clone(), hop: 0 }, 0).await {
+            Ok(()) => {
+                log(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
+                out.resent.push(job.id.to_string());
+            }
+            Err(e) => log(&format!("reaper could not resend {}: {e}", job.id)),
+        }
+    }
+    Ok(out)
+}

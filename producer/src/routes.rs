@@ -1,0 +1,225 @@
+//! One function per route.
+
+use tsp_cloudflare::Bindings;
+use tsp_core::aggregate::Resolution;
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, JobId, DAY_MS};
+use tsp_core::error::{Error, StoreError, ValidationError};
+use tsp_core::job::JobStatus;
+use tsp_core::ports::{BlobStore, SqlDb};
+use tsp_core::service::dead_letter::archive_key;
+use tsp_core::service::submit::{submit, Submitted};
+use tsp_core::service::view::job_view;
+use tsp_core::store;
+use worker::{Headers, Method, Request, Response, ResponseBuilder};
+
+use crate::{json, MAX_BODY_BYTES};
+
+/// Largest aggregate page.
+const MAX_AGG_LIMIT: i64 = 1_000;
+
+/// Dispatches an authenticated request.
+pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
+    let path = req.path();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method(), segs.as_slice()) {
+        (Method::Post, ["v1", "jobs"]) => post_job(&mut req, b, owner).await,
+        (Method::Get, ["v1", "jobs", id]) => get_job(b, owner, id).await,
+        (Method::Get, ["v1", "jobs", id, "result"]) => get_result(&req, b, owner, id).await,
+        (Method::Get, ["v1", "jobs", id, "archive"]) => get_archive(b, owner, id).await,
+        (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b).await,
+        _ => Err(Error::NotFound),
+    }
+}
+
+async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
+    let ct = req.headers().get("content-type").ok().flatten().unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/json") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    let body = req
+        .bytes()
+        .await
+        .map_err(|e| ValidationError::single("body", &format!("could not read body: {e}")))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    let out = submit(
+        &b.db,
+        &b.queue,
+        &b.clock,
+        b.cfg.max_points,
+        b.cfg.freshness_ms,
+        owner,
+        &body,
+    )
+    .await?;
+    let (status, job, note) = match &out {
+        Submitted::Created { job, enqueued } => {
+            let note = (!enqueued).then_some("queue send failed; the reaper will send it");
+            worker::console_log!(
+                "{}",
+                tsp_core::service::transition_log(job.id.as_str(), "new", "queued", note)
+            );
+            (202, job, note)
+        }
+        Submitted::Existing(job) => (200, job, Some("an identical job exists; returning it")),
+    };
+    let mut view = job_view(job);
+    view["note"] = note.into();
+    let mut resp = json(status, &view);
+    let _ = resp
+        .headers_mut()
+        .set("location", &format!("/v1/jobs/{}", job.id));
+    Ok(resp)
+}
+
+fn parse_id(id: &str) -> Result<JobId, Error> {
+    // An id that cannot exist is simply not found.
+    JobId::parse(id).map_err(|_| Error::NotFound)
+}
+
+async fn owned_job(b: &Bindings, owner: &str, id: &str) -> Result<tsp_core::job::Job, Error> {
+    let id = parse_id(id)?;
+    store::get_job(&b.db, store::select_owned_job(&id, owner))
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+async fn get_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
+    let job = owned_job(b, owner, id).await?;
+    let mut resp = json(200, &job_view(&job));
+    if !job.status.is_terminal() {
+        let _ = resp.headers_mut().set("retry-after", "2");
+    }
+    Ok(resp)
+}
+
+async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
+    let job = owned_job(b, owner, id).await?;
+    let key = match (&job.status, &job.result_key) {
+        (JobStatus::Completed, Some(k)) => k.clone(),
+        _ => {
+            return Err(Error::Conflict(format!(
+                "job is {}; the result exists once it is completed",
+                job.status
+            )))
+        }
+    };
+    let obj = b
+        .bucket
+        .get(&key)
+        .execute()
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .ok_or(Error::NotFound)?;
+    let etag = obj.http_etag();
+    let headers = Headers::new();
+    let _ = headers.set("etag", &etag);
+    let _ = headers.set("cache-control", "private, max-age=3600");
+    let inm = req.headers().get("if-none-match").ok().flatten();
+    if inm.as_deref() == Some(etag.as_str()) {
+        return Ok(ResponseBuilder::new()
+            .with_status(304)
+            .with_headers(headers)
+            .empty());
+    }
+    let _ = headers.set("content-type", "application/vnd.tsp.columnar+msgpack+gzip");
+    let _ = headers.set(
+        "content-disposition",
+        &format!("attachment; filename=\"{}.msgpack.gz\"", job.id),
+    );
+    let _ = headers.set("content-length", &obj.size().to_string());
+    if let Some(sha) = &job.result_sha256 {
+        let _ = headers.set("x-content-sha256", sha);
+    }
+    let body = obj
+        .body()
+        .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?
+        .response_body()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .body(body))
+}
+
+async fn get_archive(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
+    let job = owned_job(b, owner, id).await?;
+    let (JobStatus::FailedPermanent, Some(at)) = (job.status, job.finished_at) else {
+        return Err(Error::Conflict(format!("job is {}; only dead jobs have an archive", job.status)));
+    };
+    let key = archive_key(job.id.as_str(), at);
+    let bytes = b.blobs.get(&key).await?.ok_or(Error::NotFound)?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(json(200, &serde_json::json!({"key": key, "archive": doc})))
+}
+
+async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> {
+    let url = req
+        .url()
+        .map_err(|e| ValidationError::single("url", &e.to_string()))?;
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let need = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ValidationError::single(k, "is required"))
+    };
+    let site = tsp_core::domain::Site::parse(need("site")?)
+        .map_err(|m| ValidationError::single("site", m))?;
+    let point = tsp_core::domain::PointName::parse(need("point")?)
+        .map_err(|m| ValidationError::single("point", m))?;
+    let res = Resolution::parse(q.get("resolution").map_or("1d", String::as_str))
+        .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?;
+    let time = |k: &str| -> Result<i64, ValidationError> {
+        parse_rfc3339(need(k)?).ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
+    };
+    let (from, to) = (time("from")?, time("to")?);
+    if to <= from || to - from > 366 * DAY_MS {
+        return Err(ValidationError::single("to", "must be after from, at most 366 days").into());
+    }
+    let limit = match q.get("limit") {
+        None => MAX_AGG_LIMIT,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_AGG_LIMIT).contains(n))
+            .ok_or_else(|| ValidationError::single("limit", "must be 1 to 1000"))?,
+    };
+    let rows = b
+        .db
+        .query(&store::select_aggregates(
+            site.as_str(),
+            point.as_str(),
+            res.as_str(),
+            from,
+            to,
+            limit,
+        ))
+        .await?;
+    // The next page starts just after the last bucket returned.
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().and_then(|r| r.get("bucket_start")).and_then(|v| v.as_f64()))
+        .flatten()
+        .map(|last| format_rfc3339(last as i64 + 1_000));
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "site": site.as_str(),
+            "point": point.as_str(),
+            "resolution": res.as_str(),
+            "rows": rows,
+            "next_from": next,
+        }),
+    ))
+}
+

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/run.sh and scripts/test.sh. Source it.
+#
+#   tsp_install        wasm target, worker-build, wasm-bindgen-cli, npm ci
+#   tsp_build          the simulator (native) and the Worker (wasm), once
+#   tsp_up DIR         fresh local state in DIR, migrations, simulator, Worker
+#   tsp_down           stops what tsp_up started, by PID / process group
+#
+# After tsp_up: TSP_URL (the Worker), TSP_SIM_URL (the simulator),
+# TSP_TOKEN (an API token), TSP_STATE (the state dir).
+
+TSP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORKER_BUILD_VERSION="0.8.7"
+export WRANGLER_SEND_METRICS=false
+export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m[tsp]\033[0m %s\n' "$*" >&2; }
+
+tsp_install() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "installing the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+    log "installing worker-build $WORKER_BUILD_VERSION (about 4 min)"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION"
+  fi
+  # wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' "$TSP_ROOT/Cargo.lock")
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (about 2 min)"
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+  if [ ! -x "$TSP_ROOT/node_modules/.bin/wrangler" ] \
+     || [ "$(cd "$TSP_ROOT" && node -p 'require("wrangler/package.json").version' 2>/dev/null)" != "4.86.0" ]; then
+    log "npm ci (wrangler 4.86.0 from package-lock.json)"
+    (cd "$TSP_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+tsp_build() {
+  log "building the simulator (native, release)"
+  (cd "$TSP_ROOT" && cargo build --release -q -p ace-sim)
+  log "building the Worker (wasm, release)"
+  (cd "$TSP_ROOT" && bash scripts/build.sh >/dev/null)
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_http() { # url seconds
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "timed out waiting for $1"
+  return 1
+}
+
+# tsp_up STATE_DIR — extra simulator flags in TSP_SIM_ARGS, extra Worker
+# vars ("KEY=VALUE" lines) in TSP_VARS.
+tsp_up() {
+  TSP_STATE="$(mkdir -p "$1" && cd "$1" && pwd)"
+  rm -rf "$TSP_STATE/persist" && mkdir -p "$TSP_STATE/persist"
+  local sim_port dev_port
+  sim_port=$(free_port)
+  dev_port=$(free_port)
+  TSP_SIM_URL="http://127.0.0.1:$sim_port"
+  TSP_URL="http://127.0.0.1:$dev_port"
+  TSP_TOKEN="local-dev-token"
+  export TSP_STATE TSP_SIM_URL TSP_URL TSP_TOKEN
+
+  # A config without [build] (wrangler 4.86 would run it twice), with
+  # absolute paths and the simulator as the upstream.
+  sed -e '/^\[build\]/,/^$/d' \
+      -e "s|^main = .*|main = \"$TSP_ROOT/build/index.js\"|" \
+      -e "s|^migrations_dir = .*|migrations_dir = \"$TSP_ROOT/schema\"|" \
+      -e "s|^ACE_API_URL = .*|ACE_API_URL = \"$TSP_SIM_URL\"|" \
+      "$TSP_ROOT/wrangler.toml" > "$TSP_STATE/wrangler.toml"
+  {
+    echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other"
+    echo "ACE_API_TOKEN=dev-token"
+    echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
+    echo "PUBLIC_BASE_URL=$TSP_URL"
+    printf '%s\n' "${TSP_VARS:-}"
+  } > "$TSP_STATE/.dev.vars"
+
+  log "applying migrations to fresh local D1 in $TSP_STATE/persist"
+  (cd "$TSP_ROOT" && npx wrangler d1 migrations apply tsp --local \
+      --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" >"$TSP_STATE/migrate.log" 2>&1) \
+    || { cat "$TSP_STATE/migrate.log" >&2; return 1; }
+
+  log "starting the ACE simulator on $TSP_SIM_URL"
+  setsid "$TSP_ROOT/target/release/ace-sim" --port "$sim_port" ${TSP_SIM_ARGS:-} \
+    >"$TSP_STATE/sim.log" 2>&1 &
+  TSP_SIM_PID=$!
+  wait_http "$TSP_SIM_URL/healthz" 20 || return 1
+
+  log "starting the Worker in the local runtime on $TSP_URL"
+  # setsid makes node the leader of a new process group (this script has
+  # no job control, so setsid execs in place and $! is that leader).
+  setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/wrangler.toml" \
+     --port "$dev_port" --persist "$TSP_STATE/persist" >"$TSP_STATE/worker.log" 2>&1 &
+  TSP_DEV_PID=$!
+  wait_http "$TSP_URL/healthz" 60 || { tail -30 "$TSP_STATE/worker.log" >&2; return 1; }
+  export TSP_SIM_PID TSP_DEV_PID
+}
+
+tsp_down() {
+  if [ -n "${TSP_DEV_PID:-}" ]; then
+    # The whole process group: node, wrangler and workerd.
+    kill -INT -- "-$TSP_DEV_PID" 2>/dev/null || kill -INT "$TSP_DEV_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$TSP_DEV_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$TSP_DEV_PID" 2>/dev/null || true
+    TSP_DEV_PID=""
+  fi
+  if [ -n "${TSP_SIM_PID:-}" ]; then
+    kill -TERM -- "-$TSP_SIM_PID" 2>/dev/null || kill -TERM "$TSP_SIM_PID" 2>/dev/null || true
+    wait "$TSP_SIM_PID" 2>/dev/null || true
+    TSP_SIM_PID=""
+  fi
+}
