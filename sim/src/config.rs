@@ -1,0 +1,152 @@
+//! Simulator settings.
+//!
+//! One struct serves three masters: the library's [`Default`], the binary's
+//! CLI flags, and `ACE_SIM_*` environment variables (so a test script can set
+//! faults without rebuilding a command line). The defaults live in constants
+//! so the clap attributes and the `Default` impl cannot drift apart.
+
+use clap::Parser;
+
+/// Default fault seed.
+pub const DEFAULT_SEED: u64 = 1;
+/// Default bearer token clients must present.
+pub const DEFAULT_TOKEN: &str = "dev-token";
+/// Default sample interval: 5 minutes, like most ACE trend logs.
+pub const DEFAULT_INTERVAL_SECS: u64 = 300;
+/// Default listen port.
+pub const DEFAULT_PORT: u16 = 9100;
+/// Default listen host.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Default `Retry-After` value on simulated 429s.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+/// Default site that always answers 503.
+pub const DEFAULT_FAIL_SITE: &str = "always-fails";
+
+/// Everything the simulator can be told.
+///
+/// The five `rate_*` fault probabilities are drawn from one uniform number per
+/// request, in the order 500, 503, 429, truncated, garbage; they are mutually
+/// exclusive, so their sum should not exceed 1 (beyond that, later kinds get
+/// whatever probability is left).
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(
+    name = "ace-sim",
+    version,
+    about = "Deterministic ACE IoT FlightDeck timeseries API simulator"
+)]
+pub struct SimConfig {
+    /// Address to bind.
+    #[arg(long, env = "ACE_SIM_HOST", default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// Port to bind; 0 picks a free one (the chosen port is printed).
+    #[arg(long, env = "ACE_SIM_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Bearer token required in `Authorization`.
+    #[arg(long, env = "ACE_SIM_TOKEN", default_value = DEFAULT_TOKEN)]
+    pub token: String,
+    /// Seed for fault injection; the same seed replays the same faults.
+    #[arg(long, env = "ACE_SIM_SEED", default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Sample interval in seconds (timestamps are multiples of it since the epoch).
+    #[arg(long, env = "ACE_SIM_INTERVAL_SECS", default_value_t = DEFAULT_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_secs: u64,
+    /// Probability of a simulated 500 per timeseries request.
+    #[arg(long, env = "ACE_SIM_RATE_500", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_500: f64,
+    /// Probability of a simulated 503 per timeseries request.
+    #[arg(long, env = "ACE_SIM_RATE_503", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_503: f64,
+    /// Probability of a simulated 429 (with `Retry-After`) per timeseries request.
+    #[arg(long, env = "ACE_SIM_RATE_429", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_429: f64,
+    /// `Retry-After` seconds sent with simulated 429s.
+    #[arg(long, env = "ACE_SIM_RETRY_AFTER_SECS", default_value_t = DEFAULT_RETRY_AFTER_SECS)]
+    pub retry_after_secs: u64,
+    /// Milliseconds of delay added to every response.
+    #[arg(long, env = "ACE_SIM_LATENCY_MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Probability that a 200 page body is cut in half.
+    #[arg(long, env = "ACE_SIM_RATE_TRUNCATED", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_truncated: f64,
+    /// Probability that a 200 page body is replaced with non-JSON garbage.
+    #[arg(long, env = "ACE_SIM_RATE_GARBAGE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_garbage: f64,
+    /// Sites that always answer 503 (comma-separated).
+    #[arg(long, env = "ACE_SIM_FAIL_SITES", value_delimiter = ',', default_value = DEFAULT_FAIL_SITE)]
+    pub fail_sites: Vec<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            host: DEFAULT_HOST.to_owned(),
+            port: DEFAULT_PORT,
+            token: DEFAULT_TOKEN.to_owned(),
+            seed: DEFAULT_SEED,
+            interval_secs: DEFAULT_INTERVAL_SECS,
+            rate_500: 0.0,
+            rate_503: 0.0,
+            rate_429: 0.0,
+            retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+            latency_ms: 0,
+            rate_truncated: 0.0,
+            rate_garbage: 0.0,
+            fail_sites: vec![DEFAULT_FAIL_SITE.to_owned()],
+        }
+    }
+}
+
+impl SimConfig {
+    /// The sample interval in milliseconds, never zero (a zero interval
+    /// would make every range infinite).
+    pub fn interval_ms(&self) -> i64 {
+        i64::try_from(self.interval_secs.max(1).saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// Parses a probability, refusing NaN and values outside `0..=1` so a typo
+/// cannot silently disable or saturate fault injection.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a probability in 0..=1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_defaults_match_default_impl() {
+        let parsed = SimConfig::try_parse_from(["ace-sim"]);
+        // Environment variables could override defaults in a developer shell;
+        // only compare when none are set.
+        if std::env::vars().any(|(k, _)| k.starts_with("ACE_SIM_")) {
+            return;
+        }
+        assert_eq!(parsed.unwrap(), SimConfig::default());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = SimConfig::try_parse_from([
+            "ace-sim",
+            "--port",
+            "0",
+            "--rate-503",
+            "0.5",
+            "--fail-sites",
+            "a,b",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 0);
+        assert_eq!(c.rate_503, 0.5);
+        assert_eq!(c.fail_sites, vec!["a", "b"]);
+        assert!(SimConfig::try_parse_from(["ace-sim", "--rate-500", "1.5"]).is_err());
+        assert!(SimConfig::try_parse_from(["ace-sim", "--interval-secs", "0"]).is_err());
+    }
+}
