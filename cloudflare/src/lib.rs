@@ -42,7 +42,7 @@ pub mod names {
     /// The jobs queue producer binding.
     pub const JOBS_QUEUE: &str = "JOBS";
     /// Vars and secrets read into [`tsp_core::config::Config`].
-    pub const CONFIG_KEYS: [&str; 18] = [
+    pub const CONFIG_KEYS: [&str; 19] = [
         "ACE_API_URL",
         "ACE_API_TOKEN",
         "UPSTREAM_PAGE_SIZE",
@@ -53,6 +53,7 @@ pub mod names {
         "STORAGE_TIMEOUT_MS",
         "INVOCATION_BUDGET_MS",
         "LEASE_MS",
+        "CHUNKS_PER_INVOCATION",
         "MAX_POINTS",
         "FRESHNESS_MS",
         "MAX_RETRIES",

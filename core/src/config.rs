@@ -26,6 +26,9 @@ pub struct Config {
     /// `INVOCATION_BUDGET_MS`: wall time one queue invocation spends before
     /// it checkpoints and continues in a new message.
     pub invocation_budget_ms: u64,
+    /// `CHUNKS_PER_INVOCATION`: chunks one invocation starts at most (0: no
+    /// cap beyond the time and statement budgets).
+    pub chunks_per_invocation: u32,
     /// `LEASE_MS`: how long a claim holds a job without progress.
     pub lease_ms: i64,
     /// `MAX_POINTS`: points per job.
@@ -79,6 +82,7 @@ impl Config {
             malformed_limit: num(&get, "MALFORMED_LIMIT", d.malformed_limit)?,
             storage_timeout_ms: num(&get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
             invocation_budget_ms: num(&get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
+            chunks_per_invocation: num(&get, "CHUNKS_PER_INVOCATION", d.chunks_per_invocation)?,
             lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
             max_points: num(&get, "MAX_POINTS", d.max_points)?,
             freshness_ms: num(&get, "FRESHNESS_MS", d.freshness_ms)?,
@@ -118,6 +122,7 @@ impl Default for Config {
             malformed_limit: 3,
             storage_timeout_ms: 20_000,
             invocation_budget_ms: 120_000,
+            chunks_per_invocation: 0,
             lease_ms: 300_000,
             max_points: 100,
             freshness_ms: 3_600_000,

@@ -181,10 +181,10 @@ pub fn claim_job(id: &JobId, now: EpochMs, lease_until: EpochMs) -> Statement {
     )
 }
 
-/// The indexes of a job's finished chunks.
+/// A job's finished chunks: index, samples and encoded bytes.
 pub fn select_done_chunks(id: &JobId) -> Statement {
     stmt(
-        "SELECT idx FROM job_chunks WHERE job_id = ? ORDER BY idx",
+        "SELECT idx, samples, bytes FROM job_chunks WHERE job_id = ? ORDER BY idx",
         vec![id.as_str().into()],
     )
 }
@@ -315,14 +315,16 @@ pub fn fail_job_transient(id: &JobId, now: EpochMs, error: &str) -> Statement {
     )
 }
 
-/// Any non-terminal status → `failed_permanent`. Returns the row when this
-/// call made the transition, so only one caller alerts.
+/// Any non-terminal status → `failed_permanent`, keeping the previous error
+/// beside the final reason. Returns the row when this call made the
+/// transition, so only one caller alerts.
 pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET status = 'failed_permanent', last_error = ?, finished_at = ?, \
-         updated_at = ?, lease_until = NULL \
-         WHERE id = ? AND status IN ('queued', 'processing', 'failed') RETURNING *",
-        vec![error.into(), now.into(), now.into(), id.as_str().into()],
+        "UPDATE queue_jobs SET status = 'failed_permanent', \
+         last_error = ?1 || COALESCE(' (last error: ' || last_error || ')', ''), \
+         finished_at = ?2, updated_at = ?2, lease_until = NULL \
+         WHERE id = ?3 AND status IN ('queued', 'processing', 'failed') RETURNING *",
+        vec![error.into(), now.into(), id.as_str().into()],
     )
 }
 

@@ -364,23 +364,28 @@ impl HttpClient for ReqwestHttp {
 /// Real time from tokio, or a fixed `now` for tests.
 #[derive(Clone, Default)]
 pub struct TokioClock {
-    fixed_now: Option<i64>,
+    fixed_now: Cell<Option<i64>>,
     counter: Cell<u64>,
 }
 
 impl TokioClock {
-    /// A clock whose `now_ms` is always `now` (sleeps still sleep).
+    /// A clock whose `now_ms` is `now` until moved (sleeps still sleep).
     pub fn fixed(now: i64) -> Self {
         Self {
-            fixed_now: Some(now),
+            fixed_now: Cell::new(Some(now)),
             counter: Cell::new(0),
         }
+    }
+
+    /// Moves a fixed clock to `now`.
+    pub fn set_now(&self, now: i64) {
+        self.fixed_now.set(Some(now));
     }
 }
 
 impl Clock for TokioClock {
     fn now_ms(&self) -> i64 {
-        self.fixed_now.unwrap_or_else(|| {
+        self.fixed_now.get().unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64)

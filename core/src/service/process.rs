@@ -233,14 +233,20 @@ where
         last: Cell::new(started),
     };
     let statements = Cell::new(2u64);
+    let launched = Cell::new(0u32);
+    let cap = if cfg.chunks_per_invocation == 0 { u32::MAX } else { cfg.chunks_per_invocation };
     let deadline = started + cfg.invocation_budget_ms as i64;
     let mut finished = done.len();
     let mut failure = None;
     {
         let mut runs = stream::iter(pending.iter().copied())
             .take_while(|_| {
-                let in_budget =
-                    clock.now_ms() < deadline && statements.get() < STATEMENT_BUDGET;
+                // Time, D1 statements and chunk count: whichever runs out
+                // first ends this invocation's share of the job.
+                let in_budget = clock.now_ms() < deadline
+                    && statements.get() < STATEMENT_BUDGET
+                    && launched.get() < cap;
+                launched.set(launched.get() + u32::from(in_budget));
                 futures::future::ready(in_budget)
             })
             .map(|c| run_chunk(deps, &job, c, &cancel, &statements))

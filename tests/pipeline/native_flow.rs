@@ -1,0 +1,370 @@
+//! The whole consumer flow natively: real SQLite with `schema/`, the
+//! in-process simulator as the upstream.
+
+use std::cell::Cell;
+
+use ace_sim::SimConfig;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tsp_core::aggregate::Aggregate;
+use tsp_core::codec::decode_object;
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
+use tsp_core::error::{Disposition, StoreError};
+use tsp_core::job::JobStatus;
+use tsp_core::ports::{Row, SqlDb, Statement};
+use tsp_core::service::process::{handle, Outcome};
+use tsp_core::service::Deps;
+use tsp_core::store;
+
+use crate::support::*;
+
+fn range() -> (i64, i64) {
+    // Crosses a month boundary: two chunks per point.
+    let start = parse_rfc3339("2025-09-28T00:00:00Z").unwrap();
+    (start, start + 5 * DAY_MS)
+}
+
+fn body(site: &str, points: &[String]) -> serde_json::Value {
+    let (s, e) = range();
+    json!({"site": site, "points": points, "start": format_rfc3339(s), "end": format_rfc3339(e)})
+}
+
+/// Compares stored aggregate rows with reference aggregates.
+fn assert_rows_match(rows: &[Row], point: &str, want: &[Aggregate]) {
+    let mine: Vec<&Row> = rows.iter().filter(|r| r["point"] == point).collect();
+    assert_eq!(mine.len(), want.len(), "row count for {point}");
+    let mut want: Vec<&Aggregate> = want.iter().collect();
+    want.sort_by_key(|a| (a.resolution.as_str(), a.bucket_start));
+    for (r, a) in mine.iter().zip(want) {
+        assert_eq!(r["resolution"], a.resolution.as_str());
+        assert_eq!(r["bucket_start"], a.bucket_start);
+        assert_eq!(r["count"], a.count);
+        assert_eq!(r["non_numeric"], a.non_numeric);
+        assert_eq!(r["non_finite"], a.non_finite);
+        let f = |k: &str| r[k].as_f64();
+        assert_eq!(f("min"), a.min, "{point} min");
+        assert_eq!(f("max"), a.max);
+        assert_eq!(f("sum"), a.sum);
+        assert_eq!(f("mean"), a.mean);
+        assert_eq!(f("stddev"), a.stddev);
+        assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0));
+        assert_eq!(f("first_value"), a.first.map(|f| f.1));
+        assert_eq!(r["last_ts"].as_i64(), a.last.map(|f| f.0));
+        assert_eq!(f("last_value"), a.last.map(|f| f.1));
+    }
+}
+
+#[tokio::test]
+async fn a_job_completes_with_the_exact_object_and_aggregates() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let mut points: Vec<String> = ace_sim::default_points("flow", 4);
+    points.sort(); // jobs keep their points sorted
+    let id = h.submit_new(&body("flow", &points)).await;
+    let handled = h.drain().await;
+    assert!(handled.iter().any(|x| x.outcome == Ok(Outcome::Completed)));
+
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.chunks_total, 8);
+    assert_eq!(job.chunks_done, 8);
+    let (start, end) = range();
+    let expected: usize = points
+        .iter()
+        .map(|p| ace_sim::samples("flow", p, start, end, FIVE_MIN).len())
+        .sum();
+    assert_eq!(job.sample_count as usize, expected);
+
+    // The object: exactly the simulator's samples, and its SHA-256 recorded.
+    let key = job.result_key.clone().unwrap();
+    let (bytes, meta) = h.blobs.object(&key).expect("result object");
+    let sha = hex::encode(Sha256::digest(&bytes));
+    assert_eq!(job.result_sha256.as_deref(), Some(sha.as_str()));
+    assert!(meta.custom.contains(&("sha256".into(), sha)));
+    assert!(meta.custom.contains(&("job_id".into(), id.to_string())));
+    assert!(meta.custom.contains(&("sample_count".into(), expected.to_string())));
+    let (header, series) = decode_object(&bytes).unwrap();
+    assert_eq!(header.points, points);
+    for (p, got) in points.iter().zip(&series) {
+        let want = ace_sim::samples("flow", p, start, end, FIVE_MIN);
+        assert_eq!(got.len(), want.len(), "{p}");
+        for ((t, v), (wt, wv)) in got.iter().zip(&want) {
+            assert_eq!(t, wt);
+            assert!(same_value(v, wv), "{p} at {t}: {v:?} vs {wv}");
+        }
+    }
+
+    // Aggregates: hourly and daily, equal to the reference over the range.
+    let rows = h.agg_rows("flow");
+    for p in &points {
+        assert_rows_match(&rows, p, &reference_aggregates("flow", p, start, end));
+    }
+    let daily = rows.iter().filter(|r| r["resolution"] == "1d").count();
+    assert_eq!(daily, 5 * points.len(), "one daily row per point per day");
+
+    // The chunk parts are gone once the object exists.
+    assert!(h.blobs.keys("parts/").is_empty());
+}
+
+#[tokio::test]
+async fn continuations_and_multipart_give_the_same_result() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let points: Vec<String> = ace_sim::default_points("cont", 3);
+
+    let clean = Harness::new(&sim);
+    let id = clean.submit_new(&body("cont", &points)).await;
+    clean.drain().await;
+    let clean_job = clean.job(&id).await;
+
+    // One chunk per invocation, and the multipart path for the object.
+    let mut step = Harness::new(&sim);
+    step.cfg.chunks_per_invocation = 1;
+    step.cfg.single_put_max_bytes = 0;
+    let id2 = step.submit_new(&body("cont", &points)).await;
+    let handled = step.drain().await;
+    let continued = handled
+        .iter()
+        .filter(|x| matches!(x.outcome, Ok(Outcome::Continued { .. })))
+        .count();
+    assert_eq!(continued, 5, "six chunks, one per invocation");
+    let job = step.job(&id2).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.sample_count, clean_job.sample_count);
+    assert_eq!(job.result_sha256, clean_job.result_sha256);
+    assert_eq!(step.blobs.parts_uploaded.get(), 1);
+    assert_eq!(step.agg_rows("cont"), clean.agg_rows("cont"));
+}
+
+/// A database that fails the chosen batch call (1-based), before running it.
+struct FailingBatch<'a> {
+    inner: &'a tsp_native::SqliteDb,
+    fail_at: u32,
+    seen: Cell<u32>,
+}
+
+impl SqlDb for FailingBatch<'_> {
+    async fn query(&self, s: &Statement) -> Result<Vec<Row>, StoreError> {
+        self.inner.query(s).await
+    }
+    async fn execute(&self, s: &Statement) -> Result<u64, StoreError> {
+        self.inner.execute(s).await
+    }
+    async fn batch(&self, s: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        self.seen.set(self.seen.get() + 1);
+        if self.seen.get() == self.fail_at {
+            return Err(StoreError::Backend("injected crash before commit".into()));
+        }
+        self.inner.batch(s).await
+    }
+}
+
+#[tokio::test]
+async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clean_run() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let points: Vec<String> = ace_sim::default_points("redo", 2);
+    let clean = Harness::new(&sim);
+    let id = clean.submit_new(&body("redo", &points)).await;
+    clean.drain().await;
+    let want_rows = clean.agg_rows("redo");
+    let want = clean.job(&id).await;
+
+    // Interrupted: the third chunk's commit fails after its part was written.
+    let mut h = Harness::new(&sim);
+    h.cfg.upstream_concurrency = 1;
+    let id = h.submit_new(&body("redo", &points)).await;
+    h.queue.drain();
+    let flaky = FailingBatch {
+        inner: &h.db,
+        fail_at: 3,
+        seen: Cell::new(0),
+    };
+    let deps = Deps {
+        db: &flaky,
+        blobs: &h.blobs,
+        queue: &h.queue,
+        http: &h.http,
+        clock: &h.clock,
+        cfg: &h.cfg,
+    };
+    let msg = tsp_core::ports::JobMessage { job_id: id.clone(), hop: 0 };
+    let log = |_: &str| {};
+    let first = handle(&deps, &msg, 1, &log).await;
+    assert!(matches!(first.disposition, Disposition::Retry { .. }), "{first:?}");
+    let mid = h.job(&id).await;
+    assert_eq!(mid.status, JobStatus::Failed);
+    assert_eq!(mid.chunks_done, 2, "two chunks checkpointed before the crash");
+    // The redelivery resumes and finishes.
+    let second = handle(&deps, &msg, 2, &log).await;
+    assert_eq!(second.outcome, Ok(Outcome::Completed));
+    let got = h.job(&id).await;
+    assert_eq!(got.sample_count, want.sample_count, "nothing counted twice");
+    assert_eq!(got.result_sha256, want.result_sha256);
+    assert_eq!(h.agg_rows("redo"), want_rows);
+
+    // Duplicate processing: two deliveries of one message run at once (the
+    // lease lapses at once), so every chunk is processed twice.
+    let mut d = Harness::new(&sim);
+    d.cfg.lease_ms = 0;
+    let id = d.submit_new(&body("redo", &points)).await;
+    d.queue.drain();
+    let (a, b) = futures::join!(d.deliver(&id, 0, 1), d.deliver(&id, 0, 1));
+    assert!(a.outcome.is_ok() && b.outcome.is_ok(), "{a:?} {b:?}");
+    let got = d.job(&id).await;
+    assert_eq!(got.status, JobStatus::Completed);
+    assert_eq!(got.sample_count, want.sample_count, "nothing counted twice");
+    assert_eq!(got.chunks_done, want.chunks_done);
+    assert_eq!(got.result_sha256, want.result_sha256);
+    assert_eq!(d.agg_rows("redo"), want_rows);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_and_writes_nothing_more() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let points: Vec<String> = ace_sim::default_points("cancel", 2);
+    let mut h = Harness::new(&sim);
+    h.cfg.chunks_per_invocation = 1;
+    let id = h.submit_new(&body("cancel", &points)).await;
+    let first = h.queue.drain();
+    h.deliver(&first[0].0.job_id, 0, 1).await;
+    let rows_before = h.agg_rows("cancel").len();
+    assert!(rows_before > 0);
+    h.db
+        .execute(&Statement {
+            sql: "UPDATE queue_jobs SET status = 'cancelled' WHERE id = ?".into(),
+            params: vec![id.as_str().into()],
+        })
+        .await
+        .unwrap();
+    let handled = h.drain().await;
+    assert!(handled
+        .iter()
+        .all(|x| matches!(x.outcome, Ok(Outcome::Skipped(_)) | Ok(Outcome::Cancelled))));
+    assert_eq!(h.agg_rows("cancel").len(), rows_before);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.result_key, None);
+    assert_eq!(job.chunks_done, 1);
+}
+
+#[tokio::test]
+async fn unknown_site_is_permanent_and_dead_letters_once() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    h.cfg.alert_webhook_url = Some(format!("{sim}/alerts"));
+    let id = h.submit_new(&body("unknown-site", &["p".to_string()])).await;
+    let handled = h.drain().await;
+    assert!(
+        matches!(&handled[0].outcome, Ok(Outcome::DeadLettered(r)) if r.contains("404")),
+        "{handled:?}"
+    );
+    assert_eq!(handled[0].disposition, Disposition::Ack);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert!(job.alerted_at.is_some());
+    let key = tsp_core::service::dead_letter::archive_key(id.as_str(), job.finished_at.unwrap());
+    let (archive, _) = h.blobs.object(&key).expect("archive");
+    let doc: serde_json::Value = serde_json::from_slice(&archive).unwrap();
+    assert_eq!(doc["job"]["id"], id.as_str());
+    assert!(doc["events"].as_array().unwrap().len() >= 2);
+
+    // A second delivery (duplicate) alerts no more.
+    h.deliver(&id, 0, 2).await;
+    let alerts: Vec<serde_json::Value> = reqwest::get(format!("{sim}/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mine = alerts.iter().filter(|a| a["job_id"] == id.as_str()).count();
+    assert_eq!(mine, 1);
+}
+
+#[tokio::test]
+async fn an_always_failing_upstream_is_retried_with_backoff() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    h.cfg.page_retries = 1;
+    let id = h.submit_new(&body("always-fails", &["p".to_string()])).await;
+    h.queue.drain();
+    let first = h.deliver(&id, 0, 1).await;
+    assert_eq!(first.disposition, Disposition::Retry { delay_seconds: 2 });
+    let third = h.deliver(&id, 0, 3).await;
+    assert_eq!(third.disposition, Disposition::Retry { delay_seconds: 8 });
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.last_error.unwrap().contains("503"));
+    assert_eq!(job.attempts, 2);
+}
+
+#[tokio::test]
+async fn the_reaper_resends_lost_and_stalled_jobs() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    h.queue.fail.set(true);
+    let out = h
+        .submit_as("alice", &body("reap", &["p".to_string()]))
+        .await;
+    let tsp_core::service::submit::Submitted::Created { job, enqueued } = out else {
+        panic!("expected a new job");
+    };
+    assert!(!enqueued, "the send failed, the row stays for the reaper");
+    h.queue.fail.set(false);
+    // Not idle long enough yet: nothing to do.
+    let quiet = |_: &str| {};
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet).await.unwrap();
+    assert!(r.resent.is_empty());
+    // Later, the reaper sends it once, and the job runs to completion.
+    h.clock.set_now(NOW + 10 * 60_000);
+    let later = h;
+    let log = |_: &str| {};
+    let r = tsp_core::service::reap::reap(&later.deps(), &log).await.unwrap();
+    assert_eq!(r.resent, vec![job.id.to_string()]);
+    let again = tsp_core::service::reap::reap(&later.deps(), &log).await.unwrap();
+    assert!(again.resent.is_empty(), "resent once per idle period");
+    later.drain().await;
+    assert_eq!(later.job(&job.id).await.status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
+    let h = Harness::new("http://127.0.0.1:9");
+    for bad in [
+        "{not json",
+        r#"{"points":["a"],"days":3}"#,
+        r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
+    ] {
+        let r = tsp_core::service::submit::submit(
+            &h.db, &h.queue, &h.clock, 100, 3_600_000, "alice", bad.as_bytes(),
+        )
+        .await;
+        let err = r.expect_err(bad);
+        assert_eq!(err.http_status(), 422, "{bad}");
+        assert!(!err.to_string().is_empty());
+    }
+    assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 0);
+
+    let b = body("dedup", &["a".to_string(), "b".to_string()]);
+    let first = h.submit_new(&b).await;
+    let before = h.db.statement_count();
+    let again = h.submit_as("alice", &b).await;
+    assert_eq!(h.db.statement_count() - before, 1, "a coalesced submit is one query");
+    match again {
+        tsp_core::service::submit::Submitted::Existing(j) => assert_eq!(j.id, first),
+        other => panic!("expected the existing job, got {other:?}"),
+    }
+    // Another owner does not see alice's job.
+    assert!(matches!(
+        h.submit_as("bob", &b).await,
+        tsp_core::service::submit::Submitted::Created { .. }
+    ));
+    let mut forced = b.clone();
+    forced["force"] = json!(true);
+    let before = h.db.statement_count();
+    assert!(matches!(
+        h.submit_as("alice", &forced).await,
+        tsp_core::service::submit::Submitted::Created { .. }
+    ));
+    assert_eq!(h.db.statement_count() - before, 2, "insert + event in one batch");
+    assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 3);
+    let _ = store::select_job(&first);
+}
