@@ -397,3 +397,23 @@ pub fn touch_for_resend(id: &JobId, seen_updated_at: EpochMs, now: EpochMs) -> S
         vec![now.into(), id.as_str().into(), seen_updated_at.into()],
     )
 }
+
+/// An owner's jobs, newest first, optionally of one status, created before
+/// `before` (the page cursor): one index range scan.
+pub fn select_owner_jobs(
+    owner: &str,
+    status: Option<JobStatus>,
+    before: EpochMs,
+    limit: i64,
+) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE owner = ?1 AND created_at < ?2 \
+         AND (?3 IS NULL OR status = ?3) ORDER BY created_at DESC LIMIT ?4",
+        vec![
+            owner.into(),
+            before.into(),
+            status.map(JobStatus::as_str).into(),
+            limit.into(),
+        ],
+    )
+}

@@ -23,6 +23,7 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method(), segs.as_slice()) {
         (Method::Post, ["v1", "jobs"]) => post_job(&mut req, b, owner).await,
+        (Method::Get, ["v1", "jobs"]) => list_jobs(&req, b, owner).await,
         (Method::Get, ["v1", "jobs", id]) => get_job(b, owner, id).await,
         (Method::Get, ["v1", "jobs", id, "result"]) => get_result(&req, b, owner, id).await,
         (Method::Get, ["v1", "jobs", id, "archive"]) => get_archive(b, owner, id).await,
@@ -80,6 +81,53 @@ async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Respon
         .headers_mut()
         .set("location", &format!("/v1/jobs/{}", job.id));
     Ok(resp)
+}
+
+fn query_map(req: &Request) -> Result<std::collections::HashMap<String, String>, Error> {
+    let url = req
+        .url()
+        .map_err(|e| ValidationError::single("url", &e.to_string()))?;
+    Ok(url.query_pairs().into_owned().collect())
+}
+
+/// Largest page of `GET /v1/jobs`.
+const MAX_LIST_LIMIT: i64 = 100;
+
+async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
+    let q = query_map(req)?;
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(s.parse::<JobStatus>().map_err(|m| ValidationError::single("status", &m))?),
+    };
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| ValidationError::single("limit", "must be 1 to 100"))?,
+    };
+    let before = match q.get("cursor") {
+        None => i64::MAX,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ValidationError::single("cursor", "must come from next_cursor"))?,
+    };
+    let rows = b
+        .db
+        .query(&store::select_owner_jobs(owner, status, before, limit))
+        .await?;
+    let jobs: Vec<tsp_core::job::Job> = store::decode(rows)?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.created_at.to_string()))
+        .flatten();
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "jobs": jobs.iter().map(job_view).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }),
+    ))
 }
 
 fn parse_id(id: &str) -> Result<JobId, Error> {
@@ -165,10 +213,7 @@ async fn get_archive(b: &Bindings, owner: &str, id: &str) -> Result<Response, Er
 }
 
 async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> {
-    let url = req
-        .url()
-        .map_err(|e| ValidationError::single("url", &e.to_string()))?;
-    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let q = query_map(req)?;
     let need = |k: &str| {
         q.get(k)
             .filter(|v| !v.is_empty())

@@ -1,1 +1,248 @@
-//! placeholder
+//! End to end: the built wasm Worker in the local Workers runtime (workerd
+//! with local D1, R2 and Queues), the simulator as its upstream.
+//!
+//! `scripts/test.sh` starts the stack and runs these with `--ignored`; they
+//! read `TSP_URL`, `TSP_SIM_URL` and `TSP_TOKEN` from the environment.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tsp_core::aggregate::Resolution;
+use tsp_core::codec::decode_object;
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
+
+use crate::support::{reference_aggregates, same_value, FIVE_MIN};
+
+struct Stack {
+    url: String,
+    sim: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// The second tenant configured by scripts/stack.sh.
+const OTHER_TOKEN: &str = "other-tenant-token";
+
+fn stack() -> Stack {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"));
+    Stack {
+        url: var("TSP_URL"),
+        sim: var("TSP_SIM_URL"),
+        token: var("TSP_TOKEN"),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    async fn post_job(&self, token: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/jobs", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST /v1/jobs");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a job until `done` says so; fails after `secs`.
+    async fn wait(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let (status, job) = self.get(&self.token, &format!("/v1/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "job {id} did not finish in {secs} s: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
+    let s = stack();
+    let site = "e2e-flow";
+    let mut points = ace_sim::default_points(site, 3);
+    points.sort();
+    let start = parse_rfc3339("2025-09-28T00:00:00Z").unwrap();
+    let end = start + 5 * DAY_MS;
+    let body = json!({"site": site, "points": points, "start": format_rfc3339(start), "end": format_rfc3339(end)});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status_url"], format!("/v1/jobs/{id}"));
+
+    let job = s.wait(&id, 120, |j| j["status"] == "completed").await;
+    let expected: Vec<Vec<(i64, String)>> = points
+        .iter()
+        .map(|p| ace_sim::samples(site, p, start, end, FIVE_MIN))
+        .collect();
+    let total: usize = expected.iter().map(Vec::len).sum();
+    assert_eq!(job["progress"]["samples"], total);
+    assert_eq!(job["progress"]["chunks_done"], job["progress"]["chunks_total"]);
+
+    // D1: exactly one daily row per point per day, equal to the reference.
+    for p in &points {
+        let path = format!(
+            "/v1/aggregates?site={site}&point={}&resolution=1d&from={}&to={}",
+            urlencode(p),
+            format_rfc3339(start),
+            format_rfc3339(end)
+        );
+        let (status, page) = s.get(&s.token, &path).await;
+        assert_eq!(status, 200, "{page}");
+        let rows = page["rows"].as_array().unwrap();
+        let want: Vec<_> = reference_aggregates(site, p, start, end)
+            .into_iter()
+            .filter(|a| a.resolution == Resolution::Day)
+            .collect();
+        assert_eq!(rows.len(), 5, "{p}");
+        for (r, a) in rows.iter().zip(&want) {
+            assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start));
+            assert_eq!(r["count"].as_u64(), Some(a.count));
+            assert_eq!(r["min"].as_f64(), a.min);
+            assert_eq!(r["max"].as_f64(), a.max);
+            assert_eq!(r["mean"].as_f64(), a.mean);
+            assert_eq!(r["non_numeric"].as_u64(), Some(a.non_numeric));
+        }
+    }
+
+    // R2, through the result route: the object holds exactly the samples.
+    let r = s
+        .http
+        .get(format!("{}/v1/jobs/{id}/result", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let bytes = r.bytes().await.unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    assert_eq!(job["result"]["sha256"], sha.as_str());
+    assert_eq!(job["result"]["bytes"], bytes.len());
+    let (header, series) = decode_object(&bytes).unwrap();
+    assert_eq!(header.points, points);
+    let mut checksum_got = Sha256::new();
+    let mut checksum_want = Sha256::new();
+    for (got, want) in series.iter().zip(&expected) {
+        assert_eq!(got.len(), want.len());
+        for ((t, v), (wt, wv)) in got.iter().zip(want) {
+            assert!(same_value(v, wv), "{t}: {v:?} vs {wv}");
+            checksum_got.update(t.to_le_bytes());
+            checksum_want.update(wt.to_le_bytes());
+        }
+    }
+    assert_eq!(checksum_got.finalize(), checksum_want.finalize());
+
+    // A conditional GET with the ETag is a 304.
+    let r = s
+        .http
+        .get(format!("{}/v1/jobs/{id}/result", s.url))
+        .bearer_auth(&s.token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // Another tenant cannot see it.
+    let (status, _) = s.get(OTHER_TOKEN, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_once() {
+    let s = stack();
+    let body = json!({"site": "always-fails", "points": ["p1"], "days": 2});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    // max_retries = 4: five deliveries with 2-32 s backoff, then the DLQ.
+    let job = s.wait(&id, 240, |j| j["status"] == "failed_permanent").await;
+    assert!(job["last_error"].as_str().unwrap().contains("503"), "{job}");
+    assert_eq!(job["attempts"], 5);
+
+    let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;
+    assert_eq!(status, 200, "{archive}");
+    assert!(archive["key"].as_str().unwrap().starts_with("dead-letters/"));
+    assert!(archive["key"].as_str().unwrap().ends_with(&format!("/{id}.json")));
+    assert_eq!(archive["archive"]["job"]["id"], id.as_str());
+    assert!(archive["archive"]["events"].as_array().unwrap().len() >= 5);
+
+    // Exactly one alert reached the receiver (give a duplicate a moment).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts: Vec<Value> = s
+        .http
+        .get(format!("{}/alerts", s.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts.iter().filter(|a| a["job_id"] == id.as_str()).count(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
+    let s = stack();
+    let cases = [
+        ("{not json", "body"),
+        (r#"{"points":["a"],"days":3}"#, "site"),
+        (
+            r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
+            "end",
+        ),
+        (r#"{"site":"s","points":["a"],"days":3,"colour":"red"}"#, "body"),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = s.post_job(OTHER_TOKEN, body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty());
+    }
+    let r = s
+        .http
+        .post(format!("{}/v1/jobs", s.url))
+        .bearer_auth(OTHER_TOKEN)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = s.http.get(format!("{}/v1/jobs", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, list) = s.get(OTHER_TOKEN, "/v1/jobs").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "a rejected request writes no row");
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

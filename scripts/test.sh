@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, runs the native tests, then
+# builds the Worker and runs the end-to-end tests against it in the local
+# Workers runtime (wrangler 4.86 / workerd, local D1, R2 and Queues).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/stack.sh
+
+tsp_install
+
+log "native tests (cargo test --workspace)"
+cargo test --workspace --quiet
+
+tsp_build
+trap tsp_down EXIT INT TERM
+tsp_up "$PWD/.state/test"
+log "e2e tests against the Worker at $TSP_URL"
+cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
+  || { log "worker log: $TSP_STATE/worker.log"; tail -40 "$TSP_STATE/worker.log" >&2; exit 1; }
+log "all tests passed"
