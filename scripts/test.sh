@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
+mkdir -p .state
 
 tsp_install
 
@@ -12,6 +13,9 @@ log "native tests (cargo test --workspace)"
 cargo test --workspace --quiet
 
 tsp_build
+log "wrangler deploy --dry-run (the one deployable builds and validates)"
+npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-run.log" 2>&1 \
+  || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
 trap tsp_down EXIT INT TERM
 tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"

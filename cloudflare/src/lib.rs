@@ -170,16 +170,15 @@ impl D1Db {
                 SqlValue::Text(s) => JsValue::from_str(s),
             })
             .collect();
-        self.0.prepare(stmt.sql.as_ref()).bind(&params).map_err(js_err)
+        self.0
+            .prepare(stmt.sql.as_ref())
+            .bind(&params)
+            .map_err(js_err)
     }
 }
 
 fn changes(r: &worker::D1Result) -> u64 {
-    r.meta()
-        .ok()
-        .flatten()
-        .and_then(|m| m.changes)
-        .unwrap_or(0) as u64
+    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64
 }
 
 impl SqlDb for D1Db {
@@ -388,9 +387,13 @@ impl HttpClient for FetchHttp {
         let signal = web_sys::AbortSignal::timeout_with_u32(ms);
         let signal = worker::AbortSignal::from(signal);
         // A little slack so the abort, not the race, normally decides.
-        within(&JsClock, req.timeout_ms + 250, Self::send_inner(&req, &signal))
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(req.timeout_ms)))
+        within(
+            &JsClock,
+            req.timeout_ms + 250,
+            Self::send_inner(&req, &signal),
+        )
+        .await
+        .unwrap_or(Err(UpstreamError::Timeout(req.timeout_ms)))
     }
 }
 

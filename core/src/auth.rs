@@ -45,7 +45,9 @@ impl TokenTable {
                 found = Some(owner);
             }
         }
-        found.map(|o| Owner(o.to_owned())).ok_or(Error::Unauthorized)
+        found
+            .map(|o| Owner(o.to_owned()))
+            .ok_or(Error::Unauthorized)
     }
 }
 

@@ -202,7 +202,11 @@ pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
     for (gaps, k) in [(&b.fi, 1u8), (&b.si, 2u8)] {
         let mut at = 0usize;
         for (j, g) in gaps.iter().enumerate() {
-            at = if j == 0 { *g as usize } else { at + *g as usize };
+            at = if j == 0 {
+                *g as usize
+            } else {
+                at + *g as usize
+            };
             *kind.get_mut(at).ok_or_else(|| bad("index out of range"))? = k;
         }
     }
@@ -226,7 +230,11 @@ pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
             _ => {
                 si += 1;
                 let code = b.sc[si - 1] as usize;
-                Decoded::Text(b.sd.get(code).ok_or_else(|| bad("bad string code"))?.clone())
+                Decoded::Text(
+                    b.sd.get(code)
+                        .ok_or_else(|| bad("bad string code"))?
+                        .clone(),
+                )
             }
         };
         out.push((t, v));
@@ -270,9 +278,12 @@ impl<R: Read> ObjectReader<R> {
     }
 }
 
+/// One point's decoded samples.
+pub type Series = Vec<(EpochMs, Decoded)>;
+
 /// Decodes a whole object into its header and per-point series (tests and
 /// small results; large ones should use [`ObjectReader`]).
-pub fn decode_object(bytes: &[u8]) -> Result<(Header, Vec<Vec<(EpochMs, Decoded)>>), CodecError> {
+pub fn decode_object(bytes: &[u8]) -> Result<(Header, Vec<Series>), CodecError> {
     let mut r = ObjectReader::new(bytes)?;
     let mut series = vec![Vec::new(); r.header.points.len()];
     while let Some(b) = r.next_block()? {
@@ -302,8 +313,18 @@ mod tests {
     #[test]
     fn round_trip_is_lossless() {
         let raw = [
-            "21.4", "45.13", "active", "1e300", "-0.0", "NaN", "7", "-2.125", "active", "0.1",
-            "123456789012.5", "99999999999999999999",
+            "21.4",
+            "45.13",
+            "active",
+            "1e300",
+            "-0.0",
+            "NaN",
+            "7",
+            "-2.125",
+            "active",
+            "0.1",
+            "123456789012.5",
+            "99999999999999999999",
         ];
         let samples: Vec<Sample> = raw
             .iter()

@@ -32,7 +32,10 @@ impl JobId {
         if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ValidationError::single("id", "must be 32 lowercase hex characters"))
+            Err(ValidationError::single(
+                "id",
+                "must be 32 lowercase hex characters",
+            ))
         }
     }
 
@@ -202,9 +205,8 @@ impl JobRequest {
     /// `days` means the `days` whole UTC days before today (today excluded), so
     /// two such requests on one day coalesce.
     pub fn parse(body: &[u8], now: EpochMs, max_points: usize) -> Result<Self, ValidationError> {
-        let raw: RawJobRequest = serde_json::from_slice(body).map_err(|e| {
-            ValidationError::single("body", &format!("invalid JSON: {e}"))
-        })?;
+        let raw: RawJobRequest = serde_json::from_slice(body)
+            .map_err(|e| ValidationError::single("body", &format!("invalid JSON: {e}")))?;
         let mut errors = Vec::new();
 
         let site = match raw.site.as_deref().map(Site::parse) {

@@ -242,7 +242,14 @@ mod tests {
     #[test]
     fn decimals_give_the_same_f64_as_parsing() {
         for s in [
-            "21.4", "45.13", "-3.75", "0", "0.1", "123456.789", "-0.001", "9007199254.740991",
+            "21.4",
+            "45.13",
+            "-3.75",
+            "0",
+            "0.1",
+            "123456.789",
+            "-0.001",
+            "9007199254.740991",
         ] {
             let v = Value::classify(s);
             assert!(matches!(v, Value::Decimal { .. }), "{s}: {v:?}");
@@ -303,7 +310,15 @@ mod tests {
         assert_eq!(page.skipped, 2);
         assert_eq!(page.next_cursor.as_deref(), Some("c2"));
         assert!(page.has_more);
-        assert!(parse_page(b"{\"point_samples\":[", "a", 0, 1, &mut TimeParser::default(), &mut out).is_err());
+        assert!(parse_page(
+            b"{\"point_samples\":[",
+            "a",
+            0,
+            1,
+            &mut TimeParser::default(),
+            &mut out
+        )
+        .is_err());
     }
 
     #[test]

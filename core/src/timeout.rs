@@ -48,13 +48,31 @@ impl<D, C> TimedDb<D, C> {
 
 impl<D: SqlDb, C: Clock> SqlDb for TimedDb<D, C> {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
-        timed(&self.clock, self.ms, "database query", self.inner.query(stmt)).await
+        timed(
+            &self.clock,
+            self.ms,
+            "database query",
+            self.inner.query(stmt),
+        )
+        .await
     }
     async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
-        timed(&self.clock, self.ms, "database statement", self.inner.execute(stmt)).await
+        timed(
+            &self.clock,
+            self.ms,
+            "database statement",
+            self.inner.execute(stmt),
+        )
+        .await
     }
     async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError> {
-        timed(&self.clock, self.ms, "database batch", self.inner.batch(stmts)).await
+        timed(
+            &self.clock,
+            self.ms,
+            "database batch",
+            self.inner.batch(stmts),
+        )
+        .await
     }
 }
 
@@ -74,7 +92,13 @@ impl<B, C> TimedBlobs<B, C> {
 
 impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
-        timed(&self.clock, self.ms, "object put", self.inner.put(key, bytes, meta)).await
+        timed(
+            &self.clock,
+            self.ms,
+            "object put",
+            self.inner.put(key, bytes, meta),
+        )
+        .await
     }
     async fn put_if_absent(
         &self,
@@ -92,7 +116,13 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
         timed(&self.clock, self.ms, "object head", self.inner.head(key)).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        timed(&self.clock, self.ms, "object delete", self.inner.delete(key)).await
+        timed(
+            &self.clock,
+            self.ms,
+            "object delete",
+            self.inner.delete(key),
+        )
+        .await
     }
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
         let fut = self.inner.multipart_begin(key, meta);

@@ -44,7 +44,11 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             }
         };
         if let Err(e) = m.apply(disposition) {
-            worker::console_error!("could not {} message {}: {e:?}", describe(disposition), m.id);
+            worker::console_error!(
+                "could not {} message {}: {e:?}",
+                describe(disposition),
+                m.id
+            );
         }
     }
 }

@@ -162,11 +162,14 @@ impl SqlDb for SqliteDb {
     }
 }
 
+/// An open multipart upload: key, metadata, parts by number.
+type Upload = (String, BlobMeta, BTreeMap<u16, Vec<u8>>);
+
 /// An in-memory object store.
 #[derive(Default)]
 pub struct MemBlobs {
     objects: RefCell<BTreeMap<String, (Vec<u8>, BlobMeta)>>,
-    uploads: RefCell<BTreeMap<String, (String, BlobMeta, BTreeMap<u16, Vec<u8>>)>>,
+    uploads: RefCell<BTreeMap<String, Upload>>,
     next_upload: Cell<u64>,
     /// Multipart parts uploaded so far (for assertions).
     pub parts_uploaded: Cell<u64>,
@@ -213,11 +216,7 @@ impl BlobStore for MemBlobs {
         Ok(self.objects.borrow().get(key).map(|(b, _)| b.clone()))
     }
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .objects
-            .borrow()
-            .get(key)
-            .map(|(b, _)| b.len() as u64))
+        Ok(self.objects.borrow().get(key).map(|(b, _)| b.len() as u64))
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.objects.borrow_mut().remove(key);
@@ -398,7 +397,12 @@ impl Clock for TokioClock {
         // Unique per clock and process, which is all the tests need.
         let n = self.counter.get() + 1;
         self.counter.set(n);
-        let seed = format!("{}-{}-{:?}", n, std::process::id(), std::time::Instant::now());
+        let seed = format!(
+            "{}-{}-{:?}",
+            n,
+            std::process::id(),
+            std::time::Instant::now()
+        );
         let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
         let mut out = [0u8; 16];
         out.copy_from_slice(&digest[..16]);

@@ -33,7 +33,12 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
 }
 
 async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
-    let ct = req.headers().get("content-type").ok().flatten().unwrap_or_default();
+    let ct = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if !ct.to_ascii_lowercase().starts_with("application/json") {
         return Err(Error::UnsupportedMediaType);
     }
@@ -97,7 +102,10 @@ async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response,
     let q = query_map(req)?;
     let status = match q.get("status") {
         None => None,
-        Some(s) => Some(s.parse::<JobStatus>().map_err(|m| ValidationError::single("status", &m))?),
+        Some(s) => Some(
+            s.parse::<JobStatus>()
+                .map_err(|m| ValidationError::single("status", &m))?,
+        ),
     };
     let limit = match q.get("limit") {
         None => 50,
@@ -113,10 +121,9 @@ async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response,
             .parse::<i64>()
             .map_err(|_| ValidationError::single("cursor", "must come from next_cursor"))?,
     };
-    let rows = b
-        .db
-        .query(&store::select_owner_jobs(owner, status, before, limit))
-        .await?;
+    let rows =
+        b.db.query(&store::select_owner_jobs(owner, status, before, limit))
+            .await?;
     let jobs: Vec<tsp_core::job::Job> = store::decode(rows)?;
     let next = (jobs.len() as i64 == limit)
         .then(|| jobs.last().map(|j| j.created_at.to_string()))
@@ -203,7 +210,10 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
 async fn get_archive(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
     let job = owned_job(b, owner, id).await?;
     let (JobStatus::FailedPermanent, Some(at)) = (job.status, job.finished_at) else {
-        return Err(Error::Conflict(format!("job is {}; only dead jobs have an archive", job.status)));
+        return Err(Error::Conflict(format!(
+            "job is {}; only dead jobs have an archive",
+            job.status
+        )));
     };
     let key = archive_key(job.id.as_str(), at);
     let bytes = b.blobs.get(&key).await?.ok_or(Error::NotFound)?;
@@ -240,9 +250,8 @@ async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> 
             .filter(|n| (1..=MAX_AGG_LIMIT).contains(n))
             .ok_or_else(|| ValidationError::single("limit", "must be 1 to 1000"))?,
     };
-    let rows = b
-        .db
-        .query(&store::select_aggregates(
+    let rows =
+        b.db.query(&store::select_aggregates(
             site.as_str(),
             point.as_str(),
             res.as_str(),
@@ -253,7 +262,11 @@ async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> 
         .await?;
     // The next page starts just after the last bucket returned.
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().and_then(|r| r.get("bucket_start")).and_then(|v| v.as_f64()))
+        .then(|| {
+            rows.last()
+                .and_then(|r| r.get("bucket_start"))
+                .and_then(|v| v.as_f64())
+        })
         .flatten()
         .map(|last| format_rfc3339(last as i64 + 1_000));
     Ok(json(
@@ -267,4 +280,3 @@ async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> 
         }),
     ))
 }
-

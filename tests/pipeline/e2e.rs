@@ -25,7 +25,9 @@ struct Stack {
 const OTHER_TOKEN: &str = "other-tenant-token";
 
 fn stack() -> Stack {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"));
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"))
+    };
     Stack {
         url: var("TSP_URL"),
         sim: var("TSP_SIM_URL"),
@@ -101,7 +103,10 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
         .collect();
     let total: usize = expected.iter().map(Vec::len).sum();
     assert_eq!(job["progress"]["samples"], total);
-    assert_eq!(job["progress"]["chunks_done"], job["progress"]["chunks_total"]);
+    assert_eq!(
+        job["progress"]["chunks_done"],
+        job["progress"]["chunks_total"]
+    );
 
     // D1: exactly one daily row per point per day, equal to the reference.
     for p in &points {
@@ -182,14 +187,22 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
     assert_eq!(status, 202, "{created}");
     let id = created["job_id"].as_str().unwrap().to_owned();
     // max_retries = 4: five deliveries with 2-32 s backoff, then the DLQ.
-    let job = s.wait(&id, 240, |j| j["status"] == "failed_permanent").await;
+    let job = s
+        .wait(&id, 240, |j| j["status"] == "failed_permanent")
+        .await;
     assert!(job["last_error"].as_str().unwrap().contains("503"), "{job}");
     assert_eq!(job["attempts"], 5);
 
     let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;
     assert_eq!(status, 200, "{archive}");
-    assert!(archive["key"].as_str().unwrap().starts_with("dead-letters/"));
-    assert!(archive["key"].as_str().unwrap().ends_with(&format!("/{id}.json")));
+    assert!(archive["key"]
+        .as_str()
+        .unwrap()
+        .starts_with("dead-letters/"));
+    assert!(archive["key"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/{id}.json")));
     assert_eq!(archive["archive"]["job"]["id"], id.as_str());
     assert!(archive["archive"]["events"].as_array().unwrap().len() >= 5);
 
@@ -204,7 +217,10 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
         .json()
         .await
         .unwrap();
-    assert_eq!(alerts.iter().filter(|a| a["job_id"] == id.as_str()).count(), 1);
+    assert_eq!(
+        alerts.iter().filter(|a| a["job_id"] == id.as_str()).count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -218,7 +234,10 @@ async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
             r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
             "end",
         ),
-        (r#"{"site":"s","points":["a"],"days":3,"colour":"red"}"#, "body"),
+        (
+            r#"{"site":"s","points":["a"],"days":3,"colour":"red"}"#,
+            "body",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = s.post_job(OTHER_TOKEN, body).await;
@@ -236,11 +255,20 @@ async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    let r = s.http.get(format!("{}/v1/jobs", s.url)).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/v1/jobs", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let (status, list) = s.get(OTHER_TOKEN, "/v1/jobs").await;
     assert_eq!(status, 200);
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "a rejected request writes no row");
+    assert_eq!(
+        list["jobs"].as_array().unwrap().len(),
+        0,
+        "a rejected request writes no row"
+    );
 }
 
 fn urlencode(s: &str) -> String {

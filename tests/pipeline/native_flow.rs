@@ -82,7 +82,9 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
     assert_eq!(job.result_sha256.as_deref(), Some(sha.as_str()));
     assert!(meta.custom.contains(&("sha256".into(), sha)));
     assert!(meta.custom.contains(&("job_id".into(), id.to_string())));
-    assert!(meta.custom.contains(&("sample_count".into(), expected.to_string())));
+    assert!(meta
+        .custom
+        .contains(&("sample_count".into(), expected.to_string())));
     let (header, series) = decode_object(&bytes).unwrap();
     assert_eq!(header.points, points);
     for (p, got) in points.iter().zip(&series) {
@@ -186,13 +188,22 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
         clock: &h.clock,
         cfg: &h.cfg,
     };
-    let msg = tsp_core::ports::JobMessage { job_id: id.clone(), hop: 0 };
+    let msg = tsp_core::ports::JobMessage {
+        job_id: id.clone(),
+        hop: 0,
+    };
     let log = |_: &str| {};
     let first = handle(&deps, &msg, 1, &log).await;
-    assert!(matches!(first.disposition, Disposition::Retry { .. }), "{first:?}");
+    assert!(
+        matches!(first.disposition, Disposition::Retry { .. }),
+        "{first:?}"
+    );
     let mid = h.job(&id).await;
     assert_eq!(mid.status, JobStatus::Failed);
-    assert_eq!(mid.chunks_done, 2, "two chunks checkpointed before the crash");
+    assert_eq!(
+        mid.chunks_done, 2,
+        "two chunks checkpointed before the crash"
+    );
     // The redelivery resumes and finishes.
     let second = handle(&deps, &msg, 2, &log).await;
     assert_eq!(second.outcome, Ok(Outcome::Completed));
@@ -228,13 +239,12 @@ async fn a_cancelled_job_stops_and_writes_nothing_more() {
     h.deliver(&first[0].0.job_id, 0, 1).await;
     let rows_before = h.agg_rows("cancel").len();
     assert!(rows_before > 0);
-    h.db
-        .execute(&Statement {
-            sql: "UPDATE queue_jobs SET status = 'cancelled' WHERE id = ?".into(),
-            params: vec![id.as_str().into()],
-        })
-        .await
-        .unwrap();
+    h.db.execute(&Statement {
+        sql: "UPDATE queue_jobs SET status = 'cancelled' WHERE id = ?".into(),
+        params: vec![id.as_str().into()],
+    })
+    .await
+    .unwrap();
     let handled = h.drain().await;
     assert!(handled
         .iter()
@@ -251,7 +261,9 @@ async fn unknown_site_is_permanent_and_dead_letters_once() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
     h.cfg.alert_webhook_url = Some(format!("{sim}/alerts"));
-    let id = h.submit_new(&body("unknown-site", &["p".to_string()])).await;
+    let id = h
+        .submit_new(&body("unknown-site", &["p".to_string()]))
+        .await;
     let handled = h.drain().await;
     assert!(
         matches!(&handled[0].outcome, Ok(Outcome::DeadLettered(r)) if r.contains("404")),
@@ -284,7 +296,9 @@ async fn an_always_failing_upstream_is_retried_with_backoff() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
     h.cfg.page_retries = 1;
-    let id = h.submit_new(&body("always-fails", &["p".to_string()])).await;
+    let id = h
+        .submit_new(&body("always-fails", &["p".to_string()]))
+        .await;
     h.queue.drain();
     let first = h.deliver(&id, 0, 1).await;
     assert_eq!(first.disposition, Disposition::Retry { delay_seconds: 2 });
@@ -311,15 +325,21 @@ async fn the_reaper_resends_lost_and_stalled_jobs() {
     h.queue.fail.set(false);
     // Not idle long enough yet: nothing to do.
     let quiet = |_: &str| {};
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet).await.unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
     assert!(r.resent.is_empty());
     // Later, the reaper sends it once, and the job runs to completion.
     h.clock.set_now(NOW + 10 * 60_000);
     let later = h;
     let log = |_: &str| {};
-    let r = tsp_core::service::reap::reap(&later.deps(), &log).await.unwrap();
+    let r = tsp_core::service::reap::reap(&later.deps(), &log)
+        .await
+        .unwrap();
     assert_eq!(r.resent, vec![job.id.to_string()]);
-    let again = tsp_core::service::reap::reap(&later.deps(), &log).await.unwrap();
+    let again = tsp_core::service::reap::reap(&later.deps(), &log)
+        .await
+        .unwrap();
     assert!(again.resent.is_empty(), "resent once per idle period");
     later.drain().await;
     assert_eq!(later.job(&job.id).await.status, JobStatus::Completed);
@@ -334,7 +354,13 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
         r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
     ] {
         let r = tsp_core::service::submit::submit(
-            &h.db, &h.queue, &h.clock, 100, 3_600_000, "alice", bad.as_bytes(),
+            &h.db,
+            &h.queue,
+            &h.clock,
+            100,
+            3_600_000,
+            "alice",
+            bad.as_bytes(),
         )
         .await;
         let err = r.expect_err(bad);
@@ -347,7 +373,11 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
     let first = h.submit_new(&b).await;
     let before = h.db.statement_count();
     let again = h.submit_as("alice", &b).await;
-    assert_eq!(h.db.statement_count() - before, 1, "a coalesced submit is one query");
+    assert_eq!(
+        h.db.statement_count() - before,
+        1,
+        "a coalesced submit is one query"
+    );
     match again {
         tsp_core::service::submit::Submitted::Existing(j) => assert_eq!(j.id, first),
         other => panic!("expected the existing job, got {other:?}"),
@@ -364,7 +394,11 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
         h.submit_as("alice", &forced).await,
         tsp_core::service::submit::Submitted::Created { .. }
     ));
-    assert_eq!(h.db.statement_count() - before, 2, "insert + event in one batch");
+    assert_eq!(
+        h.db.statement_count() - before,
+        2,
+        "insert + event in one batch"
+    );
     assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 3);
     let _ = store::select_job(&first);
 }

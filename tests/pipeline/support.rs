@@ -170,7 +170,12 @@ pub fn sim_samples(site: &str, point: &str, start: EpochMs, end: EpochMs) -> Vec
 
 /// Reference aggregates of one point (UTC days and hours are whole within
 /// any range, so aggregating the whole range at once is the reference).
-pub fn reference_aggregates(site: &str, point: &str, start: EpochMs, end: EpochMs) -> Vec<Aggregate> {
+pub fn reference_aggregates(
+    site: &str,
+    point: &str,
+    start: EpochMs,
+    end: EpochMs,
+) -> Vec<Aggregate> {
     let mut s = sim_samples(site, point, start, end);
     sort_dedup(&mut s);
     aggregate(&s)

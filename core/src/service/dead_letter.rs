@@ -69,7 +69,12 @@ where
             let detail = Some(reason);
             let ev = store::insert_event(id, now, JobStatus::FailedPermanent, job.attempts, detail);
             db.execute(&ev).await?;
-            log(&transition_log(id.as_str(), "active", "failed_permanent", detail));
+            log(&transition_log(
+                id.as_str(),
+                "active",
+                "failed_permanent",
+                detail,
+            ));
             job
         }
         None => match store::get_job(db, store::select_job(id)).await? {
@@ -85,7 +90,12 @@ where
             alerted_now: false,
         });
     }
-    let events: Vec<Value> = db.query(&store::select_events(id)).await?.into_iter().map(Value::Object).collect();
+    let events: Vec<Value> = db
+        .query(&store::select_events(id))
+        .await?
+        .into_iter()
+        .map(Value::Object)
+        .collect();
     let archive = json!({
         "kind": "dead_job",
         "archived_at": format_rfc3339(now),
@@ -132,7 +142,10 @@ where
     C: Clock,
 {
     let raw = message.to_string();
-    let id = format!("unparsed-{}", &hex::encode(Sha256::digest(raw.as_bytes()))[..32]);
+    let id = format!(
+        "unparsed-{}",
+        &hex::encode(Sha256::digest(raw.as_bytes()))[..32]
+    );
     let key = archive_key(&id, deps.clock.now_ms());
     let doc = json!({
         "kind": "raw_message",
@@ -141,8 +154,15 @@ where
         "message": message,
     });
     if put_archive(deps, &key, &doc).await? {
-        let text = format!("Dead letter: a queue message could not be handled ({reason}). Archived at {key}.");
-        send_alert(deps, &json!({ "text": text, "archive_key": key, "error": reason }), log).await?;
+        let text = format!(
+            "Dead letter: a queue message could not be handled ({reason}). Archived at {key}."
+        );
+        send_alert(
+            deps,
+            &json!({ "text": text, "archive_key": key, "error": reason }),
+            log,
+        )
+        .await?;
     }
     Ok(DeadOutcome::ArchivedRaw(key))
 }

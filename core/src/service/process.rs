@@ -80,7 +80,9 @@ struct DoneChunk {
 }
 
 async fn done_chunks<D: SqlDb>(db: &D, id: &JobId) -> Result<Vec<DoneChunk>, Error> {
-    Ok(store::decode(db.query(&store::select_done_chunks(id)).await?)?)
+    Ok(store::decode(
+        db.query(&store::select_done_chunks(id)).await?,
+    )?)
 }
 
 /// Checks, at most every couple of seconds, that the job is still ours to run.
@@ -197,9 +199,7 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let Deps {
-        db, clock, cfg, ..
-    } = *deps;
+    let Deps { db, clock, cfg, .. } = *deps;
     let started = clock.now_ms();
     let id = &msg.job_id;
     let claim = store::claim_job(id, started, started + cfg.lease_ms);
@@ -234,7 +234,11 @@ where
     };
     let statements = Cell::new(2u64);
     let launched = Cell::new(0u32);
-    let cap = if cfg.chunks_per_invocation == 0 { u32::MAX } else { cfg.chunks_per_invocation };
+    let cap = if cfg.chunks_per_invocation == 0 {
+        u32::MAX
+    } else {
+        cfg.chunks_per_invocation
+    };
     let deadline = started + cfg.invocation_budget_ms as i64;
     let mut finished = done.len();
     let mut failure = None;
@@ -263,7 +267,12 @@ where
     }
     match failure {
         Some(Error::Cancelled) => {
-            log(&transition_log(id.as_str(), "processing", "cancelled", None));
+            log(&transition_log(
+                id.as_str(),
+                "processing",
+                "cancelled",
+                None,
+            ));
             return Ok(Outcome::Cancelled);
         }
         Some(e) => return Err(e),
@@ -273,7 +282,8 @@ where
         // Out of budget: hand over to a fresh invocation. Release the lease
         // first so the continuation can claim at once; if the send fails the
         // message is retried and resumes from the same checkpoint.
-        db.execute(&store::release_lease(id, clock.now_ms())).await?;
+        db.execute(&store::release_lease(id, clock.now_ms()))
+            .await?;
         let next = JobMessage {
             job_id: id.clone(),
             hop: msg.hop + 1,
@@ -288,7 +298,12 @@ where
         Err(Error::Cancelled) => return Ok(Outcome::Cancelled),
         other => other?,
     }
-    log(&transition_log(id.as_str(), "processing", "completed", None));
+    log(&transition_log(
+        id.as_str(),
+        "processing",
+        "completed",
+        None,
+    ));
     Ok(Outcome::Completed)
 }
 
@@ -318,7 +333,10 @@ where
         end: c.end,
     };
     let mut samples = Vec::new();
-    fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || cancel.check(false)).await?;
+    fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
+        cancel.check(false)
+    })
+    .await?;
     sort_dedup(&mut samples);
     let aggregates = aggregate(&samples);
     let block = codec::encode_block(c.point, &samples)
@@ -329,13 +347,19 @@ where
         content_type: "application/gzip".to_owned(),
         custom: vec![],
     };
-    deps.blobs.put(&part_key(&job.id, c.idx), block, &meta).await?;
+    deps.blobs
+        .put(&part_key(&job.id, c.idx), block, &meta)
+        .await?;
     // Nothing more is written once the job is cancelled.
     cancel.check(true).await?;
     let now = deps.clock.now_ms();
     let mut stmts = store::upsert_aggregates(&job.site, point, &aggregates);
     stmts.push(store::insert_chunk(&job.id, c.idx, n_samples, n_bytes));
-    stmts.push(store::refresh_progress(&job.id, now, now + deps.cfg.lease_ms));
+    stmts.push(store::refresh_progress(
+        &job.id,
+        now,
+        now + deps.cfg.lease_ms,
+    ));
     statements.set(statements.get() + stmts.len() as u64 + 1);
     deps.db.batch(&stmts).await?;
     Ok(())
@@ -357,7 +381,11 @@ where
     C: Clock,
 {
     let Deps {
-        db, blobs, clock, cfg, ..
+        db,
+        blobs,
+        clock,
+        cfg,
+        ..
     } = *deps;
     // Nothing is written once the job is cancelled.
     CancelCheck {
@@ -436,7 +464,11 @@ where
             buf.extend(read_part(idx).await?);
             if buf.len() as u64 >= cfg.multipart_part_bytes {
                 let n = parts.len() as u16 + 1;
-                parts.push(blobs.multipart_part(&key, &upload, n, std::mem::take(&mut buf)).await?);
+                parts.push(
+                    blobs
+                        .multipart_part(&key, &upload, n, std::mem::take(&mut buf))
+                        .await?,
+                );
             }
         }
         if !buf.is_empty() || parts.is_empty() {

@@ -66,7 +66,17 @@ where
             JobStatus::Processing => "lease expired",
             _ => "no message in flight",
         };
-        match deps.queue.send(&JobMessage { job_id: job.id.clone(), hop: 0 }, 0).await {
+        match deps
+            .queue
+            .send(
+                &JobMessage {
+                    job_id: job.id.clone(),
+                    hop: 0,
+                },
+                0,
+            )
+            .await
+        {
             Ok(()) => {
                 log(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
                 out.resent.push(job.id.to_string());

@@ -61,7 +61,13 @@ pub async fn submit<D: SqlDb, Q: JobQueue, C: Clock>(
     ])
     .await?;
     let enqueued = queue
-        .send(&JobMessage { job_id: id.clone(), hop: 0 }, 0)
+        .send(
+            &JobMessage {
+                job_id: id.clone(),
+                hop: 0,
+            },
+            0,
+        )
         .await
         .is_ok();
     // The row is what we just wrote; build it rather than read it back.
