@@ -7,5 +7,6 @@
 //!   `--ignored`.
 
 mod e2e;
+mod native_faults;
 mod native_flow;
 mod support;

@@ -1,0 +1,1 @@
+//! Upstream faults and timeouts (being written).
