@@ -5,7 +5,8 @@
 //! last numeric samples of a bucket and the result does not depend on the
 //! order the upstream delivered them in. Non-numeric and non-finite values
 //! are counted and otherwise skipped. `stddev` is the population standard
-//! deviation, from Welford's update; `sum` is Neumaier-compensated.
+//! deviation, from Welford's update; `sum` is Neumaier-compensated. A
+//! statistic that overflows `f64` is NULL rather than infinite.
 
 use serde::{Deserialize, Serialize};
 
@@ -155,15 +156,19 @@ impl Acc {
     fn finish(self, resolution: Resolution) -> Aggregate {
         let has = self.count > 0;
         let sum = self.sum + self.comp;
+        // Statistics that overflowed f64 are stored as NULL, never ±inf.
+        let finite = |v: f64| v.is_finite().then_some(v);
         Aggregate {
             resolution,
             bucket_start: self.start,
             count: self.count,
             min: has.then_some(self.min),
             max: has.then_some(self.max),
-            sum: has.then_some(sum),
-            mean: has.then(|| sum / self.count as f64),
-            stddev: has.then(|| (self.m2 / self.count as f64).max(0.0).sqrt()),
+            sum: has.then_some(sum).and_then(finite),
+            mean: has.then(|| sum / self.count as f64).and_then(finite),
+            stddev: has
+                .then(|| (self.m2 / self.count as f64).max(0.0).sqrt())
+                .and_then(finite),
             first: self.first,
             last: self.last,
             non_numeric: self.non_numeric,
