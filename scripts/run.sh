@@ -76,10 +76,12 @@ PY
 )
 curl -fsS -o "$TSP_STATE/result.msgpack.gz" -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$id/result"
 samples=$(echo "$job" | json 'd["progress"]["samples"]')
+# Every consumer batch logs the D1 statements it ran.
+statements=$(grep -o '"d1_statements":[0-9]*' "$TSP_STATE/worker.log" | awk -F: '{s+=$2} END {print s+0}')
 bytes=$(echo "$job" | json 'd["result"]["bytes"]')
-python3 - "$samples" "$bytes" "$t0" "$t1" "$rows" "$TSP_STATE/result.msgpack.gz" <<'PY'
+python3 - "$samples" "$bytes" "$t0" "$t1" "$rows" "$TSP_STATE/result.msgpack.gz" "$statements" <<'PY'
 import sys
-samples, size, t0, t1, rows, path = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6]
+samples, size, t0, t1, rows, path, stmts = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
 el = t1 - t0
 print("")
 print("  job summary")
@@ -87,4 +89,5 @@ print(f"  samples          {samples:,}")
 print(f"  aggregate rows   {rows}")
 print(f"  result object    {size:,} bytes ({size / max(samples, 1):.2f} B/sample), saved to {path}")
 print(f"  elapsed          {el:.1f} s ({samples / el:,.0f} samples/s end to end)")
+print(f"  D1 statements    {stmts:,} by the consumer")
 PY

@@ -118,7 +118,7 @@ impl Bindings {
             .map_err(|e| missing(names::JOBS_QUEUE, e))?;
         let ms = cfg.storage_timeout_ms;
         Ok(Self {
-            db: TimedDb::new(D1Db(d1), JsClock, ms),
+            db: TimedDb::new(D1Db(d1, Default::default()), JsClock, ms),
             blobs: TimedBlobs::new(R2Blobs(bucket.clone()), JsClock, ms),
             bucket,
             queue: CfQueue(queue),
@@ -154,10 +154,20 @@ fn js_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// D1 as a [`SqlDb`].
-pub struct D1Db(pub worker::D1Database);
+/// D1 as a [`SqlDb`]. Counts the statements it runs (a batch counts each
+/// of its statements), for the per-invocation log line.
+pub struct D1Db(pub worker::D1Database, pub std::cell::Cell<u64>);
 
 impl D1Db {
+    /// Statements run through this binding so far.
+    pub fn statements(&self) -> u64 {
+        self.1.get()
+    }
+
+    fn count(&self, n: usize) {
+        self.1.set(self.1.get() + n as u64);
+    }
+
     fn prepare(&self, stmt: &Statement) -> Result<worker::D1PreparedStatement, StoreError> {
         let params: Vec<JsValue> = stmt
             .params
@@ -183,6 +193,7 @@ fn changes(r: &worker::D1Result) -> u64 {
 
 impl SqlDb for D1Db {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
+        self.count(1);
         let res = self.prepare(stmt)?.all().await.map_err(js_err)?;
         let rows: Vec<serde_json::Value> = res.results().map_err(js_err)?;
         Ok(rows
@@ -195,11 +206,13 @@ impl SqlDb for D1Db {
     }
 
     async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
+        self.count(1);
         let res = self.prepare(stmt)?.run().await.map_err(js_err)?;
         Ok(changes(&res))
     }
 
     async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        self.count(stmts.len());
         let prepared = stmts
             .iter()
             .map(|s| self.prepare(s))

@@ -44,6 +44,11 @@ impl<D, C> TimedDb<D, C> {
     pub fn new(inner: D, clock: C, ms: u64) -> Self {
         Self { inner, clock, ms }
     }
+
+    /// The wrapped database.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
 }
 
 impl<D: SqlDb, C: Clock> SqlDb for TimedDb<D, C> {

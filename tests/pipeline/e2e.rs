@@ -274,3 +274,88 @@ async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
+    let s = stack();
+    let site = "e2e-year";
+    let mut points = ace_sim::default_points(site, 50);
+    points.sort();
+    let body = json!({"site": site, "points": points, "days": 365});
+    let t0 = Instant::now();
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    let job = s.wait(&id, 900, |j| j["status"] == "completed").await;
+    eprintln!(
+        "365 days x 50 points completed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let start = parse_rfc3339(job["start"].as_str().unwrap()).unwrap();
+    let end = parse_rfc3339(job["end"].as_str().unwrap()).unwrap();
+    assert_eq!(end - start, 365 * DAY_MS);
+
+    // The object equals the simulator's samples, every one of them.
+    let bytes = s
+        .http
+        .get(format!("{}/v1/jobs/{id}/result", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (header, series) = decode_object(&bytes).unwrap();
+    assert_eq!(header.points, points);
+    let mut total = 0;
+    for (p, got) in points.iter().zip(&series) {
+        let want = ace_sim::samples(site, p, start, end, FIVE_MIN);
+        assert_eq!(got.len(), want.len(), "{p}");
+        for ((t, v), (wt, wv)) in got.iter().zip(&want) {
+            assert_eq!(t, wt);
+            assert!(same_value(v, wv), "{p} at {t}: {v:?} vs {wv}");
+        }
+        total += want.len();
+    }
+    assert_eq!(job["progress"]["samples"], total);
+    assert_eq!(total, 50 * 365 * 288);
+
+    // D1 holds exactly the aggregates computed natively from the same samples.
+    for p in &points {
+        let want = reference_aggregates(site, p, start, end);
+        for res in [Resolution::Day, Resolution::Hour] {
+            let mut rows = Vec::new();
+            let mut from = Some(format_rfc3339(start));
+            while let Some(f) = from {
+                let path = format!(
+                    "/v1/aggregates?site={site}&point={}&resolution={}&from={}&to={}",
+                    urlencode(p),
+                    res.as_str(),
+                    urlencode(&f),
+                    urlencode(&format_rfc3339(end))
+                );
+                let (status, page) = s.get(&s.token, &path).await;
+                assert_eq!(status, 200, "{page}");
+                rows.extend(page["rows"].as_array().unwrap().iter().cloned());
+                from = page["next_from"].as_str().map(str::to_owned);
+            }
+            let want: Vec<_> = want.iter().filter(|a| a.resolution == res).collect();
+            assert_eq!(rows.len(), want.len(), "{p} {}", res.as_str());
+            for (r, a) in rows.iter().zip(want) {
+                assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start));
+                assert_eq!(r["count"].as_u64(), Some(a.count));
+                assert_eq!(r["min"].as_f64(), a.min);
+                assert_eq!(r["max"].as_f64(), a.max);
+                assert_eq!(r["sum"].as_f64(), a.sum);
+                assert_eq!(r["mean"].as_f64(), a.mean);
+                assert_eq!(r["stddev"].as_f64(), a.stddev);
+                assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0));
+                assert_eq!(r["last_value"].as_f64(), a.last.map(|f| f.1));
+                assert_eq!(r["non_numeric"].as_u64(), Some(a.non_numeric));
+                assert_eq!(r["non_finite"].as_u64(), Some(a.non_finite));
+            }
+        }
+    }
+}

@@ -265,6 +265,16 @@ where
             }
         }
     }
+    log(&serde_json::json!({
+        "event": "invocation",
+        "job_id": id,
+        "hop": msg.hop,
+        "chunks_started": launched.get(),
+        "chunks_done": finished,
+        "chunks_total": plan.len(),
+        "ms": clock.now_ms() - started,
+    })
+    .to_string());
     match failure {
         Some(Error::Cancelled) => {
             log(&transition_log(
