@@ -9,6 +9,7 @@
 //! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
 //! - [`job`]: the job state machine and the `queue_jobs` row.
 //! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
+//! - [`export`]: streaming conversion of a result object to CSV or JSON Lines.
 //! - [`fingerprint`]: SHA-256 of the canonical request, and the result key.
 //! - [`chunk`]: splitting a job into point × UTC-month chunks.
 //! - [`sample`]: upstream page parsing and value classification.
@@ -32,6 +33,7 @@ pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod fingerprint;
 pub mod job;
 pub mod ports;

@@ -376,14 +376,16 @@ pub fn select_aggregates(
     )
 }
 
-/// Jobs that may have no live message: `processing` with a lapsed lease, or
-/// `queued`/`failed` untouched since `idle_before` (the outbox). Oldest first.
+/// Jobs that may have no live message: `processing` with a lapsed lease,
+/// `queued`/`failed` untouched since `idle_before` (the outbox), or dead but
+/// never alerted (the alert kept failing). Oldest first.
 pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statement {
     stmt(
         "SELECT * FROM queue_jobs WHERE \
-         (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?) \
-         OR (status IN ('queued', 'failed') AND updated_at < ?) \
-         ORDER BY updated_at LIMIT ?",
+         (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?1) \
+         OR (status IN ('queued', 'failed') AND updated_at < ?2) \
+         OR (status = 'failed_permanent' AND alerted_at IS NULL AND updated_at < ?2) \
+         ORDER BY updated_at LIMIT ?3",
         vec![now.into(), idle_before.into(), limit.into()],
     )
 }
@@ -415,5 +417,55 @@ pub fn select_owner_jobs(
             status.map(JobStatus::as_str).into(),
             limit.into(),
         ],
+    )
+}
+
+/// Cancels an owner's live job: any non-terminal status → `cancelled`.
+/// Returns the row when this call made the transition.
+pub fn cancel_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1, \
+         lease_until = NULL WHERE id = ?2 AND owner = ?3 \
+         AND status IN ('queued', 'processing', 'failed') RETURNING *",
+        vec![now.into(), id.as_str().into(), owner.into()],
+    )
+}
+
+/// Brings an owner's dead job back: `failed_permanent` → `queued`, keeping
+/// its attempts, last error, checkpoints and history. Returns the row.
+pub fn requeue_dead_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET status = 'queued', finished_at = NULL, alerted_at = NULL, \
+         lease_until = NULL, sent_at = NULL, updated_at = ?1 \
+         WHERE id = ?2 AND owner = ?3 AND status = 'failed_permanent' RETURNING *",
+        vec![now.into(), id.as_str().into(), owner.into()],
+    )
+}
+
+/// Counts and ages over an owner's jobs for `GET /v1/stats`, in one query.
+pub fn select_stats(owner: &str, now: EpochMs) -> Statement {
+    stmt(
+        "SELECT \
+         SUM(status = 'queued') AS queued, SUM(status = 'processing') AS processing, \
+         SUM(status = 'completed') AS completed, SUM(status = 'failed') AS failed, \
+         SUM(status = 'failed_permanent') AS failed_permanent, SUM(status = 'cancelled') AS cancelled, \
+         MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest_queued_at, \
+         SUM(status = 'completed' AND finished_at >= ?2 - 3600000) AS completed_last_hour, \
+         SUM(CASE WHEN status = 'completed' AND finished_at >= ?2 - 3600000 THEN sample_count ELSE 0 END) AS samples_last_hour, \
+         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 3600000) AS failed_last_hour, \
+         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 86400000) AS dead_last_day \
+         FROM queue_jobs WHERE owner = ?1",
+        vec![owner.into(), now.into()],
+    )
+}
+
+/// Durations of an owner's jobs completed in the last day, sorted (for
+/// percentiles), at most 10,000.
+pub fn select_recent_durations(owner: &str, now: EpochMs) -> Statement {
+    stmt(
+        "SELECT finished_at - started_at AS ms FROM queue_jobs \
+         WHERE owner = ?1 AND status = 'completed' AND finished_at >= ?2 - 86400000 \
+         AND started_at IS NOT NULL ORDER BY ms LIMIT 10000",
+        vec![owner.into(), now.into()],
     )
 }

@@ -1,12 +1,15 @@
 //! One function per route.
 
+use futures::StreamExt;
 use tsp_cloudflare::Bindings;
 use tsp_core::aggregate::Resolution;
 use tsp_core::domain::{format_rfc3339, parse_rfc3339, JobId, DAY_MS};
 use tsp_core::error::{Error, StoreError, ValidationError};
+use tsp_core::export::{Exporter, Format};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::{BlobStore, SqlDb};
 use tsp_core::service::dead_letter::archive_key;
+use tsp_core::service::manage;
 use tsp_core::service::submit::{submit, Submitted};
 use tsp_core::service::view::job_view;
 use tsp_core::store;
@@ -27,6 +30,10 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Get, ["v1", "jobs", id]) => get_job(b, owner, id).await,
         (Method::Get, ["v1", "jobs", id, "result"]) => get_result(&req, b, owner, id).await,
         (Method::Get, ["v1", "jobs", id, "archive"]) => get_archive(b, owner, id).await,
+        (Method::Delete, ["v1", "jobs", id]) => delete_job(b, owner, id).await,
+        (Method::Post, ["v1", "jobs", id, "retry"]) => retry_job(b, owner, id).await,
+        (Method::Get, ["v1", "dead-letters"]) => dead_letters(&req, b, owner).await,
+        (Method::Get, ["v1", "stats"]) => stats(b, owner).await,
         (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b).await,
         _ => Err(Error::NotFound),
     }
@@ -95,8 +102,27 @@ fn query_map(req: &Request) -> Result<std::collections::HashMap<String, String>,
     Ok(url.query_pairs().into_owned().collect())
 }
 
-/// Largest page of `GET /v1/jobs`.
+/// Largest page of `GET /v1/jobs` and `GET /v1/dead-letters`.
 const MAX_LIST_LIMIT: i64 = 100;
+
+/// `limit` (default 50) and `cursor` (a creation time from `next_cursor`).
+fn page_params(q: &std::collections::HashMap<String, String>) -> Result<(i64, i64), Error> {
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| ValidationError::single("limit", "must be 1 to 100"))?,
+    };
+    let before = match q.get("cursor") {
+        None => i64::MAX,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ValidationError::single("cursor", "must come from next_cursor"))?,
+    };
+    Ok((limit, before))
+}
 
 async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
     let q = query_map(req)?;
@@ -149,6 +175,63 @@ async fn owned_job(b: &Bindings, owner: &str, id: &str) -> Result<tsp_core::job:
         .ok_or(Error::NotFound)
 }
 
+fn log_line(line: &str) {
+    worker::console_log!("{line}");
+}
+
+async fn delete_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
+    let job = manage::cancel(&b.db, &b.clock, owner, &parse_id(id)?, &log_line).await?;
+    Ok(json(200, &job_view(&job)))
+}
+
+async fn retry_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
+    let (job, sent) =
+        manage::retry(&b.db, &b.queue, &b.clock, owner, &parse_id(id)?, &log_line).await?;
+    let mut view = job_view(&job);
+    view["note"] = (!sent)
+        .then_some("queue send failed; the reaper will send it")
+        .into();
+    Ok(json(202, &view))
+}
+
+async fn dead_letters(req: &Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
+    let q = query_map(req)?;
+    let (limit, before) = page_params(&q)?;
+    let rows =
+        b.db.query(&store::select_owner_jobs(
+            owner,
+            Some(JobStatus::FailedPermanent),
+            before,
+            limit,
+        ))
+        .await?;
+    let jobs: Vec<tsp_core::job::Job> = store::decode(rows)?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.created_at.to_string()))
+        .flatten();
+    let entries: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|j| {
+            let mut v = job_view(j);
+            v["archive_key"] = j
+                .finished_at
+                .map(|at| archive_key(j.id.as_str(), at))
+                .into();
+            v["archive_url"] = format!("/v1/jobs/{}/archive", j.id).into();
+            v["retry_url"] = format!("/v1/jobs/{}/retry", j.id).into();
+            v
+        })
+        .collect();
+    Ok(json(
+        200,
+        &serde_json::json!({"dead_letters": entries, "next_cursor": next}),
+    ))
+}
+
+async fn stats(b: &Bindings, owner: &str) -> Result<Response, Error> {
+    Ok(json(200, &manage::stats(&b.db, &b.clock, owner).await?))
+}
+
 async fn get_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {
     let job = owned_job(b, owner, id).await?;
     let mut resp = json(200, &job_view(&job));
@@ -187,6 +270,13 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
             .with_headers(headers)
             .empty());
     }
+    let query = query_map(req)?;
+    let accept = req.headers().get("accept").ok().flatten();
+    if let Some(format) =
+        Format::negotiate(query.get("format").map(String::as_str), accept.as_deref())
+    {
+        return export(obj, format, headers, &job.id);
+    }
     let _ = headers.set("content-type", "application/vnd.tsp.columnar+msgpack+gzip");
     let _ = headers.set(
         "content-disposition",
@@ -205,6 +295,57 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
         .with_status(200)
         .with_headers(headers)
         .body(body))
+}
+
+/// Streams the object converted to CSV or JSON Lines: R2 bytes flow through
+/// an [`Exporter`] chunk by chunk, so memory stays at about one block.
+fn export(
+    obj: worker::Object,
+    format: Format,
+    headers: Headers,
+    id: &JobId,
+) -> Result<Response, Error> {
+    let bytes = obj
+        .body()
+        .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?
+        .stream()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let _ = headers.set("content-type", format.content_type());
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::JsonLines => "jsonl",
+    };
+    let _ = headers.set(
+        "content-disposition",
+        &format!("attachment; filename=\"{id}.{ext}\""),
+    );
+    // The converted text has no stored ETag of its own.
+    let _ = headers.delete("etag");
+    let state = (bytes, Some(Exporter::new(format)));
+    let stream = futures::stream::unfold(state, |(mut bytes, exporter)| async move {
+        let mut exporter = exporter?;
+        loop {
+            let next = match bytes.next().await {
+                Some(Ok(chunk)) => exporter.push(&chunk),
+                Some(Err(e)) => Err(tsp_core::codec::CodecError::Invalid(e.to_string())),
+                None => {
+                    let tail = exporter
+                        .finish()
+                        .map_err(|e| worker::Error::RustError(e.to_string()));
+                    return Some((tail, (bytes, None)));
+                }
+            };
+            match next {
+                Ok(text) if text.is_empty() => continue,
+                Ok(text) => return Some((Ok(text), (bytes, Some(exporter)))),
+                Err(e) => {
+                    return Some((Err(worker::Error::RustError(e.to_string())), (bytes, None)))
+                }
+            }
+        }
+    });
+    let resp = Response::from_stream(stream).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(resp.with_status(200).with_headers(headers))
 }
 
 async fn get_archive(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {

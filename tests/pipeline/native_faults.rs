@@ -1,1 +1,936 @@
-//! Upstream faults and timeouts (being written).
+//! Upstream, storage and alert faults, natively: wiremock plays the ACE API
+//! (and the alert webhook), the rest is the harness (real SQLite with
+//! `schema/`, memory blobs, the in-process queue, reqwest).
+//!
+//! Every case checks both what `process::handle` decided (outcome and queue
+//! disposition) and what it left in the `queue_jobs` row.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use serde_json::json;
+use tsp_core::codec::decode_object;
+use tsp_core::domain::JobId;
+use tsp_core::error::{Disposition, Error, StoreError, UpstreamError};
+use tsp_core::job::JobStatus;
+use tsp_core::ports::{BlobMeta, BlobStore, JobMessage, Row, SqlDb, Statement, UploadedPart};
+use tsp_core::service::dead_letter::{archive_key, dead_letter, DeadOutcome};
+use tsp_core::service::process::{handle, Outcome};
+use tsp_core::service::Deps;
+use tsp_core::timeout::{TimedBlobs, TimedDb};
+use tsp_native::{MemBlobs, SqliteDb};
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+/// The upstream route of site `s1`.
+const PAGES: &str = "/sites/s1/timeseries/paginated";
+/// The alert webhook's route.
+const HOOK: &str = "/hook";
+
+/// One point, one day: one chunk.
+fn one_day_job() -> serde_json::Value {
+    json!({"site": "s1", "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z"})
+}
+
+/// An upstream page of point `p1`: `(time, value)` samples.
+fn page(samples: &[(&str, &str)], next_cursor: Option<&str>, has_more: bool) -> String {
+    let samples: Vec<_> = samples
+        .iter()
+        .map(|(t, v)| json!({"name": "p1", "value": v, "time": t}))
+        .collect();
+    json!({"point_samples": samples, "next_cursor": next_cursor, "has_more": has_more}).to_string()
+}
+
+/// Three samples inside the job's day.
+const THREE: [(&str, &str); 3] = [
+    ("2025-10-01T00:00:00Z", "21.4"),
+    ("2025-10-01T00:05:00Z", "21.5"),
+    ("2025-10-01T12:00:00Z", "22.25"),
+];
+
+/// A harness over `server` with fast retry and timeout settings.
+fn harness(server: &MockServer) -> Harness {
+    let mut h = Harness::new(&server.uri());
+    h.cfg.page_retries = 1;
+    h.cfg.upstream_timeout_ms = 300;
+    h
+}
+
+/// Submits the one-day job and drops its queue message, so only explicit
+/// deliveries run.
+async fn queued_job(h: &Harness) -> JobId {
+    let id = h.submit_new(&one_day_job()).await;
+    assert_eq!(h.queue.drain().len(), 1, "submit sends one message");
+    id
+}
+
+/// Requests `server` received with this HTTP method.
+async fn received(server: &MockServer, verb: &str) -> Vec<wiremock::Request> {
+    server
+        .received_requests()
+        .await
+        .expect("request recording is on")
+        .into_iter()
+        .filter(|r| r.method.as_str() == verb)
+        .collect()
+}
+
+async fn mount_page(server: &MockServer, status: u16, body: String) {
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(ResponseTemplate::new(status).set_body_string(body))
+        .mount(server)
+        .await;
+}
+
+/// Asserts a job was dead-lettered by `handle`: acked, `failed_permanent`,
+/// archived, and with `needle` in its reason and last error.
+async fn assert_dead_lettered(
+    h: &Harness,
+    id: &JobId,
+    handled: &tsp_core::service::process::Handled,
+    needle: &str,
+) {
+    assert!(
+        matches!(&handled.outcome, Ok(Outcome::DeadLettered(r)) if r.contains(needle)),
+        "{handled:?}"
+    );
+    assert_eq!(handled.disposition, Disposition::Ack, "no retry");
+    let job = h.job(id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    let err = job.last_error.clone().unwrap_or_default();
+    assert!(err.contains(needle), "last_error {err:?} lacks {needle:?}");
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.chunks_done, 0);
+    assert!(job.alerted_at.is_some(), "alerted (log only: no webhook)");
+    let key = archive_key(id.as_str(), job.finished_at.expect("finished_at"));
+    assert!(key.starts_with("dead-letters/"));
+    assert_eq!(h.blobs.keys("dead-letters/"), vec![key.clone()]);
+    let (archive, _) = h.blobs.object(&key).expect("archive object");
+    let doc: serde_json::Value = serde_json::from_slice(&archive).expect("archive is JSON");
+    assert_eq!(doc["kind"], "dead_job");
+    assert_eq!(doc["job"]["id"], id.as_str());
+    assert!(h.queue.sent.borrow().is_empty(), "nothing re-queued");
+}
+
+/// Asserts a transient failure recorded by `handle`: retry in `delay` s,
+/// the job `failed` with `needle` in its last error and no progress.
+async fn assert_retried(
+    h: &Harness,
+    id: &JobId,
+    handled: &tsp_core::service::process::Handled,
+    delay: u32,
+    needle: &str,
+) {
+    assert_eq!(
+        handled.disposition,
+        Disposition::Retry {
+            delay_seconds: delay
+        },
+        "{handled:?}"
+    );
+    let err = handled.outcome.as_ref().expect_err("an error");
+    assert!(err.is_transient(), "{err:?}");
+    let job = h.job(id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let last = job.last_error.clone().unwrap_or_default();
+    assert!(
+        last.contains(needle),
+        "last_error {last:?} lacks {needle:?}"
+    );
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.chunks_done, 0);
+    assert_eq!(job.lease_until, None, "the lease is released for the retry");
+    assert!(h.blobs.keys("").is_empty(), "no part, result or archive");
+    assert!(
+        h.queue.sent.borrow().is_empty(),
+        "the queue's own retry redelivers"
+    );
+}
+
+// ---------------------------------------------------------------- upstream
+
+#[tokio::test]
+async fn an_upstream_slower_than_the_timeout_is_a_transient_timeout_and_the_job_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(page(&THREE, None, false))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(
+        handled.outcome,
+        Err(Error::Upstream(UpstreamError::Timeout(300)))
+    );
+    assert_retried(&h, &id, &handled, 2, "timed out").await;
+    // One try plus `page_retries` in-place retries, then the queue.
+    assert_eq!(received(&server, "GET").await.len(), 2);
+}
+
+#[tokio::test]
+async fn upstream_500_and_503_are_transient_and_the_job_is_retried_then_completes() {
+    for status in [500u16, 503] {
+        let server = MockServer::start().await;
+        mount_page(&server, status, "upstream broke".into()).await;
+        let h = harness(&server);
+        let id = queued_job(&h).await;
+
+        let handled = h.deliver(&id, 0, 1).await;
+        assert_eq!(
+            handled.outcome,
+            Err(Error::Upstream(UpstreamError::Status {
+                status,
+                retry_after_ms: None
+            })),
+            "{status}"
+        );
+        assert_retried(&h, &id, &handled, 2, &status.to_string()).await;
+        assert_eq!(received(&server, "GET").await.len(), 2, "{status}");
+
+        // The `failed` job is claimable: the queue's redelivery finishes it.
+        server.reset().await;
+        mount_page(&server, 200, page(&THREE, None, false)).await;
+        let again = h.deliver(&id, 0, 2).await;
+        assert_eq!(again.outcome, Ok(Outcome::Completed), "{status}");
+        let job = h.job(&id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.attempts, 2);
+        assert_eq!(job.sample_count, 3);
+        assert_eq!(job.last_error, None);
+    }
+}
+
+#[tokio::test]
+async fn a_429_retry_after_beyond_the_inline_cap_goes_to_the_queue_without_waiting() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
+        .mount(&server)
+        .await;
+    let h = harness(&server); // page_retries = 1: an in-place retry is allowed
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(
+        handled.outcome,
+        Err(Error::Upstream(UpstreamError::Status {
+            status: 429,
+            retry_after_ms: Some(30_000)
+        }))
+    );
+    // 30 s is over MAX_INLINE_WAIT_MS: no in-place wait, the queue waits.
+    assert_eq!(
+        received(&server, "GET").await.len(),
+        1,
+        "not retried in place"
+    );
+    assert_retried(&h, &id, &handled, 30, "429").await;
+}
+
+#[tokio::test]
+async fn a_429_retry_after_is_a_floor_under_the_queue_backoff() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+        .mount(&server)
+        .await;
+    let mut h = harness(&server);
+    // No in-place retry, so the 7 s hint (under the inline cap) is not slept.
+    h.cfg.page_retries = 0;
+    let id = queued_job(&h).await;
+
+    let first = h.deliver(&id, 0, 1).await;
+    assert_retried(&h, &id, &first, 7, "429").await; // backoff 2 s < hint 7 s
+    assert_eq!(received(&server, "GET").await.len(), 1);
+
+    // A later attempt's backoff (16 s) is above the hint and wins.
+    let fourth = h.deliver(&id, 0, 4).await;
+    assert_eq!(fourth.disposition, Disposition::Retry { delay_seconds: 16 });
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_short_429_retry_after_is_waited_in_place_and_the_page_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(handled.outcome, Ok(Outcome::Completed));
+    assert_eq!(handled.disposition, Disposition::Ack);
+    assert_eq!(received(&server, "GET").await.len(), 2);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.attempts, 1, "no queue retry was needed");
+    assert_eq!(job.sample_count, 3);
+}
+
+#[tokio::test]
+async fn garbage_json_is_retried_in_place_then_dead_lettered_past_the_malformed_limit() {
+    let server = MockServer::start().await;
+    mount_page(&server, 200, "not json".into()).await;
+    let mut h = harness(&server);
+    h.cfg.malformed_limit = 1;
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    // The first malformed body is transient (retried in place); the second
+    // passes the bound of 1 and is permanent.
+    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_dead_lettered(&h, &id, &handled, "malformed").await;
+}
+
+#[tokio::test]
+async fn a_truncated_body_is_malformed_and_dead_lettered_like_garbage() {
+    let server = MockServer::start().await;
+    let full = page(&THREE, None, false);
+    let truncated = full[..full.len() / 2].to_owned();
+    assert!(serde_json::from_str::<serde_json::Value>(&truncated).is_err());
+    mount_page(&server, 200, truncated).await;
+    let mut h = harness(&server);
+    h.cfg.malformed_limit = 1;
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_dead_lettered(&h, &id, &handled, "malformed").await;
+}
+
+#[tokio::test]
+async fn one_malformed_body_is_transient_and_the_retry_completes() {
+    for bad in ["not json".to_owned(), {
+        let full = page(&THREE, None, false);
+        full[..full.len() / 2].to_owned()
+    }] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(PAGES))
+            .respond_with(ResponseTemplate::new(200).set_body_string(bad.clone()))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        mount_page(&server, 200, page(&THREE, None, false)).await;
+        let mut h = harness(&server);
+        h.cfg.malformed_limit = 1;
+        let id = queued_job(&h).await;
+
+        let handled = h.deliver(&id, 0, 1).await;
+        assert_eq!(handled.outcome, Ok(Outcome::Completed), "{bad}");
+        assert_eq!(received(&server, "GET").await.len(), 2);
+        let job = h.job(&id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.sample_count, 3);
+        assert!(h.blobs.keys("dead-letters/").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_empty_page_that_says_has_more_is_followed_to_the_data_page() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page(&[], Some("c1"), true)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .and(query_param("cursor", "c1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(page(&THREE, None, false)))
+        .mount(&server)
+        .await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(handled.outcome, Ok(Outcome::Completed));
+    assert_eq!(handled.disposition, Disposition::Ack);
+    let gets = received(&server, "GET").await;
+    assert_eq!(gets.len(), 2);
+    assert!(gets[1]
+        .url
+        .query_pairs()
+        .any(|(k, v)| k == "cursor" && v == "c1"));
+
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.chunks_done, 1);
+    assert_eq!(job.sample_count, 3);
+    let (bytes, _) = h.blobs.object(&job.result_key.unwrap()).expect("result");
+    let (_, series) = decode_object(&bytes).unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].len(), 3);
+    for ((t, v), (wt, wv)) in series[0].iter().zip(THREE) {
+        assert_eq!(*t, tsp_core::domain::parse_rfc3339(wt).unwrap());
+        assert!(same_value(v, wv), "{v:?} vs {wv}");
+    }
+}
+
+#[tokio::test]
+async fn has_more_without_a_next_cursor_is_malformed_and_dead_lettered_past_the_bound() {
+    let sample = r#"{"name":"p1","value":"21.4","time":"2025-10-01T00:00:00Z"}"#;
+    for body in [
+        format!(r#"{{"point_samples":[{sample}],"has_more":true}}"#),
+        format!(r#"{{"point_samples":[{sample}],"next_cursor":null,"has_more":true}}"#),
+        format!(r#"{{"point_samples":[{sample}],"next_cursor":"","has_more":true}}"#),
+    ] {
+        let server = MockServer::start().await;
+        mount_page(&server, 200, body.clone()).await;
+        let mut h = harness(&server);
+        h.cfg.malformed_limit = 1;
+        let id = queued_job(&h).await;
+
+        let handled = h.deliver(&id, 0, 1).await;
+        assert_eq!(received(&server, "GET").await.len(), 2, "{body}");
+        assert_dead_lettered(&h, &id, &handled, "next_cursor").await;
+    }
+}
+
+#[tokio::test]
+async fn has_more_without_a_next_cursor_once_is_transient_and_its_samples_are_discarded() {
+    let server = MockServer::start().await;
+    // A bad page with other samples, then the real one.
+    let bad = page(
+        &[("2025-10-01T01:00:00Z", "1"), ("2025-10-01T02:00:00Z", "2")],
+        None,
+        true,
+    );
+    Mock::given(method("GET"))
+        .and(path(PAGES))
+        .respond_with(ResponseTemplate::new(200).set_body_string(bad))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    let mut h = harness(&server);
+    h.cfg.malformed_limit = 1;
+    let id = queued_job(&h).await;
+
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(handled.outcome, Ok(Outcome::Completed));
+    assert_eq!(received(&server, "GET").await.len(), 2);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(
+        job.sample_count, 3,
+        "the rejected page's samples are dropped"
+    );
+}
+
+#[tokio::test]
+async fn upstream_401_and_404_are_permanent_and_dead_letter_without_retry() {
+    for status in [401u16, 404] {
+        let server = MockServer::start().await;
+        mount_page(&server, status, "{}".into()).await;
+        let mut h = harness(&server);
+        h.cfg.page_retries = 3; // in-place retries allowed, and not used
+        let id = queued_job(&h).await;
+
+        let handled = h.deliver(&id, 0, 1).await;
+        assert_eq!(received(&server, "GET").await.len(), 1, "{status}");
+        assert_dead_lettered(&h, &id, &handled, &status.to_string()).await;
+
+        // A duplicate delivery does nothing: no upstream call, no new state.
+        let dup = h.deliver(&id, 0, 2).await;
+        assert!(matches!(dup.outcome, Ok(Outcome::Skipped(_))), "{dup:?}");
+        assert_eq!(dup.disposition, Disposition::Ack);
+        assert_eq!(received(&server, "GET").await.len(), 1);
+        assert_eq!(h.job(&id).await.attempts, 1);
+    }
+}
+
+// ---------------------------------------------------------------- storage
+
+/// Which calls of [`SlowDb`] hang.
+#[derive(Clone, Copy)]
+enum Slow {
+    Every,
+    FirstBatch,
+}
+
+/// A database whose chosen calls sleep for a minute before running.
+struct SlowDb<'a> {
+    inner: &'a SqliteDb,
+    slow: Slow,
+    batches: Cell<u32>,
+}
+
+impl<'a> SlowDb<'a> {
+    fn new(inner: &'a SqliteDb, slow: Slow) -> Self {
+        Self {
+            inner,
+            slow,
+            batches: Cell::new(0),
+        }
+    }
+}
+
+async fn hang() {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+impl SqlDb for SlowDb<'_> {
+    async fn query(&self, s: &Statement) -> Result<Vec<Row>, StoreError> {
+        if matches!(self.slow, Slow::Every) {
+            hang().await;
+        }
+        self.inner.query(s).await
+    }
+    async fn execute(&self, s: &Statement) -> Result<u64, StoreError> {
+        if matches!(self.slow, Slow::Every) {
+            hang().await;
+        }
+        self.inner.execute(s).await
+    }
+    async fn batch(&self, s: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        self.batches.set(self.batches.get() + 1);
+        let slow = match self.slow {
+            Slow::Every => true,
+            Slow::FirstBatch => self.batches.get() == 1,
+        };
+        if slow {
+            hang().await;
+        }
+        self.inner.batch(s).await
+    }
+}
+
+/// An object store whose `put` sleeps for a minute before writing.
+struct SlowPut<'a> {
+    inner: &'a MemBlobs,
+}
+
+impl BlobStore for SlowPut<'_> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
+        hang().await;
+        self.inner.put(key, bytes, meta).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &BlobMeta,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, bytes, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
+        self.inner.multipart_begin(key, meta).await
+    }
+    async fn multipart_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError> {
+        self.inner
+            .multipart_part(key, upload_id, part_number, bytes)
+            .await
+    }
+    async fn multipart_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> Result<(), StoreError> {
+        self.inner.multipart_complete(key, upload_id, parts).await
+    }
+}
+
+/// The storage timeout of these tests.
+const STORAGE_MS: u64 = 150;
+
+fn message(id: &JobId) -> JobMessage {
+    JobMessage {
+        job_id: id.clone(),
+        hop: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_d1_is_a_transient_store_timeout_and_changes_nothing() {
+    let server = MockServer::start().await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+    let before = h.job(&id).await;
+
+    let db = TimedDb::new(SlowDb::new(&h.db, Slow::Every), h.clock.clone(), STORAGE_MS);
+    let deps = Deps {
+        db: &db,
+        blobs: &h.blobs,
+        queue: &h.queue,
+        http: &h.http,
+        clock: &h.clock,
+        cfg: &h.cfg,
+    };
+    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    assert_eq!(
+        handled.outcome,
+        Err(Error::Store(StoreError::Timeout("database query")))
+    );
+    assert_eq!(handled.disposition, Disposition::Retry { delay_seconds: 2 });
+    // The claim never ran: the row is as submitted, ready for the retry.
+    assert_eq!(h.job(&id).await, before);
+    assert_eq!(before.status, JobStatus::Queued);
+    assert!(
+        received(&server, "GET").await.is_empty(),
+        "no upstream call"
+    );
+    assert!(h.blobs.keys("").is_empty());
+
+    // The redelivery over a healthy database completes.
+    let again = h.deliver(&id, 0, 2).await;
+    assert_eq!(again.outcome, Ok(Outcome::Completed));
+}
+
+#[tokio::test]
+async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
+    let server = MockServer::start().await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+
+    // Only the chunk's commit batch hangs; recording the failure works.
+    let db = TimedDb::new(
+        SlowDb::new(&h.db, Slow::FirstBatch),
+        h.clock.clone(),
+        STORAGE_MS,
+    );
+    let deps = Deps {
+        db: &db,
+        blobs: &h.blobs,
+        queue: &h.queue,
+        http: &h.http,
+        clock: &h.clock,
+        cfg: &h.cfg,
+    };
+    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    assert_eq!(
+        handled.outcome,
+        Err(Error::Store(StoreError::Timeout("database batch")))
+    );
+    assert_eq!(handled.disposition, Disposition::Retry { delay_seconds: 2 });
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{:?}",
+        job.last_error
+    );
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.chunks_done, 0);
+    assert_eq!(h.count("SELECT COUNT(*) FROM job_chunks").await, 0);
+    assert!(h.agg_rows("s1").is_empty(), "the batch never committed");
+    assert_eq!(job.result_key, None);
+}
+
+#[tokio::test]
+async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
+    let server = MockServer::start().await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+
+    let blobs = TimedBlobs::new(SlowPut { inner: &h.blobs }, h.clock.clone(), STORAGE_MS);
+    let deps = Deps {
+        db: &h.db,
+        blobs: &blobs,
+        queue: &h.queue,
+        http: &h.http,
+        clock: &h.clock,
+        cfg: &h.cfg,
+    };
+    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    assert_eq!(
+        handled.outcome,
+        Err(Error::Store(StoreError::Timeout("object put")))
+    );
+    assert_retried(&h, &id, &handled, 2, "object put timed out").await;
+    assert!(h.agg_rows("s1").is_empty());
+
+    // Not completed, and the redelivery over a healthy store completes it.
+    let again = h.deliver(&id, 0, 2).await;
+    assert_eq!(again.outcome, Ok(Outcome::Completed));
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.chunks_done, 1);
+    assert_eq!(job.sample_count, 3);
+}
+
+// ---------------------------------------------------------------- alerts
+
+/// A harness whose alert webhook is `server`'s [`HOOK`], with a queued job.
+async fn alerting(server: &MockServer) -> (Harness, JobId) {
+    let mut h = harness(server);
+    h.cfg.alert_webhook_url = Some(format!("{}{HOOK}", server.uri()));
+    h.cfg.alert_timeout_ms = 200;
+    let id = queued_job(&h).await;
+    (h, id)
+}
+
+async fn kill(
+    h: &Harness,
+    id: Option<&JobId>,
+    message: &serde_json::Value,
+) -> Result<DeadOutcome, Error> {
+    dead_letter(&h.deps(), id, "retries exhausted", message, &|_: &str| {}).await
+}
+
+fn hook_ok() -> Mock {
+    Mock::given(method("POST"))
+        .and(path(HOOK))
+        .respond_with(ResponseTemplate::new(200))
+}
+
+#[tokio::test]
+async fn an_alert_that_fails_once_is_retried_and_the_job_marked_alerted() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(HOOK))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    hook_ok().mount(&server).await;
+    let (h, id) = alerting(&server).await;
+
+    let out = kill(&h, Some(&id), &json!({"job_id": id}))
+        .await
+        .expect("alerted");
+    let job = h.job(&id).await;
+    let key = archive_key(id.as_str(), job.finished_at.unwrap());
+    assert_eq!(
+        out,
+        DeadOutcome::Dead {
+            archive_key: key.clone(),
+            alerted_now: true
+        }
+    );
+    let posts = received(&server, "POST").await;
+    assert_eq!(posts.len(), 2, "a 500, then the 200");
+    let alert: serde_json::Value = serde_json::from_slice(&posts[1].body).unwrap();
+    assert_eq!(alert["job_id"], id.as_str());
+    assert_eq!(alert["archive_key"], key.as_str());
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert!(job.alerted_at.is_some());
+    assert!(h.blobs.object(&key).is_some(), "archived");
+}
+
+#[tokio::test]
+async fn a_timing_out_alert_webhook_fails_transiently_and_a_later_call_alerts_once() {
+    let server = MockServer::start().await;
+    let hanging = server
+        .register_as_scoped(
+            Mock::given(method("POST"))
+                .and(path(HOOK))
+                .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))),
+        )
+        .await;
+    let (h, id) = alerting(&server).await;
+    let msg = json!({"job_id": id});
+
+    let err = kill(&h, Some(&id), &msg).await.expect_err("alert failed");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    let tries = received(&server, "POST").await.len();
+    assert_eq!(tries, 3, "a few tries per call, then give up");
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert_eq!(job.alerted_at, None, "not alerted yet");
+    let key = archive_key(id.as_str(), job.finished_at.unwrap());
+    assert!(h.blobs.object(&key).is_some(), "archived before alerting");
+
+    // The webhook recovers; the retried call alerts exactly once more.
+    drop(hanging);
+    hook_ok().mount(&server).await;
+    let out = kill(&h, Some(&id), &msg).await.expect("alerted");
+    assert_eq!(
+        out,
+        DeadOutcome::Dead {
+            archive_key: key.clone(),
+            alerted_now: true
+        }
+    );
+    assert_eq!(received(&server, "POST").await.len(), tries + 1);
+    let job = h.job(&id).await;
+    assert!(job.alerted_at.is_some());
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+
+    // And never again.
+    let out = kill(&h, Some(&id), &msg).await.expect("done");
+    assert_eq!(
+        out,
+        DeadOutcome::Dead {
+            archive_key: key,
+            alerted_now: false
+        }
+    );
+    assert_eq!(received(&server, "POST").await.len(), tries + 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_dead_letter_delivery_alerts_once() {
+    let server = MockServer::start().await;
+    hook_ok().mount(&server).await;
+    let (h, id) = alerting(&server).await;
+    let msg = json!({"job_id": id});
+
+    let first = kill(&h, Some(&id), &msg).await.expect("first");
+    let second = kill(&h, Some(&id), &msg).await.expect("second");
+    assert!(
+        matches!(
+            &first,
+            DeadOutcome::Dead {
+                alerted_now: true,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(
+        matches!(
+            &second,
+            DeadOutcome::Dead {
+                alerted_now: false,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert_eq!(received(&server, "POST").await.len(), 1);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert!(job.alerted_at.is_some());
+    assert_eq!(h.blobs.keys("dead-letters/").len(), 1, "one archive");
+    let events = h
+        .count("SELECT COUNT(*) FROM job_events WHERE status = 'failed_permanent'")
+        .await;
+    assert_eq!(events, 1, "one terminal transition");
+}
+
+#[tokio::test]
+async fn an_unparseable_message_is_archived_raw_and_alerted_once() {
+    let server = MockServer::start().await;
+    hook_ok().mount(&server).await;
+    let (h, _) = alerting(&server).await;
+    let raw = json!({"garbage": "{not a job message"});
+
+    let first = kill(&h, None, &raw).await.expect("archived");
+    let DeadOutcome::ArchivedRaw(key) = &first else {
+        panic!("expected a raw archive, got {first:?}");
+    };
+    assert!(key.starts_with("dead-letters/"), "{key}");
+    assert!(key.contains("unparsed-"), "{key}");
+    let (doc, _) = h.blobs.object(key).expect("archive object");
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(doc["kind"], "raw_message");
+    assert_eq!(doc["message"], raw);
+    let posts = received(&server, "POST").await;
+    assert_eq!(posts.len(), 1);
+    let alert: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(alert["archive_key"], key.as_str());
+
+    let second = kill(&h, None, &raw).await.expect("again");
+    assert_eq!(second, first, "same archive");
+    assert_eq!(received(&server, "POST").await.len(), 1, "alerted once");
+    assert_eq!(h.blobs.keys("dead-letters/").len(), 1);
+}
+
+// ------------------------------------------------- known production bugs
+
+#[tokio::test]
+async fn bug_an_unparseable_message_whose_alert_failed_is_alerted_on_redelivery() {
+    let server = MockServer::start().await;
+    let failing = server
+        .register_as_scoped(
+            Mock::given(method("POST"))
+                .and(path(HOOK))
+                .respond_with(ResponseTemplate::new(500)),
+        )
+        .await;
+    let (h, _) = alerting(&server).await;
+    let raw = json!({"garbage": "{not a job message"});
+
+    let err = kill(&h, None, &raw).await.expect_err("alert failed");
+    assert!(err.is_transient(), "{err:?}: the DLQ message is retried");
+    let tries = received(&server, "POST").await.len();
+
+    drop(failing);
+    hook_ok().mount(&server).await;
+    kill(&h, None, &raw).await.expect("archived");
+    assert_eq!(
+        received(&server, "POST").await.len(),
+        tries + 1,
+        "the retried message must still be alerted once"
+    );
+}
+
+#[tokio::test]
+async fn bug_a_permanent_failure_whose_alert_failed_is_alerted_on_redelivery() {
+    let server = MockServer::start().await;
+    mount_page(&server, 404, "{}".into()).await;
+    let failing = server
+        .register_as_scoped(
+            Mock::given(method("POST"))
+                .and(path(HOOK))
+                .respond_with(ResponseTemplate::new(500)),
+        )
+        .await;
+    let (h, id) = alerting(&server).await;
+
+    let first = h.deliver(&id, 0, 1).await;
+    assert!(
+        matches!(first.disposition, Disposition::Retry { .. }),
+        "{first:?}"
+    );
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert_eq!(job.alerted_at, None);
+    let tries = received(&server, "POST").await.len();
+
+    // The queue redelivers as told; the webhook is back.
+    drop(failing);
+    hook_ok().mount(&server).await;
+    let second = h.deliver(&id, 0, 2).await;
+    assert_eq!(second.disposition, Disposition::Ack);
+    assert_eq!(
+        received(&server, "POST").await.len(),
+        tries + 1,
+        "the redelivery must finish the terminal path and alert: {second:?}"
+    );
+    assert!(h.job(&id).await.alerted_at.is_some());
+}

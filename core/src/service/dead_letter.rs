@@ -153,16 +153,21 @@ where
         "reason": reason,
         "message": message,
     });
-    if put_archive(deps, &key, &doc).await? {
+    put_archive(deps, &key, &doc).await?;
+    // A marker object records the alert, so a failed alert is retried on
+    // redelivery and a duplicate delivery does not alert twice.
+    let marker = format!("alert-markers/{key}");
+    if deps.blobs.head(&marker).await?.is_none() {
         let text = format!(
             "Dead letter: a queue message could not be handled ({reason}). Archived at {key}."
         );
-        send_alert(
-            deps,
-            &json!({ "text": text, "archive_key": key, "error": reason }),
-            log,
-        )
-        .await?;
+        let payload = json!({ "text": text, "archive_key": key, "error": reason });
+        send_alert(deps, &payload, log).await?;
+        let meta = BlobMeta {
+            content_type: "text/plain".to_owned(),
+            custom: vec![],
+        };
+        deps.blobs.put(&marker, Vec::new(), &meta).await?;
     }
     Ok(DeadOutcome::ArchivedRaw(key))
 }

@@ -4,6 +4,7 @@
 //! here, and map the result.
 
 pub mod dead_letter;
+pub mod manage;
 pub mod process;
 pub mod reap;
 pub mod submit;

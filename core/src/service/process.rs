@@ -206,6 +206,14 @@ where
     let Some(job) = store::get_job(db, claim).await? else {
         return Ok(match store::get_job(db, store::select_job(id)).await? {
             None => Outcome::Skipped("unknown job".to_owned()),
+            // Dead but not yet alerted (the alert failed last time): finish
+            // the terminal path rather than dropping the alert.
+            Some(j) if j.status == JobStatus::FailedPermanent && j.alerted_at.is_none() => {
+                let reason = j.last_error.clone().unwrap_or_default();
+                let raw = serde_json::to_value(msg).unwrap_or_default();
+                dead_letter::dead_letter(deps, Some(id), &reason, &raw, log).await?;
+                Outcome::DeadLettered(reason)
+            }
             Some(j) if j.status.is_terminal() => Outcome::Skipped(format!("job is {}", j.status)),
             Some(_) => Outcome::Skipped("job is leased by another invocation".to_owned()),
         });

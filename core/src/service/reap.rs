@@ -4,7 +4,8 @@
 //! A job whose lease lapsed (its invocation died) or that was never sent
 //! (the outbox: the queue send failed after the row was written) is sent
 //! again; it resumes from its checkpoint. A job resent too many times takes
-//! the terminal path. Each run touches a bounded number of rows.
+//! the terminal path, as does a dead job whose alert never went out. Each
+//! run touches a bounded number of rows.
 
 use crate::error::Error;
 use crate::job::JobStatus;
@@ -48,6 +49,14 @@ where
     let jobs: Vec<crate::job::Job> = store::decode(rows)?;
     let mut out = Reaped::default();
     for job in jobs {
+        if job.status == JobStatus::FailedPermanent {
+            // Its alert never went out: finish the terminal path.
+            let reason = job.last_error.clone().unwrap_or_default();
+            let msg = serde_json::json!({"job_id": job.id, "reaper": true});
+            dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await?;
+            out.dead.push(job.id.to_string());
+            continue;
+        }
         if job.attempts >= MAX_CLAIMS {
             let reason = format!("stalled after {} claims", job.attempts);
             let msg = serde_json::json!({"job_id": job.id, "reaper": true});

@@ -1,0 +1,266 @@
+//! Streaming conversion of a result object to CSV or JSON Lines.
+//!
+//! [`Exporter`] takes the object's compressed bytes in whatever pieces they
+//! arrive and returns text as soon as whole blocks are decoded, so memory is
+//! bounded by one block (one point × one month), never the whole object.
+
+use std::io::Write;
+
+use flate2::write::MultiGzDecoder;
+use serde::Deserialize;
+
+use crate::codec::{expand_block, Block, CodecError, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
+use crate::domain::format_rfc3339;
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `point,time,value` with a header row; RFC 4180 quoting.
+    Csv,
+    /// One JSON object per line: `{"point","time","ts","value"}`.
+    JsonLines,
+}
+
+impl Format {
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::JsonLines => "application/x-ndjson",
+        }
+    }
+
+    /// From `?format=` or an `Accept` header.
+    pub fn negotiate(query: Option<&str>, accept: Option<&str>) -> Option<Format> {
+        match query {
+            Some("csv") => return Some(Format::Csv),
+            Some("jsonl" | "ndjson") => return Some(Format::JsonLines),
+            _ => {}
+        }
+        let accept = accept.unwrap_or_default();
+        if accept.contains("text/csv") {
+            Some(Format::Csv)
+        } else if accept.contains("application/x-ndjson") || accept.contains("application/jsonl") {
+            Some(Format::JsonLines)
+        } else {
+            None
+        }
+    }
+}
+
+/// Incremental object-to-text converter.
+pub struct Exporter {
+    format: Format,
+    gz: MultiGzDecoder<Vec<u8>>,
+    /// Decompressed bytes already consumed from the front of the buffer.
+    consumed: usize,
+    header: Option<Header>,
+}
+
+/// Whether a decode error only means "the value is not complete yet".
+fn incomplete(e: &rmp_serde::decode::Error) -> bool {
+    use rmp_serde::decode::Error as E;
+    match e {
+        E::InvalidMarkerRead(io) | E::InvalidDataRead(io) => {
+            io.kind() == std::io::ErrorKind::UnexpectedEof
+        }
+        _ => false,
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+impl Exporter {
+    /// A converter to `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            gz: MultiGzDecoder::new(Vec::new()),
+            consumed: 0,
+            header: None,
+        }
+    }
+
+    /// Feeds compressed bytes; returns the text of every block they completed.
+    pub fn push(&mut self, compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
+        self.gz.write_all(compressed)?;
+        self.gz.flush()?;
+        self.drain()
+    }
+
+    /// Signals the end of the object; fails if it ended inside a value.
+    pub fn finish(mut self) -> Result<Vec<u8>, CodecError> {
+        self.gz.try_finish()?;
+        let out = self.drain()?;
+        if self.header.is_none() || self.consumed < self.gz.get_ref().len() {
+            return Err(CodecError::Invalid("object ends inside a value".to_owned()));
+        }
+        Ok(out)
+    }
+
+    fn drain(&mut self) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::new();
+        loop {
+            let buf = &self.gz.get_ref()[self.consumed..];
+            if buf.is_empty() {
+                break;
+            }
+            let mut cursor = std::io::Cursor::new(buf);
+            let mut de = rmp_serde::Deserializer::new(&mut cursor);
+            if self.header.is_none() {
+                match Header::deserialize(&mut de) {
+                    Ok(h) => {
+                        if h.format != FORMAT_NAME || h.version != FORMAT_VERSION {
+                            return Err(CodecError::Invalid(format!(
+                                "format {} v{}",
+                                h.format, h.version
+                            )));
+                        }
+                        if self.format == Format::Csv {
+                            out.extend_from_slice(b"point,time,value\n");
+                        }
+                        self.header = Some(h);
+                    }
+                    Err(e) if incomplete(&e) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                match Block::deserialize(&mut de) {
+                    Ok(b) => self.write_block(&b, &mut out)?,
+                    Err(e) if incomplete(&e) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.consumed += cursor.position() as usize;
+        }
+        // Drop what is consumed so the buffer holds at most one partial block.
+        if self.consumed > 0 {
+            self.gz.get_mut().drain(..self.consumed);
+            self.consumed = 0;
+        }
+        Ok(out)
+    }
+
+    fn write_block(&self, b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let header = self
+            .header
+            .as_ref()
+            .ok_or_else(|| CodecError::Invalid("block before header".to_owned()))?;
+        let point = header
+            .points
+            .get(b.p as usize)
+            .ok_or_else(|| CodecError::Invalid(format!("point index {} out of range", b.p)))?;
+        let csv_point = csv_field(point);
+        let json_point = serde_json::to_string(point).unwrap_or_default();
+        for (ts, v) in expand_block(b)? {
+            let time = format_rfc3339(ts);
+            match self.format {
+                Format::Csv => {
+                    let value = match v {
+                        Decoded::Number(n) => n.to_string(),
+                        Decoded::Text(t) => csv_field(&t),
+                    };
+                    writeln!(out, "{csv_point},{time},{value}")?;
+                }
+                Format::JsonLines => {
+                    let value = match v {
+                        Decoded::Number(n) => serde_json::Value::from(n),
+                        Decoded::Text(t) => serde_json::Value::from(t),
+                    };
+                    writeln!(out, "{{\"point\":{json_point},\"time\":\"{time}\",\"ts\":{ts},\"value\":{value}}}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode_block, encode_header};
+    use crate::sample::{Sample, Value};
+
+    fn object() -> Vec<u8> {
+        let header = Header {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            site: "s".into(),
+            start_ms: 0,
+            end_ms: 1,
+            points: vec!["a,b".into(), "c".into()],
+        };
+        let samples: Vec<Sample> = ["21.4", "on", "7"]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                ts: i as i64 * 1000,
+                value: Value::classify(v),
+            })
+            .collect();
+        let mut obj = encode_header(&header).unwrap();
+        obj.extend(encode_block(0, &samples).unwrap());
+        obj.extend(encode_block(1, &samples[..1]).unwrap());
+        obj
+    }
+
+    #[test]
+    fn csv_from_byte_sized_pieces_equals_csv_from_one_piece() {
+        let obj = object();
+        let mut whole = Exporter::new(Format::Csv);
+        let mut a = whole.push(&obj).unwrap();
+        a.extend(whole.finish().unwrap());
+        let mut bytewise = Exporter::new(Format::Csv);
+        let mut b = Vec::new();
+        for byte in &obj {
+            b.extend(bytewise.push(std::slice::from_ref(byte)).unwrap());
+        }
+        b.extend(bytewise.finish().unwrap());
+        assert_eq!(a, b);
+        let text = String::from_utf8(a).unwrap();
+        assert_eq!(
+            text,
+            "point,time,value\n\"a,b\",1970-01-01T00:00:00Z,21.4\n\"a,b\",1970-01-01T00:00:01Z,on\n\"a,b\",1970-01-01T00:00:02Z,7\nc,1970-01-01T00:00:00Z,21.4\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_valid_json() {
+        let mut e = Exporter::new(Format::JsonLines);
+        let mut out = e.push(&object()).unwrap();
+        out.extend(e.finish().unwrap());
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1]["value"], "on");
+        assert_eq!(lines[2]["value"], 7.0);
+        assert_eq!(lines[0]["point"], "a,b");
+    }
+
+    #[test]
+    fn a_truncated_object_is_an_error() {
+        let obj = object();
+        let mut e = Exporter::new(Format::Csv);
+        let _ = e.push(&obj[..obj.len() - 10]);
+        assert!(e.finish().is_err());
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(Format::negotiate(Some("csv"), None), Some(Format::Csv));
+        assert_eq!(
+            Format::negotiate(None, Some("application/x-ndjson")),
+            Some(Format::JsonLines)
+        );
+        assert_eq!(Format::negotiate(None, Some("*/*")), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Owner actions on existing jobs: cancel, retry from dead, and stats.
+
+use serde_json::{json, Value};
+
+use crate::domain::JobId;
+use crate::error::Error;
+use crate::job::{Job, JobStatus};
+use crate::ports::{Clock, JobMessage, JobQueue, SqlDb};
+use crate::service::transition_log;
+use crate::store;
+
+/// Why an action did not apply: the job is missing (404) or in the wrong
+/// state (409).
+async fn explain<D: SqlDb>(db: &D, id: &JobId, owner: &str, action: &str) -> Error {
+    match store::get_job(db, store::select_owned_job(id, owner)).await {
+        Ok(Some(job)) => Error::Conflict(format!("cannot {action} a job that is {}", job.status)),
+        Ok(None) => Error::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+/// `DELETE /v1/jobs/{id}`: a queued, processing or failed job becomes
+/// `cancelled`; the consumer notices between pages and chunks and stops.
+pub async fn cancel<D: SqlDb, C: Clock>(
+    db: &D,
+    clock: &C,
+    owner: &str,
+    id: &JobId,
+    log: &dyn Fn(&str),
+) -> Result<Job, Error> {
+    let now = clock.now_ms();
+    let Some(job) = store::get_job(db, store::cancel_job(id, owner, now)).await? else {
+        return Err(explain(db, id, owner, "cancel").await);
+    };
+    db.execute(&store::insert_event(
+        id,
+        now,
+        JobStatus::Cancelled,
+        job.attempts,
+        Some("cancelled by owner"),
+    ))
+    .await?;
+    log(&transition_log(
+        id.as_str(),
+        "active",
+        "cancelled",
+        Some("by owner"),
+    ));
+    Ok(job)
+}
+
+/// `POST /v1/jobs/{id}/retry`: a `failed_permanent` job goes back to
+/// `queued` and is sent again. Its attempts, checkpoints and event history
+/// stay, so the earlier failures remain visible. If the send fails the row
+/// stays `queued` and the reaper sends it (the outbox).
+pub async fn retry<D: SqlDb, Q: JobQueue, C: Clock>(
+    db: &D,
+    queue: &Q,
+    clock: &C,
+    owner: &str,
+    id: &JobId,
+    log: &dyn Fn(&str),
+) -> Result<(Job, bool), Error> {
+    let now = clock.now_ms();
+    let Some(job) = store::get_job(db, store::requeue_dead_job(id, owner, now)).await? else {
+        return Err(explain(db, id, owner, "retry").await);
+    };
+    db.execute(&store::insert_event(
+        id,
+        now,
+        JobStatus::Queued,
+        job.attempts,
+        Some("retried from dead by owner"),
+    ))
+    .await?;
+    log(&transition_log(
+        id.as_str(),
+        "failed_permanent",
+        "queued",
+        Some("retry by owner"),
+    ));
+    let sent = queue
+        .send(
+            &JobMessage {
+                job_id: id.clone(),
+                hop: 0,
+            },
+            0,
+        )
+        .await
+        .is_ok();
+    Ok((job, sent))
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
+}
+
+/// `GET /v1/stats` for one owner: two queries.
+pub async fn stats<D: SqlDb, C: Clock>(db: &D, clock: &C, owner: &str) -> Result<Value, Error> {
+    let now = clock.now_ms();
+    let row = db
+        .query(&store::select_stats(owner, now))
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let n = |k: &str| row.get(k).and_then(Value::as_f64).unwrap_or(0.0) as i64;
+    let durations: Vec<i64> = db
+        .query(&store::select_recent_durations(owner, now))
+        .await?
+        .iter()
+        .filter_map(|r| r.get("ms").and_then(Value::as_f64).map(|v| v as i64))
+        .collect();
+    let done_hour = n("completed_last_hour");
+    let failed_hour = n("failed_last_hour");
+    let finished_hour = done_hour + failed_hour;
+    let oldest = row
+        .get("oldest_queued_at")
+        .and_then(Value::as_f64)
+        .map(|v| v as i64);
+    Ok(json!({
+        "counts": {
+            "queued": n("queued"),
+            "processing": n("processing"),
+            "completed": n("completed"),
+            "failed": n("failed"),
+            "failed_permanent": n("failed_permanent"),
+            "cancelled": n("cancelled"),
+        },
+        "oldest_queued_age_ms": oldest.map(|t| now - t),
+        "last_hour": {
+            "completed": done_hour,
+            "failed_permanent": failed_hour,
+            "samples": n("samples_last_hour"),
+            "failure_rate": if finished_hour > 0 { failed_hour as f64 / finished_hour as f64 } else { 0.0 },
+        },
+        "dead_letters_last_24h": n("dead_last_day"),
+        "duration_ms_last_24h": {
+            "jobs": durations.len(),
+            "p50": percentile(&durations, 50.0),
+            "p95": percentile(&durations, 95.0),
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 95.0), Some(95));
+        assert_eq!(percentile(&[7], 95.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}
