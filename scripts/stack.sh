@@ -60,10 +60,14 @@ wait_http() { # url seconds
 }
 
 # tsp_up STATE_DIR — extra simulator flags in TSP_SIM_ARGS, extra Worker
-# vars ("KEY=VALUE" lines) in TSP_VARS.
+# vars ("KEY=VALUE" lines) in TSP_VARS. TSP_KEEP_STATE=1 keeps the D1/R2
+# state already in STATE_DIR (a restart after a crash).
 tsp_up() {
   TSP_STATE="$(mkdir -p "$1" && cd "$1" && pwd)"
-  rm -rf "$TSP_STATE/persist" && mkdir -p "$TSP_STATE/persist"
+  if [ "${TSP_KEEP_STATE:-0}" != 1 ]; then
+    rm -rf "$TSP_STATE/persist" "$TSP_STATE/worker.log" "$TSP_STATE/sim.log"
+  fi
+  mkdir -p "$TSP_STATE/persist"
   local sim_port dev_port
   sim_port=$(free_port)
   dev_port=$(free_port)
@@ -94,7 +98,7 @@ tsp_up() {
 
   log "starting the ACE simulator on $TSP_SIM_URL"
   setsid "$TSP_ROOT/target/release/ace-sim" --port "$sim_port" ${TSP_SIM_ARGS:-} \
-    >"$TSP_STATE/sim.log" 2>&1 &
+    >>"$TSP_STATE/sim.log" 2>&1 &
   TSP_SIM_PID=$!
   wait_http "$TSP_SIM_URL/healthz" 20 || return 1
 
@@ -102,10 +106,18 @@ tsp_up() {
   # setsid makes node the leader of a new process group (this script has
   # no job control, so setsid execs in place and $! is that leader).
   setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/wrangler.toml" \
-     --port "$dev_port" --persist "$TSP_STATE/persist" >"$TSP_STATE/worker.log" 2>&1 &
+     --port "$dev_port" --persist "$TSP_STATE/persist" >>"$TSP_STATE/worker.log" 2>&1 &
   TSP_DEV_PID=$!
   wait_http "$TSP_URL/healthz" 60 || { tail -30 "$TSP_STATE/worker.log" >&2; return 1; }
   export TSP_SIM_PID TSP_DEV_PID
+}
+
+# tsp_crash: SIGKILL the whole stack, as a machine failure would.
+tsp_crash() {
+  [ -n "${TSP_DEV_PID:-}" ] && kill -KILL -- "-$TSP_DEV_PID" 2>/dev/null || true
+  [ -n "${TSP_SIM_PID:-}" ] && kill -KILL -- "-$TSP_SIM_PID" 2>/dev/null || true
+  wait "${TSP_DEV_PID:-}" "${TSP_SIM_PID:-}" 2>/dev/null || true
+  TSP_DEV_PID="" TSP_SIM_PID=""
 }
 
 tsp_down() {

@@ -32,7 +32,12 @@ fn stack() -> Stack {
         url: var("TSP_URL"),
         sim: var("TSP_SIM_URL"),
         token: var("TSP_TOKEN"),
-        http: reqwest::Client::new(),
+        // No pooled connections: the local dev server closes idle ones, and a
+        // reused, already-closed connection fails a request spuriously.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client"),
     }
 }
 

@@ -1,0 +1,131 @@
+//! The consumer's hot path per chunk, natively: upstream JSON page →
+//! samples → sort/dedup → hourly + daily aggregates + encoded block.
+//!
+//! One point over one 30-day UTC month of 5-minute data: 8,640 samples in
+//! one upstream page of `page_size` 10,000, byte for byte the ACE format,
+//! with ace-sim's values. Throughput is per sample.
+//!
+//! ```sh
+//! cargo bench -p tsp-core --bench pipeline -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tsp_core::aggregate::aggregate;
+use tsp_core::codec::{build_block, encode_block};
+use tsp_core::sample::{parse_page, sort_dedup, TimeParser};
+
+fn chunk(c: &mut Criterion) {
+    let (start, end) = common::month();
+    let (numeric, state) = common::numeric_and_state();
+    let cases: Vec<(&str, String, Vec<u8>)> = [("numeric", numeric), ("state", state)]
+        .into_iter()
+        .map(|(kind, point)| {
+            let mut pages = common::pages(
+                &point,
+                &common::sim(&point, start, end, common::FIVE_MIN_MS),
+            );
+            assert_eq!(pages.len(), 1);
+            (kind, point, pages.remove(0))
+        })
+        .collect();
+
+    let mut g = c.benchmark_group("chunk");
+    for (kind, point, body) in &cases {
+        let n = common::parse_chunk(point, start, end, [body.as_slice()]).len();
+        assert_eq!(n, 8_640);
+        g.throughput(Throughput::Elements(n as u64));
+        // (a) parse only.
+        g.bench_with_input(BenchmarkId::new("parse", kind), body, |b, body| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                parse_page(
+                    body,
+                    point,
+                    start,
+                    end,
+                    &mut TimeParser::default(),
+                    &mut out,
+                )
+                .unwrap();
+                out
+            })
+        });
+        // (b) parse + sort_dedup + aggregate.
+        g.bench_with_input(
+            BenchmarkId::new("parse_aggregate", kind),
+            body,
+            |b, body| {
+                b.iter(|| {
+                    let mut out = Vec::new();
+                    parse_page(
+                        body,
+                        point,
+                        start,
+                        end,
+                        &mut TimeParser::default(),
+                        &mut out,
+                    )
+                    .unwrap();
+                    sort_dedup(&mut out);
+                    aggregate(&out)
+                })
+            },
+        );
+        // (c) the full chunk: parse + sort_dedup + aggregate + encode_block.
+        g.bench_with_input(BenchmarkId::new("full", kind), body, |b, body| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                parse_page(
+                    body,
+                    point,
+                    start,
+                    end,
+                    &mut TimeParser::default(),
+                    &mut out,
+                )
+                .unwrap();
+                sort_dedup(&mut out);
+                let aggregates = aggregate(&out);
+                let block = encode_block(0, &out).unwrap();
+                (aggregates, block)
+            })
+        });
+    }
+    g.finish();
+
+    // The stages alone, on already parsed samples, to see where (c) goes.
+    let mut g = c.benchmark_group("stage");
+    for (kind, point, body) in &cases {
+        let parsed = common::parse_chunk(point, start, end, [body.as_slice()]);
+        let mut sorted = parsed.clone();
+        sort_dedup(&mut sorted);
+        g.throughput(Throughput::Elements(parsed.len() as u64));
+        g.bench_with_input(BenchmarkId::new("sort_dedup", kind), &parsed, |b, s| {
+            b.iter_batched(
+                || s.clone(),
+                |mut s| {
+                    sort_dedup(&mut s);
+                    s
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("aggregate", kind), &sorted, |b, s| {
+            b.iter(|| aggregate(black_box(s)))
+        });
+        g.bench_with_input(BenchmarkId::new("build_block", kind), &sorted, |b, s| {
+            b.iter(|| build_block(0, black_box(s)))
+        });
+        g.bench_with_input(BenchmarkId::new("encode_block", kind), &sorted, |b, s| {
+            b.iter(|| encode_block(0, black_box(s)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, chunk);
+criterion_main!(benches);
