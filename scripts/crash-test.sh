@@ -42,6 +42,11 @@ log "after restart: $status, $(echo "$job" | json 'd["progress"]["chunks_done"]'
 sleep 4
 # The local runtime runs crons only when asked: this is the cron firing.
 curl -fsS "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
+# The Worker's log reaches the file a moment after the cron's response.
+for _ in $(seq 50); do
+  grep -q '"event":"reaper_resend"' "$state/worker.log" && break
+  sleep 0.2
+done
 grep -q '"event":"reaper_resend"' "$state/worker.log" || fail "the reaper did not resend the job"
 for _ in $(seq 600); do
   status=$(api "$TSP_URL/v1/jobs/$id" | json 'd["status"]')

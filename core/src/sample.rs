@@ -193,7 +193,9 @@ pub fn parse_page(
 ) -> Result<Page, String> {
     let raw: RawPage<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let mut skipped = 0;
-    out.reserve(raw.point_samples.len());
+    // Exact, not doubling: a chunk of many pages would otherwise briefly
+    // hold close to twice its samples while the buffer grows.
+    out.reserve_exact(raw.point_samples.len());
     for s in &raw.point_samples {
         let ts = times
             .parse(&s.time)

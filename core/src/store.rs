@@ -274,11 +274,12 @@ pub fn refresh_progress(id: &JobId, now: EpochMs, lease_until: EpochMs) -> State
     )
 }
 
-/// Releases the lease so a continuation message can claim at once.
+/// Ends the lease now, so a continuation message can claim at once — and,
+/// should that message be lost, the reaper sees a lapsed lease and resends.
 pub fn release_lease(id: &JobId, now: EpochMs) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET lease_until = NULL, updated_at = ? \
-         WHERE id = ? AND status = 'processing'",
+        "UPDATE queue_jobs SET lease_until = ?1, updated_at = ?1 \
+         WHERE id = ?2 AND status = 'processing'",
         vec![now.into(), id.as_str().into()],
     )
 }

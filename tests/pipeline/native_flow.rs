@@ -402,3 +402,22 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
     assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 3);
     let _ = store::select_job(&first);
 }
+
+#[tokio::test]
+async fn a_lost_continuation_is_resent_by_the_reaper() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    h.cfg.chunks_per_invocation = 1;
+    let id = h.submit_new(&body("lost", &["p".to_string()])).await;
+    h.queue.drain();
+    let first = h.deliver(&id, 0, 1).await;
+    assert!(matches!(first.outcome, Ok(Outcome::Continued { .. })));
+    // The continuation message is lost (a crash of the local queue).
+    assert_eq!(h.queue.drain().len(), 1);
+    let quiet = |_: &str| {};
+    h.clock.set_now(NOW + 1_000);
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet).await.unwrap();
+    assert_eq!(r.resent, vec![id.to_string()], "a released lease counts as lapsed");
+    h.drain().await;
+    assert_eq!(h.job(&id).await.status, JobStatus::Completed);
+}
