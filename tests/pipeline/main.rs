@@ -7,6 +7,7 @@
 //!   `--ignored`.
 
 mod e2e;
+mod native_api;
 mod native_faults;
 mod native_flow;
 mod support;

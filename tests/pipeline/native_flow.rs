@@ -416,8 +416,14 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     assert_eq!(h.queue.drain().len(), 1);
     let quiet = |_: &str| {};
     h.clock.set_now(NOW + 1_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet).await.unwrap();
-    assert_eq!(r.resent, vec![id.to_string()], "a released lease counts as lapsed");
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.resent,
+        vec![id.to_string()],
+        "a released lease counts as lapsed"
+    );
     h.drain().await;
     assert_eq!(h.job(&id).await.status, JobStatus::Completed);
 }

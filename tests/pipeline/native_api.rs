@@ -1,0 +1,125 @@
+//! Owner actions over the native adapters: cancel, retry from dead, stats,
+//! and how many D1 statements each costs.
+
+use ace_sim::SimConfig;
+use serde_json::json;
+use tsp_core::error::Error;
+use tsp_core::job::JobStatus;
+use tsp_core::service::manage;
+use tsp_core::service::process::Outcome;
+use tsp_core::store;
+
+use crate::support::*;
+
+fn body(site: &str) -> serde_json::Value {
+    json!({"site": site, "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-03T00:00:00Z"})
+}
+
+#[tokio::test]
+async fn a_status_read_is_one_query_and_another_owner_sees_nothing() {
+    let h = Harness::new("http://127.0.0.1:9");
+    let id = h.submit_new(&body("s")).await;
+    let before = h.db.statement_count();
+    let job = store::get_job(&h.db, store::select_owned_job(&id, "alice"))
+        .await
+        .unwrap();
+    assert_eq!(h.db.statement_count() - before, 1);
+    assert!(job.is_some());
+    let other = store::get_job(&h.db, store::select_owned_job(&id, "bob"))
+        .await
+        .unwrap();
+    assert_eq!(other, None, "another owner's job does not exist for them");
+}
+
+#[tokio::test]
+async fn cancel_applies_to_live_jobs_of_the_owner_only() {
+    let h = Harness::new("http://127.0.0.1:9");
+    let id = h.submit_new(&body("s")).await;
+    let quiet = |_: &str| {};
+    let err = manage::cancel(&h.db, &h.clock, "bob", &id, &quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::NotFound);
+    let before = h.db.statement_count();
+    let job = manage::cancel(&h.db, &h.clock, "alice", &id, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(h.db.statement_count() - before, 2, "update + event");
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let again = manage::cancel(&h.db, &h.clock, "alice", &id, &quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::Conflict(_)), "{again:?}");
+    assert_eq!(again.http_status(), 409);
+}
+
+#[tokio::test]
+async fn retry_from_dead_requeues_and_keeps_the_history() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let id = h.submit_new(&body("unknown-site")).await;
+    let handled = h.drain().await;
+    assert!(matches!(handled[0].outcome, Ok(Outcome::DeadLettered(_))));
+    let dead = h.job(&id).await;
+    assert_eq!(dead.status, JobStatus::FailedPermanent);
+    let events_before = h.db.query_raw("SELECT * FROM job_events").unwrap().len();
+
+    let quiet = |_: &str| {};
+    assert_eq!(
+        manage::retry(&h.db, &h.queue, &h.clock, "bob", &id, &quiet)
+            .await
+            .unwrap_err(),
+        Error::NotFound
+    );
+    let (job, sent) = manage::retry(&h.db, &h.queue, &h.clock, "alice", &id, &quiet)
+        .await
+        .unwrap();
+    assert!(sent);
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.attempts, dead.attempts, "earlier attempts stay visible");
+    assert!(
+        job.last_error.is_some(),
+        "the last error stays until a new attempt"
+    );
+    let events = h.db.query_raw("SELECT * FROM job_events").unwrap();
+    assert_eq!(
+        events.len(),
+        events_before + 1,
+        "history kept, retry appended"
+    );
+    assert_eq!(h.queue.drain().len(), 1, "re-enqueued");
+    // Only dead jobs can be retried.
+    let live = h.submit_new(&body("other")).await;
+    let err = manage::retry(&h.db, &h.queue, &h.clock, "alice", &live, &quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)));
+}
+
+#[tokio::test]
+async fn stats_count_by_status_and_measure_durations() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    h.submit_new(&body("s1")).await;
+    h.submit_new(&body("unknown-x")).await;
+    h.drain().await;
+    h.submit_new(&body("s2")).await;
+    h.queue.drain();
+    let before = h.db.statement_count();
+    let st = manage::stats(&h.db, &h.clock, "alice").await.unwrap();
+    assert_eq!(h.db.statement_count() - before, 2);
+    assert_eq!(st["counts"]["completed"], 1);
+    assert_eq!(st["counts"]["failed_permanent"], 1);
+    assert_eq!(st["counts"]["queued"], 1);
+    assert_eq!(st["last_hour"]["completed"], 1);
+    assert_eq!(st["last_hour"]["failure_rate"], 0.5);
+    assert_eq!(st["dead_letters_last_24h"], 1);
+    assert_eq!(st["last_hour"]["samples"], 2 * 288);
+    assert_eq!(st["duration_ms_last_24h"]["jobs"], 1);
+    assert_eq!(
+        st["oldest_queued_age_ms"], 0,
+        "fixed clock: queued just now"
+    );
+    let none = manage::stats(&h.db, &h.clock, "bob").await.unwrap();
+    assert_eq!(none["counts"]["completed"], 0);
+}
