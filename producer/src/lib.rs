@@ -4,9 +4,12 @@
 //! - [`handle`]: routing, authentication and the error → problem+json mapping.
 //! - `routes`: one function per route, each a thin adapter over a core service.
 //!
-//! Routes: `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs/{id}`,
-//! `GET /v1/jobs/{id}/result`, `GET /v1/jobs/{id}/archive`,
-//! `GET /v1/aggregates`. Every other route needs a bearer token.
+//! Routes: `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs`,
+//! `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/result`,
+//! `GET /v1/jobs/{id}/archive`, `POST /v1/jobs/{id}/retry`,
+//! `GET /v1/dead-letters`, `GET /v1/stats`, `GET /v1/aggregates` and
+//! `GET /openapi.json` (this API's OpenAPI 3.1 document,
+//! `producer/openapi.json`). Every route but `/healthz` needs a bearer token.
 
 #![deny(missing_docs)]
 
@@ -17,12 +20,25 @@ use tsp_core::auth::TokenTable;
 use tsp_core::error::Error;
 use worker::{Env, Headers, Request, Response, ResponseBuilder};
 
+/// The status page, served at `/` (inline CSS and JS, no CDN).
+const STATUS_PAGE: &str = include_str!("page.html");
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Handles one HTTP request. Never fails: every error becomes a response.
 pub async fn handle(req: Request, env: &Env) -> Response {
     let path = req.path();
+    if path == "/" && req.method() == worker::Method::Get {
+        // The status page holds no data: it asks for a token and calls the API.
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "text/html; charset=utf-8");
+        let _ = headers.set("content-security-policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:");
+        return ResponseBuilder::new()
+            .with_status(200)
+            .with_headers(headers)
+            .fixed(STATUS_PAGE.as_bytes().to_vec());
+    }
     if path == "/healthz" {
         return json(200, &serde_json::json!({"status": "ok"}));
     }

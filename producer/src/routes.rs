@@ -24,7 +24,12 @@ const MAX_AGG_LIMIT: i64 = 1_000;
 pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
     let path = req.path();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (req.method(), segs.as_slice()) {
+    let method = req.method();
+    // workers-rs reads any method it does not know (QUERY, …) as GET.
+    if method == Method::Get && req.inner().method() != "GET" {
+        return Err(Error::NotFound);
+    }
+    match (method, segs.as_slice()) {
         (Method::Post, ["v1", "jobs"]) => post_job(&mut req, b, owner).await,
         (Method::Get, ["v1", "jobs"]) => list_jobs(&req, b, owner).await,
         (Method::Get, ["v1", "jobs", id]) => get_job(b, owner, id).await,
@@ -35,8 +40,21 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Get, ["v1", "dead-letters"]) => dead_letters(&req, b, owner).await,
         (Method::Get, ["v1", "stats"]) => stats(b, owner).await,
         (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b).await,
+        (Method::Get, ["openapi.json"]) => Ok(openapi()),
         _ => Err(Error::NotFound),
     }
+}
+
+/// The OpenAPI 3.1 document of this API (`producer/openapi.json`).
+const OPENAPI: &str = include_str!("../openapi.json");
+
+fn openapi() -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(OPENAPI.as_bytes().to_vec())
 }
 
 async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
@@ -259,23 +277,24 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
         .ok_or(Error::NotFound)?;
-    let etag = obj.http_etag();
     let headers = Headers::new();
-    let _ = headers.set("etag", &etag);
     let _ = headers.set("cache-control", "private, max-age=3600");
-    let inm = req.headers().get("if-none-match").ok().flatten();
-    if inm.as_deref() == Some(etag.as_str()) {
-        return Ok(ResponseBuilder::new()
-            .with_status(304)
-            .with_headers(headers)
-            .empty());
-    }
     let query = query_map(req)?;
     let accept = req.headers().get("accept").ok().flatten();
     if let Some(format) =
         Format::negotiate(query.get("format").map(String::as_str), accept.as_deref())
     {
+        // The converted text has no stored ETag of its own, so no 304 either.
         return export(obj, format, headers, &job.id);
+    }
+    let etag = obj.http_etag();
+    let _ = headers.set("etag", &etag);
+    let inm = req.headers().get("if-none-match").ok().flatten();
+    if inm.is_some_and(|v| etag_matches(&v, &etag)) {
+        return Ok(ResponseBuilder::new()
+            .with_status(304)
+            .with_headers(headers)
+            .empty());
     }
     let _ = headers.set("content-type", "application/vnd.tsp.columnar+msgpack+gzip");
     let _ = headers.set(
@@ -295,6 +314,15 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
         .with_status(200)
         .with_headers(headers)
         .body(body))
+}
+
+/// `If-None-Match` (RFC 9110 13.1.2): `*`, or a list of entity tags compared
+/// weakly (`W/` ignored).
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    fn opaque(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
+    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == opaque(etag))
 }
 
 /// Streams the object converted to CSV or JSON Lines: R2 bytes flow through
@@ -319,8 +347,6 @@ fn export(
         "content-disposition",
         &format!("attachment; filename=\"{id}.{ext}\""),
     );
-    // The converted text has no stored ETag of its own.
-    let _ = headers.delete("etag");
     let state = (bytes, Some(Exporter::new(format)));
     let stream = futures::stream::unfold(state, |(mut bytes, exporter)| async move {
         let mut exporter = exporter?;
