@@ -47,6 +47,10 @@ while :; do
   line=$(echo "$job" | json '"%-10s chunks %s/%s  samples %s  %5.1f%%" % (d["status"], d["progress"]["chunks_done"], d["progress"]["chunks_total"], d["progress"]["samples"], d["progress"]["percent"])')
   printf '\r[tsp] %s   ' "$line" >&2
   case "$status" in completed|failed_permanent|cancelled) break ;; esac
+  # The local runtime fires crons only when asked; do what the platform's
+  # every-minute trigger does, so the reaper covers anything lost.
+  polls=$((${polls:-0} + 1))
+  [ $((polls % 30)) -eq 0 ] && curl -fsS -o /dev/null "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" || true
   sleep 1
 done
 printf '\n' >&2

@@ -76,10 +76,14 @@ tsp_up() {
   TSP_TOKEN="local-dev-token"
   export TSP_STATE TSP_SIM_URL TSP_URL TSP_TOKEN
 
+  # The stack runs its own copy of the build: wrangler reloads (and drops
+  # the in-memory queue) when the file it serves changes, so a rebuild
+  # elsewhere must not touch a running stack.
+  rm -rf "$TSP_STATE/build" && cp -r "$TSP_ROOT/build" "$TSP_STATE/build"
   # A config without [build] (wrangler 4.86 would run it twice), with
   # absolute paths and the simulator as the upstream.
   sed -e '/^\[build\]/,/^$/d' \
-      -e "s|^main = .*|main = \"$TSP_ROOT/build/index.js\"|" \
+      -e "s|^main = .*|main = \"$TSP_STATE/build/index.js\"|" \
       -e "s|^migrations_dir = .*|migrations_dir = \"$TSP_ROOT/schema\"|" \
       -e "s|^ACE_API_URL = .*|ACE_API_URL = \"$TSP_SIM_URL\"|" \
       "$TSP_ROOT/wrangler.toml" > "$TSP_STATE/wrangler.toml"
