@@ -145,6 +145,9 @@ pub struct Job {
     /// SHA-256 hex of the result object.
     #[serde(default)]
     pub result_sha256: Option<String>,
+    /// Times the reaper resent it.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub resends: i64,
     /// The dead-letter alert went out at.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub alerted_at: Option<EpochMs>,
@@ -166,6 +169,10 @@ pub(crate) mod de {
     pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
         to_i64(&v).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {v}")))
+    }
+
+    pub fn int_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        Ok(opt_int(d)?.unwrap_or(0))
     }
 
     pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {

@@ -162,21 +162,26 @@ pub fn mark_sent(id: &JobId, now: EpochMs) -> Statement {
 
 /// Claims a job for processing: compare-and-set from `queued` or `failed`,
 /// or from `processing` whose lease has lapsed. Returns the row if claimed.
-pub fn claim_job(id: &JobId, now: EpochMs, lease_until: EpochMs) -> Statement {
+/// A continuation's first delivery is progress, not an attempt, so it does
+/// not count towards `attempts`.
+pub fn claim_job(
+    id: &JobId,
+    now: EpochMs,
+    lease_until: EpochMs,
+    counts_as_attempt: bool,
+) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET status = 'processing', attempts = attempts + 1, \
-         started_at = COALESCE(started_at, ?), sent_at = COALESCE(sent_at, ?), \
-         lease_until = ?, updated_at = ? \
-         WHERE id = ? AND (status IN ('queued', 'failed') \
-               OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?))) \
+        "UPDATE queue_jobs SET status = 'processing', attempts = attempts + ?4, \
+         started_at = COALESCE(started_at, ?1), sent_at = COALESCE(sent_at, ?1), \
+         lease_until = ?2, updated_at = ?1 \
+         WHERE id = ?3 AND (status IN ('queued', 'failed') \
+               OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?1))) \
          RETURNING *",
         vec![
             now.into(),
-            now.into(),
             lease_until.into(),
-            now.into(),
             id.as_str().into(),
-            now.into(),
+            i64::from(counts_as_attempt).into(),
         ],
     )
 }
@@ -395,7 +400,7 @@ pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statem
 /// reaper read, so two reapers never both resend it.
 pub fn touch_for_resend(id: &JobId, seen_updated_at: EpochMs, now: EpochMs) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET updated_at = ? WHERE id = ? AND updated_at = ? \
+        "UPDATE queue_jobs SET updated_at = ?, resends = resends + 1 WHERE id = ? AND updated_at = ? \
          AND status IN ('queued', 'processing', 'failed')",
         vec![now.into(), id.as_str().into(), seen_updated_at.into()],
     )

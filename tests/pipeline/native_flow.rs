@@ -130,6 +130,8 @@ async fn continuations_and_multipart_give_the_same_result() {
         .count();
     assert_eq!(continued, 5, "six chunks, one per invocation");
     let job = step.job(&id2).await;
+    assert_eq!(job.attempts, 1, "continuations are progress, not attempts");
+    assert_eq!(job.resends, 0);
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.sample_count, clean_job.sample_count);
     assert_eq!(job.result_sha256, clean_job.result_sha256);

@@ -127,7 +127,7 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let outcome = process(deps, msg, log).await;
+    let outcome = process(deps, msg, attempt, log).await;
     let disposition = match &outcome {
         Ok(_) => Disposition::Ack,
         Err(e) => Disposition::for_error(e, attempt),
@@ -190,6 +190,7 @@ where
 async fn process<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
     msg: &JobMessage,
+    attempt: u32,
     log: &dyn Fn(&str),
 ) -> Result<Outcome, Error>
 where
@@ -202,7 +203,12 @@ where
     let Deps { db, clock, cfg, .. } = *deps;
     let started = clock.now_ms();
     let id = &msg.job_id;
-    let claim = store::claim_job(id, started, started + cfg.lease_ms);
+    let claim = store::claim_job(
+        id,
+        started,
+        started + cfg.lease_ms,
+        msg.hop == 0 || attempt > 1,
+    );
     let Some(job) = store::get_job(db, claim).await? else {
         return Ok(match store::get_job(db, store::select_job(id)).await? {
             None => Outcome::Skipped("unknown job".to_owned()),

@@ -17,8 +17,8 @@ use crate::store;
 pub const REAP_LIMIT: i64 = 50;
 /// A queued or failed job untouched this long may have lost its message.
 pub const IDLE_MS: i64 = 120_000;
-/// Claims after which a job that keeps stalling is declared dead.
-pub const MAX_CLAIMS: i64 = 50;
+/// Resends after which a job that keeps stalling is declared dead.
+pub const MAX_RESENDS: i64 = 10;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,8 +57,8 @@ where
             out.dead.push(job.id.to_string());
             continue;
         }
-        if job.attempts >= MAX_CLAIMS {
-            let reason = format!("stalled after {} claims", job.attempts);
+        if job.resends >= MAX_RESENDS {
+            let reason = format!("stalled: resent {} times by the reaper", job.resends);
             let msg = serde_json::json!({"job_id": job.id, "reaper": true});
             dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await?;
             out.dead.push(job.id.to_string());

@@ -94,6 +94,7 @@ pub async fn submit<D: SqlDb, Q: JobQueue, C: Clock>(
         result_key: None,
         result_bytes: None,
         result_sha256: None,
+        resends: 0,
         alerted_at: None,
     };
     Ok(Submitted::Created { job, enqueued })

@@ -1,0 +1,207 @@
+// Browser test of the status page served at `GET /`.
+//
+//   TSP_URL=http://127.0.0.1:8787 TSP_TOKEN=... node tests/browser/page.test.mjs
+//
+// The caller starts the stack (scripts/stack.sh tsp_up); tests/browser/run.sh
+// installs what is missing and runs this file. Exits non-zero on any failed
+// assertion; the screenshot is tests/browser/artifacts/status-page.png
+// (failure.png when a step fails).
+
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const BASE = (process.env.TSP_URL || "").replace(/\/+$/, "");
+const TOKEN = process.env.TSP_TOKEN || "";
+assert.ok(BASE, "TSP_URL is not set");
+assert.ok(TOKEN, "TSP_TOKEN is not set");
+
+const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
+const TERMINAL = new Set(["completed", "failed_permanent", "cancelled"]);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
+
+async function api(method, p, body) {
+  const res = await fetch(BASE + p, {
+    method,
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body ? { "content-type": "application/json" } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+
+async function submit(body) {
+  const r = await api("POST", "/v1/jobs", body);
+  assert.ok([200, 202].includes(r.status), `POST /v1/jobs ${body.site}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+async function waitForStatus(id, want, timeoutMs = 90_000) {
+  const end = Date.now() + timeoutMs;
+  let job;
+  while (Date.now() < end) {
+    const r = await api("GET", `/v1/jobs/${id}`);
+    assert.equal(r.status, 200, `GET /v1/jobs/${id}: ${r.text}`);
+    job = r.json;
+    if (job.status === want) return job;
+    assert.ok(!TERMINAL.has(job.status), `job ${id} ended ${job.status} (wanted ${want}): ${job.last_error}`);
+    await sleep(300);
+  }
+  assert.fail(`job ${id} still ${job?.status} after ${timeoutMs} ms (wanted ${want})`);
+}
+
+// ---- 1. the two jobs, through the API ----
+const okJob = await submit({
+  site: "browser-ok",
+  points: ["p1", "p2"],
+  start: "2025-10-01T00:00:00Z",
+  end: "2025-10-04T00:00:00Z",
+});
+const deadJob = await submit({
+  site: "unknown-browser",
+  points: ["p1"],
+  start: "2025-10-01T00:00:00Z",
+  end: "2025-10-02T00:00:00Z",
+});
+log(`submitted ${okJob.job_id} (browser-ok) and ${deadJob.job_id} (unknown-browser)`);
+const [okDone, deadDone] = await Promise.all([
+  waitForStatus(okJob.job_id, "completed"),
+  waitForStatus(deadJob.job_id, "failed_permanent"),
+]);
+log(`API: ${okDone.job_id} completed (${okDone.progress.samples} samples), ${deadDone.job_id} failed_permanent (${deadDone.last_error})`);
+
+// ---- 2. the page ----
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+});
+await mkdir(ARTIFACTS, { recursive: true });
+const context = await browser.newContext({ viewport: { width: 1360, height: 1000 } });
+const page = await context.newPage();
+page.setDefaultTimeout(20_000);
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+page.on("console", (m) => {
+  if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
+});
+
+try {
+  const resp = await page.goto(BASE + "/");
+  assert.equal(resp.status(), 200, "GET / status");
+  assert.match(resp.headers()["content-security-policy"] || "", /default-src 'self'/, "CSP header");
+  assert.equal(await page.title(), "timeseries-pipeline · status");
+  assert.equal(await page.locator("#conn").textContent(), "Not connected");
+
+  // A wrong token shows the API's problem+json in the error area.
+  await page.getByLabel("API token").fill("not-a-token");
+  await page.getByRole("button", { name: "Connect" }).click();
+  await page.locator("#errors .error-item").filter({ hasText: "Unauthorized: missing or invalid bearer token" }).waitFor();
+  log("wrong token: error area shows the 401 problem");
+
+  // The right token.
+  await page.getByLabel("API token").fill(TOKEN);
+  await page.getByRole("button", { name: "Connect" }).click();
+  await page.locator("#conn.on").waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem("tsp.token")), TOKEN, "token stored in localStorage");
+  assert.ok(await page.locator("#errors").isHidden(), "error area cleared after connecting");
+
+  const okRow = page.locator(`#jobs tbody tr[data-job-id="${okJob.job_id}"]`);
+  await okRow.locator(".status", { hasText: /^completed$/ }).waitFor();
+  const okText = await okRow.innerText();
+  assert.match(okText, /browser-ok/);
+  assert.match(okText, /100% · 2\/2 chunks · 1,728 samples/, `progress text of the completed job: ${okText}`);
+  assert.equal(await okRow.locator('[role="progressbar"]').getAttribute("aria-valuenow"), "100");
+  log("jobs list shows the completed job at 100%");
+
+  // Stats figures.
+  await page.locator("#stat-completed dd").waitFor();
+  const completedCount = Number((await page.locator("#stat-completed dd").innerText()).replace(/[^0-9]/g, ""));
+  assert.ok(completedCount >= 1, `completed count ${completedCount}`);
+  for (const id of ["queued", "processing", "failed", "failed_permanent", "cancelled", "throughput", "failure_rate", "dead_24h", "duration"]) {
+    assert.ok(await page.locator(`#stat-${id}`).isVisible(), `stat card ${id}`);
+  }
+  assert.match(await page.locator("#stat-duration").innerText(), /\d.* \/ .*\d/, "p50 / p95 shown");
+
+  // ---- chart of the completed job ----
+  await okRow.getByRole("button", { name: `Show the chart of job ${okJob.job_id}` }).click();
+  await page.waitForFunction(
+    (id) => document.querySelector("#chart")?.getAttribute("data-job-id") === id && document.querySelectorAll("#chart path.mean").length > 0,
+    okJob.job_id,
+  );
+  const paths = await page.$$eval("#chart path.band, #chart path.mean", (ps) =>
+    ps.map((p) => ({ cls: p.getAttribute("class"), point: p.dataset.point, d: p.getAttribute("d") || "" })),
+  );
+  const bands = paths.filter((p) => p.cls === "band");
+  const means = paths.filter((p) => p.cls === "mean");
+  assert.equal(bands.length, 2, "two band paths");
+  assert.equal(means.length, 2, "two mean paths");
+  for (const p of paths) assert.match(p.d, /^M[-\d.]+,[-\d.]+L/, `${p.cls} path of ${p.point} has data: "${p.d.slice(0, 40)}"`);
+  assert.deepEqual(bands.map((b) => b.point).sort(), ["p1", "p2"]);
+  // Three daily buckets: each mean line has three vertices.
+  for (const m of means) assert.equal(m.d.split("L").length, 3, `mean of ${m.point} has 3 points`);
+  assert.match(await page.locator("#chart-legend").innerText(), /p1[\s\S]*p2/);
+  log("chart rendered: 2 band + 2 mean paths");
+
+  // ---- dead letter and retry ----
+  const deadItem = page.locator(`#dead-letters li[data-job-id="${deadJob.job_id}"]`);
+  await deadItem.waitFor();
+  assert.match(await deadItem.innerText(), /404/, "dead letter shows the last error");
+  const before = (await api("GET", `/v1/jobs/${deadJob.job_id}`)).json;
+  assert.equal(before.status, "failed_permanent");
+  const retryResponse = page.waitForResponse(
+    (r) => r.url().endsWith(`/v1/jobs/${deadJob.job_id}/retry`) && r.request().method() === "POST",
+  );
+  await deadItem.getByRole("button", { name: `Retry job ${deadJob.job_id}` }).click();
+  const rr = await retryResponse;
+  assert.equal(rr.status(), 202, "retry answers 202");
+  const retried = await rr.json();
+  assert.ok(["queued", "processing"].includes(retried.status), `retry response status ${retried.status}`);
+  // The page drops the dead letter and shows the job queued (or already
+  // processing) until the consumer picks it up.
+  const pageState = await page.waitForFunction((id) => {
+    const gone = !document.querySelector(`#dead-letters li[data-job-id="${id}"]`);
+    const st = document.querySelector(`#jobs tr[data-job-id="${id}"] .status`)?.textContent;
+    return (gone || st === "queued" || st === "processing") && { gone, st };
+  }, deadJob.job_id);
+  const { gone, st } = await pageState.jsonValue();
+  assert.match(await page.locator("#notice").innerText(), new RegExp(`${deadJob.job_id.slice(0, 8)} re-queued`));
+  log(`page after retry: dead letter ${gone ? "removed" : "still listed"}, job row ${st}`);
+  // The API: no longer failed_permanent, or (the simulator answers 404 again
+  // within about a second) already re-run and dead again with one more attempt.
+  const after = (await api("GET", `/v1/jobs/${deadJob.job_id}`)).json;
+  assert.ok(
+    after.status !== "failed_permanent" || after.attempts > before.attempts,
+    `after retry: status ${after.status}, attempts ${before.attempts} -> ${after.attempts}`,
+  );
+  log(`API after retry: retry answered ${retried.status}; now ${after.status}, attempts ${before.attempts} -> ${after.attempts}`);
+
+  // The simulator still answers 404, so the re-run dies again; the live
+  // refresh brings the dead letter back with one more attempt.
+  await page
+    .locator(`#dead-letters li[data-job-id="${deadJob.job_id}"]`, { hasText: `${before.attempts + 1} attempts` })
+    .waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator(`#jobs tr[data-job-id="${deadJob.job_id}"] .status`).innerText(), "failed_permanent");
+  log(`live refresh: the re-run died again and is back in the dead letters (${before.attempts + 1} attempts)`);
+
+  assert.deepEqual(pageErrors, [], "no page errors or CSP violations");
+
+  // ---- 4. screenshot ----
+  const shot = path.join(ARTIFACTS, "status-page.png");
+  await page.screenshot({ path: shot, fullPage: true });
+  log(`screenshot: ${path.relative(process.cwd(), shot)}`);
+  log("PASS");
+} catch (e) {
+  await page.screenshot({ path: path.join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
+  throw e;
+} finally {
+  await browser.close();
+}
