@@ -23,6 +23,8 @@ cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
   || { log "worker log: $TSP_STATE/worker.log"; tail -40 "$TSP_STATE/worker.log" >&2; exit 1; }
 log "schemathesis against the served OpenAPI spec"
 bash scripts/schemathesis.sh
+log "status page in headless Chromium (playwright-core)"
+bash tests/browser/run.sh
 tsp_down
 log "crash test: kill the stack mid-job, restart, the reaper resumes"
 bash scripts/crash-test.sh

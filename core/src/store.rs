@@ -327,7 +327,8 @@ pub fn fail_job_transient(id: &JobId, now: EpochMs, error: &str) -> Statement {
 pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str) -> Statement {
     stmt(
         "UPDATE queue_jobs SET status = 'failed_permanent', \
-         last_error = ?1 || COALESCE(' (last error: ' || last_error || ')', ''), \
+         last_error = CASE WHEN last_error IS NULL OR last_error = ?1 THEN ?1 \
+                      ELSE ?1 || ' (last error: ' || last_error || ')' END, \
          finished_at = ?2, updated_at = ?2, lease_until = NULL \
          WHERE id = ?3 AND status IN ('queued', 'processing', 'failed') RETURNING *",
         vec![error.into(), now.into(), id.as_str().into()],
