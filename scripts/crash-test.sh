@@ -39,7 +39,8 @@ TSP_KEEP_STATE=1 tsp_up "$state"
 job=$(api "$TSP_URL/v1/jobs/$id")
 status=$(echo "$job" | json 'd["status"]')
 log "after restart: $status, $(echo "$job" | json 'd["progress"]["chunks_done"]')/$total chunks; waiting for the lease to lapse"
-sleep 4
+# LEASE_MS=3000, and the reaper allows a lapsed lease 30 s of grace.
+sleep 35
 # The local runtime runs crons only when asked: this is the cron firing.
 curl -fsS "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
 # The Worker's log reaches the file a moment after the cron's response.

@@ -383,13 +383,15 @@ pub fn select_aggregates(
     )
 }
 
-/// Jobs that may have no live message: `processing` with a lapsed lease,
+/// Jobs that may have no live message: `processing` with a lease lapsed
+/// for over 30 s (a handed-over lease lapses at once, and its continuation
+/// message normally claims it within a second or two),
 /// `queued`/`failed` untouched since `idle_before` (the outbox), or dead but
 /// never alerted (the alert kept failing). Oldest first.
 pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statement {
     stmt(
         "SELECT * FROM queue_jobs WHERE \
-         (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?1) \
+         (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?1 - 30000) \
          OR (status IN ('queued', 'failed') AND updated_at < ?2) \
          OR (status = 'failed_permanent' AND alerted_at IS NULL AND updated_at < ?2) \
          ORDER BY updated_at LIMIT ?3",

@@ -421,6 +421,11 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
         .await
         .unwrap();
+    assert!(r.resent.is_empty(), "a fresh hand-over is left to its continuation");
+    h.clock.set_now(NOW + 31_000);
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
     assert_eq!(
         r.resent,
         vec![id.to_string()],
