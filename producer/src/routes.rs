@@ -151,20 +151,7 @@ async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response,
                 .map_err(|m| ValidationError::single("status", &m))?,
         ),
     };
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-            .ok_or_else(|| ValidationError::single("limit", "must be 1 to 100"))?,
-    };
-    let before = match q.get("cursor") {
-        None => i64::MAX,
-        Some(c) => c
-            .parse::<i64>()
-            .map_err(|_| ValidationError::single("cursor", "must come from next_cursor"))?,
-    };
+    let (limit, before) = page_params(&q)?;
     let rows =
         b.db.query(&store::select_owner_jobs(owner, status, before, limit))
             .await?;
