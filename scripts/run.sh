@@ -81,7 +81,7 @@ PY
 curl -fsS -o "$TSP_STATE/result.msgpack.gz" -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$id/result"
 samples=$(echo "$job" | json 'd["progress"]["samples"]')
 # Every consumer batch logs the D1 statements it ran.
-statements=$(grep -o '"d1_statements":[0-9]*' "$TSP_STATE/worker.log" | awk -F: '{s+=$2} END {print s+0}')
+statements=$( (grep -o '"d1_statements":[0-9]*' "$TSP_STATE/worker.log" || true) | awk -F: '{s+=$2} END {print s+0}')
 bytes=$(echo "$job" | json 'd["result"]["bytes"]')
 python3 - "$samples" "$bytes" "$t0" "$t1" "$rows" "$TSP_STATE/result.msgpack.gz" "$statements" <<'PY'
 import sys

@@ -51,4 +51,10 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             );
         }
     }
+    // Exact D1 statement count of this invocation (a batch counts each of
+    // its statements), for the end-to-end benchmark.
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"event": "consumer_batch", "d1_statements": b.db.inner().statements()})
+    );
 }
