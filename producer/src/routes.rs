@@ -83,16 +83,7 @@ async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Respon
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    let out = submit(
-        &b.db,
-        &b.queue,
-        &b.clock,
-        b.cfg.max_points,
-        b.cfg.freshness_ms,
-        owner,
-        &body,
-    )
-    .await?;
+    let out = submit(&b.deps(), owner, &body).await?;
     let (status, job, note) = match &out {
         Submitted::Created { job, enqueued } => {
             let note = (!enqueued).then_some("queue send failed; the reaper will send it");

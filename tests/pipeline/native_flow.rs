@@ -355,16 +355,7 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
         r#"{"points":["a"],"days":3}"#,
         r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
     ] {
-        let r = tsp_core::service::submit::submit(
-            &h.db,
-            &h.queue,
-            &h.clock,
-            100,
-            3_600_000,
-            "alice",
-            bad.as_bytes(),
-        )
-        .await;
+        let r = tsp_core::service::submit::submit(&h.deps(), "alice", bad.as_bytes()).await;
         let err = r.expect_err(bad);
         assert_eq!(err.http_status(), 422, "{bad}");
         assert!(!err.to_string().is_empty());
@@ -421,7 +412,10 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
         .await
         .unwrap();
-    assert!(r.resent.is_empty(), "a fresh hand-over is left to its continuation");
+    assert!(
+        r.resent.is_empty(),
+        "a fresh hand-over is left to its continuation"
+    );
     h.clock.set_now(NOW + 31_000);
     let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
         .await
@@ -433,4 +427,29 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     );
     h.drain().await;
     assert_eq!(h.job(&id).await.status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_completed_job_is_reused_only_while_its_object_exists() {
+    use tsp_core::ports::BlobStore;
+    use tsp_core::service::submit::Submitted;
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let b = body("reuse", &["p".to_string()]);
+    let id = h.submit_new(&b).await;
+    h.drain().await;
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    match h.submit_as("alice", &b).await {
+        Submitted::Existing(j) => assert_eq!(j.id, id),
+        other => panic!("expected the completed job, got {other:?}"),
+    }
+    h.blobs
+        .delete(job.result_key.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.submit_as("alice", &b).await,
+        Submitted::Created { .. }
+    ));
 }

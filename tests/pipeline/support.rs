@@ -77,17 +77,9 @@ impl Harness {
 
     /// Submits a JSON body as `owner`.
     pub async fn submit_as(&self, owner: &str, body: &serde_json::Value) -> Submitted {
-        submit(
-            &self.db,
-            &self.queue,
-            &self.clock,
-            self.cfg.max_points,
-            self.cfg.freshness_ms,
-            owner,
-            body.to_string().as_bytes(),
-        )
-        .await
-        .expect("submit")
+        submit(&self.deps(), owner, body.to_string().as_bytes())
+            .await
+            .expect("submit")
     }
 
     /// Submits and returns the new job's id (draining the queue message).

@@ -5,7 +5,8 @@ use crate::domain::{JobId, JobRequest, PointName};
 use crate::error::Error;
 use crate::fingerprint::fingerprint;
 use crate::job::{Job, JobStatus};
-use crate::ports::{Clock, JobMessage, JobQueue, SqlDb};
+use crate::ports::{BlobStore, Clock, JobMessage, JobQueue, SqlDb};
+use crate::service::Deps;
 use crate::store::{self, NewJob};
 
 /// What a submission led to.
@@ -24,22 +25,40 @@ pub enum Submitted {
 }
 
 /// Submits a job: at most two D1 round trips (a lookup, then one batch).
-pub async fn submit<D: SqlDb, Q: JobQueue, C: Clock>(
-    db: &D,
-    queue: &Q,
-    clock: &C,
-    max_points: usize,
-    freshness_ms: i64,
+/// A completed job is reused only while its object is still in R2 (one
+/// object HEAD, no extra D1 query).
+pub async fn submit<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
     owner: &str,
     body: &[u8],
-) -> Result<Submitted, Error> {
+) -> Result<Submitted, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    C: Clock,
+{
+    let Deps {
+        db,
+        blobs,
+        queue,
+        clock,
+        cfg,
+        ..
+    } = *deps;
     let now = clock.now_ms();
-    let req = JobRequest::parse(body, now, max_points)?;
+    let req = JobRequest::parse(body, now, cfg.max_points)?;
     let fp = fingerprint(&req);
     if !req.force {
-        let q = store::select_reusable_job(owner, &fp, now - freshness_ms);
+        let q = store::select_reusable_job(owner, &fp, now - cfg.freshness_ms);
         if let Some(job) = store::get_job(db, q).await? {
-            return Ok(Submitted::Existing(job));
+            let object_gone = match (&job.status, &job.result_key) {
+                (JobStatus::Completed, Some(key)) => blobs.head(key).await?.is_none(),
+                _ => false,
+            };
+            if !object_gone {
+                return Ok(Submitted::Existing(job));
+            }
         }
     }
     let id = JobId::from_bytes(clock.random_bytes());
