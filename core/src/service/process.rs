@@ -31,8 +31,20 @@ use crate::upstream::{fetch_chunk, ChunkQuery};
 
 /// Minimum time between cancellation checks while fetching pages.
 const CANCEL_CHECK_INTERVAL_MS: i64 = 2_000;
-/// D1 statements one invocation may run (the platform allows 1,000).
+/// D1 statements one invocation may run (the platform allows 1,000 queries
+/// per invocation, each statement of a batch counting).
+
 const STATEMENT_BUDGET: u64 = 900;
+
+/// The D1 statements a chunk costs, at most: its hourly and daily rows in
+/// 6-row upserts, plus the checkpoint, the progress update and the
+/// cancellation checks around it.
+fn chunk_statements(c: &Chunk) -> u64 {
+    let span = (c.end - c.start).max(0) as u64;
+    let (hour, day) = (crate::domain::HOUR_MS as u64, crate::domain::DAY_MS as u64);
+    let rows = span.div_ceil(hour) + span.div_ceil(day);
+    rows.div_ceil(store::AGG_ROWS_PER_STATEMENT as u64) + 4
+}
 
 /// Where a message left its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,16 +270,22 @@ where
     let mut failure = None;
     {
         let mut runs = stream::iter(pending.iter().copied())
-            .take_while(|_| {
+            .take_while(|c| {
                 // Time, D1 statements and chunk count: whichever runs out
-                // first ends this invocation's share of the job.
+                // first ends this invocation's share of the job. A chunk's
+                // statements are reserved when it starts, since up to six
+                // run at once and commit later.
+                let need = chunk_statements(c);
                 let in_budget = clock.now_ms() < deadline
-                    && statements.get() < STATEMENT_BUDGET
+                    && (launched.get() == 0 || statements.get() + need <= STATEMENT_BUDGET)
                     && launched.get() < cap;
-                launched.set(launched.get() + u32::from(in_budget));
+                if in_budget {
+                    launched.set(launched.get() + 1);
+                    statements.set(statements.get() + need);
+                }
                 futures::future::ready(in_budget)
             })
-            .map(|c| run_chunk(deps, &job, c, &cancel, &statements))
+            .map(|c| run_chunk(deps, &job, c, &cancel))
             .buffer_unordered(cfg.upstream_concurrency.clamp(1, 6));
         while let Some(r) = runs.next().await {
             match r {
@@ -337,7 +355,6 @@ async fn run_chunk<D, B, Q, H, C>(
     job: &Job,
     c: Chunk,
     cancel: &CancelCheck<'_, D, C>,
-    statements: &Cell<u64>,
 ) -> Result<(), Error>
 where
     D: SqlDb,
@@ -384,7 +401,6 @@ where
         now,
         now + deps.cfg.lease_ms,
     ));
-    statements.set(statements.get() + stmts.len() as u64 + 1);
     deps.db.batch(&stmts).await?;
     Ok(())
 }
