@@ -95,7 +95,7 @@ tsp_up() {
     printf '%s\n' "${TSP_VARS:-}"
   } > "$TSP_STATE/.dev.vars"
 
-  log "applying migrations to fresh local D1 in $TSP_STATE/persist"
+  log "applying migrations to local D1 in $TSP_STATE/persist"
   (cd "$TSP_ROOT" && npx wrangler d1 migrations apply tsp --local \
       --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" >"$TSP_STATE/migrate.log" 2>&1) \
     || { cat "$TSP_STATE/migrate.log" >&2; return 1; }

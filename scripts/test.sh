@@ -21,6 +21,8 @@ tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"
 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
   || { log "worker log: $TSP_STATE/worker.log"; tail -40 "$TSP_STATE/worker.log" >&2; exit 1; }
+log "CLI end to end (tsp submit --wait, fetch to CSV, aggregates)"
+cargo test --quiet -p tsp-cli --test e2e -- --ignored
 log "schemathesis against the served OpenAPI spec"
 bash scripts/schemathesis.sh
 log "status page in headless Chromium (playwright-core)"
