@@ -33,7 +33,6 @@ use crate::upstream::{fetch_chunk, ChunkQuery};
 const CANCEL_CHECK_INTERVAL_MS: i64 = 2_000;
 /// D1 statements one invocation may run (the platform allows 1,000 queries
 /// per invocation, each statement of a batch counting).
-
 const STATEMENT_BUDGET: u64 = 900;
 
 /// The D1 statements a chunk costs, at most: its hourly and daily rows in
