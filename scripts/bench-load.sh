@@ -17,14 +17,22 @@ api() { curl -fsS -H "authorization: Bearer $TSP_TOKEN" "$@"; }
 JOB_ID=$(api -X POST -H 'content-type: application/json' \
   -d '{"site":"load-status","points":["p1"],"days":1}' "$TSP_URL/v1/jobs" | json 'd["job_id"]')
 export JOB_ID TSP_TOKEN
-before=$(api "$TSP_URL/v1/stats" | json 'sum(d["counts"].values())')
+export IDS_DIR="$TSP_STATE/ids"
+rm -rf "$IDS_DIR" && mkdir -p "$IDS_DIR"
 log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
 out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
 echo "$out"
-result=$(echo "$out" | grep '^RESULT')
-accepted=$(echo "$result" | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
-after=$(api "$TSP_URL/v1/stats" | json 'sum(d["counts"].values())')
-rows=$((after - before))
-log "202 responses: $accepted; new rows: $rows"
-[ "$rows" -eq "$accepted" ] || { log "MISMATCH: every 202 must have exactly its row"; exit 1; }
+accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
+# Every job id a 202 returned must have its row in D1.
+npx wrangler d1 execute tsp --local --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" \
+  --json --command "SELECT id FROM queue_jobs" > "$TSP_STATE/rows.json" 2>/dev/null
+python3 - "$IDS_DIR" "$TSP_STATE/rows.json" "$accepted" <<'PY'
+import glob, json, sys
+ids_dir, rows_path, accepted = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ids = [l.strip() for f in glob.glob(f"{ids_dir}/accepted-*.txt") for l in open(f) if l.strip()]
+rows = {r["id"] for r in json.load(open(rows_path))[0]["results"]}
+missing = [i for i in ids if i not in rows]
+print(f"[tsp] 202 responses: {accepted}; job ids recorded: {len(ids)}; rows in D1: {len(rows)}; 202s without a row: {len(missing)}")
+sys.exit(1 if missing or len(ids) != accepted else 0)
+PY
 log "every 202 has its row"

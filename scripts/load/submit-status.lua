@@ -14,6 +14,9 @@ end
 
 function init(args)
   c202, c200, cother, n = 0, 0, 0, 0
+  -- Every accepted job id goes to a file, so the script can check each one
+  -- has its row.
+  ids = io.open(string.format("%s/accepted-%d.txt", os.getenv("IDS_DIR"), id), "w")
 end
 
 function request()
@@ -29,7 +32,10 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 202 then c202 = c202 + 1
+  if status == 202 then
+    c202 = c202 + 1
+    local job = string.match(body, '"job_id":"(%x+)"')
+    if job then ids:write(job, "\n"); ids:flush() end
   elseif status == 200 then c200 = c200 + 1
   else cother = cother + 1 end
 end
