@@ -23,7 +23,9 @@ log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit +
 out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
 echo "$out"
 accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
-# Every job id a 202 returned must have its row in D1.
+# Every job id a 202 returned must have its row in D1 (read once the local
+# runtime has stopped and released the database).
+tsp_down
 npx wrangler d1 execute tsp --local --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" \
   --json --command "SELECT id FROM queue_jobs" > "$TSP_STATE/rows.json" 2>/dev/null
 python3 - "$IDS_DIR" "$TSP_STATE/rows.json" "$accepted" <<'PY'
