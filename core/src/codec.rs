@@ -33,8 +33,10 @@ use crate::sample::{decimal_to_f64, Sample, Value, MAX_EXACT_MANTISSA, MAX_SCALE
 pub const FORMAT_NAME: &str = "tsp-columnar";
 /// The format version; part of the request fingerprint.
 pub const FORMAT_VERSION: u32 = 1;
-/// gzip level for blocks: 6 is zlib's default balance.
-const LEVEL: u32 = 6;
+/// gzip level for blocks. Level 4 costs about 30% less time than zlib's
+/// default 6 and, on columnar deltas, the object grows by under 1%
+/// (0.588 vs 0.585 B/sample: `cargo run --release -p tsp-core --example measure`).
+pub const GZIP_LEVEL: u32 = 4;
 
 /// The first value in an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +119,10 @@ pub enum CodecError {
 }
 
 fn gzip_member(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(LEVEL));
+    let mut enc = GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        Compression::new(GZIP_LEVEL),
+    );
     enc.write_all(bytes)?;
     Ok(enc.finish()?)
 }

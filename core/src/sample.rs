@@ -51,6 +51,14 @@ impl Value {
         if let Some(v) = parse_decimal(s) {
             return v;
         }
+        // Most non-numbers are state words ("active"): skip the float parser
+        // unless the first character could start a number, "inf" or "NaN".
+        let could_be_number = s.trim_start().bytes().next().is_some_and(|b| {
+            b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N')
+        });
+        if !could_be_number {
+            return Value::Text(s.to_owned());
+        }
         match s.trim().parse::<f64>() {
             Ok(f) if f.is_finite() => Value::Float(f),
             Ok(_) => Value::NonFinite(s.to_owned()),

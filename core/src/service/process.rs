@@ -237,9 +237,18 @@ where
     };
     if msg.hop == 0 || attempt > 1 {
         // A continuation's first claim is the same run going on, not a transition.
-        let from = if job.attempts <= 1 { "queued" } else { "failed" };
+        let from = if job.attempts <= 1 {
+            "queued"
+        } else {
+            "failed"
+        };
         let detail = format!("attempt {}", job.attempts);
-        log(&transition_log(id.as_str(), from, "processing", Some(&detail)));
+        log(&transition_log(
+            id.as_str(),
+            from,
+            "processing",
+            Some(&detail),
+        ));
     }
 
     let plan = chunk::plan(job.start_ms, job.end_ms, job.points.len());
