@@ -54,6 +54,11 @@ pub struct Exporter {
     gz: MultiGzDecoder<Vec<u8>>,
     /// Decompressed bytes already consumed from the front of the buffer.
     consumed: usize,
+    /// Buffered bytes when the last parse found the value incomplete: the
+    /// next try waits until the buffer is half as large again, so a block
+    /// arriving in many small pieces is parsed a logarithmic number of
+    /// times, not once per piece.
+    incomplete_at: usize,
     header: Option<Header>,
 }
 
@@ -83,6 +88,7 @@ impl Exporter {
             format,
             gz: MultiGzDecoder::new(Vec::new()),
             consumed: 0,
+            incomplete_at: 0,
             header: None,
         }
     }
@@ -91,12 +97,17 @@ impl Exporter {
     pub fn push(&mut self, compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
         self.gz.write_all(compressed)?;
         self.gz.flush()?;
+        let buffered = self.gz.get_ref().len() - self.consumed;
+        if buffered < self.incomplete_at + self.incomplete_at / 2 {
+            return Ok(Vec::new());
+        }
         self.drain()
     }
 
     /// Signals the end of the object; fails if it ended inside a value.
     pub fn finish(mut self) -> Result<Vec<u8>, CodecError> {
         self.gz.try_finish()?;
+        self.incomplete_at = 0;
         let out = self.drain()?;
         if self.header.is_none() || self.consumed < self.gz.get_ref().len() {
             return Err(CodecError::Invalid("object ends inside a value".to_owned()));
@@ -127,16 +138,23 @@ impl Exporter {
                         }
                         self.header = Some(h);
                     }
-                    Err(e) if incomplete(&e) => break,
+                    Err(e) if incomplete(&e) => {
+                        self.incomplete_at = buf.len();
+                        break;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             } else {
                 match Block::deserialize(&mut de) {
                     Ok(b) => self.write_block(&b, &mut out)?,
-                    Err(e) if incomplete(&e) => break,
+                    Err(e) if incomplete(&e) => {
+                        self.incomplete_at = buf.len();
+                        break;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
+            self.incomplete_at = 0;
             self.consumed += cursor.position() as usize;
         }
         // Drop what is consumed so the buffer holds at most one partial block.
