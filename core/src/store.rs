@@ -409,22 +409,26 @@ pub fn touch_for_resend(id: &JobId, seen_updated_at: EpochMs, now: EpochMs) -> S
     )
 }
 
-/// An owner's jobs, newest first, optionally of one status, created before
-/// `before` (the page cursor): one index range scan.
+/// An owner's jobs, newest first, optionally of one status, strictly after
+/// the page cursor `(before_created, before_id)` in `(created_at, id)`
+/// descending order, so jobs created in the same millisecond are neither
+/// skipped nor repeated: one index range scan.
 pub fn select_owner_jobs(
     owner: &str,
     status: Option<JobStatus>,
-    before: EpochMs,
+    before: (EpochMs, &str),
     limit: i64,
 ) -> Statement {
     stmt(
-        "SELECT * FROM queue_jobs WHERE owner = ?1 AND created_at < ?2 \
-         AND (?3 IS NULL OR status = ?3) ORDER BY created_at DESC LIMIT ?4",
+        "SELECT * FROM queue_jobs WHERE owner = ?1 \
+         AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
+         AND (?3 IS NULL OR status = ?3) ORDER BY created_at DESC, id DESC LIMIT ?4",
         vec![
             owner.into(),
-            before.into(),
+            before.0.into(),
             status.map(JobStatus::as_str).into(),
             limit.into(),
+            before.1.into(),
         ],
     )
 }

@@ -114,8 +114,11 @@ fn query_map(req: &Request) -> Result<std::collections::HashMap<String, String>,
 /// Largest page of `GET /v1/jobs` and `GET /v1/dead-letters`.
 const MAX_LIST_LIMIT: i64 = 100;
 
-/// `limit` (default 50) and `cursor` (a creation time from `next_cursor`).
-fn page_params(q: &std::collections::HashMap<String, String>) -> Result<(i64, i64), Error> {
+/// `limit` (default 50) and `cursor` (`created_at.id` of the last job of
+/// the previous page, from `next_cursor`).
+fn page_params(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(i64, (i64, String)), Error> {
     let limit = match q.get("limit") {
         None => 50,
         Some(v) => v
@@ -124,13 +127,29 @@ fn page_params(q: &std::collections::HashMap<String, String>) -> Result<(i64, i6
             .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
             .ok_or_else(|| ValidationError::single("limit", "must be 1 to 100"))?,
     };
+    let bad = || ValidationError::single("cursor", "must come from next_cursor");
     let before = match q.get("cursor") {
-        None => i64::MAX,
-        Some(c) => c
-            .parse::<i64>()
-            .map_err(|_| ValidationError::single("cursor", "must come from next_cursor"))?,
+        None => (i64::MAX, String::new()),
+        Some(c) => {
+            let (at, id) = c.split_once('.').unwrap_or((c, ""));
+            let at = at.parse::<i64>().map_err(|_| bad())?;
+            // A bare time continues before that millisecond.
+            let id = if id.is_empty() {
+                String::new()
+            } else {
+                JobId::parse(id).map_err(|_| bad())?.to_string()
+            };
+            (at, id)
+        }
     };
     Ok((limit, before))
+}
+
+/// The cursor of the page after `jobs`, if it was full.
+fn next_cursor(jobs: &[tsp_core::job::Job], limit: i64) -> Option<String> {
+    (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| format!("{}.{}", j.created_at, j.id)))
+        .flatten()
 }
 
 async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
@@ -144,12 +163,15 @@ async fn list_jobs(req: &Request, b: &Bindings, owner: &str) -> Result<Response,
     };
     let (limit, before) = page_params(&q)?;
     let rows =
-        b.db.query(&store::select_owner_jobs(owner, status, before, limit))
-            .await?;
+        b.db.query(&store::select_owner_jobs(
+            owner,
+            status,
+            (before.0, &before.1),
+            limit,
+        ))
+        .await?;
     let jobs: Vec<tsp_core::job::Job> = store::decode(rows)?;
-    let next = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| j.created_at.to_string()))
-        .flatten();
+    let next = next_cursor(&jobs, limit);
     Ok(json(
         200,
         &serde_json::json!({
@@ -197,14 +219,12 @@ async fn dead_letters(req: &Request, b: &Bindings, owner: &str) -> Result<Respon
         b.db.query(&store::select_owner_jobs(
             owner,
             Some(JobStatus::FailedPermanent),
-            before,
+            (before.0, &before.1),
             limit,
         ))
         .await?;
     let jobs: Vec<tsp_core::job::Job> = store::decode(rows)?;
-    let next = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| j.created_at.to_string()))
-        .flatten();
+    let next = next_cursor(&jobs, limit);
     let entries: Vec<serde_json::Value> = jobs
         .iter()
         .map(|j| {

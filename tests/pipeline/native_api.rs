@@ -5,6 +5,7 @@ use ace_sim::SimConfig;
 use serde_json::json;
 use tsp_core::error::Error;
 use tsp_core::job::JobStatus;
+use tsp_core::ports::SqlDb;
 use tsp_core::service::manage;
 use tsp_core::service::process::Outcome;
 use tsp_core::store;
@@ -122,4 +123,29 @@ async fn stats_count_by_status_and_measure_durations() {
     );
     let none = manage::stats(&h.db, &h.clock, "bob").await.unwrap();
     assert_eq!(none["counts"]["completed"], 0);
+}
+
+#[tokio::test]
+async fn listing_pages_through_jobs_created_in_the_same_millisecond() {
+    // The harness clock is fixed: every job has the same created_at.
+    let h = Harness::new("http://127.0.0.1:9");
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(h.submit_new(&body(&format!("list{i}"))).await.to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor = (i64::MAX, String::new());
+    loop {
+        let q = store::select_owner_jobs("alice", None, (cursor.0, &cursor.1), 2);
+        let page: Vec<tsp_core::job::Job> = store::decode(h.db.query(&q).await.unwrap()).unwrap();
+        seen.extend(page.iter().map(|j| j.id.to_string()));
+        match page.last() {
+            Some(last) if page.len() == 2 => cursor = (last.created_at, last.id.to_string()),
+            _ => break,
+        }
+    }
+    made.sort();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, made, "every job exactly once: {seen:?}");
 }
