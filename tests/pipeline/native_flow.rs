@@ -14,7 +14,6 @@ use tsp_core::job::JobStatus;
 use tsp_core::ports::{Row, SqlDb, Statement};
 use tsp_core::service::process::{handle, Outcome};
 use tsp_core::service::Deps;
-use tsp_core::store;
 
 use crate::support::*;
 
@@ -393,7 +392,6 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
         "insert + event in one batch"
     );
     assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 3);
-    let _ = store::select_job(&first);
 }
 
 #[tokio::test]
