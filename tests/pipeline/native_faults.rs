@@ -16,7 +16,6 @@ use tsp_core::job::JobStatus;
 use tsp_core::ports::{BlobMeta, BlobStore, JobMessage, Row, SqlDb, Statement, UploadedPart};
 use tsp_core::service::dead_letter::{archive_key, dead_letter, DeadOutcome};
 use tsp_core::service::process::{handle, Outcome};
-use tsp_core::service::Deps;
 use tsp_core::timeout::{TimedBlobs, TimedDb};
 use tsp_native::{MemBlobs, SqliteDb};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
@@ -586,14 +585,7 @@ async fn a_hanging_d1_is_a_transient_store_timeout_and_changes_nothing() {
     let before = h.job(&id).await;
 
     let db = TimedDb::new(SlowDb::new(&h.db, Slow::Every), h.clock.clone(), STORAGE_MS);
-    let deps = Deps {
-        db: &db,
-        blobs: &h.blobs,
-        queue: &h.queue,
-        http: &h.http,
-        clock: &h.clock,
-        cfg: &h.cfg,
-    };
+    let deps = h.deps_with(&db, &h.blobs);
     let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
     assert_eq!(
         handled.outcome,
@@ -627,14 +619,7 @@ async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
         h.clock.clone(),
         STORAGE_MS,
     );
-    let deps = Deps {
-        db: &db,
-        blobs: &h.blobs,
-        queue: &h.queue,
-        http: &h.http,
-        clock: &h.clock,
-        cfg: &h.cfg,
-    };
+    let deps = h.deps_with(&db, &h.blobs);
     let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
     assert_eq!(
         handled.outcome,
@@ -666,14 +651,7 @@ async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
     let id = queued_job(&h).await;
 
     let blobs = TimedBlobs::new(SlowPut { inner: &h.blobs }, h.clock.clone(), STORAGE_MS);
-    let deps = Deps {
-        db: &h.db,
-        blobs: &blobs,
-        queue: &h.queue,
-        http: &h.http,
-        clock: &h.clock,
-        cfg: &h.cfg,
-    };
+    let deps = h.deps_with(&h.db, &blobs);
     let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
     assert_eq!(
         handled.outcome,

@@ -13,7 +13,6 @@ use tsp_core::error::{Disposition, StoreError};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::{Row, SqlDb, Statement};
 use tsp_core::service::process::{handle, Outcome};
-use tsp_core::service::Deps;
 
 use crate::support::*;
 
@@ -181,14 +180,7 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
         fail_at: 3,
         seen: Cell::new(0),
     };
-    let deps = Deps {
-        db: &flaky,
-        blobs: &h.blobs,
-        queue: &h.queue,
-        http: &h.http,
-        clock: &h.clock,
-        cfg: &h.cfg,
-    };
+    let deps = h.deps_with(&flaky, &h.blobs);
     let msg = tsp_core::ports::JobMessage {
         job_id: id.clone(),
         hop: 0,

@@ -71,6 +71,23 @@ impl Harness {
         }
     }
 
+    /// The harness's dependencies with another database and object store
+    /// (fault-injecting or timed wrappers) in place of its own.
+    pub fn deps_with<'a, D: SqlDb, B: tsp_core::ports::BlobStore>(
+        &'a self,
+        db: &'a D,
+        blobs: &'a B,
+    ) -> Deps<'a, D, B, MemQueue, ReqwestHttp, TokioClock> {
+        Deps {
+            db,
+            blobs,
+            queue: &self.queue,
+            http: &self.http,
+            clock: &self.clock,
+            cfg: &self.cfg,
+        }
+    }
+
     pub fn log(&self) -> impl Fn(&str) + '_ {
         |line: &str| self.logs.borrow_mut().push(line.to_owned())
     }
