@@ -15,6 +15,7 @@
 //! - [`sample`]: upstream page parsing and value classification.
 //! - [`aggregate`]: streaming hourly and daily aggregates.
 //! - [`codec`]: the columnar MessagePack + gzip result format.
+//! - [`parts`]: cutting a result into equal-size multipart-upload parts (R2's rule).
 //! - [`upstream`]: the ACE API client logic (paging, retries, classification).
 //! - [`ports`]: the traits adapters implement (SQL, blobs, queue, HTTP, clock).
 //! - [`timeout`]: timeout decorators for the storage ports.
@@ -36,6 +37,7 @@ pub mod error;
 pub mod export;
 pub mod fingerprint;
 pub mod job;
+pub mod parts;
 pub mod ports;
 pub mod sample;
 pub mod service;

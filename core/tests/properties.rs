@@ -1,11 +1,12 @@
-//! Property tests: the aggregation engine against a simple reference, and
-//! the codec round trip.
+//! Property tests: the aggregation engine against a simple reference, the
+//! codec round trip, and the multipart cutter against R2's part rules.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use tsp_core::aggregate::{aggregate, Aggregate, Resolution};
 use tsp_core::codec::{decode_object, encode_block, encode_header, Decoded, Header};
+use tsp_core::parts::EqualParts;
 use tsp_core::sample::{sort_dedup, Sample, Value};
 
 /// Upstream-like value strings: decimals, other number forms, states, non-finite.
@@ -184,6 +185,30 @@ proptest! {
                 (a, b) => prop_assert_eq!(a, &b),
             }
         }
+    }
+
+    #[test]
+    fn multipart_parts_follow_r2_rules(
+        size in 1usize..64,
+        head in prop::collection::vec(any::<u8>(), 0..100),
+        pieces in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..20),
+    ) {
+        let mut cutter = EqualParts::new(size, head.clone());
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        for p in &pieces {
+            parts.extend(cutter.push(p));
+        }
+        parts.extend(cutter.finish());
+        let mut want = head;
+        want.extend(pieces.concat());
+        prop_assert!(!parts.is_empty(), "an upload has at least one part");
+        prop_assert_eq!(parts.concat(), want);
+        let (last, full) = parts.split_last().unwrap();
+        for p in full {
+            prop_assert_eq!(p.len(), size);
+        }
+        prop_assert!(last.len() <= size);
+        prop_assert!(!last.is_empty() || parts.len() == 1);
     }
 }
 

@@ -165,17 +165,37 @@ impl SqlDb for SqliteDb {
 /// An open multipart upload: key, metadata, parts by number.
 type Upload = (String, BlobMeta, BTreeMap<u16, Vec<u8>>);
 
-/// An in-memory object store.
-#[derive(Default)]
+/// An in-memory object store that enforces R2's multipart rules.
 pub struct MemBlobs {
     objects: RefCell<BTreeMap<String, (Vec<u8>, BlobMeta)>>,
     uploads: RefCell<BTreeMap<String, Upload>>,
     next_upload: Cell<u64>,
     /// Multipart parts uploaded so far (for assertions).
     pub parts_uploaded: Cell<u64>,
+    /// Smallest size of a part that is not the last: R2's 5 MiB, lowered
+    /// by tests that want many parts from a small result.
+    min_part_bytes: usize,
+}
+
+impl Default for MemBlobs {
+    fn default() -> Self {
+        Self::with_min_part_bytes(5 << 20)
+    }
 }
 
 impl MemBlobs {
+    /// A store whose multipart parts (but the last) must be at least
+    /// `min_part_bytes`; everything else follows R2.
+    pub fn with_min_part_bytes(min_part_bytes: usize) -> Self {
+        Self {
+            objects: RefCell::default(),
+            uploads: RefCell::default(),
+            next_upload: Cell::default(),
+            parts_uploaded: Cell::default(),
+            min_part_bytes,
+        }
+    }
+
     /// A stored object and its metadata.
     pub fn object(&self, key: &str) -> Option<(Vec<u8>, BlobMeta)> {
         self.objects.borrow().get(key).cloned()
@@ -267,14 +287,25 @@ impl BlobStore for MemBlobs {
         }
         let last = parts.len();
         let mut body = Vec::new();
+        let mut first_len = None;
         for (i, p) in parts.iter().enumerate() {
             let bytes = stored
                 .remove(&p.part_number)
                 .ok_or_else(|| StoreError::Backend(format!("part {} missing", p.part_number)))?;
-            // R2's rule: every part but the last is at least 5 MiB.
-            if i + 1 < last && bytes.len() < 5 << 20 {
+            // R2's rules: every part but the last is at least 5 MiB, all of
+            // them the same size, and the last is no larger than the others.
+            if i + 1 < last && bytes.len() < self.min_part_bytes {
                 return Err(StoreError::Backend(format!(
-                    "part {} is {} bytes, under 5 MiB",
+                    "part {} is {} bytes, under the {} minimum",
+                    p.part_number,
+                    bytes.len(),
+                    self.min_part_bytes
+                )));
+            }
+            let first = *first_len.get_or_insert(bytes.len());
+            if (i + 1 < last && bytes.len() != first) || bytes.len() > first {
+                return Err(StoreError::Backend(format!(
+                    "part {} is {} bytes, part 1 is {first}: parts must be equal but the last, which is not larger",
                     p.part_number,
                     bytes.len()
                 )));

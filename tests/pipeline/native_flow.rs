@@ -13,6 +13,7 @@ use tsp_core::error::{Disposition, StoreError};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::{Row, SqlDb, Statement};
 use tsp_core::service::process::{handle, Outcome};
+use tsp_native::MemBlobs;
 
 use crate::support::*;
 
@@ -116,10 +117,16 @@ async fn continuations_and_multipart_give_the_same_result() {
     clean.drain().await;
     let clean_job = clean.job(&id).await;
 
-    // One chunk per invocation, and the multipart path for the object.
+    // One chunk per invocation, and the multipart path for the object, in
+    // parts small enough that several cut across chunk boundaries (the
+    // store enforces R2's equal-size rule, with a lower floor).
+    let total = clean_job.result_bytes.expect("completed job has a size") as u64;
+    let part = total / 4 + 1;
     let mut step = Harness::new(&sim);
+    step.blobs = MemBlobs::with_min_part_bytes(256);
     step.cfg.chunks_per_invocation = 1;
     step.cfg.single_put_max_bytes = 0;
+    step.cfg.multipart_part_bytes = part;
     let id2 = step.submit_new(&body("cont", &points)).await;
     let handled = step.drain().await;
     let continued = handled
@@ -130,10 +137,11 @@ async fn continuations_and_multipart_give_the_same_result() {
     let job = step.job(&id2).await;
     assert_eq!(job.attempts, 1, "continuations are progress, not attempts");
     assert_eq!(job.resends, 0);
-    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.last_error);
     assert_eq!(job.sample_count, clean_job.sample_count);
     assert_eq!(job.result_sha256, clean_job.result_sha256);
-    assert_eq!(step.blobs.parts_uploaded.get(), 1);
+    assert_eq!(step.blobs.parts_uploaded.get(), total.div_ceil(part));
+    assert_eq!(step.blobs.parts_uploaded.get(), 4);
     assert_eq!(step.agg_rows("cont"), clean.agg_rows("cont"));
 }
 

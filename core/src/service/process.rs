@@ -23,6 +23,7 @@ use crate::domain::JobId;
 use crate::error::{Disposition, Error, StoreError};
 use crate::fingerprint::result_key;
 use crate::job::{Job, JobStatus};
+use crate::parts::EqualParts;
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
 use crate::sample::sort_dedup;
 use crate::service::{dead_letter, transition_log, Deps};
@@ -418,6 +419,8 @@ where
 
 /// Custom metadata stays under R2's 8 KB; the point list goes in only if small.
 const MAX_POINTS_METADATA: usize = 4_096;
+/// R2's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
 
 /// Assembles the result object from the header and the chunk parts, in
 /// chunk order, and marks the job completed.
@@ -500,7 +503,7 @@ where
         sha
     } else {
         // Large: one pass to hash (metadata is fixed when the upload
-        // starts), one to upload in parts of at least 5 MiB.
+        // starts), one to upload in equal parts (see `parts`).
         let mut hasher = Sha256::new();
         hasher.update(&header);
         for idx in 0..total_chunks as u32 {
@@ -509,22 +512,22 @@ where
         let sha = hex::encode(hasher.finalize());
         meta.custom.push(("sha256".to_owned(), sha.clone()));
         let upload = blobs.multipart_begin(&key, &meta).await?;
+        // R2 wants every part but the last the same size, and at most
+        // 10,000 parts.
+        let part_bytes = cfg
+            .multipart_part_bytes
+            .max(total_bytes.div_ceil(MAX_PARTS));
+        let mut cutter = EqualParts::new(part_bytes as usize, header);
         let mut parts = Vec::new();
-        let mut buf = header;
         for idx in 0..total_chunks as u32 {
-            buf.extend(read_part(idx).await?);
-            if buf.len() as u64 >= cfg.multipart_part_bytes {
+            for part in cutter.push(&read_part(idx).await?) {
                 let n = parts.len() as u16 + 1;
-                parts.push(
-                    blobs
-                        .multipart_part(&key, &upload, n, std::mem::take(&mut buf))
-                        .await?,
-                );
+                parts.push(blobs.multipart_part(&key, &upload, n, part).await?);
             }
         }
-        if !buf.is_empty() || parts.is_empty() {
+        for part in cutter.finish() {
             let n = parts.len() as u16 + 1;
-            parts.push(blobs.multipart_part(&key, &upload, n, buf).await?);
+            parts.push(blobs.multipart_part(&key, &upload, n, part).await?);
         }
         blobs.multipart_complete(&key, &upload, parts).await?;
         sha
