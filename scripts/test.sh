@@ -17,7 +17,8 @@ log "wrangler deploy --dry-run (the one deployable builds and validates)"
 npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-run.log" 2>&1 \
   || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
 trap tsp_down EXIT INT TERM
-tsp_up "$PWD/.state/test"
+# Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
+TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"
 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
   || { log "worker log: $TSP_STATE/worker.log"; tail -40 "$TSP_STATE/worker.log" >&2; exit 1; }

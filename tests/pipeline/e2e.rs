@@ -302,16 +302,22 @@ async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
     assert_eq!(end - start, 365 * DAY_MS);
 
     // The object equals the simulator's samples, every one of them.
-    let bytes = s
+    let resp = s
         .http
         .get(format!("{}/v1/jobs/{id}/result", s.url))
         .bearer_auth(&s.token)
         .send()
         .await
-        .unwrap()
-        .bytes()
-        .await
         .unwrap();
+    // The test stack sets SINGLE_PUT_MAX_BYTES to 1 MiB, so this ~3 MB
+    // result took the multipart path (one part): R2 marks a multipart
+    // object's ETag with "-{parts}".
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(
+        etag.ends_with("-1\""),
+        "expected a multipart ETag, got {etag}"
+    );
+    let bytes = resp.bytes().await.unwrap();
     let (header, series) = decode_object(&bytes).unwrap();
     assert_eq!(header.points, points);
     let mut total = 0;

@@ -15,6 +15,7 @@ use tsp_core::error::{Disposition, Error, StoreError, UpstreamError};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::{BlobMeta, BlobStore, JobMessage, Row, SqlDb, Statement, UploadedPart};
 use tsp_core::service::dead_letter::{archive_key, dead_letter, DeadOutcome};
+use tsp_core::service::manage;
 use tsp_core::service::process::{handle, Outcome};
 use tsp_core::timeout::{TimedBlobs, TimedDb};
 use tsp_native::{MemBlobs, SqliteDb};
@@ -720,6 +721,13 @@ async fn an_alert_that_fails_once_is_retried_and_the_job_marked_alerted() {
     );
     let posts = received(&server, "POST").await;
     assert_eq!(posts.len(), 2, "a 500, then the 200");
+    for p in &posts {
+        assert_eq!(
+            p.headers["idempotency-key"],
+            key.as_str(),
+            "one key per death"
+        );
+    }
     let alert: serde_json::Value = serde_json::from_slice(&posts[1].body).unwrap();
     assert_eq!(alert["job_id"], id.as_str());
     assert_eq!(alert["archive_key"], key.as_str());
@@ -818,6 +826,52 @@ async fn a_duplicate_dead_letter_delivery_alerts_once() {
         .count("SELECT COUNT(*) FROM job_events WHERE status = 'failed_permanent'")
         .await;
     assert_eq!(events, 1, "one terminal transition");
+}
+
+#[tokio::test]
+async fn a_job_retried_by_its_owner_that_dies_again_the_same_day_gets_a_second_archive_and_alert() {
+    let server = MockServer::start().await;
+    hook_ok().mount(&server).await;
+    let (h, id) = alerting(&server).await;
+    let msg = json!({"job_id": id});
+
+    kill(&h, Some(&id), &msg).await.expect("first death");
+    let first = h.job(&id).await;
+    let first_key = archive_key(id.as_str(), first.finished_at.unwrap());
+    let (_, sent) = manage::retry(&h.db, &h.queue, &h.clock, "alice", &id, &|_: &str| {})
+        .await
+        .expect("owner retries");
+    assert!(sent);
+    h.clock.set_now(NOW + 60_000);
+    kill(&h, Some(&id), &msg).await.expect("second death");
+    let second = h.job(&id).await;
+    let second_key = archive_key(id.as_str(), second.finished_at.unwrap());
+
+    assert_ne!(first_key, second_key);
+    assert_eq!(
+        h.blobs.keys("dead-letters/"),
+        vec![first_key.clone(), second_key.clone()],
+        "both deaths are archived, the first is kept"
+    );
+    let archived: serde_json::Value =
+        serde_json::from_slice(&h.blobs.object(&second_key).unwrap().0).unwrap();
+    let events = archived["events"].as_array().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["status"] == "failed_permanent")
+            .count(),
+        2,
+        "the second archive holds the whole history: {events:?}"
+    );
+
+    let posts = received(&server, "POST").await;
+    assert_eq!(posts.len(), 2, "one alert per death");
+    for (post, key) in posts.iter().zip([&first_key, &second_key]) {
+        let alert: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
+        assert_eq!(alert["archive_key"], key.as_str());
+        assert_eq!(post.headers["idempotency-key"], key.as_str());
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,10 @@
 //! `alerted_at`, so a duplicate delivery or a crash between steps ends with
 //! one archive object and one alert. (A crash after the webhook answered but
 //! before `alerted_at` was written can still repeat the alert: a webhook
-//! cannot take part in our transaction.)
+//! cannot take part in our transaction. Each alert carries the archive key
+//! as its `Idempotency-Key` header, so a receiver that deduplicates drops
+//! the repeat.) A job retried by its owner that dies again is a new death:
+//! a new archive object and a new alert.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -37,11 +40,24 @@ pub enum DeadOutcome {
     ArchivedRaw(String),
 }
 
-/// The archive key of a dead job, dated by when it died.
+/// The archive key of a dead job, dated by when it died. The millisecond
+/// of death is part of it, so a job retried by its owner that dies again
+/// (even the same day) gets a second archive instead of losing it; every
+/// redelivery of the same death maps to the same key.
 pub fn archive_key(id: &str, died_at: EpochMs) -> String {
-    let day = format_rfc3339(died_at);
+    format!("{}{id}-{died_at}.json", day_prefix(died_at))
+}
+
+/// The archive key of a raw (unparseable) message: its content digest,
+/// dated by the day it was archived.
+fn raw_archive_key(digest: &str, now: EpochMs) -> String {
+    format!("{}unparsed-{digest}.json", day_prefix(now))
+}
+
+fn day_prefix(at: EpochMs) -> String {
+    let day = format_rfc3339(at);
     let (y, m, d) = (&day[0..4], &day[5..7], &day[8..10]);
-    format!("dead-letters/{y}/{m}/{d}/{id}.json")
+    format!("dead-letters/{y}/{m}/{d}/")
 }
 
 /// Takes a job (or an unparseable message, `job_id = None`) down the
@@ -105,7 +121,7 @@ where
         "events": events,
     });
     put_archive(deps, &key, &archive).await?;
-    send_alert(deps, &alert_payload(deps, &job, &key), log).await?;
+    send_alert(deps, &key, &alert_payload(deps, &job, &key), log).await?;
     db.execute(&store::mark_alerted(id, clock.now_ms())).await?;
     Ok(DeadOutcome::Dead {
         archive_key: key,
@@ -142,11 +158,8 @@ where
     C: Clock,
 {
     let raw = message.to_string();
-    let id = format!(
-        "unparsed-{}",
-        &hex::encode(Sha256::digest(raw.as_bytes()))[..32]
-    );
-    let key = archive_key(&id, deps.clock.now_ms());
+    let digest = &hex::encode(Sha256::digest(raw.as_bytes()))[..32];
+    let key = raw_archive_key(digest, deps.clock.now_ms());
     let doc = json!({
         "kind": "raw_message",
         "archived_at": format_rfc3339(deps.clock.now_ms()),
@@ -162,7 +175,7 @@ where
             "Dead letter: a queue message could not be handled ({reason}). Archived at {key}."
         );
         let payload = json!({ "text": text, "archive_key": key, "error": reason });
-        send_alert(deps, &payload, log).await?;
+        send_alert(deps, &key, &payload, log).await?;
         let meta = BlobMeta {
             content_type: "text/plain".to_owned(),
             custom: vec![],
@@ -194,6 +207,7 @@ fn alert_payload<D, B, Q, H, C>(deps: &Deps<'_, D, B, Q, H, C>, job: &Job, key: 
 /// configured, the alert is the log line.
 async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
     deps: &Deps<'_, D, B, Q, H, C>,
+    key: &str,
     payload: &Value,
     log: &dyn Fn(&str),
 ) -> Result<(), Error> {
@@ -206,7 +220,13 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
         let req = HttpRequest {
             method: "POST",
             url: url.to_owned(),
-            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            headers: vec![
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+                // One key per death (the archive key): a receiver that
+                // deduplicates can drop the repeat a crash after a
+                // delivered alert would cause.
+                ("Idempotency-Key".to_owned(), key.to_owned()),
+            ],
             body: Some(payload.to_string().into_bytes()),
             timeout_ms: deps.cfg.alert_timeout_ms,
         };
