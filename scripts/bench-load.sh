@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Load benchmark (not a test): 100 concurrent connections doing submit and
 # status against the Worker in the local runtime, with wrk (Debian). Prints
-# p50/p99, the error count, and checks every 202 has its row.
+# p50/p99, the error count, and checks every 202 has its row. Then a
+# status-only run. For both it reports the CPU time workerd used per request
+# (user + system, from /proc): an upper bound on the Worker's CPU per
+# request, since it also counts the runtime, the local D1/R2 simulations and,
+# in the mixed run, the consumer processing the submitted jobs.
 #   DURATION=30s CONNECTIONS=100 bash scripts/bench-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +23,44 @@ JOB_ID=$(api -X POST -H 'content-type: application/json' \
 export JOB_ID TSP_TOKEN
 export IDS_DIR="$TSP_STATE/ids"
 rm -rf "$IDS_DIR" && mkdir -p "$IDS_DIR"
+# CPU ticks (user + system) of the stack's workerd processes.
+workerd_ticks() {
+  local t=0 p f
+  for p in $(pgrep -g "$TSP_DEV_PID" workerd); do
+    read -r -a f < "/proc/$p/stat" || continue
+    t=$((t + f[13] + f[14]))
+  done
+  echo "$t"
+}
+cpu_per_request() { # ticks-before ticks-after requests label
+  python3 -c "import sys; b,a,n,hz=map(int,sys.argv[1:5]); print(f'[tsp] workerd CPU, {sys.argv[5]}: {(a-b)/hz*1000:.0f} ms over {n} requests = {(a-b)/hz*1000/max(n,1):.2f} ms per request')" \
+    "$1" "$2" "$3" "$(getconf CLK_TCK)" "$4"
+}
+
 log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
+t0=$(workerd_ticks)
 out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
+t1=$(workerd_ticks)
 echo "$out"
 accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
+requests=$(echo "$out" | grep '^RESULT' | sed -E 's/.*requests=([0-9]+).*/\1/')
+cpu_per_request "$t0" "$t1" "$requests" "submit + status (and the consumer running the new jobs)"
+
+# Status only: no new jobs, so the consumer is idle once the backlog drains.
+log "waiting for the consumer to drain the submitted jobs"
+for _ in $(seq 600); do
+  busy=$(api "$TSP_URL/v1/stats" | json 'd["counts"]["queued"] + d["counts"]["processing"] + d["counts"]["failed"]')
+  [ "$busy" = 0 ] && break
+  sleep 1
+done
+log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${STATUS_DURATION:-10s}, status only"
+t0=$(workerd_ticks)
+sout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
+  -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$JOB_ID")
+t1=$(workerd_ticks)
+echo "$sout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
+srequests=$(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
+cpu_per_request "$t0" "$t1" "$srequests" "status only"
 # Every job id a 202 returned must have its row in D1 (read once the local
 # runtime has stopped and released the database).
 tsp_down

@@ -114,6 +114,9 @@ pub enum Error {
     /// The resource is not in a state that allows this.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The resource existed and is gone for good (an expired result object).
+    #[error("gone: {0}")]
+    Gone(String),
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -143,6 +146,7 @@ impl Error {
             | Error::Unauthorized
             | Error::NotFound
             | Error::Conflict(_)
+            | Error::Gone(_)
             | Error::PayloadTooLarge(_)
             | Error::UnsupportedMediaType
             | Error::Cancelled => Permanent,
@@ -193,6 +197,7 @@ impl Error {
             Error::Unauthorized => 401,
             Error::NotFound => 404,
             Error::Conflict(_) => 409,
+            Error::Gone(_) => 410,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType => 415,
             Error::Cancelled => 409,
@@ -209,6 +214,7 @@ impl Error {
             Error::Unauthorized => "Unauthorized",
             Error::NotFound => "Not found",
             Error::Conflict(_) | Error::Cancelled => "Conflict",
+            Error::Gone(_) => "Gone",
             Error::PayloadTooLarge(_) => "Payload too large",
             Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) => "Upstream failure",

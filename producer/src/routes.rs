@@ -13,6 +13,7 @@ use tsp_core::service::manage;
 use tsp_core::service::submit::{submit, Submitted};
 use tsp_core::service::view::job_view;
 use tsp_core::store;
+use tsp_core::timeout::within;
 use worker::{Headers, Method, Request, Response, ResponseBuilder};
 
 use crate::{json, MAX_BODY_BYTES};
@@ -268,13 +269,19 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
             )))
         }
     };
-    let obj = b
-        .bucket
-        .get(&key)
-        .execute()
+    // The streaming read bypasses `TimedBlobs`, so it gets the same timeout
+    // here (for the object's head; the body then streams to the client).
+    let get = b.bucket.get(&key).execute();
+    let obj = within(&b.clock, b.cfg.storage_timeout_ms, get)
         .await
+        .ok_or(StoreError::Timeout("result object get"))?
         .map_err(|e| StoreError::Backend(e.to_string()))?
-        .ok_or(Error::NotFound)?;
+        .ok_or_else(|| {
+            Error::Gone(
+                "the result object no longer exists; submit the job again with \"force\": true"
+                    .to_owned(),
+            )
+        })?;
     let headers = Headers::new();
     let _ = headers.set("cache-control", "private, max-age=3600");
     let query = query_map(req)?;
