@@ -3,7 +3,8 @@
 # mid-job (D1 and R2 persist in the state dir; the local queue is in memory
 # and loses the in-flight message), start it again on the same state,
 # trigger the cron, and check the reaper resumes the job to the same result
-# as an uninterrupted run. Called by scripts/test.sh after tsp_build.
+# as an uninterrupted run. Then, past the stack's short retention period,
+# the cron purges both finished jobs. Called by scripts/test.sh after tsp_build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -13,10 +14,11 @@ api() { curl -fsS -H "authorization: Bearer $TSP_TOKEN" "$@"; }
 fail() { log "crash test FAILED: $*"; exit 1; }
 
 state="$PWD/.state/crash"
-# A short lease so the reaper may take the job soon after the restart, and a
-# slower upstream so the kill lands mid-job.
+# A short lease so the reaper may take the job soon after the restart, a
+# slower upstream so the kill lands mid-job, and a 20 s retention period.
 export TSP_VARS="LEASE_MS=3000
-CHUNKS_PER_INVOCATION=4"
+CHUNKS_PER_INVOCATION=4
+JOB_RETENTION_MS=20000"
 export TSP_SIM_ARGS="--latency-ms 150"
 trap tsp_down EXIT
 tsp_up "$state"
@@ -72,3 +74,18 @@ b=$(echo "$clean" | json '(d["progress"]["samples"], d["result"]["sha256"], d["r
 want=$((181 * 288 * 4))
 [ "$(echo "$crashed" | json 'd["progress"]["samples"]')" = "$want" ] || fail "samples differ from $want"
 log "crash test passed: resumed job equals the uninterrupted run $a"
+
+# Retention: once both have been finished for over 20 s, a cron purges them.
+sleep 21
+curl -fsS "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
+for _ in $(seq 50); do
+  grep -q '"event":"reaper_purge"' "$state/worker.log" && break
+  sleep 0.2
+done
+grep '"event":"reaper_purge"' "$state/worker.log" | grep -q '"jobs":2' \
+  || fail "the reaper did not purge the two finished jobs"
+for j in "$id" "$id2"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$j")
+  [ "$code" = 404 ] || fail "job $j answers $code after the purge"
+done
+log "retention passed: both finished jobs purged by the cron"

@@ -57,9 +57,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match Bindings::from_env(&env) {
         Ok(b) => match tsp_core::service::reap::reap(&b.deps(), &log).await {
             Ok(r) => log(&format!(
-                "{{\"event\":\"reaper_run\",\"resent\":{},\"dead\":{}}}",
+                "{{\"event\":\"reaper_run\",\"resent\":{},\"dead\":{},\"purged\":{}}}",
                 r.resent.len(),
-                r.dead.len()
+                r.dead.len(),
+                r.purged
             )),
             Err(e) => worker::console_error!("reaper failed: {e}"),
         },

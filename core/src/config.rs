@@ -49,6 +49,10 @@ pub struct Config {
     pub alert_timeout_ms: u64,
     /// `PUBLIC_BASE_URL`: prefix for links in alerts.
     pub public_base_url: String,
+    /// `JOB_RETENTION_MS`: terminal jobs (completed, cancelled, and dead
+    /// ones once alerted) are purged from D1, with their events and
+    /// checkpoints, this long after they finished; 0 keeps them forever.
+    pub job_retention_ms: i64,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
                 .unwrap_or_default()
                 .trim_end_matches('/')
                 .to_owned(),
+            job_retention_ms: num(&get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
         };
         Ok(cfg)
     }
@@ -132,6 +137,7 @@ impl Default for Config {
             alert_webhook_url: None,
             alert_timeout_ms: 5_000,
             public_base_url: String::new(),
+            job_retention_ms: 90 * 86_400_000,
         }
     }
 }

@@ -399,6 +399,47 @@ pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statem
     )
 }
 
+/// The ids of the oldest terminal jobs finished before `?1` (dead ones only
+/// once alerted), at most `?2`. Ordered on a unique key, so every statement
+/// of [`purge_expired`] picks the same jobs.
+macro_rules! expired_ids {
+    () => {
+        "SELECT id FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < ?1 \
+         AND (status IN ('completed', 'cancelled') \
+              OR (status = 'failed_permanent' AND alerted_at IS NOT NULL)) \
+         ORDER BY finished_at, id LIMIT ?2"
+    };
+}
+
+/// Deletes up to `limit` jobs that finished before `before`, with their
+/// checkpoints and events: one batch, children first. The last statement's
+/// change count is the number of jobs purged.
+pub fn purge_expired(before: EpochMs, limit: i64) -> Vec<Statement> {
+    let params = || vec![before.into(), limit.into()];
+    vec![
+        stmt(
+            concat!(
+                "DELETE FROM job_chunks WHERE job_id IN (",
+                expired_ids!(),
+                ")"
+            ),
+            params(),
+        ),
+        stmt(
+            concat!(
+                "DELETE FROM job_events WHERE job_id IN (",
+                expired_ids!(),
+                ")"
+            ),
+            params(),
+        ),
+        stmt(
+            concat!("DELETE FROM queue_jobs WHERE id IN (", expired_ids!(), ")"),
+            params(),
+        ),
+    ]
+}
+
 /// Marks a job as just resent, compare-and-set on the row version the
 /// reaper read, so two reapers never both resend it.
 pub fn touch_for_resend(id: &JobId, seen_updated_at: EpochMs, now: EpochMs) -> Statement {

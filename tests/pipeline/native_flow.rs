@@ -8,10 +8,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tsp_core::aggregate::Aggregate;
 use tsp_core::codec::decode_object;
-use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, JobId, DAY_MS};
 use tsp_core::error::{Disposition, StoreError};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::{Row, SqlDb, Statement};
+use tsp_core::service::dead_letter::dead_letter;
+use tsp_core::service::manage;
 use tsp_core::service::process::{handle, Outcome};
 use tsp_native::MemBlobs;
 
@@ -478,4 +480,102 @@ async fn no_invocation_runs_more_than_1000_d1_statements() {
         invocations > 1,
         "a year of hourly rows needs several invocations"
     );
+}
+
+#[tokio::test]
+async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    h.cfg.job_retention_ms = 3_600_000;
+    let quiet = |_: &str| {};
+    let one = |site: &str| body(site, &["p".to_string()]);
+
+    let completed = h.submit_new(&one("ret-done")).await;
+    h.drain().await;
+    assert_eq!(h.job(&completed).await.status, JobStatus::Completed);
+    let cancelled = h.submit_new(&one("ret-cancel")).await;
+    manage::cancel(&h.db, &h.clock, "alice", &cancelled, &quiet)
+        .await
+        .expect("cancel");
+    let dead = h.submit_new(&one("ret-dead")).await;
+    dead_letter(&h.deps(), Some(&dead), "gave up", &json!({}), &quiet)
+        .await
+        .expect("dead and alerted (log only)");
+    // A dead job whose alert has not gone out yet is kept until it has.
+    let unalerted = h.submit_new(&one("ret-unalerted")).await;
+    h.cfg.alert_webhook_url = Some("http://127.0.0.1:9/hook".to_owned());
+    h.cfg.alert_timeout_ms = 100;
+    dead_letter(&h.deps(), Some(&unalerted), "gave up", &json!({}), &quiet)
+        .await
+        .expect_err("the webhook is down");
+    let active = h.submit_new(&one("ret-active")).await;
+    h.queue.drain();
+    assert!(history(&h, &completed).await.1 > 0, "checkpoints exist");
+
+    // Within the retention period: nothing goes.
+    h.clock.set_now(NOW + 1_800_000);
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 0);
+
+    // Past it: the finished jobs go, with their events and checkpoints.
+    h.clock.set_now(NOW + 7_200_000);
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 3);
+    for id in [&completed, &cancelled, &dead] {
+        let rows = h.db.query(&tsp_core::store::select_job(id)).await.unwrap();
+        assert!(rows.is_empty(), "{id} purged");
+        assert_eq!(history(&h, id).await, (0, 0), "{id} history purged");
+    }
+    for id in [&unalerted, &active] {
+        assert!(history(&h, id).await.0 > 0, "{id} keeps its history");
+    }
+    let kept = h.job(&unalerted).await;
+    assert_eq!(kept.status, JobStatus::FailedPermanent);
+    assert_eq!(kept.alerted_at, None);
+    assert_eq!(h.job(&active).await.status, JobStatus::Queued);
+    assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 2);
+
+    // Bounded per run, and off when the retention is 0.
+    for i in 0..55 {
+        let id = h.submit_new(&one(&format!("ret-bulk-{i}"))).await;
+        manage::cancel(&h.db, &h.clock, "alice", &id, &quiet)
+            .await
+            .expect("cancel");
+    }
+    h.queue.drain();
+    h.clock.set_now(NOW + 20_000_000);
+    h.cfg.job_retention_ms = 0;
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 0, "retention 0 keeps everything");
+    h.cfg.job_retention_ms = 3_600_000;
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, tsp_core::service::reap::REAP_LIMIT as u64);
+    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(r.purged, 5);
+}
+
+/// A job's (events, checkpoints) row counts.
+async fn history(h: &Harness, id: &JobId) -> (i64, i64) {
+    let mut out = [0; 2];
+    for (n, table) in out.iter_mut().zip(["job_events", "job_chunks"]) {
+        let rows =
+            h.db.query(&Statement {
+                sql: format!("SELECT COUNT(*) AS n FROM {table} WHERE job_id = ?1").into(),
+                params: vec![id.as_str().into()],
+            })
+            .await
+            .expect("count");
+        *n = rows[0]["n"].as_i64().expect("a count");
+    }
+    (out[0], out[1])
 }

@@ -6,6 +6,12 @@
 //! again; it resumes from its checkpoint. A job resent too many times takes
 //! the terminal path, as does a dead job whose alert never went out. Each
 //! run touches a bounded number of rows.
+//!
+//! It also applies the retention period (`JOB_RETENTION_MS`): up to
+//! [`REAP_LIMIT`] terminal jobs past it are deleted per run, with their
+//! events and checkpoints, in one batch. Result and archive objects in R2
+//! are left to the bucket's lifecycle rules (a result may be shared by
+//! identical requests of several jobs).
 
 use crate::error::Error;
 use crate::job::JobStatus;
@@ -27,6 +33,8 @@ pub struct Reaped {
     pub resent: Vec<String>,
     /// Jobs taken down the terminal path.
     pub dead: Vec<String>,
+    /// Terminal jobs deleted for being past the retention period.
+    pub purged: u64,
 }
 
 /// Runs the reaper once.
@@ -53,15 +61,20 @@ where
             // Its alert never went out: finish the terminal path.
             let reason = job.last_error.clone().unwrap_or_default();
             let msg = serde_json::json!({"job_id": job.id, "reaper": true});
-            dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await?;
-            out.dead.push(job.id.to_string());
+            // A failing webhook must not stop the rest of the run.
+            match dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await {
+                Ok(_) => out.dead.push(job.id.to_string()),
+                Err(e) => log(&format!("reaper could not finish dead job {}: {e}", job.id)),
+            }
             continue;
         }
         if job.resends >= MAX_RESENDS {
             let reason = format!("stalled: resent {} times by the reaper", job.resends);
             let msg = serde_json::json!({"job_id": job.id, "reaper": true});
-            dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await?;
-            out.dead.push(job.id.to_string());
+            match dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await {
+                Ok(_) => out.dead.push(job.id.to_string()),
+                Err(e) => log(&format!("reaper could not dead-letter {}: {e}", job.id)),
+            }
             continue;
         }
         let touched = deps
@@ -91,6 +104,17 @@ where
                 out.resent.push(job.id.to_string());
             }
             Err(e) => log(&format!("reaper could not resend {}: {e}", job.id)),
+        }
+    }
+    if deps.cfg.job_retention_ms > 0 {
+        let before = now - deps.cfg.job_retention_ms;
+        let changed = deps
+            .db
+            .batch(&store::purge_expired(before, REAP_LIMIT))
+            .await?;
+        out.purged = changed.last().copied().unwrap_or(0);
+        if out.purged > 0 {
+            log(&serde_json::json!({"event": "reaper_purge", "jobs": out.purged, "finished_before": before}).to_string());
         }
     }
     Ok(out)
