@@ -41,28 +41,6 @@ pub mod names {
     pub const BUCKET: &str = "RESULTS";
     /// The jobs queue producer binding.
     pub const JOBS_QUEUE: &str = "JOBS";
-    /// Vars and secrets read into [`tsp_core::config::Config`].
-    pub const CONFIG_KEYS: [&str; 19] = [
-        "ACE_API_URL",
-        "ACE_API_TOKEN",
-        "UPSTREAM_PAGE_SIZE",
-        "UPSTREAM_TIMEOUT_MS",
-        "UPSTREAM_CONCURRENCY",
-        "PAGE_RETRIES",
-        "MALFORMED_LIMIT",
-        "STORAGE_TIMEOUT_MS",
-        "INVOCATION_BUDGET_MS",
-        "LEASE_MS",
-        "CHUNKS_PER_INVOCATION",
-        "MAX_POINTS",
-        "FRESHNESS_MS",
-        "MAX_RETRIES",
-        "SINGLE_PUT_MAX_BYTES",
-        "MULTIPART_PART_BYTES",
-        "ALERT_WEBHOOK_URL",
-        "ALERT_TIMEOUT_MS",
-        "PUBLIC_BASE_URL",
-    ];
     /// Secret: `token=owner` pairs, comma separated.
     pub const API_TOKENS: &str = "API_TOKENS";
 }
@@ -77,7 +55,7 @@ pub fn env_string(env: &Env, name: &str) -> Option<String> {
 
 /// Reads the configuration from vars and secrets.
 pub fn config(env: &Env) -> Result<Config, Error> {
-    let vals: HashMap<&str, String> = names::CONFIG_KEYS
+    let vals: HashMap<&str, String> = tsp_core::config::KEYS
         .iter()
         .filter_map(|k| env_string(env, k).map(|v| (*k, v)))
         .collect();

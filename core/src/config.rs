@@ -2,6 +2,31 @@
 
 use crate::error::ValidationError;
 
+/// The vars and secrets [`Config::from_lookup`] reads: an adapter fetches
+/// exactly these from its environment.
+pub const KEYS: &[&str] = &[
+    "ACE_API_URL",
+    "ACE_API_TOKEN",
+    "UPSTREAM_PAGE_SIZE",
+    "UPSTREAM_TIMEOUT_MS",
+    "UPSTREAM_CONCURRENCY",
+    "PAGE_RETRIES",
+    "MALFORMED_LIMIT",
+    "STORAGE_TIMEOUT_MS",
+    "INVOCATION_BUDGET_MS",
+    "LEASE_MS",
+    "CHUNKS_PER_INVOCATION",
+    "MAX_POINTS",
+    "FRESHNESS_MS",
+    "MAX_RETRIES",
+    "SINGLE_PUT_MAX_BYTES",
+    "MULTIPART_PART_BYTES",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_TIMEOUT_MS",
+    "PUBLIC_BASE_URL",
+    "JOB_RETENTION_MS",
+];
+
 /// Every knob, with its default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -139,5 +164,35 @@ impl Default for Config {
             public_base_url: String::new(),
             job_retention_ms: 90 * 86_400_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn keys_are_exactly_what_from_lookup_reads() {
+        let asked = RefCell::new(BTreeSet::new());
+        Config::from_lookup(|k| {
+            asked.borrow_mut().insert(k.to_owned());
+            None
+        })
+        .expect("defaults");
+        let keys: BTreeSet<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
+        assert_eq!(asked.into_inner(), keys);
+    }
+
+    #[test]
+    fn a_value_overrides_its_default_and_a_bad_one_is_named() {
+        let cfg = Config::from_lookup(|k| (k == "JOB_RETENTION_MS").then(|| "20000".to_owned()))
+            .expect("valid");
+        assert_eq!(cfg.job_retention_ms, 20_000);
+        let err = Config::from_lookup(|k| (k == "LEASE_MS").then(|| "soon".to_owned()))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("LEASE_MS"), "{err}");
     }
 }
