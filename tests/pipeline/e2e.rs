@@ -200,14 +200,15 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
 
     let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;
     assert_eq!(status, 200, "{archive}");
-    assert!(archive["key"]
-        .as_str()
-        .unwrap()
-        .starts_with("dead-letters/"));
-    assert!(archive["key"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("/{id}.json")));
+    // dead-letters/YYYY/MM/DD/{id}-{ms of death}.json
+    let key = archive["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("dead-letters/"), "{key}");
+    let name = key.rsplit('/').next().unwrap();
+    let died_ms = name
+        .strip_prefix(&format!("{id}-"))
+        .and_then(|r| r.strip_suffix(".json"))
+        .unwrap_or_else(|| panic!("{key}"));
+    assert!(died_ms.parse::<u64>().is_ok(), "{key}");
     assert_eq!(archive["archive"]["job"]["id"], id.as_str());
     assert!(archive["archive"]["events"].as_array().unwrap().len() >= 5);
 
@@ -222,9 +223,15 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
         .json()
         .await
         .unwrap();
+    let ours: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["job_id"] == id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1);
     assert_eq!(
-        alerts.iter().filter(|a| a["job_id"] == id.as_str()).count(),
-        1
+        ours[0]["archive_key"],
+        key.as_str(),
+        "the alert names the archive"
     );
 }
 
