@@ -226,19 +226,27 @@ impl BlobStore for R2Blobs {
         Ok(())
     }
 
-    /// Head, then put. Callers serialize on a D1 compare-and-set first, so
-    /// the window between the two is not contended.
+    /// One conditional PUT (`onlyIf: {etagDoesNotMatch: "*"}`): R2 writes
+    /// only if no object has the key, atomically, and answers null otherwise.
     async fn put_if_absent(
         &self,
         key: &str,
         bytes: Vec<u8>,
         meta: &BlobMeta,
     ) -> Result<bool, StoreError> {
-        if self.head(key).await?.is_some() {
-            return Ok(false);
-        }
-        self.put(key, bytes, meta).await?;
-        Ok(true)
+        let written = self
+            .0
+            .put(key, bytes)
+            .http_metadata(http_meta(meta))
+            .custom_metadata(custom_meta(meta))
+            .only_if(worker::Conditional {
+                etag_does_not_match: Some("*".to_owned()),
+                ..worker::Conditional::default()
+            })
+            .execute()
+            .await
+            .map_err(js_err)?;
+        Ok(written.is_some())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -45,6 +45,8 @@ struct Shared {
     faults: AtomicU64,
     alerts: Mutex<Vec<Value>>,
     alert_fail_next: AtomicU64,
+    /// Site → alert POSTs about it still to fail.
+    alert_fail_sites: Mutex<HashMap<String, u64>>,
 }
 
 type AppState = Arc<Shared>;
@@ -82,6 +84,7 @@ pub fn router(cfg: SimConfig) -> Router {
         samples_served: AtomicU64::new(0),
         faults: AtomicU64::new(0),
         alerts: Mutex::new(Vec::new()),
+        alert_fail_sites: Mutex::new(HashMap::new()),
         alert_fail_next: AtomicU64::new(0),
     });
     Router::new()
@@ -261,18 +264,28 @@ async fn stats(State(s): State<AppState>) -> Response {
 /// Records an alert. Bodies that are not JSON are kept as a JSON string so
 /// a test can still see what the webhook sent.
 async fn post_alert(State(s): State<AppState>, body: Bytes) -> Response {
-    let fail = s
-        .alert_fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let for_site = value["site"].as_str().is_some_and(|site| {
+        let mut sites = lock(&s.alert_fail_sites);
+        match sites.get_mut(site) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    });
+    let fail = for_site
+        || s.alert_fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
     if fail {
         return detail(
             StatusCode::INTERNAL_SERVER_ERROR,
             "simulated alert receiver failure",
         );
     }
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     lock(&s.alerts).push(value);
     json_response(StatusCode::OK, json!({ "ok": true }).to_string())
 }
@@ -285,11 +298,25 @@ async fn list_alerts(State(s): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct FailNext {
     n: Option<u64>,
+    site: Option<String>,
 }
 
-/// Makes the next `n` (default 1) alert POSTs answer 500.
+/// Makes the next `n` (default 1) alert POSTs answer 500: any alert, or
+/// with `site` only alerts about that site (so parallel tests don't share
+/// the failures).
 async fn fail_next(State(s): State<AppState>, Query(q): Query<FailNext>) -> Response {
     let n = q.n.unwrap_or(1);
-    s.alert_fail_next.store(n, Ordering::SeqCst);
-    json_response(StatusCode::OK, json!({ "fail_next": n }).to_string())
+    match q.site {
+        Some(site) => {
+            lock(&s.alert_fail_sites).insert(site.clone(), n);
+            json_response(
+                StatusCode::OK,
+                json!({ "fail_next": n, "site": site }).to_string(),
+            )
+        }
+        None => {
+            s.alert_fail_next.store(n, Ordering::SeqCst);
+            json_response(StatusCode::OK, json!({ "fail_next": n }).to_string())
+        }
+    }
 }

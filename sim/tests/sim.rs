@@ -372,6 +372,17 @@ async fn alert_receiver_records_and_fails_on_demand() {
         .await
         .unwrap();
     assert_eq!(all, serde_json::json!([{"alert": 1}, {"alert": 2}]));
+
+    // Failures for one site leave other sites' alerts alone.
+    let r = c
+        .post(format!("{base}/alerts/fail-next?n=1&site=flaky"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(post(serde_json::json!({"site": "other"})).await, 200);
+    assert_eq!(post(serde_json::json!({"site": "flaky"})).await, 500);
+    assert_eq!(post(serde_json::json!({"site": "flaky"})).await, 200);
 }
 
 #[tokio::test]

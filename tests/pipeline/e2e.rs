@@ -237,6 +237,67 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
 
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_dead_letter_whose_alert_failed_keeps_its_first_archive_and_alerts_once() {
+    let s = stack();
+    // An unknown site is a permanent 404; the receiver fails the first three
+    // alerts about it (one whole try of the terminal path), so the message is
+    // redelivered and the terminal path runs again over an existing archive.
+    let site = "unknown-flaky-alert";
+    let r = s
+        .http
+        .post(format!("{}/alerts/fail-next?n=3&site={site}", s.sim))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json!({"site": site, "points": ["p1"], "days": 1});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+
+    let t0 = Instant::now();
+    let alerts = loop {
+        let alerts: Vec<Value> = s
+            .http
+            .get(format!("{}/alerts", s.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ours: Vec<Value> = alerts
+            .into_iter()
+            .filter(|a| a["job_id"] == id.as_str())
+            .collect();
+        if !ours.is_empty() {
+            // Give a duplicate a moment to show up.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            break ours;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no alert for {id}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+
+    let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;
+    assert_eq!(status, 200, "{archive}");
+    assert_eq!(alerts[0]["archive_key"], archive["key"]);
+    // The archive is the one written when the job died (archived in the
+    // same instant), not a rewrite by the redelivery: R2's conditional put
+    // refused to overwrite it.
+    let died = archive["archive"]["job"]["finished_at"].as_i64().unwrap();
+    assert_eq!(
+        archive["archive"]["archived_at"].as_str().unwrap(),
+        format_rfc3339(died),
+        "{archive}"
+    );
+    let (_, job) = s.get(&s.token, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "failed_permanent");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
     let s = stack();
     let cases = [
