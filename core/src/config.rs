@@ -17,6 +17,7 @@ pub const KEYS: &[&str] = &[
     "LEASE_MS",
     "CHUNKS_PER_INVOCATION",
     "MAX_POINTS",
+    "MAX_ACTIVE_JOBS",
     "FRESHNESS_MS",
     "MAX_RETRIES",
     "SINGLE_PUT_MAX_BYTES",
@@ -58,6 +59,9 @@ pub struct Config {
     pub lease_ms: i64,
     /// `MAX_POINTS`: points per job.
     pub max_points: usize,
+    /// `MAX_ACTIVE_JOBS`: queued, processing or failed jobs one owner may
+    /// have at once; a submit beyond it is refused with 429 (0: no limit).
+    pub max_active_jobs: u64,
     /// `FRESHNESS_MS`: how long a completed job is reused for an identical request.
     pub freshness_ms: i64,
     /// `MAX_RETRIES`: queue deliveries before the dead-letter queue (mirror
@@ -114,6 +118,7 @@ impl Config {
             chunks_per_invocation: num(&get, "CHUNKS_PER_INVOCATION", d.chunks_per_invocation)?,
             lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
             max_points: num(&get, "MAX_POINTS", d.max_points)?,
+            max_active_jobs: num(&get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
             freshness_ms: num(&get, "FRESHNESS_MS", d.freshness_ms)?,
             max_retries: num(&get, "MAX_RETRIES", d.max_retries)?,
             single_put_max_bytes: num(&get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
@@ -155,6 +160,7 @@ impl Default for Config {
             chunks_per_invocation: 0,
             lease_ms: 300_000,
             max_points: 100,
+            max_active_jobs: 1_000,
             freshness_ms: 3_600_000,
             max_retries: 3,
             single_put_max_bytes: 16 << 20,

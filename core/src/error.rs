@@ -120,6 +120,9 @@ pub enum Error {
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The owner already has this many unfinished jobs.
+    #[error("this token already has the most unfinished jobs allowed ({0}); wait for some to finish, or cancel some")]
+    TooManyActiveJobs(u64),
     /// The body is not JSON.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
@@ -148,6 +151,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::Gone(_)
             | Error::PayloadTooLarge(_)
+            | Error::TooManyActiveJobs(_)
             | Error::UnsupportedMediaType
             | Error::Cancelled => Permanent,
             Error::Store(StoreError::Corrupt(_)) => Permanent,
@@ -199,6 +203,7 @@ impl Error {
             Error::Conflict(_) => 409,
             Error::Gone(_) => 410,
             Error::PayloadTooLarge(_) => 413,
+            Error::TooManyActiveJobs(_) => 429,
             Error::UnsupportedMediaType => 415,
             Error::Cancelled => 409,
             Error::Upstream(_) => 502,
@@ -216,6 +221,7 @@ impl Error {
             Error::Conflict(_) | Error::Cancelled => "Conflict",
             Error::Gone(_) => "Gone",
             Error::PayloadTooLarge(_) => "Payload too large",
+            Error::TooManyActiveJobs(_) => "Too many active jobs",
             Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) => "Upstream failure",
             Error::Store(_) | Error::Queue(_) => "Service unavailable",

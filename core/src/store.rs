@@ -61,11 +61,18 @@ pub struct NewJob<'a> {
     pub now: EpochMs,
 }
 
-/// Inserts a `queued` job.
-pub fn insert_job(j: &NewJob<'_>) -> Statement {
+/// Inserts a `queued` job, unless its owner already has `max_active` (> 0)
+/// queued, processing or failed jobs: the count and the insert are one
+/// statement, so concurrent submits cannot overshoot. 0 rows changed means
+/// the owner is at the limit. The count stops at the limit (an index range
+/// scan of at most `max_active` rows).
+pub fn insert_job(j: &NewJob<'_>, max_active: i64) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
-         chunks_total, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+         chunks_total, created_at, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9 \
+         WHERE ?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
+         AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10",
         vec![
             j.id.as_str().into(),
             j.owner.into(),
@@ -76,7 +83,7 @@ pub fn insert_job(j: &NewJob<'_>) -> Statement {
             j.fingerprint.into(),
             j.chunks_total.into(),
             j.now.into(),
-            j.now.into(),
+            max_active.into(),
         ],
     )
 }

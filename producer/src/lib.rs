@@ -92,6 +92,9 @@ pub fn problem(err: &Error, instance: &str) -> Response {
     if status == 503 {
         let _ = headers.set("retry-after", "5");
     }
+    if status == 429 {
+        let _ = headers.set("retry-after", "30");
+    }
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)

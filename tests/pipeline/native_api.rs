@@ -32,6 +32,57 @@ async fn a_status_read_is_one_query_and_another_owner_sees_nothing() {
     assert_eq!(other, None, "another owner's job does not exist for them");
 }
 
+async fn try_submit(
+    h: &Harness,
+    owner: &str,
+    site: &str,
+) -> Result<tsp_core::service::submit::Submitted, Error> {
+    let bytes = body(site).to_string();
+    tsp_core::service::submit::submit(&h.deps(), owner, bytes.as_bytes()).await
+}
+
+#[tokio::test]
+async fn an_owner_at_the_active_job_limit_gets_429_and_nothing_is_written() {
+    let mut h = Harness::new("http://127.0.0.1:9");
+    h.cfg.max_active_jobs = 2;
+    let quiet = |_: &str| {};
+    let first = h.submit_new(&body("q1")).await;
+    h.submit_new(&body("q2")).await;
+    let (jobs, events) = (
+        h.count("SELECT COUNT(*) FROM queue_jobs").await,
+        h.count("SELECT COUNT(*) FROM job_events").await,
+    );
+    let err = try_submit(&h, "alice", "q3")
+        .await
+        .expect_err("over the limit");
+    assert_eq!(err, Error::TooManyActiveJobs(2));
+    assert_eq!(err.http_status(), 429);
+    assert!(err.public_detail().contains("allowed (2)"), "{err}");
+    assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, jobs);
+    assert_eq!(h.count("SELECT COUNT(*) FROM job_events").await, events);
+    assert_eq!(h.queue.drain().len(), 2, "no message for the refused job");
+
+    // An identical request still coalesces with the live job (no new job).
+    assert!(matches!(
+        try_submit(&h, "alice", "q1").await,
+        Ok(tsp_core::service::submit::Submitted::Existing(_))
+    ));
+    // The limit is per owner.
+    try_submit(&h, "bob", "q3").await.expect("bob has room");
+    // A finished job frees a slot.
+    manage::cancel(&h.db, &h.clock, "alice", &first, &quiet)
+        .await
+        .unwrap();
+    try_submit(&h, "alice", "q3").await.expect("room again");
+    // 0 means no limit.
+    h.cfg.max_active_jobs = 0;
+    for i in 0..5 {
+        try_submit(&h, "alice", &format!("q-many-{i}"))
+            .await
+            .expect("no limit");
+    }
+}
+
 #[tokio::test]
 async fn cancel_applies_to_live_jobs_of_the_owner_only() {
     let h = Harness::new("http://127.0.0.1:9");

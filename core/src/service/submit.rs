@@ -74,11 +74,17 @@ where
         chunks_total: chunk::plan(req.range.start(), req.range.end(), points.len()).len() as i64,
         now,
     };
-    db.batch(&[
-        store::insert_job(&new),
-        store::insert_event(&id, now, JobStatus::Queued, 0, None),
-    ])
-    .await?;
+    let max_active = i64::try_from(cfg.max_active_jobs).unwrap_or(i64::MAX);
+    let changed = db
+        .batch(&[
+            store::insert_job(&new, max_active),
+            // Recorded only if the insert happened.
+            store::insert_event_if(&id, now, JobStatus::Queued, 0, None),
+        ])
+        .await?;
+    if changed.first() != Some(&1) {
+        return Err(Error::TooManyActiveJobs(cfg.max_active_jobs));
+    }
     let enqueued = queue
         .send(
             &JobMessage {
