@@ -68,6 +68,20 @@ impl Stack {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The alerts the simulator's receiver recorded for one job.
+    async fn alerts_for(&self, job_id: &str) -> Vec<Value> {
+        let all: Vec<Value> = self
+            .http
+            .get(format!("{}/alerts", self.sim))
+            .send()
+            .await
+            .expect("GET /alerts")
+            .json()
+            .await
+            .expect("alerts JSON");
+        all.into_iter().filter(|a| a["job_id"] == job_id).collect()
+    }
+
     /// Polls a job until `done` says so; fails after `secs`.
     async fn wait(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
         let t0 = Instant::now();
@@ -214,19 +228,7 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
 
     // Exactly one alert reached the receiver (give a duplicate a moment).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let alerts: Vec<Value> = s
-        .http
-        .get(format!("{}/alerts", s.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ours: Vec<&Value> = alerts
-        .iter()
-        .filter(|a| a["job_id"] == id.as_str())
-        .collect();
+    let ours = s.alerts_for(&id).await;
     assert_eq!(ours.len(), 1);
     assert_eq!(
         ours[0]["archive_key"],
@@ -257,19 +259,7 @@ async fn e2e_a_dead_letter_whose_alert_failed_keeps_its_first_archive_and_alerts
 
     let t0 = Instant::now();
     let alerts = loop {
-        let alerts: Vec<Value> = s
-            .http
-            .get(format!("{}/alerts", s.sim))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ours: Vec<Value> = alerts
-            .into_iter()
-            .filter(|a| a["job_id"] == id.as_str())
-            .collect();
+        let ours = s.alerts_for(&id).await;
         if !ours.is_empty() {
             // Give a duplicate a moment to show up.
             tokio::time::sleep(Duration::from_secs(2)).await;
