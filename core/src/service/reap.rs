@@ -57,20 +57,21 @@ where
     let jobs: Vec<crate::job::Job> = store::decode(rows)?;
     let mut out = Reaped::default();
     for job in jobs {
-        if job.status == JobStatus::FailedPermanent {
-            // Its alert never went out: finish the terminal path.
-            let reason = job.last_error.clone().unwrap_or_default();
+        // A dead job whose alert never went out finishes the terminal path;
+        // a job that keeps stalling takes it.
+        let terminal = if job.status == JobStatus::FailedPermanent {
+            Some(job.last_error.clone().unwrap_or_default())
+        } else if job.resends >= MAX_RESENDS {
+            Some(format!(
+                "stalled: resent {} times by the reaper",
+                job.resends
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = terminal {
             let msg = serde_json::json!({"job_id": job.id, "reaper": true});
             // A failing webhook must not stop the rest of the run.
-            match dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await {
-                Ok(_) => out.dead.push(job.id.to_string()),
-                Err(e) => log(&format!("reaper could not finish dead job {}: {e}", job.id)),
-            }
-            continue;
-        }
-        if job.resends >= MAX_RESENDS {
-            let reason = format!("stalled: resent {} times by the reaper", job.resends);
-            let msg = serde_json::json!({"job_id": job.id, "reaper": true});
             match dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await {
                 Ok(_) => out.dead.push(job.id.to_string()),
                 Err(e) => log(&format!("reaper could not dead-letter {}: {e}", job.id)),
