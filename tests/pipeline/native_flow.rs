@@ -579,3 +579,32 @@ async fn history(h: &Harness, id: &JobId) -> (i64, i64) {
     }
     (out[0], out[1])
 }
+
+#[tokio::test]
+async fn a_job_the_reaper_resent_too_often_is_dead_lettered_as_stalled() {
+    let h = Harness::new("http://127.0.0.1:9");
+    let id = h.submit_new(&body("stall", &["p".to_string()])).await;
+    h.queue.drain();
+    let max = tsp_core::service::reap::MAX_RESENDS;
+    h.db.execute(&Statement {
+        sql: "UPDATE queue_jobs SET resends = ?1 WHERE id = ?2".into(),
+        params: vec![max.into(), id.as_str().into()],
+    })
+    .await
+    .unwrap();
+    h.clock.set_now(NOW + 10 * 60_000);
+    let r = tsp_core::service::reap::reap(&h.deps(), &|_: &str| {})
+        .await
+        .unwrap();
+    assert_eq!(r.dead, vec![id.to_string()]);
+    assert!(r.resent.is_empty(), "not resent an eleventh time");
+    assert!(h.queue.drain().is_empty());
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert!(
+        job.last_error.as_deref().unwrap_or("").contains("stalled"),
+        "{:?}",
+        job.last_error
+    );
+    assert!(job.alerted_at.is_some(), "archived and alerted (log only)");
+}
