@@ -10,13 +10,13 @@ cd "$(dirname "$0")/.."
 source scripts/stack.sh
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-api() { curl -fsS -H "authorization: Bearer $TSP_TOKEN" "$@"; }
-fail() { log "crash test FAILED: $*"; exit 1; }
+api() { curl -fsS -m 30 -H "authorization: Bearer $TSP_TOKEN" "$@"; }
+fail() { log "crash test FAILED: $*"; tsp_diagnose; exit 1; }
 # fire_cron REGEX: runs the cron (the local runtime runs crons only when
 # asked) and waits for REGEX (grep -E) in the Worker's log, which reaches the file a
 # moment after the cron's response.
 fire_cron() {
-  curl -fsS "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
+  curl -fsS -m 30 "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
   for _ in $(seq 50); do
     grep -qE "$1" "$state/worker.log" && return 0
     sleep 0.2
@@ -83,7 +83,7 @@ log "crash test passed: resumed job equals the uninterrupted run $a"
 sleep 21
 fire_cron '"event":"reaper_purge".*"jobs":2[,}]' || fail "the reaper did not purge the two finished jobs"
 for j in "$id" "$id2"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$j")
+  code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$j")
   [ "$code" = 404 ] || fail "job $j answers $code after the purge"
 done
 log "retention passed: both finished jobs purged by the cron"

@@ -1,10 +1,23 @@
-// Starts the prebuilt Worker in the local Workers runtime (workerd via
-// wrangler's programmatic API) without the inspector proxy, which floods
-// sockets once a Worker pulls large upstream data (PLATFORM.md §1).
+// Starts the prebuilt Worker in the local Workers runtime: workerd through
+// Miniflare, with the bindings wrangler derives from our wrangler.toml
+// (`unstable_getMiniflareWorkerOptions`: D1, R2, both queue consumers with
+// their retries and DLQ, vars and .dev.vars). The persist layout is the one
+// `wrangler d1 migrations apply --local --persist-to DIR` writes.
+//
+// Why not `wrangler dev` or `unstable_startWorker`: the first opens one
+// inspector socket per ~4 KB the Worker receives and dies on large upstream
+// pulls (PLATFORM.md §1). The second keeps an esbuild watch on the bundle
+// even with `watch: false`; when it fires, wrangler's proxy pauses every
+// request until the runtime has reloaded (and the reload drops the
+// in-memory queue). A local run logged such an unprompted reload as the
+// 365-day job completed, and a CI run stopped answering at that same point.
+// Miniflare serves the built files as they are: nothing watches, rebundles
+// or reloads.
 //
 // usage: node scripts/dev.mjs --config FILE --port P --persist DIR
 // Prints "tsp-dev ready on http://127.0.0.1:P" when it serves.
-import { unstable_startWorker } from "wrangler";
+import { Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
 import path from "node:path";
 
 function arg(name, dflt) {
@@ -12,23 +25,35 @@ function arg(name, dflt) {
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-const config = path.resolve(arg("config", "wrangler.toml"));
+const configPath = path.resolve(arg("config", "wrangler.toml"));
 const port = Number(arg("port", "8787"));
 const persist = path.resolve(arg("persist", ".state"));
 
-const worker = await unstable_startWorker({
-  config,
-  dev: {
-    remote: false,
-    inspector: false,
-    server: { hostname: "127.0.0.1", port },
-    persist,
-    watch: false,
-    liveReload: false,
-    logLevel: "log",
-  },
+const config = unstable_readConfig({ config: configPath });
+const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
+const main = path.resolve(path.dirname(configPath), config.main);
+
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port,
+  defaultPersistRoot: path.join(persist, "v3"),
+  // `/cdn-cgi/handler/scheduled` runs the cron handler on request.
+  unsafeTriggerHandlers: true,
+  // The default would fetch `Request.cf` from the internet at start.
+  cf: false,
+  log: new Log(LogLevel.INFO),
+  logRequests: true,
+  workers: [
+    {
+      ...workerOptions,
+      name: config.name,
+      modules: true,
+      scriptPath: main,
+      modulesRoot: path.dirname(main),
+    },
+  ],
 });
-await worker.ready;
+await mf.ready;
 console.log(`tsp-dev ready on http://127.0.0.1:${port}`);
 
 let stopping = false;
@@ -36,7 +61,7 @@ async function stop() {
   if (stopping) return;
   stopping = true;
   try {
-    await worker.dispose();
+    await mf.dispose();
   } finally {
     process.exit(0);
   }

@@ -20,7 +20,7 @@ trap 'exit 130' INT TERM
 tsp_up "$PWD/.state/run"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-api() { curl -fsS -H "authorization: Bearer $TSP_TOKEN" "$@"; }
+api() { curl -fsS -m 30 -H "authorization: Bearer $TSP_TOKEN" "$@"; }
 
 points_json=$(python3 - "$SITE" "$POINTS" <<'PY'
 import json, sys
@@ -50,7 +50,7 @@ while :; do
   # The local runtime fires crons only when asked; do what the platform's
   # every-minute trigger does, so the reaper covers anything lost.
   polls=$((${polls:-0} + 1))
-  [ $((polls % 30)) -eq 0 ] && curl -fsS -o /dev/null "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" || true
+  [ $((polls % 30)) -eq 0 ] && curl -fsS -m 30 -o /dev/null "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" || true
   sleep 1
 done
 printf '\n' >&2
@@ -78,7 +78,7 @@ for p in json.loads(points):
 print(f'{total["1d"]} daily + {total["1h"]} hourly')
 PY
 )
-curl -fsS -o "$TSP_STATE/result.msgpack.gz" -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$id/result"
+curl -fsS --connect-timeout 10 -y 60 -Y 1 -o "$TSP_STATE/result.msgpack.gz" -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$id/result"
 samples=$(echo "$job" | json 'd["progress"]["samples"]')
 # Every consumer batch logs the D1 statements it ran.
 statements=$( (grep -o '"d1_statements":[0-9]*' "$TSP_STATE/worker.log" || true) | awk -F: '{s+=$2} END {print s+0}')

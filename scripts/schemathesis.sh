@@ -26,13 +26,13 @@ fi
 # One dead job (the simulator answers 404 for sites named unknown*, which is
 # permanent), so the archive, retry and dead-letter routes see real data.
 # Best effort: the run goes on without it.
-seed=$(curl -fsS -X POST "$TSP_URL/v1/jobs" -H "Authorization: Bearer $TSP_TOKEN" \
+seed=$(curl -fsS -m 30 -X POST "$TSP_URL/v1/jobs" -H "Authorization: Bearer $TSP_TOKEN" \
   -H 'content-type: application/json' \
   -d '{"site":"unknown-schemathesis","points":["p"],"days":1,"force":true}' 2>/dev/null \
   | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["job_id"])' 2>/dev/null) || seed=""
 for _ in $(seq 100); do
   [ -n "$seed" ] || break
-  job=$(curl -fsS "$TSP_URL/v1/jobs/$seed" -H "Authorization: Bearer $TSP_TOKEN" 2>/dev/null) || job=""
+  job=$(curl -fsS -m 30 "$TSP_URL/v1/jobs/$seed" -H "Authorization: Bearer $TSP_TOKEN" 2>/dev/null) || job=""
   [[ "$job" == *'"status":"failed_permanent"'* ]] && break
   sleep 0.2
 done

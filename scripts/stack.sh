@@ -17,6 +17,32 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1m[tsp]\033[0m %s\n' "$*" >&2; }
 
+# bounded SECS CMD...: runs CMD with a deadline, so one stalled step fails
+# the run with its name instead of eating CI's whole time budget.
+bounded() {
+  local secs=$1 rc=0
+  shift
+  timeout --kill-after=15 "$secs" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    log "TIMED OUT after ${secs} s: $*"
+  fi
+  return "$rc"
+}
+
+# tsp_diagnose: what a failed step leaves for the reader: the Worker's log
+# tail, whether the runtime still answers, and its processes and open fds.
+tsp_diagnose() {
+  [ -n "${TSP_STATE:-}" ] || return 0
+  log "worker log (last 80 lines of $TSP_STATE/worker.log)"
+  tail -80 "$TSP_STATE/worker.log" >&2 || true
+  log "healthz: $(curl -sS -m 5 -o /dev/null -w '%{http_code}' "${TSP_URL:-}/healthz" 2>&1)"
+  ps -eo pid,pgid,rss,etime,args | grep -E '[w]orkerd|[d]ev\.mjs|[a]ce-sim' >&2 || true
+  local p
+  for p in $(pgrep -f workerd 2>/dev/null); do
+    log "pid $p has $(ls "/proc/$p/fd" 2>/dev/null | wc -l) open fds"
+  done
+}
+
 tsp_install() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     log "installing the wasm32-unknown-unknown target"
@@ -76,11 +102,10 @@ tsp_up() {
   TSP_TOKEN="local-dev-token"
   export TSP_STATE TSP_SIM_URL TSP_URL TSP_TOKEN
 
-  # The stack runs its own copy of the build: wrangler reloads (and drops
-  # the in-memory queue) when the file it serves changes, so a rebuild
-  # elsewhere must not touch a running stack.
+  # The stack runs its own copy of the build, so a rebuild elsewhere can't
+  # change what it (or its restart in the crash test) serves.
   rm -rf "$TSP_STATE/build" && cp -r "$TSP_ROOT/build" "$TSP_STATE/build"
-  # A config without [build] (wrangler 4.86 would run it twice), with
+  # A config without [build] (the Worker is built once, above), with
   # absolute paths and the simulator as the upstream.
   sed -e '/^\[build\]/,/^$/d' \
       -e "s|^main = .*|main = \"$TSP_STATE/build/index.js\"|" \

@@ -20,15 +20,17 @@ trap tsp_down EXIT INT TERM
 # Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
 TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"
-cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
-  || { log "worker log: $TSP_STATE/worker.log"; tail -40 "$TSP_STATE/worker.log" >&2; exit 1; }
+# Each step has a deadline well above its usual time (e2e ~3 min, CLI ~1,
+# schemathesis ~2, browser ~1, crash ~3), far inside CI's 90 minutes.
+bounded 1200 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
+  || { tsp_diagnose; exit 1; }
 log "CLI end to end (tsp submit --wait, fetch to CSV, aggregates)"
-cargo test --quiet -p tsp-cli --test e2e -- --ignored
+bounded 600 cargo test --quiet -p tsp-cli --test e2e -- --ignored || { tsp_diagnose; exit 1; }
 log "schemathesis against the served OpenAPI spec"
-bash scripts/schemathesis.sh
+bounded 900 bash scripts/schemathesis.sh || { tsp_diagnose; exit 1; }
 log "status page in headless Chromium (playwright-core)"
-bash tests/browser/run.sh
+bounded 900 bash tests/browser/run.sh || { tsp_diagnose; exit 1; }
 tsp_down
 log "crash test: kill the stack mid-job, restart, the reaper resumes"
-bash scripts/crash-test.sh
+bounded 900 bash scripts/crash-test.sh
 log "all tests passed"

@@ -34,8 +34,12 @@ fn stack() -> Stack {
         token: var("TSP_TOKEN"),
         // No pooled connections: the local dev server closes idle ones, and a
         // reused, already-closed connection fails a request spuriously.
+        // Every request has a deadline, so a stalled runtime fails the test
+        // with the request named instead of hanging the run.
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(0)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
             .build()
             .expect("client"),
     }
@@ -63,7 +67,7 @@ impl Stack {
             .bearer_auth(token)
             .send()
             .await
-            .expect("GET");
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -366,7 +370,7 @@ async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
         .bearer_auth(&s.token)
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("GET the result: {e}"));
     // The test stack sets SINGLE_PUT_MAX_BYTES to 1 MiB, so this ~3 MB
     // result took the multipart path (one part): R2 marks a multipart
     // object's ETag with "-{parts}".
@@ -375,7 +379,10 @@ async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
         etag.ends_with("-1\""),
         "expected a multipart ETag, got {etag}"
     );
-    let bytes = resp.bytes().await.unwrap();
+    let bytes = resp
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("read the result body: {e}"));
     let (header, series) = decode_object(&bytes).unwrap();
     assert_eq!(header.points, points);
     let mut total = 0;
