@@ -17,13 +17,17 @@ log "wrangler deploy --dry-run (the one deployable builds and validates)"
 npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-run.log" 2>&1 \
   || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
 trap tsp_down EXIT INT TERM
+# Each step has a deadline well above its usual time (e2e ~4 min, CLI ~1,
+# schemathesis ~2, browser ~1, crash ~2), far inside CI's 90 minutes.
 # Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
 TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"
-# Each step has a deadline well above its usual time (e2e ~3 min, CLI ~1,
-# schemathesis ~2, browser ~1, crash ~3), far inside CI's 90 minutes.
 bounded 1200 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
   || { tsp_diagnose; exit 1; }
+tsp_down
+# The clients' tests get a fresh stack of their own, so they neither see
+# nor wait behind what the e2e suite left in the local queue.
+tsp_up "$PWD/.state/clients"
 log "CLI end to end (tsp submit --wait, fetch to CSV, aggregates)"
 bounded 600 cargo test --quiet -p tsp-cli --test e2e -- --ignored || { tsp_diagnose; exit 1; }
 log "schemathesis against the served OpenAPI spec"

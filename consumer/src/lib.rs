@@ -16,6 +16,7 @@ use tsp_core::service::process::handle;
 /// Handles a batch from the jobs queue, one message at a time (each job is
 /// already parallel inside: up to 6 chunks at once).
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
+    let started = worker::Date::now().as_millis();
     let deps = b.deps();
     let log = |line: &str| worker::console_log!("{line}");
     for m in messages {
@@ -52,9 +53,14 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
         }
     }
     // Exact D1 statement count of this invocation (a batch counts each of
-    // its statements), for the end-to-end benchmark.
+    // its statements), for the end-to-end benchmark, and the handler's
+    // wall time.
     worker::console_log!(
         "{}",
-        serde_json::json!({"event": "consumer_batch", "d1_statements": b.db.inner().statements()})
+        serde_json::json!({
+            "event": "consumer_batch",
+            "d1_statements": b.db.inner().statements(),
+            "ms": worker::Date::now().as_millis().saturating_sub(started),
+        })
     );
 }

@@ -92,6 +92,9 @@ pub struct UploadedPart {
     pub etag: String,
 }
 
+/// The most keys one [`BlobStore::delete`] takes: R2's bulk-delete limit.
+pub const MAX_DELETE_KEYS: usize = 1000;
+
 /// An object store: R2 in the Worker, memory natively.
 pub trait BlobStore {
     /// Writes an object, replacing any.
@@ -107,8 +110,9 @@ pub trait BlobStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Whether an object exists, and its size.
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
-    /// Deletes an object (no error if absent).
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes objects, at most [`MAX_DELETE_KEYS`] in one call (R2's
+    /// limit for a bulk delete); absent keys are not an error.
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Starts a multipart upload; returns its upload id.
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError>;
     /// Uploads one part (at least 5 MiB except the last).

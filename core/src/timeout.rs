@@ -120,14 +120,9 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         timed(&self.clock, self.ms, "object head", self.inner.head(key)).await
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        timed(
-            &self.clock,
-            self.ms,
-            "object delete",
-            self.inner.delete(key),
-        )
-        .await
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        let fut = self.inner.delete(keys);
+        timed(&self.clock, self.ms, "object delete", fut).await
     }
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
         let fut = self.inner.multipart_begin(key, meta);

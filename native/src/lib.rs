@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use tsp_core::error::{Error, StoreError, UpstreamError};
 use tsp_core::ports::{
     BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row,
-    SqlDb, SqlValue, Statement, UploadedPart,
+    SqlDb, SqlValue, Statement, UploadedPart, MAX_DELETE_KEYS,
 };
 
 /// The workspace's `schema/` directory.
@@ -238,8 +238,17 @@ impl BlobStore for MemBlobs {
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.objects.borrow().get(key).map(|(b, _)| b.len() as u64))
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.objects.borrow_mut().remove(key);
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.len() > MAX_DELETE_KEYS {
+            return Err(StoreError::Backend(format!(
+                "{} keys in one delete; R2 takes at most {MAX_DELETE_KEYS}",
+                keys.len()
+            )));
+        }
+        let mut objects = self.objects.borrow_mut();
+        for k in keys {
+            objects.remove(k);
+        }
         Ok(())
     }
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {

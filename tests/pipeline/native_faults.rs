@@ -540,8 +540,8 @@ impl BlobStore for SlowPut<'_> {
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.inner.head(key).await
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.inner.delete(keys).await
     }
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
         self.inner.multipart_begin(key, meta).await

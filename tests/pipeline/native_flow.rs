@@ -445,7 +445,7 @@ async fn a_completed_job_is_reused_only_while_its_object_exists() {
         other => panic!("expected the completed job, got {other:?}"),
     }
     h.blobs
-        .delete(job.result_key.as_deref().unwrap())
+        .delete(&[job.result_key.clone().unwrap()])
         .await
         .unwrap();
     assert!(matches!(
