@@ -110,6 +110,33 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
 }
 
 #[tokio::test]
+async fn a_job_of_over_1000_parts_deletes_them_all_in_bulk_batches() {
+    // Daily samples keep 100 points × 11 months (1,100 chunks, so 1,100
+    // parts) quick. The memory store refuses a delete of over 1,000 keys,
+    // as R2 does, so the parts only vanish if finalize batches them.
+    let sim = spawn_sim(SimConfig {
+        interval_secs: 86_400,
+        ..SimConfig::default()
+    })
+    .await;
+    let h = Harness::new(&sim);
+    let mut points: Vec<String> = ace_sim::default_points("many", 100);
+    points.sort();
+    let body = json!({
+        "site": "many",
+        "points": points,
+        "start": "2024-01-01T00:00:00Z",
+        "end": "2024-12-01T00:00:00Z",
+    });
+    let id = h.submit_new(&body).await;
+    h.drain().await;
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.chunks_total, 1_100);
+    assert!(h.blobs.keys("parts/").is_empty());
+}
+
+#[tokio::test]
 async fn continuations_and_multipart_give_the_same_result() {
     let sim = spawn_sim(SimConfig::default()).await;
     let points: Vec<String> = ace_sim::default_points("cont", 3);
