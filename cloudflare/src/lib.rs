@@ -432,6 +432,19 @@ impl Clock for JsClock {
     }
 }
 
+/// The Worker's wasm linear memory in bytes. It only grows, so at the end
+/// of an invocation it is the isolate's high-water mark so far.
+pub fn wasm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u64 * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
 /// What a queue handler tells the runtime, for logs.
 pub fn describe(d: Disposition) -> String {
     match d {

@@ -1,66 +1,74 @@
-//! The consumer role: each jobs-queue message is one call of
-//! [`tsp_core::service::process::handle`], whose disposition is applied to
-//! the message.
+//! The consumer role: the jobs-queue messages of one invocation go through
+//! [`tsp_core::service::process::handle_batch`] together, under one shared
+//! budget, and each message's disposition is applied to it.
 //!
 //! # Layout
-//! - [`handle_batch`]: decode each message, run it, ack or retry it.
+//! - [`handle_batch`]: decode the messages, run them, ack or retry each,
+//!   and log what the invocation cost.
 
 #![deny(missing_docs)]
 
 use tsp_cloudflare::queue::RawMessage;
-use tsp_cloudflare::{describe, Bindings};
+use tsp_cloudflare::{describe, wasm_memory_bytes, Bindings};
 use tsp_core::error::Disposition;
 use tsp_core::ports::JobMessage;
-use tsp_core::service::process::handle;
+use tsp_core::service::process;
 
-/// Handles a batch from the jobs queue, one message at a time (each job is
-/// already parallel inside: up to 6 chunks at once).
+/// Handles a batch from the jobs queue: one invocation, one budget.
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
     let started = worker::Date::now().as_millis();
     let deps = b.deps();
     let log = |line: &str| worker::console_log!("{line}");
+    let mut decoded = Vec::with_capacity(messages.len());
+    let mut raws = Vec::with_capacity(messages.len());
     for m in messages {
-        let body = m.body_json();
-        let disposition = match serde_json::from_value::<JobMessage>(body.clone()) {
+        match serde_json::from_value::<JobMessage>(m.body_json()) {
             Ok(msg) => {
-                let handled = handle(&deps, &msg, m.attempts, &log).await;
-                worker::console_log!(
-                    "{}",
-                    serde_json::json!({
-                        "event": "job_message",
-                        "job_id": msg.job_id,
-                        "hop": msg.hop,
-                        "attempt": m.attempts,
-                        "outcome": format!("{:?}", handled.outcome),
-                        "disposition": describe(handled.disposition),
-                    })
-                );
-                handled.disposition
+                decoded.push((msg, m.attempts));
+                raws.push(m);
             }
             // Not ours to understand: let the retries run out so it lands in
             // the dead-letter queue, which archives it raw.
             Err(e) => {
                 worker::console_error!("undecodable job message {}: {e}", m.id);
-                Disposition::DeadLetter
+                apply(&m, Disposition::DeadLetter);
             }
-        };
-        if let Err(e) = m.apply(disposition) {
-            worker::console_error!(
-                "could not {} message {}: {e:?}",
-                describe(disposition),
-                m.id
-            );
         }
     }
+    let report = process::handle_batch(&deps, &decoded, &log).await;
+    for ((m, (msg, attempt)), handled) in raws.iter().zip(&decoded).zip(&report.handled) {
+        worker::console_log!(
+            "{}",
+            serde_json::json!({
+                "event": "job_message",
+                "job_id": msg.job_id,
+                "hop": msg.hop,
+                "attempt": attempt,
+                "outcome": format!("{:?}", handled.outcome),
+                "disposition": describe(handled.disposition),
+            })
+        );
+        apply(m, handled.disposition);
+    }
     // Exact D1 statement count of this invocation (a batch counts each of
-    // its statements), for the end-to-end benchmark, and the handler's
-    // wall time.
+    // its statements, counted by the D1 adapter itself), the budget's own
+    // counts, wall time and wasm memory.
     worker::console_log!(
         "{}",
         serde_json::json!({
             "event": "consumer_batch",
+            "messages": decoded.len(),
             "d1_statements": b.db.inner().statements(),
+            "budget_statements": report.statements,
+            "subrequests": report.subrequests,
+            "wasm_memory_bytes": wasm_memory_bytes(),
             "ms": worker::Date::now().as_millis().saturating_sub(started),
         })
     );
+}
+
+fn apply(m: &RawMessage, d: Disposition) {
+    if let Err(e) = m.apply(d) {
+        worker::console_error!("could not {} message {}: {e:?}", describe(d), m.id);
+    }
 }

@@ -85,6 +85,14 @@ pub struct Aggregate {
     pub non_finite: u64,
 }
 
+impl Aggregate {
+    /// Whether `[start, end)` covers this bucket whole. A job that covers a
+    /// bucket only in part writes it as partial.
+    pub fn covered_by(&self, start: EpochMs, end: EpochMs) -> bool {
+        start <= self.bucket_start && self.bucket_start + self.resolution.width_ms() <= end
+    }
+}
+
 /// A bucket being filled.
 #[derive(Debug, Clone)]
 struct Acc {

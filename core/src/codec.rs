@@ -19,6 +19,7 @@
 //! deltas in `m`, divided by `10^s`. That division of two exact integers
 //! rounds once, so it gives the same `f64` as parsing the upstream string.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use flate2::read::MultiGzDecoder;
@@ -150,6 +151,7 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
         .max()
         .unwrap_or(0);
     let (mut last_f, mut last_s, mut prev_m) = (0u32, 0u32, 0i64);
+    let mut codes: HashMap<&str, u32> = HashMap::new();
     for (i, s) in samples.iter().enumerate() {
         let i = i as u32;
         let rescaled = match s.value {
@@ -167,14 +169,14 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
             (Value::Text(t) | Value::NonFinite(t), _) => {
                 b.si.push(i - last_s);
                 last_s = i;
-                let code = match b.sd.iter().position(|d| d == t) {
-                    Some(c) => c,
-                    None => {
-                        b.sd.push(t.clone());
-                        b.sd.len() - 1
-                    }
-                };
-                b.sc.push(code as u32);
+                // A map, not a scan of `sd`: a block of mostly distinct
+                // strings would otherwise be quadratic.
+                let next = codes.len() as u32;
+                let code = *codes.entry(t.as_str()).or_insert_with(|| {
+                    b.sd.push(t.clone());
+                    next
+                });
+                b.sc.push(code);
             }
             (v, None) => {
                 b.fi.push(i - last_f);

@@ -16,6 +16,7 @@ pub const KEYS: &[&str] = &[
     "INVOCATION_BUDGET_MS",
     "LEASE_MS",
     "CHUNKS_PER_INVOCATION",
+    "SUBREQUEST_BUDGET",
     "MAX_POINTS",
     "MAX_ACTIVE_JOBS",
     "FRESHNESS_MS",
@@ -55,6 +56,10 @@ pub struct Config {
     /// `CHUNKS_PER_INVOCATION`: chunks one invocation starts at most (0: no
     /// cap beyond the time and statement budgets).
     pub chunks_per_invocation: u32,
+    /// `SUBREQUEST_BUDGET`: subrequests (upstream pages, R2 calls, queue
+    /// sends) one invocation makes at most, across all its messages. The
+    /// default stays under the 10,000 of current paid plans.
+    pub subrequest_budget: u64,
     /// `LEASE_MS`: how long a claim holds a job without progress.
     pub lease_ms: i64,
     /// `MAX_POINTS`: points per job.
@@ -116,6 +121,7 @@ impl Config {
             storage_timeout_ms: num(&get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
             invocation_budget_ms: num(&get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
             chunks_per_invocation: num(&get, "CHUNKS_PER_INVOCATION", d.chunks_per_invocation)?,
+            subrequest_budget: num(&get, "SUBREQUEST_BUDGET", d.subrequest_budget)?,
             lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
             max_points: num(&get, "MAX_POINTS", d.max_points)?,
             max_active_jobs: num(&get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
@@ -158,6 +164,7 @@ impl Default for Config {
             storage_timeout_ms: 20_000,
             invocation_budget_ms: 120_000,
             chunks_per_invocation: 0,
+            subrequest_budget: 9_000,
             lease_ms: 300_000,
             max_points: 100,
             max_active_jobs: 1_000,

@@ -135,6 +135,10 @@ pub enum Error {
     /// The job was cancelled while it ran.
     #[error("job was cancelled")]
     Cancelled,
+    /// A fenced write changed nothing: this holder no longer holds the job
+    /// (it was cancelled, died, or another invocation claimed it).
+    #[error("this invocation no longer holds the job")]
+    Fenced,
     /// The job's queue could not take the message.
     #[error("queue send failed: {0}")]
     Queue(String),
@@ -153,7 +157,8 @@ impl Error {
             | Error::PayloadTooLarge(_)
             | Error::TooManyActiveJobs(_)
             | Error::UnsupportedMediaType
-            | Error::Cancelled => Permanent,
+            | Error::Cancelled
+            | Error::Fenced => Permanent,
             Error::Store(StoreError::Corrupt(_)) => Permanent,
             Error::Store(_) | Error::Queue(_) => Transient {
                 retry_after_ms: None,
@@ -205,7 +210,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyActiveJobs(_) => 429,
             Error::UnsupportedMediaType => 415,
-            Error::Cancelled => 409,
+            Error::Cancelled | Error::Fenced => 409,
             Error::Upstream(_) => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
             Error::Store(_) | Error::Queue(_) => 503,
@@ -218,7 +223,7 @@ impl Error {
             Error::Validation(_) => "Invalid request",
             Error::Unauthorized => "Unauthorized",
             Error::NotFound => "Not found",
-            Error::Conflict(_) | Error::Cancelled => "Conflict",
+            Error::Conflict(_) | Error::Cancelled | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",
             Error::PayloadTooLarge(_) => "Payload too large",
             Error::TooManyActiveJobs(_) => "Too many active jobs",

@@ -171,6 +171,12 @@ pub(crate) mod de {
         to_i64(&v).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {v}")))
     }
 
+    /// A non-negative integer that fits `T` (checkpoint counters).
+    pub fn uint<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+        let n = int(d)?;
+        T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is out of range")))
+    }
+
     pub fn int_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         Ok(opt_int(d)?.unwrap_or(0))
     }

@@ -20,6 +20,7 @@
 //! - [`ports`]: the traits adapters implement (SQL, blobs, queue, HTTP, clock).
 //! - [`timeout`]: timeout decorators for the storage ports.
 //! - [`store`]: every SQL statement, one function each.
+//! - [`budget`]: one invocation's D1, subrequest and time budgets, and the metered ports.
 //! - [`config`]: settings from vars and secrets.
 //! - [`service`]: submit, process, dead-letter; what the roles do.
 #![deny(missing_docs)]
@@ -29,6 +30,7 @@
 
 pub mod aggregate;
 pub mod auth;
+pub mod budget;
 pub mod chunk;
 pub mod codec;
 pub mod config;

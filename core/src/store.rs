@@ -16,10 +16,32 @@ use crate::ports::{Row, SqlDb, SqlValue, Statement};
 
 /// D1 allows 100 bound parameters per statement.
 pub const MAX_PARAMS: usize = 100;
-/// Columns bound per aggregate row.
-const AGG_COLS: usize = 16;
-/// Aggregate rows per upsert statement: as many as fit in 100 parameters.
-pub const AGG_ROWS_PER_STATEMENT: usize = MAX_PARAMS / AGG_COLS;
+
+/// The fence every write of a lease holder carries, in the same statement:
+/// the job (`?1`) is still `processing` and still holds the holder's token
+/// (`?2`). A holder that lost its lease, or whose job was cancelled or
+/// died, changes nothing.
+macro_rules! held {
+    () => {
+        "EXISTS (SELECT 1 FROM queue_jobs WHERE id = ?1 AND status = 'processing' \
+         AND lease_token = ?2)"
+    };
+}
+
+/// Who holds a job: its id and the token its claim wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    /// The job.
+    pub id: &'a JobId,
+    /// The claim's random token.
+    pub token: &'a str,
+}
+
+impl Holder<'_> {
+    fn params(&self) -> Vec<SqlValue> {
+        vec![self.id.as_str().into(), self.token.into()]
+    }
+}
 
 fn stmt(sql: &'static str, params: Vec<SqlValue>) -> Statement {
     Statement {
@@ -168,11 +190,12 @@ pub fn mark_sent(id: &JobId, now: EpochMs) -> Statement {
 }
 
 /// Claims a job for processing: compare-and-set from `queued` or `failed`,
-/// or from `processing` whose lease has lapsed. Returns the row if claimed.
+/// or from `processing` whose lease has lapsed, writing the holder's fresh
+/// token (which fences off any earlier holder). Returns the row if claimed.
 /// A continuation's first delivery is progress, not an attempt, so it does
 /// not count towards `attempts`.
 pub fn claim_job(
-    id: &JobId,
+    holder: Holder<'_>,
     now: EpochMs,
     lease_until: EpochMs,
     counts_as_attempt: bool,
@@ -180,15 +203,16 @@ pub fn claim_job(
     stmt(
         "UPDATE queue_jobs SET status = 'processing', attempts = attempts + ?4, \
          started_at = COALESCE(started_at, ?1), sent_at = COALESCE(sent_at, ?1), \
-         lease_until = ?2, updated_at = ?1 \
+         lease_until = ?2, updated_at = ?1, lease_token = ?5 \
          WHERE id = ?3 AND (status IN ('queued', 'failed') \
                OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?1))) \
          RETURNING *",
         vec![
             now.into(),
             lease_until.into(),
-            id.as_str().into(),
+            holder.id.as_str().into(),
             i64::from(counts_as_attempt).into(),
+            holder.token.into(),
         ],
     )
 }
@@ -209,136 +233,273 @@ pub fn select_status(id: &JobId) -> Statement {
     )
 }
 
-/// Multi-row upserts of aggregates, each filling up to 100 parameters.
-/// Rewriting the same rows leaves the table unchanged.
-pub fn upsert_aggregates(site: &str, point: &str, rows: &[Aggregate]) -> Vec<Statement> {
-    rows.chunks(AGG_ROWS_PER_STATEMENT)
-        .map(|group| {
-            let mut sql = String::from(
-                "INSERT INTO timeseries_agg (site, point, resolution, bucket_start, count, min, \
-                 max, sum, mean, stddev, first_ts, first_value, last_ts, last_value, \
-                 non_numeric, non_finite) VALUES ",
-            );
-            let mut params = Vec::with_capacity(group.len() * AGG_COLS);
-            for (i, a) in group.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-                params.extend([
-                    site.into(),
-                    point.into(),
-                    a.resolution.as_str().into(),
-                    a.bucket_start.into(),
-                    (a.count as i64).into(),
-                    a.min.into(),
-                    a.max.into(),
-                    a.sum.into(),
-                    a.mean.into(),
-                    a.stddev.into(),
-                    a.first.map(|f| f.0).into(),
-                    a.first.map(|f| f.1).into(),
-                    a.last.map(|f| f.0).into(),
-                    a.last.map(|f| f.1).into(),
-                    (a.non_numeric as i64).into(),
-                    (a.non_finite as i64).into(),
-                ]);
+/// An `f64` as integers SQLite turns back into exactly that `f64`:
+/// `m`, `r`, `q` with `x = m · 2^r · 2^(62·q)`, `|m| < 2^53`,
+/// `-20 <= r <= 61`, `-17 <= q <= 15`.
+///
+/// SQLite's own text-to-double conversion is not correctly rounded
+/// (measured: SQLite 3.46 misreads about 1 in 5,000 random doubles written
+/// in shortest round-trip form), so floats never travel as decimal text.
+/// Integers convert to REAL exactly, and multiplying by a power of two is
+/// exact while the result is representable, which `x` is by construction.
+/// `-0.0` becomes `0`, as it would in any REAL column.
+pub fn exact_parts(x: f64) -> (i64, i64, i64) {
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64;
+    let frac = (bits & ((1 << 52) - 1)) as i64;
+    let (mut m, mut e) = if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1 << 52), exp - 1075)
+    };
+    if m == 0 {
+        return (0, 0, 0);
+    }
+    // Shorter JSON: drop the trailing zero bits.
+    let tz = m.trailing_zeros() as i64;
+    m >>= tz;
+    e += tz;
+    let q = e.div_euclid(62).max(-17);
+    let sign = if x.is_sign_negative() { -1 } else { 1 };
+    (sign * m, e - 62 * q, q)
+}
+
+/// One aggregate row as a JSON array, in the column order
+/// [`upsert_aggregates`] reads; each float as its [`exact_parts`].
+fn agg_json(a: &Aggregate, range: (EpochMs, EpochMs)) -> serde_json::Value {
+    use serde_json::Value as V;
+    let mut row = vec![
+        V::from(a.resolution.as_str()),
+        V::from(a.bucket_start),
+        V::from(a.count),
+    ];
+    let floats = [
+        a.min,
+        a.max,
+        a.sum,
+        a.mean,
+        a.stddev,
+        a.first.map(|f| f.1),
+        a.last.map(|f| f.1),
+    ];
+    for f in floats {
+        match f.filter(|x| x.is_finite()) {
+            Some(x) => {
+                let (m, r, q) = exact_parts(x);
+                row.extend([V::from(m), V::from(r), V::from(q)]);
             }
-            sql.push_str(
-                " ON CONFLICT (site, point, resolution, bucket_start) DO UPDATE SET \
-                 count = excluded.count, min = excluded.min, max = excluded.max, \
-                 sum = excluded.sum, mean = excluded.mean, stddev = excluded.stddev, \
-                 first_ts = excluded.first_ts, first_value = excluded.first_value, \
-                 last_ts = excluded.last_ts, last_value = excluded.last_value, \
-                 non_numeric = excluded.non_numeric, non_finite = excluded.non_finite",
-            );
-            Statement {
-                sql: Cow::Owned(sql),
-                params,
-            }
-        })
-        .collect()
+            None => row.extend([V::Null, V::Null, V::Null]),
+        }
+    }
+    row.extend([
+        V::from(a.first.map(|f| f.0)),
+        V::from(a.last.map(|f| f.0)),
+        V::from(a.non_numeric),
+        V::from(a.non_finite),
+        V::from(u8::from(!a.covered_by(range.0, range.1))),
+    ]);
+    V::Array(row)
 }
 
-/// Records a finished chunk (once, however often it is written).
-pub fn insert_chunk(id: &JobId, idx: u32, samples: u64, bytes: u64) -> Statement {
-    stmt(
-        "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes) VALUES (?, ?, ?, ?)",
-        vec![
-            id.as_str().into(),
-            i64::from(idx).into(),
-            (samples as i64).into(),
-            (bytes as i64).into(),
-        ],
+/// The SQL that rebuilds float `k` (0-based) of an aggregate row from its
+/// [`exact_parts`] at JSON positions `3 + 3k ..`.
+fn exact_real(k: usize) -> String {
+    let (m, r, q) = (3 + 3 * k, 4 + 3 * k, 5 + 3 * k);
+    format!(
+        "(CAST(json_extract(r.value, '$[{m}]') AS REAL) \
+         * CASE WHEN json_extract(r.value, '$[{r}]') >= 0 \
+           THEN (1 << json_extract(r.value, '$[{r}]')) \
+           ELSE 1.0 / (1 << -json_extract(r.value, '$[{r}]')) END \
+         * (SELECT v FROM p2 WHERE p2.q = json_extract(r.value, '$[{q}]')))"
     )
 }
 
-/// Recomputes progress from the checkpoints and renews the lease, while the
-/// job is still `processing`.
-pub fn refresh_progress(id: &JobId, now: EpochMs, lease_until: EpochMs) -> Statement {
+/// The set-based aggregate upsert (see [`upsert_aggregates`]), built once.
+fn upsert_aggregates_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let floats: Vec<String> = (0..7).map(exact_real).collect();
+        format!(
+            "WITH RECURSIVE \
+             up(q, v) AS (SELECT 0, CAST(1 AS REAL) UNION ALL \
+                          SELECT q + 1, v * 4611686018427387904 FROM up WHERE q < 15), \
+             down(q, v) AS (SELECT -1, 1.0 / 4611686018427387904 UNION ALL \
+                            SELECT q - 1, v / 4611686018427387904 FROM down WHERE q > -17), \
+             p2(q, v) AS (SELECT q, v FROM up UNION ALL SELECT q, v FROM down) \
+             INSERT INTO timeseries_agg (owner, site, point, resolution, bucket_start, count, \
+             min, max, sum, mean, stddev, first_value, last_value, first_ts, last_ts, \
+             non_numeric, non_finite, partial) \
+             SELECT ?3, ?4, ?5, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), \
+             json_extract(r.value, '$[2]'), {}, \
+             json_extract(r.value, '$[24]'), json_extract(r.value, '$[25]'), \
+             json_extract(r.value, '$[26]'), json_extract(r.value, '$[27]'), \
+             json_extract(r.value, '$[28]') \
+             FROM json_each(?6) AS r WHERE {} \
+             ON CONFLICT (owner, site, point, resolution, bucket_start) DO UPDATE SET \
+             count = excluded.count, min = excluded.min, max = excluded.max, \
+             sum = excluded.sum, mean = excluded.mean, stddev = excluded.stddev, \
+             first_ts = excluded.first_ts, first_value = excluded.first_value, \
+             last_ts = excluded.last_ts, last_value = excluded.last_value, \
+             non_numeric = excluded.non_numeric, non_finite = excluded.non_finite, \
+             partial = excluded.partial \
+             WHERE excluded.partial = 0 OR timeseries_agg.partial = 1",
+            floats.join(", "),
+            held!()
+        )
+    })
+}
+
+/// Where a chunk's aggregates go: the owner's rows of one point.
+#[derive(Debug, Clone, Copy)]
+pub struct AggTarget<'a> {
+    /// Owning tenant.
+    pub owner: &'a str,
+    /// Site.
+    pub site: &'a str,
+    /// Point.
+    pub point: &'a str,
+    /// The writing job's range: buckets it covers only in part are partial.
+    pub range: (EpochMs, EpochMs),
+}
+
+/// Every aggregate row of a chunk in one set-based upsert: the rows travel
+/// as one JSON parameter (`json_each`), well under D1's 2 MB per value, so
+/// the statement count does not grow with the rows; floats travel as exact
+/// integer parts ([`exact_parts`]), never as decimal text. Fenced by the holder.
+/// A partial bucket (the job covered it only in part) never replaces a
+/// complete one; a complete one replaces anything. Rewriting the same rows
+/// leaves the table unchanged.
+pub fn upsert_aggregates(
+    holder: Holder<'_>,
+    to: AggTarget<'_>,
+    rows: &[Aggregate],
+) -> Result<Statement, StoreError> {
+    let json: Vec<serde_json::Value> = rows.iter().map(|a| agg_json(a, to.range)).collect();
+    let json = serde_json::to_string(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut params = holder.params();
+    params.extend([
+        to.owner.into(),
+        to.site.into(),
+        to.point.into(),
+        json.into(),
+    ]);
+    Ok(Statement {
+        sql: Cow::Borrowed(upsert_aggregates_sql()),
+        params,
+    })
+}
+
+/// Records a finished chunk, fenced by the holder; the progress columns
+/// follow by trigger (`schema/0005`). Changes 0 rows when the holder lost
+/// the job (or the chunk is already recorded).
+pub fn insert_chunk(holder: Holder<'_>, idx: u32, samples: u64, bytes: u64) -> Statement {
+    let mut params = holder.params();
+    params.extend([
+        i64::from(idx).into(),
+        (samples as i64).into(),
+        (bytes as i64).into(),
+    ]);
     stmt(
-        "UPDATE queue_jobs SET \
-         chunks_done = (SELECT COUNT(*) FROM job_chunks WHERE job_id = ?1), \
-         sample_count = (SELECT COALESCE(SUM(samples), 0) FROM job_chunks WHERE job_id = ?1), \
-         lease_until = ?2, updated_at = ?3 \
-         WHERE id = ?1 AND status = 'processing'",
-        vec![id.as_str().into(), lease_until.into(), now.into()],
+        concat!(
+            "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes) \
+             SELECT ?1, ?3, ?4, ?5 WHERE ",
+            held!()
+        ),
+        params,
     )
 }
 
-/// Ends the lease now, so a continuation message can claim at once — and,
-/// should that message be lost, the reaper sees a lapsed lease and resends.
-pub fn release_lease(id: &JobId, now: EpochMs) -> Statement {
+/// Drops the checkpoints of chunks whose parts are missing or unreadable,
+/// so they run again (progress follows by trigger). Fenced by the holder.
+pub fn drop_chunks(holder: Holder<'_>, idxs: &[u32]) -> Statement {
+    let mut params = holder.params();
+    params.push(serde_json::json!(idxs).to_string().into());
     stmt(
-        "UPDATE queue_jobs SET lease_until = ?1, updated_at = ?1 \
-         WHERE id = ?2 AND status = 'processing'",
-        vec![now.into(), id.as_str().into()],
+        concat!(
+            "DELETE FROM job_chunks WHERE job_id = ?1 \
+             AND idx IN (SELECT value FROM json_each(?3)) AND ",
+            held!()
+        ),
+        params,
     )
 }
 
-/// `processing` → `completed`, with the result object.
+/// Renews the holder's lease (the heartbeat while pages are fetched).
+/// Changes 0 rows when the holder lost the job.
+pub fn renew_lease(holder: Holder<'_>, now: EpochMs, lease_until: EpochMs) -> Statement {
+    let mut params = holder.params();
+    params.extend([lease_until.into(), now.into()]);
+    stmt(
+        "UPDATE queue_jobs SET lease_until = ?3, updated_at = ?4 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        params,
+    )
+}
+
+/// Ends the holder's lease now, so a continuation message can claim at
+/// once — and, should that message be lost, the reaper sees a lapsed lease
+/// and resends.
+pub fn release_lease(holder: Holder<'_>, now: EpochMs) -> Statement {
+    let mut params = holder.params();
+    params.push(now.into());
+    stmt(
+        "UPDATE queue_jobs SET lease_until = ?3, updated_at = ?3 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        params,
+    )
+}
+
+/// `processing` → `completed`, with the result object; fenced by the holder.
 pub fn complete_job(
-    id: &JobId,
+    holder: Holder<'_>,
     now: EpochMs,
     result_key: &str,
     result_bytes: u64,
     result_sha256: &str,
 ) -> Statement {
+    let mut params = holder.params();
+    params.extend([
+        now.into(),
+        result_key.into(),
+        (result_bytes as i64).into(),
+        result_sha256.into(),
+    ]);
     stmt(
-        "UPDATE queue_jobs SET status = 'completed', finished_at = ?, updated_at = ?, \
-         lease_until = NULL, last_error = NULL, result_key = ?, result_bytes = ?, result_sha256 = ? \
-         WHERE id = ? AND status = 'processing'",
-        vec![
-            now.into(),
-            now.into(),
-            result_key.into(),
-            (result_bytes as i64).into(),
-            result_sha256.into(),
-            id.as_str().into(),
-        ],
+        "UPDATE queue_jobs SET status = 'completed', finished_at = ?3, updated_at = ?3, \
+         lease_until = NULL, lease_token = NULL, last_error = NULL, result_key = ?4, \
+         result_bytes = ?5, result_sha256 = ?6 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        params,
     )
 }
 
-/// `processing` → `failed` after a transient failure; a retry will claim it.
-pub fn fail_job_transient(id: &JobId, now: EpochMs, error: &str) -> Statement {
+/// `processing` → `failed` after a transient failure, fenced by the holder
+/// (a message that never held the job cannot fail it); a retry will claim it.
+pub fn fail_job_transient(holder: Holder<'_>, now: EpochMs, error: &str) -> Statement {
+    let mut params = holder.params();
+    params.extend([error.into(), now.into()]);
     stmt(
-        "UPDATE queue_jobs SET status = 'failed', last_error = ?, lease_until = NULL, updated_at = ? \
-         WHERE id = ? AND status = 'processing'",
-        vec![error.into(), now.into(), id.as_str().into()],
+        "UPDATE queue_jobs SET status = 'failed', last_error = ?3, lease_until = NULL, \
+         lease_token = NULL, updated_at = ?4 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        params,
     )
 }
 
 /// Any non-terminal status → `failed_permanent`, keeping the previous error
-/// beside the final reason. Returns the row when this call made the
-/// transition, so only one caller alerts.
-pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str) -> Statement {
+/// beside the final reason. With a `token` (the consumer's own permanent
+/// failure) only while that holder still holds the job; without one (the
+/// dead-letter queue, the reaper) from any non-terminal status. Returns the
+/// row when this call made the transition, so only one caller alerts.
+pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str, token: Option<&str>) -> Statement {
     stmt(
         "UPDATE queue_jobs SET status = 'failed_permanent', \
          last_error = CASE WHEN last_error IS NULL OR last_error = ?1 THEN ?1 \
                       ELSE ?1 || ' (last error: ' || last_error || ')' END, \
-         finished_at = ?2, updated_at = ?2, lease_until = NULL \
-         WHERE id = ?3 AND status IN ('queued', 'processing', 'failed') RETURNING *",
-        vec![error.into(), now.into(), id.as_str().into()],
+         finished_at = ?2, updated_at = ?2, lease_until = NULL, lease_token = NULL \
+         WHERE id = ?3 AND status IN ('queued', 'processing', 'failed') \
+         AND (?4 IS NULL OR (status = 'processing' AND lease_token = ?4)) RETURNING *",
+        vec![error.into(), now.into(), id.as_str().into(), token.into()],
     )
 }
 
@@ -364,9 +525,10 @@ pub async fn get_job<D: SqlDb>(db: &D, q: Statement) -> Result<Option<Job>, Stor
     Ok(decode::<Job>(db.query(&q).await?)?.into_iter().next())
 }
 
-/// Aggregates of one point and resolution in `[from, to)`, after the
-/// `after` bucket (cursor), at most `limit` rows: one primary-key range scan.
+/// An owner's aggregates of one point and resolution in `[from, to)`, at
+/// most `limit` rows: one primary-key range scan. `partial` is 0 or 1.
 pub fn select_aggregates(
+    owner: &str,
     site: &str,
     point: &str,
     resolution: &str,
@@ -376,10 +538,11 @@ pub fn select_aggregates(
 ) -> Statement {
     stmt(
         "SELECT bucket_start, count, min, max, sum, mean, stddev, first_ts, first_value, \
-         last_ts, last_value, non_numeric, non_finite FROM timeseries_agg \
-         WHERE site = ? AND point = ? AND resolution = ? AND bucket_start >= ? AND bucket_start < ? \
-         ORDER BY bucket_start LIMIT ?",
+         last_ts, last_value, non_numeric, non_finite, partial FROM timeseries_agg \
+         WHERE owner = ? AND site = ? AND point = ? AND resolution = ? AND bucket_start >= ? \
+         AND bucket_start < ? ORDER BY bucket_start LIMIT ?",
         vec![
+            owner.into(),
             site.into(),
             point.into(),
             resolution.into(),

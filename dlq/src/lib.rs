@@ -16,6 +16,8 @@ use tsp_core::service::dead_letter::dead_letter;
 
 /// Handles a batch from the dead-letter queue.
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
+    let started = worker::Date::now().as_millis();
+    let count = messages.len();
     let deps = b.deps();
     let log = |line: &str| worker::console_log!("{line}");
     for m in messages {
@@ -51,4 +53,12 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             );
         }
     }
+    log(&serde_json::json!({
+        "event": "dlq_batch",
+        "messages": count,
+        "d1_statements": b.db.inner().statements(),
+        "wasm_memory_bytes": tsp_cloudflare::wasm_memory_bytes(),
+        "ms": worker::Date::now().as_millis().saturating_sub(started),
+    })
+    .to_string());
 }

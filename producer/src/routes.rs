@@ -40,7 +40,7 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Post, ["v1", "jobs", id, "retry"]) => retry_job(b, owner, id).await,
         (Method::Get, ["v1", "dead-letters"]) => dead_letters(&req, b, owner).await,
         (Method::Get, ["v1", "stats"]) => stats(b, owner).await,
-        (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b).await,
+        (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b, owner).await,
         (Method::Get, ["openapi.json"]) => Ok(openapi()),
         _ => Err(Error::NotFound),
     }
@@ -394,7 +394,7 @@ async fn get_archive(b: &Bindings, owner: &str, id: &str) -> Result<Response, Er
     Ok(json(200, &serde_json::json!({"key": key, "archive": doc})))
 }
 
-async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> {
+async fn get_aggregates(req: &Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
     let q = query_map(req)?;
     let need = |k: &str| {
         q.get(k)
@@ -422,8 +422,9 @@ async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> 
             .filter(|n| (1..=MAX_AGG_LIMIT).contains(n))
             .ok_or_else(|| ValidationError::single("limit", "must be 1 to 1000"))?,
     };
-    let rows =
+    let mut rows =
         b.db.query(&store::select_aggregates(
+            owner,
             site.as_str(),
             point.as_str(),
             res.as_str(),
@@ -432,6 +433,11 @@ async fn get_aggregates(req: &Request, b: &Bindings) -> Result<Response, Error> 
             limit,
         ))
         .await?;
+    // `partial` is stored as 0/1; clients get a boolean.
+    for r in &mut rows {
+        let partial = r.get("partial").and_then(|v| v.as_i64()).unwrap_or(0) != 0;
+        r.insert("partial".to_owned(), partial.into());
+    }
     // The next page starts just after the last bucket returned.
     let next = (rows.len() as i64 == limit)
         .then(|| {

@@ -2,12 +2,16 @@
 //!
 //! - `native_*`: the core services over native adapters (real SQLite applying
 //!   `schema/`, the in-process simulator, wiremock). Fast; run by `cargo test`.
+//! - `conformance`: one suite for the storage ports, run against every
+//!   native adapter (the e2e tests exercise the same behaviour on local D1/R2).
 //! - `e2e`: the built wasm Worker in the local Workers runtime. Ignored by a
 //!   plain `cargo test`; `scripts/test.sh` starts the stack and runs them with
 //!   `--ignored`.
 
+mod conformance;
 mod e2e;
 mod native_api;
+mod native_commit;
 mod native_faults;
 mod native_flow;
 mod support;

@@ -482,34 +482,6 @@ async fn a_completed_job_is_reused_only_while_its_object_exists() {
 }
 
 #[tokio::test]
-async fn no_invocation_runs_more_than_1000_d1_statements() {
-    let sim = spawn_sim(SimConfig::default()).await;
-    let h = Harness::new(&sim);
-    let points: Vec<String> = ace_sim::default_points("budget", 3);
-    let b = json!({"site": "budget", "points": points, "days": 365});
-    let id = h.submit_new(&b).await;
-    let mut invocations = 0;
-    for _ in 0..100 {
-        let batch = h.queue.drain();
-        if batch.is_empty() {
-            break;
-        }
-        for (m, _) in batch {
-            let before = h.db.statement_count();
-            h.deliver(&m.job_id, m.hop, 1).await;
-            let used = h.db.statement_count() - before;
-            assert!(used <= 1_000, "an invocation ran {used} D1 statements");
-            invocations += 1;
-        }
-    }
-    assert_eq!(h.job(&id).await.status, JobStatus::Completed);
-    assert!(
-        invocations > 1,
-        "a year of hourly rows needs several invocations"
-    );
-}
-
-#[tokio::test]
 async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);

@@ -61,10 +61,30 @@ fn day_prefix(at: EpochMs) -> String {
 }
 
 /// Takes a job (or an unparseable message, `job_id = None`) down the
-/// terminal path.
+/// terminal path, whoever holds it (the dead-letter queue, the reaper).
 pub async fn dead_letter<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
     job_id: Option<&JobId>,
+    reason: &str,
+    message: &Value,
+    log: &dyn Fn(&str),
+) -> Result<DeadOutcome, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    dead_letter_as(deps, job_id, None, reason, message, log).await
+}
+
+/// [`dead_letter`], by the lease holder with `token` when given: the job
+/// dies only while that holder still holds it, so a stale holder's
+/// permanent error cannot kill a job another invocation runs.
+pub async fn dead_letter_as<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job_id: Option<&JobId>,
+    token: Option<&str>,
     reason: &str,
     message: &Value,
     log: &dyn Fn(&str),
@@ -80,7 +100,8 @@ where
     let Some(id) = job_id else {
         return archive_raw(deps, reason, message, log).await;
     };
-    let job = match store::get_job(db, store::fail_job_permanent(id, now, reason)).await? {
+    let fail = store::fail_job_permanent(id, now, reason, token);
+    let job = match store::get_job(db, fail).await? {
         Some(job) => {
             let detail = Some(reason);
             let ev = store::insert_event(id, now, JobStatus::FailedPermanent, job.attempts, detail);

@@ -3,6 +3,7 @@
 //! Entry points read their bindings, build a [`Deps`], call one function
 //! here, and map the result.
 
+pub mod assemble;
 pub mod dead_letter;
 pub mod manage;
 pub mod process;

@@ -1,52 +1,45 @@
-//! The consumer: claim a job, process its pending chunks within a budget,
-//! checkpoint each, and finish with the result object.
+//! The consumer: claim a job, process its pending chunks within the
+//! invocation's budget, checkpoint each, and finish with the result object.
 //!
 //! Each chunk is fetched, sorted, deduplicated, aggregated and encoded on
-//! its own, then written as an R2 part and committed to D1 in one batch
-//! (aggregate upserts + checkpoint row + progress). Peak memory is therefore
-//! a few chunks (one per concurrent fetch), whatever the job's size. A
-//! redelivered or continued message re-plans the job, skips the chunks that
-//! have a checkpoint, and carries on; rewriting a chunk rewrites the same
-//! rows and the same part.
+//! its own, then written as an R2 part and committed to D1 in one batch of
+//! two statements: every aggregate row in one set-based upsert, and the
+//! checkpoint (progress follows by trigger). Peak memory is therefore a few
+//! chunks (one per concurrent fetch), whatever the job's size.
+//!
+//! **Fencing.** A claim writes a fresh random token, and every later write
+//! of that holder (chunk commit, heartbeat, hand-over, failure record,
+//! completion) is guarded by it in the same statement. A holder that lost
+//! its lease, or whose job was cancelled, writes nothing and stops at its
+//! next write ([`Error::Fenced`]). The lease is renewed while pages are
+//! fetched, not only when a chunk commits.
+//!
+//! **Budgets.** One [`Budget`] per invocation is shared by every message of
+//! the batch ([`handle_batch`]); a message that finds it spent is sent
+//! again as it is ("deferred") for a fresh invocation.
 
 use std::cell::Cell;
 use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::aggregate::aggregate;
+use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
-use crate::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
-use crate::domain::JobId;
+use crate::codec;
+use crate::domain::{EpochMs, JobId};
 use crate::error::{Disposition, Error, StoreError};
-use crate::fingerprint::result_key;
 use crate::job::{Job, JobStatus};
-use crate::parts::EqualParts;
-use crate::ports::{
-    BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb, MAX_DELETE_KEYS,
-};
+use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
 use crate::sample::sort_dedup;
-use crate::service::{dead_letter, transition_log, Deps};
-use crate::store;
+use crate::service::{assemble, dead_letter, transition_log, Deps};
+use crate::store::{self, AggTarget, Holder};
 use crate::upstream::{fetch_chunk, ChunkQuery};
 
-/// Minimum time between cancellation checks while fetching pages.
-const CANCEL_CHECK_INTERVAL_MS: i64 = 2_000;
-/// D1 statements one invocation may run (the platform allows 1,000 queries
-/// per invocation, each statement of a batch counting).
-const STATEMENT_BUDGET: u64 = 900;
-
-/// The D1 statements a chunk costs, at most: its hourly and daily rows in
-/// 6-row upserts, plus the checkpoint, the progress update and the
-/// cancellation checks around it.
-fn chunk_statements(c: &Chunk) -> u64 {
-    let span = (c.end - c.start).max(0) as u64;
-    let (hour, day) = (crate::domain::HOUR_MS as u64, crate::domain::DAY_MS as u64);
-    let rows = span.div_ceil(hour) + span.div_ceil(day);
-    rows.div_ceil(store::AGG_ROWS_PER_STATEMENT as u64) + 4
-}
+/// Longest time between heartbeats (lease renewals, which also notice a
+/// cancellation) while a holder works.
+const HEARTBEAT_MS: i64 = 10_000;
 
 /// Where a message left its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +53,9 @@ pub enum Outcome {
         /// Chunks in the plan.
         total: usize,
     },
+    /// The invocation's budget was spent before this message started; the
+    /// same message was sent again for a fresh invocation.
+    Deferred,
     /// Nothing to do: the job is terminal, unknown, or leased by another
     /// live invocation (which will finish it, or the reaper will resend it).
     Skipped(String),
@@ -78,55 +74,128 @@ pub struct Handled {
     pub disposition: Disposition,
 }
 
+impl Handled {
+    fn ack(outcome: Outcome) -> Self {
+        Self {
+            outcome: Ok(outcome),
+            disposition: Disposition::Ack,
+        }
+    }
+}
+
+/// What one invocation did and spent.
+#[derive(Debug)]
+pub struct BatchReport {
+    /// Each message's result, in order.
+    pub handled: Vec<Handled>,
+    /// D1 statements run (each statement of a batch counts).
+    pub statements: u64,
+    /// Subrequests made.
+    pub subrequests: u64,
+}
+
 /// The R2 key of a chunk's encoded block.
 pub fn part_key(id: &JobId, idx: u32) -> String {
     format!("parts/{id}/{idx:06}.gz")
 }
 
-#[derive(Debug, Deserialize)]
-struct DoneChunk {
-    #[serde(deserialize_with = "crate::job::de::int")]
-    idx: i64,
-    #[serde(deserialize_with = "crate::job::de::int")]
-    samples: i64,
-    #[serde(deserialize_with = "crate::job::de::int")]
-    bytes: i64,
+/// A checkpoint: a finished chunk's index, samples and encoded bytes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DoneChunk {
+    /// Position in the plan.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub idx: u32,
+    /// Samples in its block.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub samples: u64,
+    /// Bytes of its part.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub bytes: u64,
 }
 
-async fn done_chunks<D: SqlDb>(db: &D, id: &JobId) -> Result<Vec<DoneChunk>, Error> {
-    Ok(store::decode(
-        db.query(&store::select_done_chunks(id)).await?,
-    )?)
+/// A claim held: the job, its token, and when it was last renewed.
+pub(crate) struct Lease<'a> {
+    pub(crate) id: &'a JobId,
+    pub(crate) token: String,
+    renewed: Cell<EpochMs>,
 }
 
-/// Checks, at most every couple of seconds, that the job is still ours to run.
-struct CancelCheck<'a, D, C> {
-    db: &'a D,
-    clock: &'a C,
-    id: &'a JobId,
-    last: Cell<i64>,
-}
+impl Lease<'_> {
+    pub(crate) fn holder(&self) -> Holder<'_> {
+        Holder {
+            id: self.id,
+            token: &self.token,
+        }
+    }
 
-impl<D: SqlDb, C: Clock> CancelCheck<'_, D, C> {
-    async fn check(&self, force: bool) -> Result<(), Error> {
-        let now = self.clock.now_ms();
-        if !force && now - self.last.get() < CANCEL_CHECK_INTERVAL_MS {
+    /// Renews the lease if it is due; a renewal that changes nothing means
+    /// the job is no longer ours.
+    async fn heartbeat<D: SqlDb, B, Q, H, C: Clock>(
+        &self,
+        deps: &Deps<'_, D, B, Q, H, C>,
+    ) -> Result<(), Error> {
+        let now = deps.clock.now_ms();
+        let every = (deps.cfg.lease_ms / 3).clamp(1, HEARTBEAT_MS);
+        if now - self.renewed.get() < every {
             return Ok(());
         }
-        self.last.set(now);
-        #[derive(Deserialize)]
-        struct S {
-            status: JobStatus,
-        }
-        let rows: Vec<S> = store::decode(self.db.query(&store::select_status(self.id)).await?)?;
-        match rows.first().map(|r| r.status) {
-            Some(JobStatus::Processing) => Ok(()),
-            _ => Err(Error::Cancelled),
-        }
+        self.renewed.set(now);
+        let stmt = store::renew_lease(self.holder(), now, now + deps.cfg.lease_ms);
+        fenced(deps.db.execute(&stmt).await?)
     }
 }
 
-/// Handles one jobs-queue message end to end and decides its disposition.
+/// A fenced write that changed no row means the holder lost the job.
+pub(crate) fn fenced(changed: u64) -> Result<(), Error> {
+    if changed == 0 {
+        Err(Error::Fenced)
+    } else {
+        Ok(())
+    }
+}
+
+/// Handles the messages of one invocation under one shared [`Budget`].
+pub async fn handle_batch<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    messages: &[(JobMessage, u32)],
+    log: &dyn Fn(&str),
+) -> BatchReport
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    H: HttpClient,
+    C: Clock,
+{
+    let budget = Budget::new(Limits::from_config(deps.cfg), deps.clock.now_ms());
+    let (db, blobs) = (
+        Metered::new(deps.db, &budget),
+        Metered::new(deps.blobs, &budget),
+    );
+    let (queue, http) = (
+        Metered::new(deps.queue, &budget),
+        Metered::new(deps.http, &budget),
+    );
+    let metered = Deps {
+        db: &db,
+        blobs: &blobs,
+        queue: &queue,
+        http: &http,
+        clock: deps.clock,
+        cfg: deps.cfg,
+    };
+    let mut handled = Vec::with_capacity(messages.len());
+    for (msg, attempt) in messages {
+        handled.push(handle_one(&metered, &budget, msg, *attempt, log).await);
+    }
+    BatchReport {
+        handled,
+        statements: budget.statements_used(),
+        subrequests: budget.subrequests_used(),
+    }
+}
+
+/// Handles one message as an invocation of its own (tests, tools).
 /// `attempt` is the 1-based delivery count of this message.
 pub async fn handle<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
@@ -141,72 +210,30 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let outcome = process(deps, msg, attempt, log).await;
-    let disposition = match &outcome {
-        Ok(_) => Disposition::Ack,
-        Err(e) => Disposition::for_error(e, attempt),
-    };
-    match (&outcome, disposition) {
-        (Err(e), Disposition::DeadLetter) => {
-            // Permanent: straight to the terminal path, no more retries.
-            let reason = e.to_string();
-            let raw = serde_json::to_value(msg).unwrap_or_default();
-            match dead_letter::dead_letter(deps, Some(&msg.job_id), &reason, &raw, log).await {
-                Ok(_) => Handled {
-                    outcome: Ok(Outcome::DeadLettered(reason)),
-                    disposition: Disposition::Ack,
-                },
-                // The terminal path itself failed transiently: retry it.
-                Err(e2) => Handled {
-                    disposition: Disposition::for_error(&e2, attempt),
-                    outcome: Err(e2),
-                },
-            }
-        }
-        (Err(e), Disposition::Retry { delay_seconds }) => {
-            let now = deps.clock.now_ms();
-            let detail = format!("attempt {attempt}: {e}; retry in {delay_seconds} s");
-            let recorded = deps
-                .db
-                .batch(&[
-                    store::fail_job_transient(&msg.job_id, now, &e.to_string()),
-                    store::insert_event_if(
-                        &msg.job_id,
-                        now,
-                        JobStatus::Failed,
-                        attempt.into(),
-                        Some(&detail),
-                    ),
-                ])
-                .await;
-            match recorded {
-                Ok(ch) if ch.first() == Some(&1) => log(&transition_log(
-                    msg.job_id.as_str(),
-                    "processing",
-                    "failed",
-                    Some(&detail),
-                )),
-                Ok(_) => {}
-                Err(db) => log(&format!("could not record failure of {}: {db}", msg.job_id)),
-            }
-            Handled {
-                outcome,
-                disposition,
-            }
-        }
-        _ => Handled {
-            outcome,
-            disposition,
-        },
+    let mut report = handle_batch(deps, &[(msg.clone(), attempt)], log).await;
+    report.handled.pop().unwrap_or(Handled {
+        outcome: Err(Error::Queue("no message was handled".to_owned())),
+        disposition: Disposition::Retry { delay_seconds: 1 },
+    })
+}
+
+/// What a message costs before its first chunk, at least: the claim, the
+/// checkpoint read and one chunk, with the control reserve behind it.
+fn message_floor(budget: &Budget) -> Cost {
+    let _ = budget;
+    Cost {
+        statements: crate::budget::CONTROL_STATEMENTS + 4,
+        subrequests: crate::budget::CONTROL_SUBREQUESTS + 2,
     }
 }
 
-async fn process<D, B, Q, H, C>(
+async fn handle_one<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
+    budget: &Budget,
     msg: &JobMessage,
     attempt: u32,
     log: &dyn Fn(&str),
-) -> Result<Outcome, Error>
+) -> Handled
 where
     D: SqlDb,
     B: BlobStore,
@@ -214,17 +241,79 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let Deps { db, clock, cfg, .. } = *deps;
-    let started = clock.now_ms();
+    if budget.expired(deps.clock.now_ms()) || !budget.can_afford(message_floor(budget)) {
+        return defer(deps.queue, msg).await;
+    }
+    let mut bytes = deps.clock.random_bytes();
+    bytes[0] |= 1; // never all zero
+    let lease = Lease {
+        id: &msg.job_id,
+        token: hex::encode(bytes),
+        renewed: Cell::new(deps.clock.now_ms()),
+    };
+    let job = match claim(deps, &lease, msg, attempt, log).await {
+        Ok(Claimed::Job(job)) => job,
+        Ok(Claimed::Not(outcome)) => return Handled::ack(outcome),
+        Err(e) => return settle(deps, None, msg, attempt, Err(e), log).await,
+    };
+    let outcome = work(deps, budget, &job, &lease, msg, log).await;
+    settle(deps, Some(&lease), msg, attempt, outcome, log).await
+}
+
+/// Sends the message again, unchanged, for a fresh invocation's budget.
+async fn defer<Q: JobQueue>(queue: &Q, msg: &JobMessage) -> Handled {
+    match queue.send(msg, 1).await {
+        Ok(()) => Handled::ack(Outcome::Deferred),
+        Err(e) => Handled {
+            disposition: Disposition::for_error(&e, 1),
+            outcome: Err(e),
+        },
+    }
+}
+
+enum Claimed {
+    Job(Box<Job>),
+    Not(Outcome),
+}
+
+/// Claims the job for this message, or says why not.
+async fn claim<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    lease: &Lease<'_>,
+    msg: &JobMessage,
+    attempt: u32,
+    log: &dyn Fn(&str),
+) -> Result<Claimed, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let now = deps.clock.now_ms();
+    // A continuation's first claim is the same run going on, not an attempt.
+    let counts = msg.hop == 0 || attempt > 1;
+    let stmt = store::claim_job(lease.holder(), now, now + deps.cfg.lease_ms, counts);
+    if let Some(job) = store::get_job(deps.db, stmt).await? {
+        if counts {
+            let from = if job.attempts <= 1 {
+                "queued"
+            } else {
+                "failed"
+            };
+            let detail = format!("attempt {}", job.attempts);
+            log(&transition_log(
+                msg.job_id.as_str(),
+                from,
+                "processing",
+                Some(&detail),
+            ));
+        }
+        return Ok(Claimed::Job(Box::new(job)));
+    }
     let id = &msg.job_id;
-    let claim = store::claim_job(
-        id,
-        started,
-        started + cfg.lease_ms,
-        msg.hop == 0 || attempt > 1,
-    );
-    let Some(job) = store::get_job(db, claim).await? else {
-        return Ok(match store::get_job(db, store::select_job(id)).await? {
+    Ok(Claimed::Not(
+        match store::get_job(deps.db, store::select_job(id)).await? {
             None => Outcome::Skipped("unknown job".to_owned()),
             // Dead but not yet alerted (the alert failed last time): finish
             // the terminal path rather than dropping the alert.
@@ -236,147 +325,315 @@ where
             }
             Some(j) if j.status.is_terminal() => Outcome::Skipped(format!("job is {}", j.status)),
             Some(_) => Outcome::Skipped("job is leased by another invocation".to_owned()),
-        });
-    };
-    if msg.hop == 0 || attempt > 1 {
-        // A continuation's first claim is the same run going on, not a transition.
-        let from = if job.attempts <= 1 {
-            "queued"
-        } else {
-            "failed"
-        };
-        let detail = format!("attempt {}", job.attempts);
-        log(&transition_log(
-            id.as_str(),
-            from,
-            "processing",
-            Some(&detail),
-        ));
-    }
-
-    let plan = chunk::plan(job.start_ms, job.end_ms, job.points.len());
-    let done: HashSet<u32> = done_chunks(db, id)
-        .await?
-        .into_iter()
-        .map(|c| c.idx as u32)
-        .collect();
-    let pending: Vec<Chunk> = plan
-        .iter()
-        .copied()
-        .filter(|c| !done.contains(&c.idx))
-        .collect();
-
-    let cancel = CancelCheck {
-        db,
-        clock,
-        id,
-        last: Cell::new(started),
-    };
-    let statements = Cell::new(2u64);
-    let launched = Cell::new(0u32);
-    let cap = if cfg.chunks_per_invocation == 0 {
-        u32::MAX
-    } else {
-        cfg.chunks_per_invocation
-    };
-    let deadline = started + cfg.invocation_budget_ms as i64;
-    let mut finished = done.len();
-    let mut failure = None;
-    {
-        let mut runs = stream::iter(pending.iter().copied())
-            .take_while(|c| {
-                // Time, D1 statements and chunk count: whichever runs out
-                // first ends this invocation's share of the job. A chunk's
-                // statements are reserved when it starts, since up to six
-                // run at once and commit later.
-                let need = chunk_statements(c);
-                let in_budget = clock.now_ms() < deadline
-                    && (launched.get() == 0 || statements.get() + need <= STATEMENT_BUDGET)
-                    && launched.get() < cap;
-                if in_budget {
-                    launched.set(launched.get() + 1);
-                    statements.set(statements.get() + need);
-                }
-                futures::future::ready(in_budget)
-            })
-            .map(|c| run_chunk(deps, &job, c, &cancel))
-            .buffer_unordered(cfg.upstream_concurrency.clamp(1, 6));
-        while let Some(r) = runs.next().await {
-            match r {
-                Ok(()) => finished += 1,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-    log(&serde_json::json!({
-        "event": "invocation",
-        "job_id": id,
-        "hop": msg.hop,
-        "chunks_started": launched.get(),
-        "chunks_done": finished,
-        "chunks_total": plan.len(),
-        "ms": clock.now_ms() - started,
-    })
-    .to_string());
-    match failure {
-        Some(Error::Cancelled) => {
-            log(&transition_log(
-                id.as_str(),
-                "processing",
-                "cancelled",
-                None,
-            ));
-            return Ok(Outcome::Cancelled);
-        }
-        Some(e) => return Err(e),
-        None => {}
-    }
-    if finished < plan.len() {
-        // Out of budget: hand over to a fresh invocation. Release the lease
-        // first so the continuation can claim at once; if the send fails the
-        // message is retried and resumes from the same checkpoint.
-        db.execute(&store::release_lease(id, clock.now_ms()))
-            .await?;
-        let next = JobMessage {
-            job_id: id.clone(),
-            hop: msg.hop + 1,
-        };
-        deps.queue.send(&next, 0).await?;
-        return Ok(Outcome::Continued {
-            done: finished,
-            total: plan.len(),
-        });
-    }
-    match finalize(deps, &job, plan.len()).await {
-        Err(Error::Cancelled) => return Ok(Outcome::Cancelled),
-        other => other?,
-    }
-    log(&transition_log(
-        id.as_str(),
-        "processing",
-        "completed",
-        None,
-    ));
-    Ok(Outcome::Completed)
+        },
+    ))
 }
 
-/// Fetches, aggregates, encodes and checkpoints one chunk.
-async fn run_chunk<D, B, Q, H, C>(
+/// Turns a message's outcome into its disposition, recording a transient
+/// failure (fenced: only a holder records one) or taking the terminal path.
+async fn settle<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
-    job: &Job,
-    c: Chunk,
-    cancel: &CancelCheck<'_, D, C>,
-) -> Result<(), Error>
+    lease: Option<&Lease<'_>>,
+    msg: &JobMessage,
+    attempt: u32,
+    outcome: Result<Outcome, Error>,
+    log: &dyn Fn(&str),
+) -> Handled
 where
     D: SqlDb,
     B: BlobStore,
     H: HttpClient,
     C: Clock,
 {
-    cancel.check(false).await?;
+    let err = match outcome {
+        Ok(o) => return Handled::ack(o),
+        Err(Error::Fenced) => return Handled::ack(why_fenced(deps, &msg.job_id, log).await),
+        Err(e) => e,
+    };
+    match Disposition::for_error(&err, attempt) {
+        Disposition::DeadLetter => dead_end(deps, lease, msg, attempt, err, log).await,
+        disposition => {
+            if let Some(lease) = lease {
+                record_failure(deps, lease, attempt, &err, disposition, log).await;
+            }
+            Handled {
+                outcome: Err(err),
+                disposition,
+            }
+        }
+    }
+}
+
+/// Permanent: straight to the terminal path, no more retries. A holder
+/// takes it only while it still holds the job.
+async fn dead_end<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    lease: Option<&Lease<'_>>,
+    msg: &JobMessage,
+    attempt: u32,
+    err: Error,
+    log: &dyn Fn(&str),
+) -> Handled
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let reason = err.to_string();
+    let raw = serde_json::to_value(msg).unwrap_or_default();
+    let token = lease.map(|l| l.token.as_str());
+    let id = Some(&msg.job_id);
+    match dead_letter::dead_letter_as(deps, id, token, &reason, &raw, log).await {
+        Ok(dead_letter::DeadOutcome::NotApplicable(s)) => {
+            Handled::ack(Outcome::Skipped(format!("job is {s}")))
+        }
+        Ok(_) => Handled::ack(Outcome::DeadLettered(reason)),
+        // The terminal path itself failed transiently: retry it.
+        Err(e2) => Handled {
+            disposition: Disposition::for_error(&e2, attempt),
+            outcome: Err(e2),
+        },
+    }
+}
+
+async fn record_failure<D: SqlDb, B, Q, H, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    lease: &Lease<'_>,
+    attempt: u32,
+    err: &Error,
+    disposition: Disposition,
+    log: &dyn Fn(&str),
+) {
+    let now = deps.clock.now_ms();
+    let delay = match disposition {
+        Disposition::Retry { delay_seconds } => delay_seconds,
+        _ => 0,
+    };
+    let detail = format!("attempt {attempt}: {err}; retry in {delay} s");
+    let event = store::insert_event_if(
+        lease.id,
+        now,
+        JobStatus::Failed,
+        attempt.into(),
+        Some(&detail),
+    );
+    let fail = store::fail_job_transient(lease.holder(), now, &err.to_string());
+    match deps.db.batch(&[fail, event]).await {
+        Ok(ch) if ch.first() == Some(&1) => log(&transition_log(
+            lease.id.as_str(),
+            "processing",
+            "failed",
+            Some(&detail),
+        )),
+        Ok(_) => {}
+        Err(db) => log(&format!("could not record failure of {}: {db}", lease.id)),
+    }
+}
+
+/// After a fenced write: cancelled, or someone else's now.
+async fn why_fenced<D: SqlDb, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    id: &JobId,
+    log: &dyn Fn(&str),
+) -> Outcome {
+    match store::get_job(deps.db, store::select_job(id)).await {
+        Ok(Some(j)) if j.status == JobStatus::Cancelled => {
+            log(&transition_log(
+                id.as_str(),
+                "processing",
+                "cancelled",
+                None,
+            ));
+            Outcome::Cancelled
+        }
+        Ok(Some(j)) => Outcome::Skipped(format!("lease lost (job is {})", j.status)),
+        _ => Outcome::Skipped("lease lost".to_owned()),
+    }
+}
+
+async fn done_chunks<D: SqlDb>(db: &D, id: &JobId) -> Result<Vec<DoneChunk>, Error> {
+    Ok(store::decode(
+        db.query(&store::select_done_chunks(id)).await?,
+    )?)
+}
+
+/// Runs the job's pending chunks within the budget, then hands over or
+/// finalizes.
+async fn work<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    budget: &Budget,
+    job: &Job,
+    lease: &Lease<'_>,
+    msg: &JobMessage,
+    log: &dyn Fn(&str),
+) -> Result<Outcome, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    H: HttpClient,
+    C: Clock,
+{
+    let started = deps.clock.now_ms();
+    let plan = chunk::plan(job.start_ms, job.end_ms, job.points.len());
+    let mut done = done_chunks(deps.db, &job.id).await?;
+    let have: HashSet<u32> = done.iter().map(|c| c.idx).collect();
+    let pending: Vec<Chunk> = plan
+        .iter()
+        .copied()
+        .filter(|c| !have.contains(&c.idx))
+        .collect();
+    let run = run_chunks(deps, budget, job, lease, &pending).await;
+    done.extend(run.committed.iter().copied());
+    log(&serde_json::json!({
+        "event": "invocation",
+        "job_id": job.id,
+        "hop": msg.hop,
+        "chunks_started": run.started,
+        "chunks_done": done.len(),
+        "chunks_total": plan.len(),
+        "ms": deps.clock.now_ms() - started,
+    })
+    .to_string());
+    if let Some(e) = run.failure {
+        return Err(e);
+    }
+    if done.len() < plan.len() {
+        return hand_over(deps, lease, msg, done.len(), plan.len()).await;
+    }
+    done.sort_by_key(|c| c.idx);
+    match assemble::finalize(deps, budget, job, lease, &done, log).await? {
+        assemble::Finalized::Completed => Ok(Outcome::Completed),
+        assemble::Finalized::OutOfBudget => {
+            hand_over(deps, lease, msg, done.len(), plan.len()).await
+        }
+        assemble::Finalized::Healed(n) => {
+            hand_over(deps, lease, msg, done.len() - n, plan.len()).await
+        }
+    }
+}
+
+/// Out of budget: hand over to a fresh invocation. Release the lease first
+/// so the continuation can claim at once; if the send fails the message is
+/// retried and resumes from the same checkpoint.
+async fn hand_over<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    lease: &Lease<'_>,
+    msg: &JobMessage,
+    done: usize,
+    total: usize,
+) -> Result<Outcome, Error> {
+    let now = deps.clock.now_ms();
+    fenced(
+        deps.db
+            .execute(&store::release_lease(lease.holder(), now))
+            .await?,
+    )?;
+    let next = JobMessage {
+        job_id: msg.job_id.clone(),
+        hop: msg.hop + 1,
+    };
+    deps.queue.send(&next, 0).await?;
+    Ok(Outcome::Continued { done, total })
+}
+
+/// What a run of chunks did.
+struct ChunkRun {
+    started: u32,
+    committed: Vec<DoneChunk>,
+    failure: Option<Error>,
+}
+
+/// Runs up to six chunks at once while the budget lasts. Each chunk
+/// reserves its statements and subrequests when it starts. After a failure
+/// no new chunk starts, but those in flight finish and checkpoint.
+async fn run_chunks<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    budget: &Budget,
+    job: &Job,
+    lease: &Lease<'_>,
+    pending: &[Chunk],
+) -> ChunkRun
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let cap = match deps.cfg.chunks_per_invocation {
+        0 => u32::MAX,
+        n => n,
+    };
+    let pages = Cell::new(1u64);
+    let started = Cell::new(0u32);
+    let failed = Cell::new(false);
+    let mut out = ChunkRun {
+        started: 0,
+        committed: Vec::new(),
+        failure: None,
+    };
+    {
+        let mut runs = stream::iter(pending.iter().copied())
+            .map(|c| {
+                let cost = Cost {
+                    statements: 2,
+                    subrequests: pages.get() + 1,
+                };
+                let ok = !failed.get() && started.get() < cap;
+                (
+                    c,
+                    ok.then(|| budget.reserve(cost, deps.clock.now_ms()))
+                        .flatten(),
+                )
+            })
+            .take_while(|(_, r)| futures::future::ready(r.is_some()))
+            .map(|(c, reservation)| {
+                started.set(started.get() + 1);
+                let pages = &pages;
+                async move {
+                    let r = run_chunk(deps, job, lease, c).await;
+                    drop(reservation);
+                    if let Ok((_, n)) = &r {
+                        pages.set(pages.get().max(*n));
+                    }
+                    r.map(|(d, _)| d)
+                }
+            })
+            .buffer_unordered(deps.cfg.upstream_concurrency.clamp(1, 6));
+        while let Some(r) = runs.next().await {
+            match r {
+                Ok(d) => out.committed.push(d),
+                Err(e) => {
+                    failed.set(true);
+                    let fenced = matches!(e, Error::Fenced);
+                    out.failure.get_or_insert(e);
+                    if fenced {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out.started = started.get();
+    out
+}
+
+/// Fetches, aggregates, encodes and checkpoints one chunk; returns its
+/// checkpoint and the pages it took.
+async fn run_chunk<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    lease: &Lease<'_>,
+    c: Chunk,
+) -> Result<(DoneChunk, u64), Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    lease.heartbeat(deps).await?;
     let point = job
         .points
         .get(c.point as usize)
@@ -388,15 +645,19 @@ where
         end: c.end,
     };
     let mut samples = Vec::new();
-    fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
-        cancel.check(false)
+    let pages = fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
+        lease.heartbeat(deps)
     })
     .await?;
     sort_dedup(&mut samples);
     let aggregates = aggregate(&samples);
     let block = codec::encode_block(c.point, &samples)
         .map_err(|e| StoreError::Corrupt(format!("encode chunk {}: {e}", c.idx)))?;
-    let (n_samples, n_bytes) = (samples.len() as u64, block.len() as u64);
+    let done = DoneChunk {
+        idx: c.idx,
+        samples: samples.len() as u64,
+        bytes: block.len() as u64,
+    };
     drop(samples);
     let meta = BlobMeta {
         content_type: "application/gzip".to_owned(),
@@ -405,154 +666,40 @@ where
     deps.blobs
         .put(&part_key(&job.id, c.idx), block, &meta)
         .await?;
-    // Nothing more is written once the job is cancelled.
-    cancel.check(true).await?;
-    let now = deps.clock.now_ms();
-    let mut stmts = store::upsert_aggregates(&job.site, point, &aggregates);
-    stmts.push(store::insert_chunk(&job.id, c.idx, n_samples, n_bytes));
-    stmts.push(store::refresh_progress(
-        &job.id,
-        now,
-        now + deps.cfg.lease_ms,
-    ));
-    deps.db.batch(&stmts).await?;
-    Ok(())
+    commit_chunk(deps.db, job, lease, point, &aggregates, done).await?;
+    Ok((done, pages))
 }
 
-/// Custom metadata stays under R2's 8 KB; the point list goes in only if small.
-const MAX_POINTS_METADATA: usize = 4_096;
-/// R2's limit on the parts of one multipart upload.
-const MAX_PARTS: u64 = 10_000;
-
-/// Assembles the result object from the header and the chunk parts, in
-/// chunk order, and marks the job completed.
-async fn finalize<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+/// One batch: the chunk's aggregate rows (one statement) and its
+/// checkpoint, both fenced. A cancel or a takeover before it writes nothing.
+async fn commit_chunk<D: SqlDb>(
+    db: &D,
     job: &Job,
-    total_chunks: usize,
-) -> Result<(), Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    C: Clock,
-{
-    let Deps {
-        db,
-        blobs,
-        clock,
-        cfg,
-        ..
-    } = *deps;
-    // Nothing is written once the job is cancelled.
-    CancelCheck {
-        db,
-        clock,
-        id: &job.id,
-        last: Cell::new(0),
-    }
-    .check(true)
-    .await?;
-    let chunks = done_chunks(db, &job.id).await?;
-    if chunks.len() != total_chunks {
-        return Err(StoreError::Corrupt(format!(
-            "{} of {total_chunks} chunks have checkpoints at finalize",
-            chunks.len()
-        ))
-        .into());
-    }
-    let samples: i64 = chunks.iter().map(|c| c.samples).sum();
-    let header = codec::encode_header(&Header {
-        format: FORMAT_NAME.to_owned(),
-        version: FORMAT_VERSION,
-        site: job.site.clone(),
-        start_ms: job.start_ms,
-        end_ms: job.end_ms,
-        points: job.points.clone(),
-    })
-    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let total_bytes = header.len() as u64 + chunks.iter().map(|c| c.bytes as u64).sum::<u64>();
-    let key = result_key(&job.fingerprint);
-    let mut meta = BlobMeta {
-        content_type: "application/vnd.tsp.columnar+msgpack".to_owned(),
-        custom: vec![
-            ("job_id".to_owned(), job.id.to_string()),
-            ("sample_count".to_owned(), samples.to_string()),
-            ("format_version".to_owned(), FORMAT_VERSION.to_string()),
-            ("site".to_owned(), job.site.clone()),
-            ("point_count".to_owned(), job.points.len().to_string()),
-        ],
+    lease: &Lease<'_>,
+    point: &str,
+    aggregates: &[crate::aggregate::Aggregate],
+    done: DoneChunk,
+) -> Result<(), Error> {
+    let target = AggTarget {
+        owner: &job.owner,
+        site: &job.site,
+        point,
+        range: (job.start_ms, job.end_ms),
     };
-    let points_json = serde_json::to_string(&job.points).unwrap_or_default();
-    if points_json.len() <= MAX_POINTS_METADATA {
-        meta.custom.push(("points".to_owned(), points_json));
+    let mut stmts = Vec::with_capacity(2);
+    if !aggregates.is_empty() {
+        stmts.push(store::upsert_aggregates(
+            lease.holder(),
+            target,
+            aggregates,
+        )?);
     }
-    let read_part = |idx: u32| async move {
-        blobs
-            .get(&part_key(&job.id, idx))
-            .await?
-            .ok_or_else(|| Error::from(StoreError::Corrupt(format!("part {idx} is missing"))))
-    };
-
-    let sha = if total_bytes <= cfg.single_put_max_bytes {
-        let mut buf = header;
-        buf.reserve(total_bytes as usize);
-        for idx in 0..total_chunks as u32 {
-            buf.extend(read_part(idx).await?);
-        }
-        let sha = hex::encode(Sha256::digest(&buf));
-        meta.custom.push(("sha256".to_owned(), sha.clone()));
-        blobs.put(&key, buf, &meta).await?;
-        sha
-    } else {
-        // Large: one pass to hash (metadata is fixed when the upload
-        // starts), one to upload in equal parts (see `parts`).
-        let mut hasher = Sha256::new();
-        hasher.update(&header);
-        for idx in 0..total_chunks as u32 {
-            hasher.update(read_part(idx).await?);
-        }
-        let sha = hex::encode(hasher.finalize());
-        meta.custom.push(("sha256".to_owned(), sha.clone()));
-        let upload = blobs.multipart_begin(&key, &meta).await?;
-        // R2 wants every part but the last the same size, and at most
-        // 10,000 parts.
-        let part_bytes = cfg
-            .multipart_part_bytes
-            .max(total_bytes.div_ceil(MAX_PARTS));
-        let mut cutter = EqualParts::new(part_bytes as usize, header);
-        let mut parts = Vec::new();
-        for idx in 0..total_chunks as u32 {
-            for part in cutter.push(&read_part(idx).await?) {
-                let n = parts.len() as u16 + 1;
-                parts.push(blobs.multipart_part(&key, &upload, n, part).await?);
-            }
-        }
-        for part in cutter.finish() {
-            let n = parts.len() as u16 + 1;
-            parts.push(blobs.multipart_part(&key, &upload, n, part).await?);
-        }
-        blobs.multipart_complete(&key, &upload, parts).await?;
-        sha
-    };
-
-    let now = clock.now_ms();
-    let changed = db
-        .batch(&[
-            store::complete_job(&job.id, now, &key, total_bytes, &sha),
-            store::insert_event_if(&job.id, now, JobStatus::Completed, job.attempts, None),
-        ])
-        .await?;
-    if changed.first() != Some(&1) {
-        // Cancelled (or dead-lettered) between the check and now.
-        return Err(Error::Cancelled);
-    }
-    // The parts are no longer needed; a failure here leaves garbage, not
-    // harm. Bulk deletes: one subrequest per 1,000 parts, not one per part.
-    let keys: Vec<String> = (0..total_chunks as u32)
-        .map(|idx| part_key(&job.id, idx))
-        .collect();
-    for batch in keys.chunks(MAX_DELETE_KEYS) {
-        let _ = blobs.delete(batch).await;
-    }
-    Ok(())
+    stmts.push(store::insert_chunk(
+        lease.holder(),
+        done.idx,
+        done.samples,
+        done.bytes,
+    ));
+    let changed = db.batch(&stmts).await?;
+    fenced(changed.last().copied().unwrap_or(0))
 }

@@ -1,0 +1,348 @@
+//! One invocation's budgets, shared by every message of its batch.
+//!
+//! The platform counts D1 queries (1,000), subrequests and wall time per
+//! *invocation*, and a queue invocation may carry several messages. So one
+//! [`Budget`] is made per invocation, and the ports every message uses are
+//! wrapped in [`Metered`], which charges each call to it: statements for
+//! the database (each statement of a batch counts), one subrequest for
+//! every object-store call, upstream request and queue send. Work that
+//! starts later (a chunk, finalize, the next message) first reserves what
+//! it will cost, and does not start if the reservation does not fit.
+
+use std::cell::Cell;
+
+use crate::config::Config;
+use crate::domain::EpochMs;
+use crate::error::{Error, StoreError, UpstreamError};
+use crate::ports::{
+    BlobMeta, BlobStore, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row, SqlDb,
+    Statement, UploadedPart,
+};
+
+/// D1 statements one invocation may run: the platform allows 1,000
+/// queries per invocation; the rest is margin.
+pub const STATEMENT_LIMIT: u64 = 900;
+/// Kept back from chunk work for what a message does around its chunks:
+/// heartbeats of chunks in flight, hand-over, failure records, the
+/// terminal path.
+pub const CONTROL_STATEMENTS: u64 = 60;
+/// Subrequests kept back the same way.
+pub const CONTROL_SUBREQUESTS: u64 = 20;
+
+/// What a piece of work may cost, at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// D1 statements.
+    pub statements: u64,
+    /// Subrequests (upstream, object store, queue).
+    pub subrequests: u64,
+}
+
+/// The limits of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// D1 statements.
+    pub statements: u64,
+    /// Subrequests.
+    pub subrequests: u64,
+    /// Wall time after which no new work starts.
+    pub wall_ms: u64,
+}
+
+impl Limits {
+    /// The limits the configuration sets.
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            statements: STATEMENT_LIMIT,
+            subrequests: cfg.subrequest_budget,
+            wall_ms: cfg.invocation_budget_ms,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Meter {
+    used: Cell<u64>,
+    reserved: Cell<u64>,
+}
+
+impl Meter {
+    fn committed(&self) -> u64 {
+        self.used.get() + self.reserved.get()
+    }
+}
+
+/// The budgets of one invocation: what was spent, what running work has
+/// reserved, and the deadline.
+#[derive(Debug)]
+pub struct Budget {
+    limits: Limits,
+    deadline: EpochMs,
+    statements: Meter,
+    subrequests: Meter,
+}
+
+impl Budget {
+    /// A fresh budget for an invocation that started at `now`.
+    pub fn new(limits: Limits, now: EpochMs) -> Self {
+        Self {
+            limits,
+            deadline: now.saturating_add(limits.wall_ms as i64),
+            statements: Meter::default(),
+            subrequests: Meter::default(),
+        }
+    }
+
+    /// The limits it was made with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// D1 statements run so far.
+    pub fn statements_used(&self) -> u64 {
+        self.statements.used.get()
+    }
+
+    /// Subrequests made so far.
+    pub fn subrequests_used(&self) -> u64 {
+        self.subrequests.used.get()
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self, now: EpochMs) -> bool {
+        now >= self.deadline
+    }
+
+    fn fits(&self, cost: Cost, keep: Cost) -> bool {
+        let s = self.statements.committed() + cost.statements + keep.statements;
+        let r = self.subrequests.committed() + cost.subrequests + keep.subrequests;
+        s <= self.limits.statements && r <= self.limits.subrequests
+    }
+
+    /// Whether `cost` fits now, on top of what is spent and reserved,
+    /// leaving nothing back (finalize, the last step of a message).
+    pub fn can_afford(&self, cost: Cost) -> bool {
+        self.fits(cost, Cost::default())
+    }
+
+    /// Whether a fresh invocation could afford `cost` at all.
+    pub fn could_ever_afford(&self, cost: Cost) -> bool {
+        cost.statements <= self.limits.statements && cost.subrequests <= self.limits.subrequests
+    }
+
+    /// Reserves `cost` for work about to start, keeping the control
+    /// reserve back; `None` if it does not fit or the deadline has passed.
+    pub fn reserve(&self, cost: Cost, now: EpochMs) -> Option<Reservation<'_>> {
+        let keep = Cost {
+            statements: CONTROL_STATEMENTS,
+            subrequests: CONTROL_SUBREQUESTS,
+        };
+        if self.expired(now) || !self.fits(cost, keep) {
+            return None;
+        }
+        add(&self.statements.reserved, cost.statements);
+        add(&self.subrequests.reserved, cost.subrequests);
+        Some(Reservation { budget: self, cost })
+    }
+
+    fn charge_statements(&self, n: u64) {
+        add(&self.statements.used, n);
+    }
+
+    fn charge_subrequest(&self) {
+        add(&self.subrequests.used, 1);
+    }
+}
+
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get().saturating_add(n));
+}
+
+/// Work's share of a [`Budget`], held while it runs and given back when it
+/// is dropped (what it actually spent is charged by [`Metered`]).
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    budget: &'a Budget,
+    cost: Cost,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let (s, r) = (&self.budget.statements, &self.budget.subrequests);
+        s.reserved
+            .set(s.reserved.get().saturating_sub(self.cost.statements));
+        r.reserved
+            .set(r.reserved.get().saturating_sub(self.cost.subrequests));
+    }
+}
+
+/// A port whose every call is charged to a [`Budget`].
+pub struct Metered<'a, T> {
+    inner: &'a T,
+    budget: &'a Budget,
+}
+
+impl<'a, T> Metered<'a, T> {
+    /// Wraps `inner`.
+    pub fn new(inner: &'a T, budget: &'a Budget) -> Self {
+        Self { inner, budget }
+    }
+}
+
+impl<D: SqlDb> SqlDb for Metered<'_, D> {
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
+        self.budget.charge_statements(1);
+        self.inner.query(stmt).await
+    }
+    async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
+        self.budget.charge_statements(1);
+        self.inner.execute(stmt).await
+    }
+    async fn batch(&self, stmts: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        self.budget.charge_statements(stmts.len() as u64);
+        self.inner.batch(stmts).await
+    }
+}
+
+impl<B: BlobStore> BlobStore for Metered<'_, B> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.put(key, bytes, meta).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &BlobMeta,
+    ) -> Result<bool, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.put_if_absent(key, bytes, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.head(key).await
+    }
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.delete(keys).await
+    }
+    async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.multipart_begin(key, meta).await
+    }
+    async fn multipart_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        bytes: Vec<u8>,
+    ) -> Result<UploadedPart, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner
+            .multipart_part(key, upload_id, part_number, bytes)
+            .await
+    }
+    async fn multipart_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<UploadedPart>,
+    ) -> Result<(), StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.multipart_complete(key, upload_id, parts).await
+    }
+}
+
+impl<H: HttpClient> HttpClient for Metered<'_, H> {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, UpstreamError> {
+        self.budget.charge_subrequest();
+        self.inner.send(req).await
+    }
+}
+
+impl<Q: JobQueue> JobQueue for Metered<'_, Q> {
+    async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error> {
+        self.budget.charge_subrequest();
+        self.inner.send(msg, delay_seconds).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            statements: 100,
+            subrequests: 50,
+            wall_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn reservations_keep_the_control_reserve_and_are_given_back() {
+        let b = Budget::new(limits(), 0);
+        let chunk = Cost {
+            statements: 20,
+            subrequests: 2,
+        };
+        let r1 = b.reserve(chunk, 0).expect("first fits");
+        let _r2 = b
+            .reserve(chunk, 0)
+            .expect("second fits: 40 + 60 kept = 100");
+        assert!(
+            b.reserve(chunk, 0).is_none(),
+            "a third would eat the reserve"
+        );
+        drop(r1);
+        assert!(b.reserve(chunk, 0).is_some(), "given back on drop");
+        assert!(
+            b.reserve(chunk, 1_000).is_none(),
+            "nothing starts past the deadline"
+        );
+    }
+
+    #[test]
+    fn what_was_spent_counts_against_later_work() {
+        let b = Budget::new(limits(), 0);
+        b.charge_statements(39);
+        assert!(b
+            .reserve(
+                Cost {
+                    statements: 1,
+                    subrequests: 0
+                },
+                0
+            )
+            .is_some());
+        assert!(b
+            .reserve(
+                Cost {
+                    statements: 2,
+                    subrequests: 0
+                },
+                0
+            )
+            .is_none());
+        assert!(b.can_afford(Cost {
+            statements: 61,
+            subrequests: 0
+        }));
+        assert!(!b.can_afford(Cost {
+            statements: 62,
+            subrequests: 0
+        }));
+        assert!(b.could_ever_afford(Cost {
+            statements: 100,
+            subrequests: 50
+        }));
+        assert!(!b.could_ever_afford(Cost {
+            statements: 0,
+            subrequests: 51
+        }));
+    }
+}

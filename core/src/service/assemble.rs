@@ -1,0 +1,327 @@
+//! Finalize: the header and the chunk parts, in chunk order, become the
+//! result object, and the job becomes `completed`.
+//!
+//! [`Assembly`] is the one interface over the two ways an object is
+//! written: [`SinglePut`] (buffered, one PUT) and [`Multipart`] (equal-size
+//! parts uploaded as they fill). Either way each part is read once, and the
+//! SHA-256 of the content is computed as it streams through.
+//!
+//! A part that is missing (a lifecycle rule removed it) or whose size is
+//! not its checkpoint's is not a reason to fail the job: its checkpoint is
+//! dropped, the chunk runs again on the next message, and finalize repeats.
+
+use sha2::{Digest, Sha256};
+
+use crate::budget::{Budget, Cost};
+use crate::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
+use crate::error::{Error, StoreError};
+use crate::fingerprint::result_key;
+use crate::job::{Job, JobStatus};
+use crate::parts::EqualParts;
+use crate::ports::{BlobMeta, BlobStore, Clock, SqlDb, UploadedPart, MAX_DELETE_KEYS};
+use crate::service::process::{fenced, part_key, DoneChunk, Lease};
+use crate::service::{transition_log, Deps};
+use crate::store;
+
+/// Custom metadata stays under R2's 8 KB; the point list goes in only if small.
+const MAX_POINTS_METADATA: usize = 4_096;
+/// R2's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// How finalize ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalized {
+    /// The object is written and the job completed.
+    Completed,
+    /// The invocation's budget cannot pay for the assembly; a fresh one will.
+    OutOfBudget,
+    /// This many chunks had bad parts; their checkpoints were dropped.
+    Healed(usize),
+}
+
+/// Where the bytes of a result object go.
+pub trait Assembly {
+    /// Appends the next bytes.
+    async fn push(&mut self, bytes: Vec<u8>) -> Result<(), Error>;
+    /// Writes what is left; returns the SHA-256 (hex) of the whole object.
+    async fn finish(self) -> Result<String, Error>;
+}
+
+/// The whole object in memory, written with one PUT (small results).
+pub struct SinglePut<'a, B> {
+    blobs: &'a B,
+    key: String,
+    meta: BlobMeta,
+    buf: Vec<u8>,
+}
+
+impl<B: BlobStore> Assembly for SinglePut<'_, B> {
+    async fn push(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
+        self.buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<String, Error> {
+        let sha = hex::encode(Sha256::digest(&self.buf));
+        self.meta.custom.push(("sha256".to_owned(), sha.clone()));
+        self.blobs.put(&self.key, self.buf, &self.meta).await?;
+        Ok(sha)
+    }
+}
+
+/// A multipart upload in equal-size parts (R2's rule), hashed as it goes.
+/// Its metadata is fixed when the upload starts, so it carries no
+/// `sha256`; the job row does.
+pub struct Multipart<'a, B> {
+    blobs: &'a B,
+    key: String,
+    upload: String,
+    cutter: EqualParts,
+    parts: Vec<UploadedPart>,
+    hasher: Sha256,
+}
+
+impl<'a, B: BlobStore> Multipart<'a, B> {
+    async fn begin(
+        blobs: &'a B,
+        key: String,
+        meta: &BlobMeta,
+        part_bytes: u64,
+        header: Vec<u8>,
+    ) -> Result<Self, Error> {
+        let upload = blobs.multipart_begin(&key, meta).await?;
+        let mut hasher = Sha256::new();
+        hasher.update(&header);
+        Ok(Self {
+            blobs,
+            key,
+            upload,
+            cutter: EqualParts::new(part_bytes as usize, header),
+            parts: Vec::new(),
+            hasher,
+        })
+    }
+
+    async fn upload(&mut self, parts: Vec<Vec<u8>>) -> Result<(), Error> {
+        for part in parts {
+            let n = self.parts.len() as u16 + 1;
+            let up = self.blobs.multipart_part(&self.key, &self.upload, n, part);
+            self.parts.push(up.await?);
+        }
+        Ok(())
+    }
+}
+
+impl<B: BlobStore> Assembly for Multipart<'_, B> {
+    async fn push(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
+        self.hasher.update(&bytes);
+        let full = self.cutter.push(&bytes);
+        self.upload(full).await
+    }
+
+    async fn finish(mut self) -> Result<String, Error> {
+        let cutter = std::mem::replace(&mut self.cutter, EqualParts::new(1, Vec::new()));
+        self.upload(cutter.finish()).await?;
+        let parts = std::mem::take(&mut self.parts);
+        self.blobs
+            .multipart_complete(&self.key, &self.upload, parts)
+            .await?;
+        Ok(hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// The object's size, the multipart part size, and the subrequests and
+/// statements the assembly costs at most.
+struct Shape {
+    total_bytes: u64,
+    part_bytes: u64,
+    multipart: bool,
+    cost: Cost,
+}
+
+fn shape(cfg: &crate::config::Config, header: u64, chunks: &[DoneChunk]) -> Shape {
+    let total_bytes = header + chunks.iter().map(|c| c.bytes).sum::<u64>();
+    let multipart = total_bytes > cfg.single_put_max_bytes;
+    // R2 wants every part but the last the same size, and at most 10,000.
+    let part_bytes = cfg
+        .multipart_part_bytes
+        .max(total_bytes.div_ceil(MAX_PARTS));
+    let writes = if multipart {
+        total_bytes.div_ceil(part_bytes.max(1)) + 2
+    } else {
+        1
+    };
+    let deletes = (chunks.len() as u64).div_ceil(MAX_DELETE_KEYS as u64);
+    Shape {
+        total_bytes,
+        part_bytes,
+        multipart,
+        cost: Cost {
+            statements: 3,
+            subrequests: chunks.len() as u64 + writes + deletes,
+        },
+    }
+}
+
+fn metadata(job: &Job, samples: u64) -> BlobMeta {
+    let mut meta = BlobMeta {
+        content_type: "application/vnd.tsp.columnar+msgpack".to_owned(),
+        custom: vec![
+            ("job_id".to_owned(), job.id.to_string()),
+            ("sample_count".to_owned(), samples.to_string()),
+            ("format_version".to_owned(), FORMAT_VERSION.to_string()),
+            ("site".to_owned(), job.site.clone()),
+            ("point_count".to_owned(), job.points.len().to_string()),
+        ],
+    };
+    let points_json = serde_json::to_string(&job.points).unwrap_or_default();
+    if points_json.len() <= MAX_POINTS_METADATA {
+        meta.custom.push(("points".to_owned(), points_json));
+    }
+    meta
+}
+
+fn header(job: &Job) -> Result<Vec<u8>, Error> {
+    codec::encode_header(&Header {
+        format: FORMAT_NAME.to_owned(),
+        version: FORMAT_VERSION,
+        site: job.site.clone(),
+        start_ms: job.start_ms,
+        end_ms: job.end_ms,
+        points: job.points.clone(),
+    })
+    .map_err(|e| StoreError::Corrupt(e.to_string()).into())
+}
+
+/// Assembles the result from every chunk's part (`chunks` in plan order,
+/// all of them) and completes the job.
+pub(crate) async fn finalize<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    budget: &Budget,
+    job: &Job,
+    lease: &Lease<'_>,
+    chunks: &[DoneChunk],
+    log: &dyn Fn(&str),
+) -> Result<Finalized, Error>
+where
+    D: SqlDb,
+    B: BlobStore,
+    C: Clock,
+{
+    let header = header(job)?;
+    let shape = shape(deps.cfg, header.len() as u64, chunks);
+    if !budget.can_afford(shape.cost) {
+        if !budget.could_ever_afford(shape.cost) {
+            return Err(StoreError::Corrupt(format!(
+                "assembling this result needs {} subrequests; SUBREQUEST_BUDGET allows {}",
+                shape.cost.subrequests,
+                budget.limits().subrequests
+            ))
+            .into());
+        }
+        return Ok(Finalized::OutOfBudget);
+    }
+    let key = result_key(&job.fingerprint);
+    let meta = metadata(job, chunks.iter().map(|c| c.samples).sum());
+    let blobs = deps.blobs;
+    let written = if shape.multipart {
+        let m = Multipart::begin(blobs, key.clone(), &meta, shape.part_bytes, header).await?;
+        write_parts(m, blobs, job, chunks).await?
+    } else {
+        let buf = Vec::with_capacity(shape.total_bytes as usize);
+        let mut single = SinglePut {
+            blobs,
+            key: key.clone(),
+            meta,
+            buf,
+        };
+        single.buf.extend_from_slice(&header);
+        write_parts(single, blobs, job, chunks).await?
+    };
+    let sha = match written {
+        Ok(sha) => sha,
+        Err(bad) => return heal(deps.db, lease, &bad, log).await,
+    };
+    complete(deps, job, lease, &key, shape.total_bytes, &sha, log).await?;
+    // The parts are no longer needed; a failure here leaves garbage, not
+    // harm. Bulk deletes: one subrequest per 1,000 parts, not one per part.
+    let keys: Vec<String> = chunks.iter().map(|c| part_key(&job.id, c.idx)).collect();
+    for batch in keys.chunks(MAX_DELETE_KEYS) {
+        let _ = blobs.delete(batch).await;
+    }
+    Ok(Finalized::Completed)
+}
+
+/// Streams every part into the assembly, reading each once. Returns the
+/// content hash, or the chunks whose parts are missing or the wrong size
+/// (once one is bad, the rest are only checked, and nothing is written;
+/// an unfinished multipart upload is left to the bucket's abort rule).
+async fn write_parts<A: Assembly, B: BlobStore>(
+    mut asm: A,
+    blobs: &B,
+    job: &Job,
+    chunks: &[DoneChunk],
+) -> Result<Result<String, Vec<u32>>, Error> {
+    let mut bad = Vec::new();
+    for c in chunks {
+        let key = part_key(&job.id, c.idx);
+        if !bad.is_empty() {
+            if blobs.head(&key).await? != Some(c.bytes) {
+                bad.push(c.idx);
+            }
+            continue;
+        }
+        match blobs.get(&key).await? {
+            Some(bytes) if bytes.len() as u64 == c.bytes => asm.push(bytes).await?,
+            _ => bad.push(c.idx),
+        }
+    }
+    if !bad.is_empty() {
+        return Ok(Err(bad));
+    }
+    Ok(Ok(asm.finish().await?))
+}
+
+async fn heal<D: SqlDb>(
+    db: &D,
+    lease: &Lease<'_>,
+    bad: &[u32],
+    log: &dyn Fn(&str),
+) -> Result<Finalized, Error> {
+    fenced(db.execute(&store::drop_chunks(lease.holder(), bad)).await?)?;
+    log(&serde_json::json!({
+        "event": "parts_missing",
+        "job_id": lease.id,
+        "chunks": bad,
+        "action": "checkpoints dropped; the chunks run again",
+    })
+    .to_string());
+    Ok(Finalized::Healed(bad.len()))
+}
+
+async fn complete<D: SqlDb, B, Q, H, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    lease: &Lease<'_>,
+    key: &str,
+    bytes: u64,
+    sha: &str,
+    log: &dyn Fn(&str),
+) -> Result<(), Error> {
+    let now = deps.clock.now_ms();
+    let changed = deps
+        .db
+        .batch(&[
+            store::complete_job(lease.holder(), now, key, bytes, sha),
+            store::insert_event_if(&job.id, now, JobStatus::Completed, job.attempts, None),
+        ])
+        .await?;
+    fenced(changed.first().copied().unwrap_or(0))?;
+    log(&transition_log(
+        job.id.as_str(),
+        "processing",
+        "completed",
+        None,
+    ));
+    Ok(())
+}
