@@ -535,7 +535,8 @@ async fn fetch_of_an_unfinished_job_shows_the_conflict() {
 fn agg_row(ms: i64, count: u64) -> Value {
     json!({"bucket_start": ms as f64, "count": count, "min": 1.5, "max": 3.0, "sum": 4.5,
            "mean": 2.25, "stddev": 0.75, "first_ts": ms as f64, "first_value": 1.5,
-           "last_ts": (ms + 300_000) as f64, "last_value": 3.0, "non_numeric": 0, "non_finite": 0})
+           "last_ts": (ms + 300_000) as f64, "last_value": 3.0, "non_numeric": 0, "non_finite": 0,
+           "partial": count < 2})
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -587,9 +588,10 @@ async fn aggregates_follow_next_from_and_print_csv_or_a_table() {
     assert!(lines[0].starts_with("bucket_start,count,min,max,mean"));
     assert_eq!(
         lines[1],
-        "2025-09-28T00:00:00Z,2,1.5,3,2.25,0.75,4.5,2025-09-28T00:00:00Z,1.5,2025-09-28T00:05:00Z,3,0,0"
+        "2025-09-28T00:00:00Z,2,1.5,3,2.25,0.75,4.5,2025-09-28T00:00:00Z,1.5,2025-09-28T00:05:00Z,3,0,0,false"
     );
     assert!(lines[3].starts_with("2025-09-30T00:00:00Z,1,"));
+    assert!(lines[3].ends_with(",true"), "a partial bucket says so: {}", lines[3]);
 
     let o = tsp(&server.uri(), &args).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -435,3 +435,114 @@ async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
         }
     }
 }
+
+/// Submits as `token` and waits for completion; returns the job.
+async fn run_job(s: &Stack, token: &str, body: &Value) -> Value {
+    let (status, created) = s.post_job(token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    let t0 = Instant::now();
+    loop {
+        let (_, job) = s.get(token, &format!("/v1/jobs/{id}")).await;
+        if job["status"] == "completed" {
+            return job;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "job {id}: {job}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn daily_rows(
+    s: &Stack,
+    token: &str,
+    site: &str,
+    point: &str,
+    from: i64,
+    to: i64,
+) -> Vec<Value> {
+    let path = format!(
+        "/v1/aggregates?site={site}&point={}&resolution=1d&from={}&to={}",
+        urlencode(point),
+        urlencode(&format_rfc3339(from)),
+        urlencode(&format_rfc3339(to))
+    );
+    let (status, page) = s.get(token, &path).await;
+    assert_eq!(status, 200, "{page}");
+    page["rows"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_job_from_noon_leaves_another_owners_full_days_unchanged_and_says_partial() {
+    let s = stack();
+    let site = "e2e-partial";
+    let point = ace_sim::default_points(site, 1).remove(0);
+    let start = parse_rfc3339("2025-10-06T00:00:00Z").unwrap();
+    let end = start + 2 * DAY_MS;
+    let full = json!({"site": site, "points": [point], "start": format_rfc3339(start), "end": format_rfc3339(end)});
+    run_job(&s, OTHER_TOKEN, &full).await;
+    let before = daily_rows(&s, OTHER_TOKEN, site, &point, start, end).await;
+    let want: Vec<_> = reference_aggregates(site, &point, start, end)
+        .into_iter()
+        .filter(|a| a.resolution == Resolution::Day)
+        .collect();
+    assert_eq!(before.len(), 2);
+    for (r, a) in before.iter().zip(&want) {
+        assert_eq!(r["count"].as_u64(), Some(a.count));
+        assert_eq!(r["sum"].as_f64(), a.sum);
+        assert_eq!(r["partial"], false);
+    }
+
+    // The caller's own job from noon of the first day.
+    let noon = start + DAY_MS / 2;
+    let half = json!({"site": site, "points": [point], "start": format_rfc3339(noon), "end": format_rfc3339(end)});
+    run_job(&s, &s.token, &half).await;
+    let after = daily_rows(&s, OTHER_TOKEN, site, &point, start, end).await;
+    assert_eq!(after, before, "another owner's full days are unchanged");
+    let mine = daily_rows(&s, &s.token, site, &point, start, end).await;
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert_eq!(mine[0]["partial"], true, "the half day says so");
+    assert!(mine[0]["count"].as_u64() < before[0]["count"].as_u64());
+    assert_eq!(mine[1]["partial"], false);
+    assert_eq!(mine[1]["sum"], before[1]["sum"]);
+}
+
+/// The `consumer_batch` lines of the Worker's log: D1 statements per invocation.
+fn invocation_statements() -> Vec<u64> {
+    let state = std::env::var("TSP_STATE").expect("TSP_STATE is set by scripts/test.sh");
+    let log = std::fs::read_to_string(format!("{state}/worker.log")).expect("worker.log");
+    log.lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "consumer_batch")
+        .filter_map(|v| v["d1_statements"].as_u64())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_four_concurrent_jobs_stay_within_1000_d1_statements_per_invocation() {
+    let s = stack();
+    // 4 × 100 points × 2 chunks (the range crosses a month): 1,600 chunk
+    // commits, which the queue hands out in batches of up to four messages.
+    let start = parse_rfc3339("2025-08-30T00:00:00Z").unwrap();
+    let bodies: Vec<Value> = (0..4)
+        .map(|i| {
+            let site = format!("e2e-four-{i}");
+            json!({"site": site, "points": ace_sim::default_points(&site, 100),
+                   "start": format_rfc3339(start), "end": format_rfc3339(start + 3 * DAY_MS)})
+        })
+        .collect();
+    let jobs = futures::future::join_all(bodies.iter().map(|b| run_job(&s, &s.token, b))).await;
+    for j in &jobs {
+        assert_eq!(j["progress"]["chunks_done"], 200, "{j}");
+    }
+    let counts = invocation_statements();
+    let most = counts.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "consumer invocations so far: {}, most statements: {most}",
+        counts.len()
+    );
+    assert!(most > 0, "the Worker logged its invocations");
+    assert!(most <= 1_000, "an invocation ran {most} D1 statements");
+}

@@ -15,7 +15,7 @@ use crate::api::{AggregateQuery, Client};
 use crate::output::{csv_field, num_cell, plain, rounded, table};
 
 /// CSV columns, in order: (header, row key, is a time in epoch ms).
-const COLUMNS: [(&str, &str, bool); 13] = [
+const COLUMNS: [(&str, &str, bool); 14] = [
     ("bucket_start", "bucket_start", true),
     ("count", "count", false),
     ("min", "min", false),
@@ -29,6 +29,7 @@ const COLUMNS: [(&str, &str, bool); 13] = [
     ("last_value", "last_value", false),
     ("non_numeric", "non_numeric", false),
     ("non_finite", "non_finite", false),
+    ("partial", "partial", false),
 ];
 
 /// Arguments of `aggregates`.
@@ -79,6 +80,7 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut tbl = table(&[
         "bucket", "count", "min", "max", "mean", "stddev", "first", "last", "non-num", "non-fin",
+        "partial",
     ]);
     if args.csv {
         let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
@@ -116,6 +118,7 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
                     num_cell(plain(row.get("last_value"))),
                     num_cell(plain(row.get("non_numeric"))),
                     num_cell(plain(row.get("non_finite"))),
+                    comfy_table::Cell::new(plain(row.get("partial"))),
                 ]);
             }
         }
