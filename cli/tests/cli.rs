@@ -591,7 +591,11 @@ async fn aggregates_follow_next_from_and_print_csv_or_a_table() {
         "2025-09-28T00:00:00Z,2,1.5,3,2.25,0.75,4.5,2025-09-28T00:00:00Z,1.5,2025-09-28T00:05:00Z,3,0,0,false"
     );
     assert!(lines[3].starts_with("2025-09-30T00:00:00Z,1,"));
-    assert!(lines[3].ends_with(",true"), "a partial bucket says so: {}", lines[3]);
+    assert!(
+        lines[3].ends_with(",true"),
+        "a partial bucket says so: {}",
+        lines[3]
+    );
 
     let o = tsp(&server.uri(), &args).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

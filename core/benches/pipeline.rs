@@ -127,5 +127,29 @@ fn chunk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chunk);
+/// A 30-s month of a text point whose values are all distinct (86,400
+/// strings): `build_block` codes them through a map, so this stays linear.
+/// It was quadratic (a scan of the distinct strings per sample).
+fn distinct_text(c: &mut Criterion) {
+    use tsp_core::sample::{Sample, Value};
+    let (start, _) = common::month();
+    let samples: Vec<Sample> = (0..86_400i64)
+        .map(|i| Sample {
+            ts: start + i * 30_000,
+            value: Value::classify(&format!("state-{i:06}")),
+        })
+        .collect();
+    let mut g = c.benchmark_group("distinct_text");
+    g.throughput(Throughput::Elements(samples.len() as u64));
+    g.sample_size(10);
+    g.bench_function("build_block_30s_month", |b| {
+        b.iter(|| build_block(0, black_box(&samples)))
+    });
+    g.bench_function("encode_block_30s_month", |b| {
+        b.iter(|| encode_block(0, black_box(&samples)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunk, distinct_text);
 criterion_main!(benches);
