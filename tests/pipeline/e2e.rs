@@ -23,6 +23,9 @@ struct Stack {
 
 /// The second tenant configured by scripts/stack.sh.
 const OTHER_TOKEN: &str = "other-tenant-token";
+/// A third tenant (scripts/stack.sh), for tests that need another owner's
+/// data without touching the second tenant's empty job list.
+const THIRD_TOKEN: &str = "third-tenant-token";
 
 fn stack() -> Stack {
     let var = |k: &str| {
@@ -480,8 +483,8 @@ async fn e2e_a_job_from_noon_leaves_another_owners_full_days_unchanged_and_says_
     let start = parse_rfc3339("2025-10-06T00:00:00Z").unwrap();
     let end = start + 2 * DAY_MS;
     let full = json!({"site": site, "points": [point], "start": format_rfc3339(start), "end": format_rfc3339(end)});
-    run_job(&s, OTHER_TOKEN, &full).await;
-    let before = daily_rows(&s, OTHER_TOKEN, site, &point, start, end).await;
+    run_job(&s, THIRD_TOKEN, &full).await;
+    let before = daily_rows(&s, THIRD_TOKEN, site, &point, start, end).await;
     let want: Vec<_> = reference_aggregates(site, &point, start, end)
         .into_iter()
         .filter(|a| a.resolution == Resolution::Day)
@@ -497,7 +500,7 @@ async fn e2e_a_job_from_noon_leaves_another_owners_full_days_unchanged_and_says_
     let noon = start + DAY_MS / 2;
     let half = json!({"site": site, "points": [point], "start": format_rfc3339(noon), "end": format_rfc3339(end)});
     run_job(&s, &s.token, &half).await;
-    let after = daily_rows(&s, OTHER_TOKEN, site, &point, start, end).await;
+    let after = daily_rows(&s, THIRD_TOKEN, site, &point, start, end).await;
     assert_eq!(after, before, "another owner's full days are unchanged");
     let mine = daily_rows(&s, &s.token, site, &point, start, end).await;
     assert_eq!(mine.len(), 2, "{mine:?}");
