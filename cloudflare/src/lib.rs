@@ -29,7 +29,7 @@ use tsp_core::ports::{
     BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row,
     SqlDb, SqlValue, Statement, UploadedPart,
 };
-use tsp_core::timeout::{within, TimedBlobs, TimedDb};
+use tsp_core::timeout::{within, TimedBlobs, TimedDb, TimedQueue};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Env, Headers, HttpMetadata, Method, RequestInit};
 
@@ -59,8 +59,23 @@ pub fn config(env: &Env) -> Result<Config, Error> {
         .iter()
         .filter_map(|k| env_string(env, k).map(|v| (*k, v)))
         .collect();
-    Ok(Config::from_lookup(|k| vals.get(k).cloned())?)
+    // A bad var is the operator's problem: a clear log line, and a 500
+    // with no detail for the client.
+    Config::from_lookup(|k| vals.get(k).cloned()).map_err(|e| {
+        worker::console_error!("configuration error: {e}");
+        Error::Config(e.to_string())
+    })
 }
+
+/// The services' dependencies in the Worker: the timed adapters.
+pub type WorkerDeps<'a> = tsp_core::service::Deps<
+    'a,
+    TimedDb<D1Db, JsClock>,
+    TimedBlobs<R2Blobs, JsClock>,
+    TimedQueue<CfQueue, JsClock>,
+    FetchHttp,
+    JsClock,
+>;
 
 /// The adapters of one invocation, each storage call under a timeout.
 pub struct Bindings {
@@ -70,8 +85,8 @@ pub struct Bindings {
     pub blobs: TimedBlobs<R2Blobs, JsClock>,
     /// The raw bucket, for streaming reads.
     pub bucket: worker::Bucket,
-    /// The jobs queue.
-    pub queue: CfQueue,
+    /// The jobs queue, timed.
+    pub queue: TimedQueue<CfQueue, JsClock>,
     /// Outbound HTTP.
     pub http: FetchHttp,
     /// Clock.
@@ -85,7 +100,8 @@ impl Bindings {
     pub fn from_env(env: &Env) -> Result<Self, Error> {
         let cfg = config(env)?;
         let missing = |what: &str, e: worker::Error| {
-            Error::Store(StoreError::Backend(format!("binding {what}: {e}")))
+            worker::console_error!("configuration error: binding {what}: {e}");
+            Error::Config(format!("binding {what}: {e}"))
         };
         let d1 = env.d1(names::DB).map_err(|e| missing(names::DB, e))?;
         let bucket = env
@@ -99,7 +115,7 @@ impl Bindings {
             db: TimedDb::new(D1Db(d1, Default::default()), JsClock, ms),
             blobs: TimedBlobs::new(R2Blobs(bucket.clone()), JsClock, ms),
             bucket,
-            queue: CfQueue(queue),
+            queue: TimedQueue::new(CfQueue(queue), JsClock, ms),
             http: FetchHttp,
             clock: JsClock,
             cfg,
@@ -107,16 +123,7 @@ impl Bindings {
     }
 
     /// The service dependencies.
-    pub fn deps(
-        &self,
-    ) -> tsp_core::service::Deps<
-        '_,
-        TimedDb<D1Db, JsClock>,
-        TimedBlobs<R2Blobs, JsClock>,
-        CfQueue,
-        FetchHttp,
-        JsClock,
-    > {
+    pub fn deps(&self) -> WorkerDeps<'_> {
         tsp_core::service::Deps {
             db: &self.db,
             blobs: &self.blobs,
@@ -374,13 +381,41 @@ impl FetchHttp {
             .map_err(net)?;
         let status = resp.status_code();
         let retry_after = resp.headers().get("retry-after").ok().flatten();
-        let body = resp.bytes().await.map_err(net)?;
+        let body = read_capped(&mut resp, req.max_body_bytes, net).await?;
         Ok(HttpResponse {
             status,
             retry_after,
             body,
         })
     }
+}
+
+/// Reads a response body chunk by chunk, failing as soon as it passes
+/// `max` bytes (a declared `Content-Length` over it fails before reading).
+async fn read_capped(
+    resp: &mut worker::Response,
+    max: u64,
+    net: impl Fn(worker::Error) -> UpstreamError,
+) -> Result<Vec<u8>, UpstreamError> {
+    use futures::StreamExt;
+    let too_large = || UpstreamError::TooLarge(format!("response body over {max} bytes"));
+    let declared = resp.headers().get("content-length").ok().flatten();
+    if declared
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max)
+    {
+        return Err(too_large());
+    }
+    let mut stream = resp.stream().map_err(&net)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(&net)?;
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl HttpClient for FetchHttp {

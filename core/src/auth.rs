@@ -33,9 +33,12 @@ impl TokenTable {
 
     /// Resolves an `Authorization` header to its owner.
     pub fn owner(&self, authorization: Option<&str>) -> Result<Owner, Error> {
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer x` works.
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .map(str::trim_start)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or(Error::Unauthorized)?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -64,5 +67,8 @@ mod tests {
         assert_eq!(t.owner(Some("abc")), Err(Error::Unauthorized));
         assert_eq!(t.owner(None), Err(Error::Unauthorized));
         assert_eq!(t.owner(Some("Bearer ")), Err(Error::Unauthorized));
+        assert_eq!(t.owner(Some("bearer abc")).unwrap().0, "alice");
+        assert_eq!(t.owner(Some("BEARER  def")).unwrap().0, "bob");
+        assert_eq!(t.owner(Some("Basic abc")), Err(Error::Unauthorized));
     }
 }

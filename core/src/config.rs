@@ -10,7 +10,10 @@ pub const KEYS: &[&str] = &[
     "UPSTREAM_PAGE_SIZE",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_CONCURRENCY",
-    "PAGE_RETRIES",
+    "PAGE_RETRY_MS",
+    "MAX_STALLED_DELIVERIES",
+    "UPSTREAM_MAX_PAGE_BYTES",
+    "CHUNK_MAX_SAMPLES",
     "MALFORMED_LIMIT",
     "STORAGE_TIMEOUT_MS",
     "INVOCATION_BUDGET_MS",
@@ -42,9 +45,19 @@ pub struct Config {
     pub upstream_timeout_ms: u64,
     /// `UPSTREAM_CONCURRENCY`: chunks fetched at once (at most 6).
     pub upstream_concurrency: usize,
-    /// `PAGE_RETRIES`: transient failures of one page retried in place
-    /// before the message is retried through the queue.
-    pub page_retries: u32,
+    /// `PAGE_RETRY_MS`: how long one page's transient failures are retried
+    /// in place (honouring `Retry-After`) before the job is rescheduled
+    /// with a delayed message.
+    pub page_retry_ms: u64,
+    /// `MAX_STALLED_DELIVERIES`: deliveries in a row without progress after
+    /// which a job dies of transient errors.
+    pub max_stalled_deliveries: u32,
+    /// `UPSTREAM_MAX_PAGE_BYTES`: largest upstream page body read; past it
+    /// the job fails permanently.
+    pub upstream_max_page_bytes: u64,
+    /// `CHUNK_MAX_SAMPLES`: most samples one chunk (a point over a month)
+    /// may hold; past it the job fails permanently, so memory stays bounded.
+    pub chunk_max_samples: u64,
     /// `MALFORMED_LIMIT`: malformed bodies of one page tolerated before the
     /// failure counts as permanent.
     pub malformed_limit: u32,
@@ -116,7 +129,14 @@ impl Config {
             upstream_timeout_ms: num(&get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
             upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
                 .clamp(1, 6),
-            page_retries: num(&get, "PAGE_RETRIES", d.page_retries)?,
+            page_retry_ms: num(&get, "PAGE_RETRY_MS", d.page_retry_ms)?,
+            max_stalled_deliveries: num(&get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
+            upstream_max_page_bytes: num(
+                &get,
+                "UPSTREAM_MAX_PAGE_BYTES",
+                d.upstream_max_page_bytes,
+            )?,
+            chunk_max_samples: num(&get, "CHUNK_MAX_SAMPLES", d.chunk_max_samples)?,
             malformed_limit: num(&get, "MALFORMED_LIMIT", d.malformed_limit)?,
             storage_timeout_ms: num(&get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
             invocation_budget_ms: num(&get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
@@ -159,7 +179,10 @@ impl Default for Config {
             page_size: 10_000,
             upstream_timeout_ms: 30_000,
             upstream_concurrency: 6,
-            page_retries: 3,
+            page_retry_ms: 15_000,
+            max_stalled_deliveries: 5,
+            upstream_max_page_bytes: 32 << 20,
+            chunk_max_samples: 300_000,
             malformed_limit: 3,
             storage_timeout_ms: 20_000,
             invocation_budget_ms: 120_000,

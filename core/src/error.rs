@@ -75,6 +75,9 @@ pub enum UpstreamError {
     /// The connection failed.
     #[error("upstream network error: {0}")]
     Network(String),
+    /// The response (or the chunk it fills) is larger than allowed.
+    #[error("upstream data too large: {0}")]
+    TooLarge(String),
     /// The body was not the expected JSON. `permanent` is set once the same
     /// page has been malformed more times than the bound allows.
     #[error("upstream sent malformed JSON: {detail}")]
@@ -117,6 +120,9 @@ pub enum Error {
     /// The resource existed and is gone for good (an expired result object).
     #[error("gone: {0}")]
     Gone(String),
+    /// The route exists but not for this method; the value is its `Allow`.
+    #[error("method not allowed; allowed: {0}")]
+    MethodNotAllowed(&'static str),
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -142,6 +148,10 @@ pub enum Error {
     /// The job's queue could not take the message.
     #[error("queue send failed: {0}")]
     Queue(String),
+    /// The Worker's configuration is wrong (a var that does not parse, a
+    /// missing binding): an operator's problem, never shown to a client.
+    #[error("configuration error: {0}")]
+    Config(String),
 }
 
 impl Error {
@@ -155,12 +165,14 @@ impl Error {
             | Error::Conflict(_)
             | Error::Gone(_)
             | Error::PayloadTooLarge(_)
+            | Error::MethodNotAllowed(_)
             | Error::TooManyActiveJobs(_)
             | Error::UnsupportedMediaType
             | Error::Cancelled
             | Error::Fenced => Permanent,
             Error::Store(StoreError::Corrupt(_)) => Permanent,
-            Error::Store(_) | Error::Queue(_) => Transient {
+            // Retried: an operator's fix makes the next delivery work.
+            Error::Store(_) | Error::Queue(_) | Error::Config(_) => Transient {
                 retry_after_ms: None,
             },
             Error::Upstream(u) => match u {
@@ -168,8 +180,15 @@ impl Error {
                     status,
                     retry_after_ms,
                 } => match status {
-                    401 | 403 | 404 | 422 => Permanent,
-                    429 | 500..=599 => Transient {
+                    404 | 422 => Permanent,
+                    // Credentials rejected (a token rotation in progress):
+                    // wait a minute and try again; the stall count bounds it.
+                    401 | 403 => Transient {
+                        retry_after_ms: Some(retry_after_ms.unwrap_or(60_000)),
+                    },
+                    // Request timeout, too early, too many requests, and
+                    // server errors go away on their own.
+                    408 | 425 | 429 | 500..=599 => Transient {
                         retry_after_ms: *retry_after_ms,
                     },
                     // Any other 4xx means our request is wrong: retrying repeats it.
@@ -178,6 +197,7 @@ impl Error {
                         retry_after_ms: *retry_after_ms,
                     },
                 },
+                UpstreamError::TooLarge(_) => Permanent,
                 UpstreamError::Timeout(_) | UpstreamError::Network(_) => Transient {
                     retry_after_ms: None,
                 },
@@ -208,12 +228,14 @@ impl Error {
             Error::Conflict(_) => 409,
             Error::Gone(_) => 410,
             Error::PayloadTooLarge(_) => 413,
+            Error::MethodNotAllowed(_) => 405,
             Error::TooManyActiveJobs(_) => 429,
             Error::UnsupportedMediaType => 415,
             Error::Cancelled | Error::Fenced => 409,
             Error::Upstream(_) => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
             Error::Store(_) | Error::Queue(_) => 503,
+            Error::Config(_) => 500,
         }
     }
 
@@ -226,10 +248,12 @@ impl Error {
             Error::Conflict(_) | Error::Cancelled | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",
             Error::PayloadTooLarge(_) => "Payload too large",
+            Error::MethodNotAllowed(_) => "Method not allowed",
             Error::TooManyActiveJobs(_) => "Too many active jobs",
             Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) => "Upstream failure",
             Error::Store(_) | Error::Queue(_) => "Service unavailable",
+            Error::Config(_) => "Internal server error",
         }
     }
 
@@ -239,6 +263,9 @@ impl Error {
         match self {
             Error::Store(_) => "storage is unavailable; retry later".to_owned(),
             Error::Queue(_) => "the job queue is unavailable; retry later".to_owned(),
+            Error::Config(_) => {
+                "the service is misconfigured; its operators have been told".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -289,13 +316,33 @@ mod tests {
 
     #[test]
     fn upstream_statuses_are_classified() {
-        for code in [401, 403, 404, 422] {
+        for code in [400, 404, 405, 410, 422] {
             assert_eq!(status(code).class(), ErrorClass::Permanent, "{code}");
         }
-        for code in [429, 500, 502, 503] {
+        for code in [408, 425, 429, 500, 502, 503] {
             assert!(status(code).is_transient(), "{code}");
         }
+        // A rejected token waits a minute (a rotation), it does not kill.
+        for code in [401, 403] {
+            assert_eq!(
+                status(code).class(),
+                ErrorClass::Transient {
+                    retry_after_ms: Some(60_000)
+                },
+                "{code}"
+            );
+        }
+        let big = Error::Upstream(UpstreamError::TooLarge("page".into()));
+        assert_eq!(big.class(), ErrorClass::Permanent);
         assert!(Error::Upstream(UpstreamError::Timeout(10)).is_transient());
+    }
+
+    #[test]
+    fn a_configuration_error_is_a_500_that_names_nothing() {
+        let e = Error::Config("LEASE_MS: must be a number".into());
+        assert_eq!(e.http_status(), 500);
+        assert!(!e.public_detail().contains("LEASE_MS"));
+        assert!(e.is_transient());
     }
 
     #[test]

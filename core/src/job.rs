@@ -151,6 +151,15 @@ pub struct Job {
     /// The dead-letter alert went out at.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub alerted_at: Option<EpochMs>,
+    /// Consecutive deliveries without progress.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub stalls: i64,
+    /// When the next delivery is due (a delayed retry or continuation).
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub next_attempt_at: Option<EpochMs>,
+    /// Why the webhook refused the dead-letter alert, if it did (never retried).
+    #[serde(default)]
+    pub alert_error: Option<String>,
 }
 
 /// Row decoding helpers. D1 hands integers back as JS numbers, which may

@@ -161,6 +161,9 @@ pub struct HttpRequest {
     pub body: Option<Vec<u8>>,
     /// The call fails with [`UpstreamError::Timeout`] past this.
     pub timeout_ms: u64,
+    /// The response body is read up to this many bytes; a longer one fails
+    /// with [`UpstreamError::TooLarge`] while it is read, not after.
+    pub max_body_bytes: u64,
 }
 
 /// An HTTP response, read whole.

@@ -84,17 +84,20 @@ pub struct NewJob<'a> {
 }
 
 /// Inserts a `queued` job, unless its owner already has `max_active` (> 0)
-/// queued, processing or failed jobs: the count and the insert are one
-/// statement, so concurrent submits cannot overshoot. 0 rows changed means
-/// the owner is at the limit. The count stops at the limit (an index range
-/// scan of at most `max_active` rows).
+/// queued, processing or failed jobs, or already has a live job with this
+/// fingerprint (the unique `queue_jobs_live_key` index: identical live
+/// submissions share one job under any concurrency). The checks and the
+/// insert are one statement, so concurrent submits cannot overshoot. 0 rows
+/// changed means one of the two held. The count stops at the limit (an
+/// index range scan of at most `max_active` rows).
 pub fn insert_job(j: &NewJob<'_>, max_active: i64) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
-         chunks_total, created_at, updated_at) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9 \
+         chunks_total, created_at, updated_at, live_key) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7 \
          WHERE ?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
-         AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10",
+         AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10 \
+         ON CONFLICT DO NOTHING",
         vec![
             j.id.as_str().into(),
             j.owner.into(),
@@ -192,8 +195,9 @@ pub fn mark_sent(id: &JobId, now: EpochMs) -> Statement {
 /// Claims a job for processing: compare-and-set from `queued` or `failed`,
 /// or from `processing` whose lease has lapsed, writing the holder's fresh
 /// token (which fences off any earlier holder). Returns the row if claimed.
-/// A continuation's first delivery is progress, not an attempt, so it does
-/// not count towards `attempts`.
+/// A claim from `queued` or `failed` is an attempt; a continuation's claim
+/// (from a released lease) is the same run going on, unless
+/// `counts_as_attempt` says otherwise (a redelivery, a lapsed lease).
 pub fn claim_job(
     holder: Holder<'_>,
     now: EpochMs,
@@ -201,9 +205,10 @@ pub fn claim_job(
     counts_as_attempt: bool,
 ) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET status = 'processing', attempts = attempts + ?4, \
+        "UPDATE queue_jobs SET status = 'processing', \
+         attempts = attempts + (CASE WHEN ?4 = 1 OR status IN ('queued', 'failed') THEN 1 ELSE 0 END), \
          started_at = COALESCE(started_at, ?1), sent_at = COALESCE(sent_at, ?1), \
-         lease_until = ?2, updated_at = ?1, lease_token = ?5 \
+         lease_until = ?2, updated_at = ?1, lease_token = ?5, next_attempt_at = NULL \
          WHERE id = ?3 AND (status IN ('queued', 'failed') \
                OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?1))) \
          RETURNING *",
@@ -438,12 +443,12 @@ pub fn renew_lease(holder: Holder<'_>, now: EpochMs, lease_until: EpochMs) -> St
 
 /// Ends the holder's lease now, so a continuation message can claim at
 /// once — and, should that message be lost, the reaper sees a lapsed lease
-/// and resends.
-pub fn release_lease(holder: Holder<'_>, now: EpochMs) -> Statement {
+/// and resends. `next_at` is when the continuation is due.
+pub fn release_lease(holder: Holder<'_>, now: EpochMs, next_at: EpochMs) -> Statement {
     let mut params = holder.params();
-    params.push(now.into());
+    params.extend([now.into(), next_at.into()]);
     stmt(
-        "UPDATE queue_jobs SET lease_until = ?3, updated_at = ?3 \
+        "UPDATE queue_jobs SET lease_until = ?3, updated_at = ?3, next_attempt_at = ?4 \
          WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
         params,
     )
@@ -474,13 +479,26 @@ pub fn complete_job(
 }
 
 /// `processing` → `failed` after a transient failure, fenced by the holder
-/// (a message that never held the job cannot fail it); a retry will claim it.
-pub fn fail_job_transient(holder: Holder<'_>, now: EpochMs, error: &str) -> Statement {
+/// (a message that never held the job cannot fail it); the retry due at
+/// `next_at` will claim it. A delivery without progress (`stalled`) adds
+/// to the job's stall count; progress already reset it (trigger).
+pub fn fail_job_transient(
+    holder: Holder<'_>,
+    now: EpochMs,
+    error: &str,
+    next_at: EpochMs,
+    stalled: bool,
+) -> Statement {
     let mut params = holder.params();
-    params.extend([error.into(), now.into()]);
+    params.extend([
+        error.into(),
+        now.into(),
+        next_at.into(),
+        i64::from(stalled).into(),
+    ]);
     stmt(
         "UPDATE queue_jobs SET status = 'failed', last_error = ?3, lease_until = NULL, \
-         lease_token = NULL, updated_at = ?4 \
+         lease_token = NULL, updated_at = ?4, next_attempt_at = ?5, stalls = stalls + ?6 \
          WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
         params,
     )
@@ -500,6 +518,16 @@ pub fn fail_job_permanent(id: &JobId, now: EpochMs, error: &str, token: Option<&
          WHERE id = ?3 AND status IN ('queued', 'processing', 'failed') \
          AND (?4 IS NULL OR (status = 'processing' AND lease_token = ?4)) RETURNING *",
         vec![error.into(), now.into(), id.as_str().into(), token.into()],
+    )
+}
+
+/// Records that the webhook refused a dead job's alert (a 4xx): a permanent
+/// alert failure, never retried.
+pub fn mark_alert_refused(id: &JobId, error: &str) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET alert_error = ?1 \
+         WHERE id = ?2 AND status = 'failed_permanent' AND alerted_at IS NULL",
+        vec![error.into(), id.as_str().into()],
     )
 }
 
@@ -553,19 +581,33 @@ pub fn select_aggregates(
     )
 }
 
-/// Jobs that may have no live message: `processing` with a lease lapsed
-/// for over 30 s (a handed-over lease lapses at once, and its continuation
-/// message normally claims it within a second or two),
-/// `queued`/`failed` untouched since `idle_before` (the outbox), or dead but
-/// never alerted (the alert kept failing). Oldest first.
-pub fn select_reapable(now: EpochMs, idle_before: EpochMs, limit: i64) -> Statement {
+/// Jobs whose next delivery is overdue, oldest first: `processing` with a
+/// lease lapsed for over 30 s (a handed-over lease lapses at once, and
+/// its continuation normally claims it within a second or two); `failed`
+/// whose scheduled retry is over `grace` late; `queued` never accepted by
+/// the queue (the outbox) for over `grace`; and `queued` that the queue
+/// accepted but that has waited `backlog` (a deep backlog is not a loss,
+/// so that wait is long). Each is a range scan of `(status, …)` indexes.
+pub fn select_overdue(now: EpochMs, grace: i64, backlog: i64, limit: i64) -> Statement {
     stmt(
         "SELECT * FROM queue_jobs WHERE \
          (status = 'processing' AND lease_until IS NOT NULL AND lease_until < ?1 - 30000) \
-         OR (status IN ('queued', 'failed') AND updated_at < ?2) \
-         OR (status = 'failed_permanent' AND alerted_at IS NULL AND updated_at < ?2) \
-         ORDER BY updated_at LIMIT ?3",
-        vec![now.into(), idle_before.into(), limit.into()],
+         OR (status = 'failed' AND COALESCE(next_attempt_at, updated_at) < ?1 - ?2) \
+         OR (status = 'queued' AND ((sent_at IS NULL AND updated_at < ?1 - ?2) \
+             OR updated_at < ?1 - ?3)) \
+         ORDER BY updated_at LIMIT ?4",
+        vec![now.into(), grace.into(), backlog.into(), limit.into()],
+    )
+}
+
+/// Dead jobs still owed their alert (it failed transiently), untouched
+/// since `idle_before`, at most `limit`: a selection of its own, so a
+/// webhook that keeps failing cannot crowd out overdue jobs.
+pub fn select_unalerted(idle_before: EpochMs, limit: i64) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE status = 'failed_permanent' AND alerted_at IS NULL \
+         AND alert_error IS NULL AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+        vec![idle_before.into(), limit.into()],
     )
 }
 
@@ -576,7 +618,8 @@ macro_rules! expired_ids {
     () => {
         "SELECT id FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < ?1 \
          AND (status IN ('completed', 'cancelled') \
-              OR (status = 'failed_permanent' AND alerted_at IS NOT NULL)) \
+              OR (status = 'failed_permanent' \
+                  AND (alerted_at IS NOT NULL OR alert_error IS NOT NULL))) \
          ORDER BY finished_at, id LIMIT ?2"
     };
 }
@@ -659,8 +702,9 @@ pub fn cancel_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
 /// its attempts, last error, checkpoints and history. Returns the row.
 pub fn requeue_dead_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET status = 'queued', finished_at = NULL, alerted_at = NULL, \
-         lease_until = NULL, sent_at = NULL, updated_at = ?1 \
+        "UPDATE OR IGNORE queue_jobs SET status = 'queued', finished_at = NULL, \
+         alerted_at = NULL, alert_error = NULL, lease_until = NULL, sent_at = NULL, \
+         updated_at = ?1, resends = 0, stalls = 0, next_attempt_at = NULL, live_key = fingerprint \
          WHERE id = ?2 AND owner = ?3 AND status = 'failed_permanent' RETURNING *",
         vec![now.into(), id.as_str().into(), owner.into()],
     )

@@ -1,15 +1,18 @@
 //! Timeouts for every outbound call, as decorators over the ports.
 //!
-//! The Worker wraps its D1 and R2 adapters in [`TimedDb`] and [`TimedBlobs`],
-//! so no storage call can hang an invocation. HTTP clients take their timeout
+//! The Worker wraps its D1, R2 and Queues adapters in [`TimedDb`],
+//! [`TimedBlobs`] and [`TimedQueue`], so no storage call or queue send can
+//! hang an invocation. HTTP clients take their timeout
 //! per request ([`crate::ports::HttpRequest::timeout_ms`]).
 
 use std::future::Future;
 
 use futures::future::{select, Either};
 
-use crate::error::StoreError;
-use crate::ports::{BlobMeta, BlobStore, Clock, Row, SqlDb, Statement, UploadedPart};
+use crate::error::{Error, StoreError};
+use crate::ports::{
+    BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Row, SqlDb, Statement, UploadedPart,
+};
 
 /// Runs `fut`, giving up after `ms`: `None` means it timed out.
 pub async fn within<C: Clock, F: Future>(clock: &C, ms: u64, fut: F) -> Option<F::Output> {
@@ -78,6 +81,29 @@ impl<D: SqlDb, C: Clock> SqlDb for TimedDb<D, C> {
             self.inner.batch(stmts),
         )
         .await
+    }
+}
+
+/// A [`JobQueue`] whose sends fail with [`Error::Queue`] past `ms`: a
+/// transient error, so the submit's outbox and the consumer's retry apply.
+pub struct TimedQueue<Q, C> {
+    inner: Q,
+    clock: C,
+    ms: u64,
+}
+
+impl<Q, C> TimedQueue<Q, C> {
+    /// Wraps `inner`.
+    pub fn new(inner: Q, clock: C, ms: u64) -> Self {
+        Self { inner, clock, ms }
+    }
+}
+
+impl<Q: JobQueue, C: Clock> JobQueue for TimedQueue<Q, C> {
+    async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error> {
+        within(&self.clock, self.ms, self.inner.send(msg, delay_seconds))
+            .await
+            .unwrap_or_else(|| Err(Error::Queue(format!("send timed out after {} ms", self.ms))))
     }
 }
 

@@ -1,10 +1,12 @@
 //! The ACE IoT timeseries client: cursor paging, retries and classification.
 //!
 //! `GET {base}/sites/{site}/timeseries/paginated?start_time&end_time&page_size&point_names[&cursor]`
-//! with a bearer token. A page that fails transiently is retried in place a
-//! few times (honouring `Retry-After` up to a cap); past that, the error goes
-//! back to the queue, which retries the message from its checkpoint. The
-//! HTTP adapter enforces the per-request timeout.
+//! with a bearer token. A page that fails transiently is retried in place
+//! for up to `PAGE_RETRY_MS` (honouring `Retry-After`); past that, the
+//! error goes back to the consumer, which reschedules the job with a
+//! delayed message that resumes from its checkpoint. The HTTP adapter
+//! enforces the per-request timeout and the page's byte cap; the chunk's
+//! sample cap is checked after every page.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -21,8 +23,6 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// The longest in-place wait for a `Retry-After`; longer hints go to the queue.
-pub const MAX_INLINE_WAIT_MS: u64 = 10_000;
 /// Consecutive empty pages that still say `has_more` before giving up.
 pub const MAX_EMPTY_PAGES: u32 = 50;
 
@@ -95,6 +95,15 @@ where
         let before = out.len();
         let page = fetch_page(http, clock, cfg, q, cursor.as_deref(), &mut times, out).await?;
         pages += 1;
+        if out.len() as u64 > cfg.chunk_max_samples {
+            return Err(UpstreamError::TooLarge(format!(
+                "{} over {} holds more than {} samples (CHUNK_MAX_SAMPLES)",
+                q.point,
+                format_rfc3339(q.start),
+                cfg.chunk_max_samples
+            ))
+            .into());
+        }
         if !page.has_more {
             return Ok(pages);
         }
@@ -114,7 +123,10 @@ where
     }
 }
 
-/// Fetches one page, retrying transient failures in place.
+/// Fetches one page, retrying transient failures in place while the
+/// page's retry time (`PAGE_RETRY_MS`) lasts: a wait that would pass it
+/// (a long `Retry-After`) is left to a delayed message instead. Malformed
+/// bodies are retried up to `MALFORMED_LIMIT` times, then are permanent.
 async fn fetch_page<H: HttpClient, C: Clock>(
     http: &H,
     clock: &C,
@@ -125,8 +137,8 @@ async fn fetch_page<H: HttpClient, C: Clock>(
     out: &mut Vec<Sample>,
 ) -> Result<crate::sample::Page, Error> {
     let url = page_url(cfg, q, cursor);
-    let mut malformed = 0u32;
-    let mut tries = 0u32;
+    let started = clock.now_ms();
+    let (mut malformed, mut tries, mut waited) = (0u32, 0u32, 0u64);
     loop {
         tries += 1;
         let mark = out.len();
@@ -136,6 +148,7 @@ async fn fetch_page<H: HttpClient, C: Clock>(
             Err(e) => e,
         };
         out.truncate(mark);
+        let malformed_pending = matches!(err, UpstreamError::Malformed { .. });
         let err = match err {
             UpstreamError::Malformed { detail, .. } => {
                 malformed += 1;
@@ -153,25 +166,14 @@ async fn fetch_page<H: HttpClient, C: Clock>(
                 retry_after_ms.unwrap_or(200u64 << tries.min(6))
             }
         };
-        // The malformed bound applies across this page's retries; once it
-        // is passed the error is permanent (returned above). Other transient
-        // errors go back to the queue after `page_retries` tries.
-        let malformed_pending = matches!(
-            err,
-            Error::Upstream(UpstreamError::Malformed {
-                permanent: false,
-                ..
-            })
-        );
-        let out_of_tries = if malformed_pending {
-            false
-        } else {
-            tries > cfg.page_retries
-        };
-        if out_of_tries || wait > MAX_INLINE_WAIT_MS {
+        // Time spent on this page: the clock, or the sleeps if the clock
+        // stands still (tests).
+        let spent = ((clock.now_ms() - started).max(0) as u64).max(waited);
+        if !malformed_pending && spent + wait > cfg.page_retry_ms {
             return Err(err);
         }
         clock.sleep(wait).await;
+        waited += wait;
     }
 }
 
@@ -197,6 +199,7 @@ async fn fetch_page_once<H: HttpClient>(
             ],
             body: None,
             timeout_ms: cfg.upstream_timeout_ms,
+            max_body_bytes: cfg.upstream_max_page_bytes,
         })
         .await?;
     if resp.status != 200 {

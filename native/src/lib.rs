@@ -384,14 +384,24 @@ impl HttpClient for ReqwestHttp {
                 UpstreamError::Network(e.to_string())
             }
         };
-        let resp = rb.send().await.map_err(map)?;
+        let mut resp = rb.send().await.map_err(map)?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp.bytes().await.map_err(map)?.to_vec();
+        // Read with the cap, chunk by chunk, never past it.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(map)? {
+            if (body.len() + chunk.len()) as u64 > req.max_body_bytes {
+                return Err(UpstreamError::TooLarge(format!(
+                    "response body over {} bytes",
+                    req.max_body_bytes
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(HttpResponse {
             status,
             retry_after,

@@ -29,6 +29,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Handles one HTTP request. Never fails: every error becomes a response.
 pub async fn handle(req: Request, env: &Env) -> Response {
     let path = req.path();
+    // HEAD is GET without the body (RFC 9110 §9.3.2).
+    let head = req.method() == worker::Method::Head;
     if path == "/" && req.method() == worker::Method::Get {
         // The status page holds no data: it asks for a token and calls the API.
         let headers = Headers::new();
@@ -50,7 +52,20 @@ pub async fn handle(req: Request, env: &Env) -> Response {
         routes::route(req, &b, &owner.0).await
     }
     .await;
-    result.unwrap_or_else(|e| problem(&e, &path))
+    let resp = result.unwrap_or_else(|e| problem(&e, &path));
+    if head {
+        return without_body(resp);
+    }
+    resp
+}
+
+/// A HEAD answer: the GET's status and headers, no body.
+fn without_body(resp: Response) -> Response {
+    let (status, headers) = (resp.status_code(), resp.headers().clone());
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .empty()
 }
 
 /// A JSON response.
@@ -94,6 +109,9 @@ pub fn problem(err: &Error, instance: &str) -> Response {
     }
     if status == 429 {
         let _ = headers.set("retry-after", "30");
+    }
+    if let Error::MethodNotAllowed(allow) = err {
+        let _ = headers.set("allow", allow);
     }
     ResponseBuilder::new()
         .with_status(status)

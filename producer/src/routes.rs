@@ -25,11 +25,12 @@ const MAX_AGG_LIMIT: i64 = 1_000;
 pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
     let path = req.path();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = req.method();
-    // workers-rs reads any method it does not know (QUERY, …) as GET.
-    if method == Method::Get && req.inner().method() != "GET" {
-        return Err(Error::NotFound);
-    }
+    let method = match req.method() {
+        Method::Head => Method::Get,
+        // workers-rs reads any method it does not know (QUERY, …) as GET.
+        Method::Get if req.inner().method() != "GET" => Method::Options,
+        m => m,
+    };
     match (method, segs.as_slice()) {
         (Method::Post, ["v1", "jobs"]) => post_job(&mut req, b, owner).await,
         (Method::Get, ["v1", "jobs"]) => list_jobs(&req, b, owner).await,
@@ -42,8 +43,21 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Get, ["v1", "stats"]) => stats(b, owner).await,
         (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b, owner).await,
         (Method::Get, ["openapi.json"]) => Ok(openapi()),
-        _ => Err(Error::NotFound),
+        (_, segs) => Err(allowed(segs).map_or(Error::NotFound, Error::MethodNotAllowed)),
     }
+}
+
+/// The methods a known route takes (its `Allow` header), or `None` for an
+/// unknown path.
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["v1", "jobs"] => "GET, HEAD, POST",
+        ["v1", "jobs", _] => "GET, HEAD, DELETE",
+        ["v1", "jobs", _, "result" | "archive"] => "GET, HEAD",
+        ["v1", "jobs", _, "retry"] => "POST",
+        ["v1", "dead-letters" | "stats" | "aggregates"] | ["openapi.json"] => "GET, HEAD",
+        _ => return None,
+    })
 }
 
 /// The OpenAPI 3.1 document of this API (`producer/openapi.json`).
@@ -77,13 +91,7 @@ async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Respon
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    let body = req
-        .bytes()
-        .await
-        .map_err(|e| ValidationError::single("body", &format!("could not read body: {e}")))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
-    }
+    let body = read_body(req).await?;
     let out = submit(&b.deps(), owner, &body).await?;
     let (status, job, note) = match &out {
         Submitted::Created { job, enqueued } => {
@@ -103,6 +111,31 @@ async fn post_job(req: &mut Request, b: &Bindings, owner: &str) -> Result<Respon
         .headers_mut()
         .set("location", &format!("/v1/jobs/{}", job.id));
     Ok(resp)
+}
+
+/// Reads the body chunk by chunk and stops past [`MAX_BODY_BYTES`], so a
+/// body without `Content-Length` is never buffered whole.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+    let unreadable = |e: worker::Error| {
+        Error::from(ValidationError::single(
+            "body",
+            &format!("could not read body: {e}"),
+        ))
+    };
+    let mut stream = match req.stream() {
+        Ok(s) => s,
+        // No body at all.
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn query_map(req: &Request) -> Result<std::collections::HashMap<String, String>, Error> {

@@ -21,18 +21,46 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 /// Default site that always answers 503.
 pub const DEFAULT_FAIL_SITE: &str = "always-fails";
+/// Default length of a fault window, in seconds.
+pub const DEFAULT_FAULT_WINDOW_SECS: u64 = 5;
+
+/// Extra `--help` text: the fault model and the control endpoints.
+const AFTER_HELP: &str = "\
+Fault model (the seeded decisions replay exactly with the same --seed):
+  per request   one uniform draw of (seed, path+query, attempt) is cut into bands in the
+                order 500, 503, 429, truncated, garbage, drop; rates are exclusive.
+  slow          a second, independent draw of the same inputs delays the answer by --slow-ms.
+  windows       time since the server started is cut into --fault-window-secs windows; each
+                (site, window index) is faulty with --window-fault-rate, and then every
+                timeseries request for that site answers 503, or 429 with Retry-After
+                (half/half, also seeded).
+  outage        POST /faults/outage?secs=N makes every timeseries request answer 503 for N
+                seconds (secs=0 ends it; ms=N for sub-second outages).
+
+Control and inspection endpoints:
+  GET  /faults               outage end, rejection counters, window settings (?site=S adds S's
+                             current window fault)
+  POST /faults/outage?secs=N start (or with 0, end) a full outage
+  GET  /__stats              request, page, sample and fault counters
+  GET  /alerts, POST /alerts the alert receiver; POST /alerts/fail-next?n=N[&site=S]";
 
 /// Everything the simulator can be told.
 ///
-/// The five `rate_*` fault probabilities are drawn from one uniform number per
-/// request, in the order 500, 503, 429, truncated, garbage; they are mutually
+/// The six per-request fault probabilities (`rate_500`, `rate_503`,
+/// `rate_429`, `rate_truncated`, `rate_garbage`, `rate_drop`) are drawn from
+/// one uniform number per request, in that order; they are mutually
 /// exclusive, so their sum should not exceed 1 (beyond that, later kinds get
-/// whatever probability is left).
+/// whatever probability is left). `rate_slow` is a second, independent draw,
+/// so a slow request may also be faulty. Window faults (`window_fault_rate`,
+/// `fault_window_secs`) are drawn per (site, window) and take precedence over
+/// the per-request kinds. Every default injects nothing (except the
+/// [`DEFAULT_FAIL_SITE`]).
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(
     name = "ace-sim",
     version,
-    about = "Deterministic ACE IoT FlightDeck timeseries API simulator"
+    about = "Deterministic ACE IoT FlightDeck timeseries API simulator",
+    after_help = AFTER_HELP
 )]
 pub struct SimConfig {
     /// Address to bind.
@@ -72,6 +100,25 @@ pub struct SimConfig {
     /// Probability that a 200 page body is replaced with non-JSON garbage.
     #[arg(long, env = "ACE_SIM_RATE_GARBAGE", default_value_t = 0.0, value_parser = parse_rate)]
     pub rate_garbage: f64,
+    /// Probability that a 200 page is sent with the full body's Content-Length, half the body,
+    /// then the connection is aborted (the client sees an unexpected EOF).
+    #[arg(long, env = "ACE_SIM_RATE_DROP", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_drop: f64,
+    /// Probability that a timeseries request is delayed by `--slow-ms` (an independent draw,
+    /// on top of `--latency-ms`).
+    #[arg(long, env = "ACE_SIM_RATE_SLOW", default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_slow: f64,
+    /// Milliseconds of delay for requests selected by `--rate-slow`.
+    #[arg(long, env = "ACE_SIM_SLOW_MS", default_value_t = 0)]
+    pub slow_ms: u64,
+    /// Length in seconds of a fault window, counted from server start (window 0 starts then).
+    #[arg(long, env = "ACE_SIM_FAULT_WINDOW_SECS", default_value_t = DEFAULT_FAULT_WINDOW_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub fault_window_secs: u64,
+    /// Probability that a (site, window) is faulty: every timeseries request for that site in
+    /// that window answers 503, or 429 with Retry-After (seeded, half/half).
+    #[arg(long, env = "ACE_SIM_WINDOW_FAULT_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub window_fault_rate: f64,
     /// Sites that always answer 503 (comma-separated).
     #[arg(long, env = "ACE_SIM_FAIL_SITES", value_delimiter = ',', default_value = DEFAULT_FAIL_SITE)]
     pub fail_sites: Vec<String>,
@@ -92,6 +139,11 @@ impl Default for SimConfig {
             latency_ms: 0,
             rate_truncated: 0.0,
             rate_garbage: 0.0,
+            rate_drop: 0.0,
+            rate_slow: 0.0,
+            slow_ms: 0,
+            fault_window_secs: DEFAULT_FAULT_WINDOW_SECS,
+            window_fault_rate: 0.0,
             fail_sites: vec![DEFAULT_FAIL_SITE.to_owned()],
         }
     }
@@ -102,6 +154,12 @@ impl SimConfig {
     /// would make every range infinite).
     pub fn interval_ms(&self) -> i64 {
         i64::try_from(self.interval_secs.max(1).saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// The fault window length in seconds, never zero (the library can be
+    /// handed a zero that the CLI would refuse).
+    pub fn window_secs(&self) -> u64 {
+        self.fault_window_secs.max(1)
     }
 }
 
@@ -148,5 +206,38 @@ mod tests {
         assert_eq!(c.fail_sites, vec!["a", "b"]);
         assert!(SimConfig::try_parse_from(["ace-sim", "--rate-500", "1.5"]).is_err());
         assert!(SimConfig::try_parse_from(["ace-sim", "--interval-secs", "0"]).is_err());
+    }
+
+    #[test]
+    fn fault_flags_parse() {
+        let c = SimConfig::try_parse_from([
+            "ace-sim",
+            "--rate-drop",
+            "0.1",
+            "--rate-slow",
+            "0.2",
+            "--slow-ms",
+            "900",
+            "--fault-window-secs",
+            "1",
+            "--window-fault-rate",
+            "0.25",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.rate_drop, c.rate_slow, c.slow_ms),
+            (0.1, 0.2, 900),
+            "{c:?}"
+        );
+        assert_eq!((c.fault_window_secs, c.window_fault_rate), (1, 0.25));
+        assert!(SimConfig::try_parse_from(["ace-sim", "--fault-window-secs", "0"]).is_err());
+        assert!(SimConfig::try_parse_from(["ace-sim", "--window-fault-rate", "2"]).is_err());
+        assert!(SimConfig::try_parse_from(["ace-sim", "--rate-drop", "-0.1"]).is_err());
+        assert!(SimConfig::try_parse_from(["ace-sim", "--rate-slow", "NaN"]).is_err());
+        let zero = SimConfig {
+            fault_window_secs: 0,
+            ..SimConfig::default()
+        };
+        assert_eq!(zero.window_secs(), 1);
     }
 }

@@ -1,31 +1,43 @@
-//! The HTTP surface: the paginated timeseries endpoint, counters, the alert
-//! receiver and a health check.
+//! The HTTP surface: the paginated timeseries endpoint, counters, the fault
+//! controls, the alert receiver and a health check.
 //!
 //! Check order on the timeseries endpoint mirrors a real gateway + app:
-//! authentication, site lookup, the always-failing sites, then the seeded
-//! fault, then parameter validation, then the page. The per-URL attempt
-//! counter is bumped for every request so retries draw fresh fault numbers.
+//! the seeded slow-response delay, a full outage (the gateway is down, so it
+//! answers before authentication), authentication, site lookup, the
+//! always-failing sites, the site's fault window, then the seeded per-request
+//! fault, then parameter validation, then the page (which a body fault may
+//! truncate, replace or drop mid-way). The per-URL attempt counter is bumped
+//! for every request so retries draw fresh fault numbers. The outage and the
+//! window are judged at answer time, after any slow delay.
+//!
+//! Fault windows are counted from the moment [`router`] builds its state
+//! (the server's start), using wall-clock [`SystemTime`]: window `k` is
+//! `[start + k·secs, start + (k+1)·secs)`. So two runs with the same seed fail
+//! the same windows relative to their start; `GET /faults` reports the start
+//! and the current index.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::config::SimConfig;
 use crate::data::default_points;
-use crate::faults::{self, Fault};
+use crate::faults::{self, Fault, WindowFault};
 use crate::{page, query};
 
 /// How many points a site serves when the request names none.
@@ -33,6 +45,11 @@ const DEFAULT_POINT_COUNT: usize = 10;
 /// Pages at least this large are built on the blocking pool: a 500,000-sample
 /// page takes long enough to stall other connections on the runtime.
 const BLOCKING_PAGE_SIZE: u64 = 50_000;
+/// How long a dropped response waits between its partial body and the
+/// abort. Hyper only flushes when the body stream is pending; an error right
+/// after the first chunk could discard the buffered head, and the client
+/// would see no response at all instead of a body cut short.
+const DROP_FLUSH: Duration = Duration::from_millis(20);
 
 /// State shared by all handlers.
 struct Shared {
@@ -42,7 +59,16 @@ struct Shared {
     requests: AtomicU64,
     pages_ok: AtomicU64,
     samples_served: AtomicU64,
+    /// Every injected failure: fail-sites, outage, window, per-request kinds.
     faults: AtomicU64,
+    /// Wall-clock start of fault window 0.
+    started: SystemTime,
+    /// End of the full outage in epoch ms; 0 when none was set.
+    outage_until_ms: AtomicU64,
+    outage_rejections: AtomicU64,
+    window_rejections: AtomicU64,
+    drops: AtomicU64,
+    slow_responses: AtomicU64,
     alerts: Mutex<Vec<Value>>,
     alert_fail_next: AtomicU64,
     /// Site → alert POSTs about it still to fail.
@@ -74,6 +100,49 @@ fn detail(status: StatusCode, msg: &str) -> Response {
     json_response(status, json!({ "detail": msg }).to_string())
 }
 
+fn unavailable() -> Response {
+    detail(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+}
+
+fn too_many_requests(retry_after_secs: u64) -> Response {
+    let mut r = detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
+/// Milliseconds since the UNIX epoch (0 for a clock before it).
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A 200 that promises the whole `body` in `Content-Length`, sends its first
+/// half, then fails the body stream, which makes hyper abort the connection:
+/// the client gets the status and headers, then an unexpected EOF.
+fn dropped_response(body: String) -> Response {
+    let full = Bytes::from(body);
+    let len = full.len();
+    let head = full.slice(..len / 2);
+    let stream = futures::stream::iter([Ok::<Bytes, std::io::Error>(head)]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(DROP_FLUSH).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "simulated connection drop",
+            ))
+        }),
+    );
+    let mut r = Response::new(Body::from_stream(stream));
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
 /// Builds the router for `cfg` (each call gets fresh counters and alerts).
 pub fn router(cfg: SimConfig) -> Router {
     let state: AppState = Arc::new(Shared {
@@ -83,6 +152,12 @@ pub fn router(cfg: SimConfig) -> Router {
         pages_ok: AtomicU64::new(0),
         samples_served: AtomicU64::new(0),
         faults: AtomicU64::new(0),
+        started: SystemTime::now(),
+        outage_until_ms: AtomicU64::new(0),
+        outage_rejections: AtomicU64::new(0),
+        window_rejections: AtomicU64::new(0),
+        drops: AtomicU64::new(0),
+        slow_responses: AtomicU64::new(0),
         alerts: Mutex::new(Vec::new()),
         alert_fail_sites: Mutex::new(HashMap::new()),
         alert_fail_next: AtomicU64::new(0),
@@ -90,6 +165,8 @@ pub fn router(cfg: SimConfig) -> Router {
     Router::new()
         .route("/sites/:site/timeseries/paginated", get(timeseries))
         .route("/__stats", get(stats))
+        .route("/faults", get(get_faults))
+        .route("/faults/outage", post(set_outage))
         .route("/alerts", get(list_alerts).post(post_alert))
         .route("/alerts/fail-next", post(fail_next))
         .route("/healthz", get(|| async { "ok" }))
@@ -147,6 +224,17 @@ async fn timeseries(
         seen
     };
 
+    if let Some(delay) = faults::slow(&s.cfg, &url, attempt) {
+        s.slow_responses.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(delay).await;
+    }
+    let now = SystemTime::now();
+    if epoch_ms(now) < s.outage_until_ms.load(Ordering::SeqCst) {
+        s.outage_rejections.fetch_add(1, Ordering::Relaxed);
+        s.faults.fetch_add(1, Ordering::Relaxed);
+        return unavailable();
+    }
+
     match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -170,7 +258,16 @@ async fn timeseries(
     }
     if s.cfg.fail_sites.contains(&site) {
         s.faults.fetch_add(1, Ordering::Relaxed);
-        return detail(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
+        return unavailable();
+    }
+    let window = faults::window_index(s.started, now, s.cfg.window_secs());
+    if let Some(wf) = faults::window_fault(&s.cfg, &site, window) {
+        s.window_rejections.fetch_add(1, Ordering::Relaxed);
+        s.faults.fetch_add(1, Ordering::Relaxed);
+        return match wf {
+            WindowFault::Unavailable => unavailable(),
+            WindowFault::TooManyRequests => too_many_requests(s.cfg.retry_after_secs),
+        };
     }
 
     let fault = faults::decide(&s.cfg, &url, attempt);
@@ -181,18 +278,13 @@ async fn timeseries(
         }
         Fault::Status503 => {
             s.faults.fetch_add(1, Ordering::Relaxed);
-            return detail(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
+            return unavailable();
         }
         Fault::Status429 => {
             s.faults.fetch_add(1, Ordering::Relaxed);
-            let mut r = detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(s.cfg.retry_after_secs),
-            );
-            return r;
+            return too_many_requests(s.cfg.retry_after_secs);
         }
-        Fault::None | Fault::Truncated | Fault::Garbage => {}
+        Fault::None | Fault::Truncated | Fault::Garbage | Fault::Drop => {}
     }
 
     let q = match query::parse(uri.query()) {
@@ -240,7 +332,12 @@ async fn timeseries(
                     .to_owned(),
             )
         }
-        _ => {
+        Fault::Drop => {
+            s.faults.fetch_add(1, Ordering::Relaxed);
+            s.drops.fetch_add(1, Ordering::Relaxed);
+            dropped_response(page.body)
+        }
+        Fault::None | Fault::Status500 | Fault::Status503 | Fault::Status429 => {
             s.pages_ok.fetch_add(1, Ordering::Relaxed);
             s.samples_served.fetch_add(page.samples, Ordering::Relaxed);
             json_response(StatusCode::OK, page.body)
@@ -259,6 +356,103 @@ async fn stats(State(s): State<AppState>) -> Response {
         })
         .to_string(),
     )
+}
+
+#[derive(Deserialize)]
+struct FaultsQuery {
+    site: Option<String>,
+}
+
+/// The fault state as JSON: the outage, its rejections, the window settings
+/// and the current window, and the other fault counters. With `site`, also
+/// whether that site's current window is faulty (`window_fault`: 503, 429
+/// or null).
+fn faults_json(s: &Shared, site: Option<&str>) -> Value {
+    let now = SystemTime::now();
+    let now_ms = epoch_ms(now);
+    let until = s.outage_until_ms.load(Ordering::SeqCst);
+    let secs = s.cfg.window_secs();
+    let window = faults::window_index(s.started, now, secs);
+    let started_ms = epoch_ms(s.started);
+    let window_ms = secs.saturating_mul(1000);
+    let mut v = json!({
+        "seed": s.cfg.seed,
+        "now_ms": now_ms,
+        "outage_until_ms": (until > now_ms).then_some(until),
+        "outage_rejections": s.outage_rejections.load(Ordering::Relaxed),
+        "fault_window_secs": secs,
+        "window_fault_rate": s.cfg.window_fault_rate,
+        "window_basis": "server_start",
+        "window_started_at_ms": started_ms,
+        "window_index": window,
+        "window_ends_at_ms": started_ms
+            .saturating_add(window.saturating_add(1).saturating_mul(window_ms)),
+        "window_rejections": s.window_rejections.load(Ordering::Relaxed),
+        "rate_drop": s.cfg.rate_drop,
+        "drops": s.drops.load(Ordering::Relaxed),
+        "rate_slow": s.cfg.rate_slow,
+        "slow_ms": s.cfg.slow_ms,
+        "slow_responses": s.slow_responses.load(Ordering::Relaxed),
+    });
+    if let Some(site) = site {
+        v["site"] = json!({
+            "name": site,
+            "window_fault": faults::window_fault(&s.cfg, site, window).map(WindowFault::status),
+        });
+    }
+    v
+}
+
+async fn get_faults(
+    State(s): State<AppState>,
+    q: Result<Query<FaultsQuery>, QueryRejection>,
+) -> Response {
+    match q {
+        Ok(Query(q)) => json_response(
+            StatusCode::OK,
+            faults_json(&s, q.site.as_deref()).to_string(),
+        ),
+        Err(e) => detail(StatusCode::UNPROCESSABLE_ENTITY, &e.body_text()),
+    }
+}
+
+#[derive(Deserialize)]
+struct OutageQuery {
+    secs: Option<u64>,
+    ms: Option<u64>,
+}
+
+/// Starts a full outage: every timeseries request answers 503 for the next
+/// `secs` seconds (or `ms` milliseconds); 0 ends a running one. Answers
+/// with the same JSON as `GET /faults`.
+async fn set_outage(
+    State(s): State<AppState>,
+    q: Result<Query<OutageQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return detail(StatusCode::UNPROCESSABLE_ENTITY, &e.body_text()),
+    };
+    let len_ms = match (q.secs, q.ms) {
+        (Some(secs), None) => secs.saturating_mul(1000),
+        (None, Some(ms)) => ms,
+        (None, None) => {
+            return detail(StatusCode::UNPROCESSABLE_ENTITY, "secs is required");
+        }
+        (Some(_), Some(_)) => {
+            return detail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give secs or ms, not both",
+            );
+        }
+    };
+    let until = if len_ms == 0 {
+        0
+    } else {
+        epoch_ms(SystemTime::now()).saturating_add(len_ms)
+    };
+    s.outage_until_ms.store(until, Ordering::SeqCst);
+    json_response(StatusCode::OK, faults_json(&s, None).to_string())
 }
 
 /// Records an alert. Bodies that are not JSON are kept as a JSON string so

@@ -496,3 +496,339 @@ async fn binary_prints_port_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+fn page_url(base: &str, site: &str) -> String {
+    format!(
+        "{base}/sites/{site}/timeseries/paginated?start_time=2025-10-16T00:00:00Z&end_time=2025-10-16T01:00:00Z"
+    )
+}
+
+/// Picks the first `site-N` whose windows `w` and `w + 1` are as asked.
+fn site_with(cfg: &SimConfig, w: u64, now: Option<u16>, next: Option<u16>) -> String {
+    (0..10_000)
+        .map(|i| format!("site-{i}"))
+        .find(|site| {
+            ace_sim::window_fault(cfg, site, w).map(ace_sim::WindowFault::status) == now
+                && ace_sim::window_fault(cfg, site, w + 1).map(ace_sim::WindowFault::status) == next
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn windowed_faults_hit_every_request_of_a_site_in_a_faulty_window() {
+    let cfg = SimConfig {
+        seed: 7,
+        window_fault_rate: 0.5,
+        fault_window_secs: 1,
+        retry_after_secs: 3,
+        ..SimConfig::default()
+    };
+    let base = start(cfg.clone()).await;
+    let c = reqwest::Client::new();
+    let faults_url = format!("{base}/faults");
+
+    // The window index is only read from the server, so a slow machine that
+    // crosses a boundary mid-batch just tries the next window.
+    let mut tries = 0;
+    let (w, sites, f) = loop {
+        tries += 1;
+        assert!(tries <= 5, "could not stay inside one window");
+        let f = get_json(&c, &faults_url).await;
+        assert_eq!(f["fault_window_secs"], 1);
+        assert_eq!(f["window_fault_rate"], 0.5);
+        assert_eq!(f["window_basis"], "server_start");
+        let w = f["window_index"].as_u64().unwrap();
+        let rejected_before = f["window_rejections"].as_u64().unwrap();
+        let sites = [
+            (site_with(&cfg, w, Some(503), None), Some(503), None),
+            (site_with(&cfg, w, Some(429), None), Some(429), None),
+            (site_with(&cfg, w, None, Some(503)), None, Some(503)),
+            (site_with(&cfg, w, None, None), None, None),
+        ];
+        let mut got = Vec::new();
+        for (site, _, _) in &sites {
+            for _ in 0..5 {
+                let r = status_of(&c, &page_url(&base, site), Some(TOKEN)).await;
+                if r.status() == 429 {
+                    assert_eq!(r.headers()["retry-after"], "3");
+                }
+                got.push(r.status().as_u16());
+            }
+        }
+        let after = get_json(&c, &faults_url).await;
+        if after["window_index"].as_u64() != Some(w) {
+            continue;
+        }
+        let want: Vec<u16> = sites
+            .iter()
+            .flat_map(|(_, now, _)| [now.unwrap_or(200); 5])
+            .collect();
+        assert_eq!(got, want, "window {w}");
+        assert_eq!(
+            after["window_rejections"].as_u64(),
+            Some(rejected_before + 10)
+        );
+        let site = get_json(&c, &format!("{faults_url}?site={}", sites[0].0)).await;
+        if site["window_index"].as_u64() == Some(w) {
+            assert_eq!(site["site"]["window_fault"], 503);
+        }
+        break (w, sites, after);
+    };
+
+    // Into the next window: the faulty sites recover, the clean one fails.
+    let now_ms = f["now_ms"].as_u64().unwrap();
+    let ends = f["window_ends_at_ms"].as_u64().unwrap();
+    assert!(ends > now_ms && ends - now_ms <= 1000, "{f}");
+    tokio::time::sleep(Duration::from_millis(ends - now_ms + 30)).await;
+    let f = get_json(&c, &faults_url).await;
+    assert_eq!(f["window_index"].as_u64(), Some(w + 1));
+    let mut got = Vec::new();
+    for (site, _, _) in &sites {
+        got.push(
+            status_of(&c, &page_url(&base, site), Some(TOKEN))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    if get_json(&c, &faults_url).await["window_index"].as_u64() == Some(w + 1) {
+        let want: Vec<u16> = sites.iter().map(|(_, _, n)| n.unwrap_or(200)).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[tokio::test]
+async fn outage_answers_503_until_ended() {
+    let base = start(SimConfig::default()).await;
+    let c = reqwest::Client::new();
+    let f = get_json(&c, &format!("{base}/faults")).await;
+    assert!(f["outage_until_ms"].is_null(), "{f}");
+    assert_eq!(f["outage_rejections"], 0);
+    assert_eq!(
+        status_of(&c, &page_url(&base, "demo"), Some(TOKEN))
+            .await
+            .status(),
+        200
+    );
+
+    let r = c
+        .post(format!("{base}/faults/outage?secs=30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let f: Value = r.json().await.unwrap();
+    let until = f["outage_until_ms"].as_u64().unwrap();
+    let now = f["now_ms"].as_u64().unwrap();
+    assert!((29_000..=30_000).contains(&(until - now)), "{f}");
+    for site in ["demo", "FallsCity", "other"] {
+        let r = status_of(&c, &page_url(&base, site), Some(TOKEN)).await;
+        assert_eq!(r.status(), 503, "{site}");
+        assert!(r.json::<Value>().await.unwrap()["detail"].is_string());
+    }
+    // The gateway is down: even unauthenticated requests get the 503.
+    assert_eq!(
+        status_of(&c, &page_url(&base, "demo"), None).await.status(),
+        503
+    );
+    // Other endpoints are unaffected.
+    assert_eq!(
+        c.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let f = get_json(&c, &format!("{base}/faults")).await;
+    assert_eq!(f["outage_until_ms"].as_u64(), Some(until));
+    assert_eq!(f["outage_rejections"], 4);
+    let stats = get_json(&c, &format!("{base}/__stats")).await;
+    assert_eq!(stats["faults"], 4);
+
+    let f: Value = c
+        .post(format!("{base}/faults/outage?secs=0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(f["outage_until_ms"].is_null(), "{f}");
+    assert_eq!(
+        status_of(&c, &page_url(&base, "demo"), Some(TOKEN))
+            .await
+            .status(),
+        200
+    );
+
+    // A short outage ends on its own.
+    let r = c
+        .post(format!("{base}/faults/outage?ms=300"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        status_of(&c, &page_url(&base, "demo"), Some(TOKEN))
+            .await
+            .status(),
+        503
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        status_of(&c, &page_url(&base, "demo"), Some(TOKEN))
+            .await
+            .status(),
+        200
+    );
+    let f = get_json(&c, &format!("{base}/faults")).await;
+    assert!(f["outage_until_ms"].is_null());
+    assert_eq!(f["outage_rejections"], 5);
+
+    // Bad control requests are refused, not panicked on.
+    for q in ["", "?secs=x", "?secs=-1", "?secs=1&ms=5"] {
+        let r = c
+            .post(format!("{base}/faults/outage{q}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{q}");
+        assert!(r.json::<Value>().await.unwrap()["detail"].is_string());
+    }
+    assert!(get_json(&c, &format!("{base}/faults")).await["outage_until_ms"].is_null());
+}
+
+#[tokio::test]
+async fn dropped_connections_fail_while_reading_the_body() {
+    let c = reqwest::Client::new();
+    let good = start(SimConfig::default()).await;
+    let full = status_of(&c, &page_url(&good, "demo"), Some(TOKEN))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+
+    let base = start(SimConfig {
+        rate_drop: 1.0,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = status_of(&c, &page_url(&base, "demo"), Some(TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.content_length(), Some(full.len() as u64));
+    assert!(r.bytes().await.is_err(), "the body must be cut short");
+    let f = get_json(&c, &format!("{base}/faults")).await;
+    assert_eq!(f["drops"], 1);
+    let stats = get_json(&c, &format!("{base}/__stats")).await;
+    assert_eq!(
+        (stats["faults"].as_u64(), stats["pages_ok"].as_u64()),
+        (Some(1), Some(0))
+    );
+    // The server keeps serving after the abort.
+    assert_eq!(
+        c.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Seeded: the same seed drops the same requests.
+    let cfg = SimConfig {
+        seed: 3,
+        rate_drop: 0.5,
+        ..SimConfig::default()
+    };
+    let run = |base: String| async move {
+        let c = reqwest::Client::new();
+        let mut out = Vec::new();
+        for h in 0..12 {
+            let url = format!(
+                "{base}/sites/demo/timeseries/paginated?start_time=2025-10-16T{h:02}:00:00Z&end_time=2025-10-16T{h:02}:30:00Z"
+            );
+            let r = status_of(&c, &url, Some(TOKEN)).await;
+            assert_eq!(r.status(), 200);
+            out.push(r.bytes().await.is_ok());
+        }
+        out
+    };
+    let (a, b) = tokio::join!(run(start(cfg.clone()).await), run(start(cfg.clone()).await));
+    assert_eq!(a, b);
+    assert!(a.contains(&true) && a.contains(&false), "{a:?}");
+}
+
+#[tokio::test]
+async fn slow_pages_are_delayed_per_request() {
+    let c = reqwest::Client::new();
+    let base = start(SimConfig {
+        rate_slow: 1.0,
+        slow_ms: 200,
+        ..SimConfig::default()
+    })
+    .await;
+    let t = Instant::now();
+    let r = status_of(&c, &page_url(&base, "demo"), Some(TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    let f = get_json(&c, &format!("{base}/faults")).await;
+    assert_eq!(
+        (f["slow_responses"].as_u64(), f["slow_ms"].as_u64()),
+        (Some(1), Some(200))
+    );
+
+    // Seeded: the same seed slows the same requests, and only those.
+    let cfg = SimConfig {
+        seed: 5,
+        rate_slow: 0.5,
+        slow_ms: 150,
+        ..SimConfig::default()
+    };
+    let run = |base: String| async move {
+        let c = reqwest::Client::new();
+        let mut out = Vec::new();
+        for h in 0..8 {
+            let url = format!(
+                "{base}/sites/demo/timeseries/paginated?start_time=2025-10-16T{h:02}:00:00Z&end_time=2025-10-16T{h:02}:30:00Z"
+            );
+            let t = Instant::now();
+            assert_eq!(status_of(&c, &url, Some(TOKEN)).await.status(), 200);
+            out.push(t.elapsed() >= Duration::from_millis(150));
+        }
+        let f = get_json(&c, &format!("{base}/faults")).await;
+        assert_eq!(
+            f["slow_responses"].as_u64(),
+            Some(out.iter().filter(|s| **s).count() as u64)
+        );
+        out
+    };
+    let (a, b) = tokio::join!(run(start(cfg.clone()).await), run(start(cfg.clone()).await));
+    assert_eq!(a, b);
+    assert!(a.contains(&true) && a.contains(&false), "{a:?}");
+}
+
+#[test]
+fn help_documents_the_fault_flags() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ace-sim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--rate-drop",
+        "--rate-slow",
+        "--slow-ms",
+        "--fault-window-secs",
+        "--window-fault-rate",
+        "POST /faults/outage",
+        "GET  /faults",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}

@@ -72,7 +72,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
         0
     );
     assert_eq!(
-        db.execute(&store::release_lease(theirs, NOW))
+        db.execute(&store::release_lease(theirs, NOW, NOW))
             .await
             .unwrap(),
         0

@@ -53,7 +53,7 @@ const THREE: [(&str, &str); 3] = [
 /// A harness over `server` with fast retry and timeout settings.
 fn harness(server: &MockServer) -> Harness {
     let mut h = Harness::new(&server.uri());
-    h.cfg.page_retries = 1;
+    h.cfg.page_retry_ms = 1_000; // one in-place retry (400 ms), not two (+800 ms)
     h.cfg.upstream_timeout_ms = 300;
     h
 }
@@ -115,8 +115,17 @@ async fn assert_dead_lettered(
     assert!(h.queue.sent.borrow().is_empty(), "nothing re-queued");
 }
 
-/// Asserts a transient failure recorded by `handle`: retry in `delay` s,
-/// the job `failed` with `needle` in its last error and no progress.
+/// The error of a delivery that rescheduled its job.
+fn retry_error(handled: &tsp_core::service::process::Handled) -> String {
+    match &handled.outcome {
+        Ok(Outcome::Retrying { error, .. }) => error.clone(),
+        other => panic!("expected a reschedule, got {other:?}"),
+    }
+}
+
+/// Asserts a transient failure recorded by `handle`: the message acked and
+/// the job rescheduled by a message of its own delayed `delay` s, the job
+/// `failed` with `needle` in its last error, no progress, one stall.
 async fn assert_retried(
     h: &Harness,
     id: &JobId,
@@ -124,15 +133,12 @@ async fn assert_retried(
     delay: u32,
     needle: &str,
 ) {
-    assert_eq!(
-        handled.disposition,
-        Disposition::Retry {
-            delay_seconds: delay
-        },
+    assert_eq!(handled.disposition, Disposition::Ack, "{handled:?}");
+    assert!(
+        matches!(&handled.outcome, Ok(Outcome::Retrying { delay_seconds, progressed: false, error })
+            if *delay_seconds == delay && error.contains(needle)),
         "{handled:?}"
     );
-    let err = handled.outcome.as_ref().expect_err("an error");
-    assert!(err.is_transient(), "{err:?}");
     let job = h.job(id).await;
     assert_eq!(job.status, JobStatus::Failed);
     let last = job.last_error.clone().unwrap_or_default();
@@ -142,12 +148,14 @@ async fn assert_retried(
     );
     assert_eq!(job.attempts, 1);
     assert_eq!(job.chunks_done, 0);
+    assert_eq!(job.stalls, 1, "a delivery without progress is a stall");
     assert_eq!(job.lease_until, None, "the lease is released for the retry");
+    assert_eq!(job.next_attempt_at, Some(NOW + i64::from(delay) * 1000));
     assert!(h.blobs.keys("").is_empty(), "no part, result or archive");
-    assert!(
-        h.queue.sent.borrow().is_empty(),
-        "the queue's own retry redelivers"
-    );
+    let sent = h.queue.sent.borrow();
+    assert_eq!(sent.len(), 1, "the job's own delayed message");
+    assert_eq!(sent[0].1, delay);
+    assert_eq!(sent[0].0.job_id, *id);
 }
 
 // ---------------------------------------------------------------- upstream
@@ -169,11 +177,11 @@ async fn an_upstream_slower_than_the_timeout_is_a_transient_timeout_and_the_job_
 
     let handled = h.deliver(&id, 0, 1).await;
     assert_eq!(
-        handled.outcome,
-        Err(Error::Upstream(UpstreamError::Timeout(300)))
+        retry_error(&handled),
+        Error::Upstream(UpstreamError::Timeout(300)).to_string()
     );
     assert_retried(&h, &id, &handled, 2, "timed out").await;
-    // One try plus `page_retries` in-place retries, then the queue.
+    // One try, one in-place retry within PAGE_RETRY_MS, then a delayed message.
     assert_eq!(received(&server, "GET").await.len(), 2);
 }
 
@@ -186,14 +194,11 @@ async fn upstream_500_and_503_are_transient_and_the_job_is_retried_then_complete
         let id = queued_job(&h).await;
 
         let handled = h.deliver(&id, 0, 1).await;
-        assert_eq!(
-            handled.outcome,
-            Err(Error::Upstream(UpstreamError::Status {
-                status,
-                retry_after_ms: None
-            })),
-            "{status}"
-        );
+        let want = Error::Upstream(UpstreamError::Status {
+            status,
+            retry_after_ms: None,
+        });
+        assert_eq!(retry_error(&handled), want.to_string(), "{status}");
         assert_retried(&h, &id, &handled, 2, &status.to_string()).await;
         assert_eq!(received(&server, "GET").await.len(), 2, "{status}");
 
@@ -218,18 +223,12 @@ async fn a_429_retry_after_beyond_the_inline_cap_goes_to_the_queue_without_waiti
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
         .mount(&server)
         .await;
-    let h = harness(&server); // page_retries = 1: an in-place retry is allowed
+    let h = harness(&server); // PAGE_RETRY_MS = 1 s: an in-place retry is allowed
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(
-        handled.outcome,
-        Err(Error::Upstream(UpstreamError::Status {
-            status: 429,
-            retry_after_ms: Some(30_000)
-        }))
-    );
-    // 30 s is over MAX_INLINE_WAIT_MS: no in-place wait, the queue waits.
+    assert!(retry_error(&handled).contains("429"));
+    // 30 s is over PAGE_RETRY_MS: no in-place wait, a delayed message waits.
     assert_eq!(
         received(&server, "GET").await.len(),
         1,
@@ -248,19 +247,33 @@ async fn a_429_retry_after_is_a_floor_under_the_queue_backoff() {
         .await;
     let mut h = harness(&server);
     // No in-place retry, so the 7 s hint (under the inline cap) is not slept.
-    h.cfg.page_retries = 0;
+    h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
 
     let first = h.deliver(&id, 0, 1).await;
     assert_retried(&h, &id, &first, 7, "429").await; // backoff 2 s < hint 7 s
     assert_eq!(received(&server, "GET").await.len(), 1);
 
-    // A later attempt's backoff (16 s) is above the hint and wins.
-    let fourth = h.deliver(&id, 0, 4).await;
-    assert_eq!(fourth.disposition, Disposition::Retry { delay_seconds: 16 });
+    // Backoff grows with the stalls (2, 4, 8, 16 s); at the fourth stall it
+    // is above the hint and wins.
+    h.queue.drain();
+    for _ in 0..2 {
+        h.deliver(&id, 1, 1).await;
+    }
+    let fourth = h.deliver(&id, 1, 1).await;
+    assert!(
+        matches!(
+            fourth.outcome,
+            Ok(Outcome::Retrying {
+                delay_seconds: 16,
+                ..
+            })
+        ),
+        "{fourth:?}"
+    );
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.attempts, 2);
+    assert_eq!((job.attempts, job.stalls), (4, 4));
 }
 
 #[tokio::test]
@@ -439,25 +452,39 @@ async fn has_more_without_a_next_cursor_once_is_transient_and_its_samples_are_di
 }
 
 #[tokio::test]
-async fn upstream_401_and_404_are_permanent_and_dead_letter_without_retry() {
-    for status in [401u16, 404] {
-        let server = MockServer::start().await;
-        mount_page(&server, status, "{}".into()).await;
-        let mut h = harness(&server);
-        h.cfg.page_retries = 3; // in-place retries allowed, and not used
-        let id = queued_job(&h).await;
+async fn upstream_404_is_permanent_and_dead_letters_without_retry() {
+    let server = MockServer::start().await;
+    mount_page(&server, 404, "{}".into()).await;
+    let mut h = harness(&server);
+    h.cfg.page_retry_ms = 3_000; // in-place retries allowed, and not used
+    let id = queued_job(&h).await;
 
-        let handled = h.deliver(&id, 0, 1).await;
-        assert_eq!(received(&server, "GET").await.len(), 1, "{status}");
-        assert_dead_lettered(&h, &id, &handled, &status.to_string()).await;
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(received(&server, "GET").await.len(), 1);
+    assert_dead_lettered(&h, &id, &handled, "404").await;
 
-        // A duplicate delivery does nothing: no upstream call, no new state.
-        let dup = h.deliver(&id, 0, 2).await;
-        assert!(matches!(dup.outcome, Ok(Outcome::Skipped(_))), "{dup:?}");
-        assert_eq!(dup.disposition, Disposition::Ack);
-        assert_eq!(received(&server, "GET").await.len(), 1);
-        assert_eq!(h.job(&id).await.attempts, 1);
-    }
+    // A duplicate delivery does nothing: no upstream call, no new state.
+    let dup = h.deliver(&id, 0, 2).await;
+    assert!(matches!(dup.outcome, Ok(Outcome::Skipped(_))), "{dup:?}");
+    assert_eq!(dup.disposition, Disposition::Ack);
+    assert_eq!(received(&server, "GET").await.len(), 1);
+    assert_eq!(h.job(&id).await.attempts, 1);
+}
+
+#[tokio::test]
+async fn an_upstream_401_waits_a_minute_instead_of_killing_the_job() {
+    // A token rotation: the upstream rejects our credentials for a while.
+    let server = MockServer::start().await;
+    mount_page(&server, 401, "{}".into()).await;
+    let h = harness(&server);
+    let id = queued_job(&h).await;
+    let handled = h.deliver(&id, 0, 1).await;
+    assert_eq!(
+        received(&server, "GET").await.len(),
+        1,
+        "not hammered in place"
+    );
+    assert_retried(&h, &id, &handled, 60, "401").await;
 }
 
 // ---------------------------------------------------------------- storage
@@ -623,10 +650,14 @@ async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
     let deps = h.deps_with(&db, &h.blobs);
     let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
     assert_eq!(
-        handled.outcome,
-        Err(Error::Store(StoreError::Timeout("database batch")))
+        retry_error(&handled),
+        Error::Store(StoreError::Timeout("database batch")).to_string()
     );
-    assert_eq!(handled.disposition, Disposition::Retry { delay_seconds: 2 });
+    assert_eq!(
+        handled.disposition,
+        Disposition::Ack,
+        "rescheduled by its own message"
+    );
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Failed);
     assert!(
@@ -655,8 +686,8 @@ async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
     let deps = h.deps_with(&h.db, &blobs);
     let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
     assert_eq!(
-        handled.outcome,
-        Err(Error::Store(StoreError::Timeout("object put")))
+        retry_error(&handled),
+        Error::Store(StoreError::Timeout("object put")).to_string()
     );
     assert_retried(&h, &id, &handled, 2, "object put timed out").await;
     assert!(h.agg_rows("s1").is_empty());

@@ -224,12 +224,21 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
     };
     let log = |_: &str| {};
     let first = handle(&deps, &msg, 1, &log).await;
+    // It made progress, so it hands over at once and counts no stall.
     assert!(
-        matches!(first.disposition, Disposition::Retry { .. }),
+        matches!(
+            first.outcome,
+            Ok(Outcome::Retrying {
+                progressed: true,
+                delay_seconds: 0,
+                ..
+            })
+        ),
         "{first:?}"
     );
     let mid = h.job(&id).await;
     assert_eq!(mid.status, JobStatus::Failed);
+    assert_eq!(mid.stalls, 0, "progress is not a stall");
     assert_eq!(
         mid.chunks_done, 2,
         "two chunks checkpointed before the crash"
@@ -322,22 +331,38 @@ async fn unknown_site_is_permanent_and_dead_letters_once() {
 }
 
 #[tokio::test]
-async fn an_always_failing_upstream_is_retried_with_backoff() {
+async fn an_always_failing_upstream_backs_off_then_dies_of_stalls_alone() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
-    h.cfg.page_retries = 1;
+    h.cfg.page_retry_ms = 1_000; // one in-place retry (400 ms), not two (+800 ms)
     let id = h
         .submit_new(&body("always-fails", &["p".to_string()]))
         .await;
     h.queue.drain();
-    let first = h.deliver(&id, 0, 1).await;
-    assert_eq!(first.disposition, Disposition::Retry { delay_seconds: 2 });
-    let third = h.deliver(&id, 0, 3).await;
-    assert_eq!(third.disposition, Disposition::Retry { delay_seconds: 8 });
+    // Each delivery without progress backs off longer: 2, 4, 8, 16 s.
+    for want in [2, 4, 8, 16] {
+        let got = h.deliver(&id, 1, 1).await;
+        assert_eq!(got.disposition, Disposition::Ack, "{got:?}");
+        assert!(
+            matches!(got.outcome, Ok(Outcome::Retrying { delay_seconds, progressed: false, .. }) if delay_seconds == want),
+            "{got:?}"
+        );
+        let sent = h.queue.drain();
+        assert_eq!(sent.len(), 1, "its own delayed message");
+        assert_eq!(sent[0].1, want);
+    }
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Failed);
     assert!(job.last_error.unwrap().contains("503"));
-    assert_eq!(job.attempts, 2);
+    assert_eq!((job.attempts, job.stalls), (4, 4));
+    // The fifth delivery in a row without progress (MAX_STALLED_DELIVERIES)
+    // takes the terminal path.
+    let last = h.deliver(&id, 1, 1).await;
+    assert!(
+        matches!(&last.outcome, Ok(Outcome::DeadLettered(r)) if r.contains("no progress in 5")),
+        "{last:?}"
+    );
+    assert_eq!(h.job(&id).await.status, JobStatus::FailedPermanent);
 }
 
 #[tokio::test]
@@ -410,6 +435,14 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
     ));
     let mut forced = b.clone();
     forced["force"] = json!(true);
+    // `force` while the identical job is still live shares it: it never
+    // makes two live jobs for one request (the unique live-key index).
+    assert!(matches!(
+        h.submit_as("alice", &forced).await,
+        tsp_core::service::submit::Submitted::Existing(j) if j.id == first
+    ));
+    h.db.query_raw("UPDATE queue_jobs SET status = 'completed', finished_at = 1 RETURNING id")
+        .unwrap();
     let before = h.db.statement_count();
     assert!(matches!(
         h.submit_as("alice", &forced).await,
@@ -585,9 +618,12 @@ async fn a_job_the_reaper_resent_too_often_is_dead_lettered_as_stalled() {
     let id = h.submit_new(&body("stall", &["p".to_string()])).await;
     h.queue.drain();
     let max = tsp_core::service::reap::MAX_RESENDS;
+    // A job that ran, failed, and whose retries keep getting lost.
     h.db.execute(&Statement {
-        sql: "UPDATE queue_jobs SET resends = ?1 WHERE id = ?2".into(),
-        params: vec![max.into(), id.as_str().into()],
+        sql: "UPDATE queue_jobs SET resends = ?1, status = 'failed', next_attempt_at = ?3 \
+              WHERE id = ?2"
+            .into(),
+        params: vec![max.into(), id.as_str().into(), NOW.into()],
     })
     .await
     .unwrap();

@@ -24,6 +24,14 @@ use crate::store;
 /// Alert attempts per delivery.
 const ALERT_TRIES: u32 = 3;
 
+/// How an alert ended.
+enum Alert {
+    /// The webhook took it (or none is configured: the log line is the alert).
+    Sent,
+    /// The webhook refused it with a 4xx: recorded, never retried.
+    Refused(String),
+}
+
 /// What the terminal path did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadOutcome {
@@ -121,7 +129,7 @@ where
         },
     };
     let key = archive_key(id.as_str(), job.finished_at.unwrap_or(now));
-    if job.alerted_at.is_some() {
+    if job.alerted_at.is_some() || job.alert_error.is_some() {
         return Ok(DeadOutcome::Dead {
             archive_key: key,
             alerted_now: false,
@@ -142,11 +150,16 @@ where
         "events": events,
     });
     put_archive(deps, &key, &archive).await?;
-    send_alert(deps, &key, &alert_payload(deps, &job, &key), log).await?;
-    db.execute(&store::mark_alerted(id, clock.now_ms())).await?;
+    let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key), log).await? {
+        Alert::Sent => db.execute(&store::mark_alerted(id, clock.now_ms())).await? > 0,
+        Alert::Refused(why) => {
+            db.execute(&store::mark_alert_refused(id, &why)).await?;
+            false
+        }
+    };
     Ok(DeadOutcome::Dead {
         archive_key: key,
-        alerted_now: true,
+        alerted_now,
     })
 }
 
@@ -196,6 +209,7 @@ where
             "Dead letter: a queue message could not be handled ({reason}). Archived at {key}."
         );
         let payload = json!({ "text": text, "archive_key": key, "error": reason });
+        // A refused alert is final too: the marker stops its retries.
         send_alert(deps, &key, &payload, log).await?;
         let meta = BlobMeta {
             content_type: "text/plain".to_owned(),
@@ -231,10 +245,10 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
     key: &str,
     payload: &Value,
     log: &dyn Fn(&str),
-) -> Result<(), Error> {
+) -> Result<Alert, Error> {
     log(&json!({ "event": "dead_letter_alert", "alert": payload }).to_string());
     let Some(url) = deps.cfg.alert_webhook_url.as_deref() else {
-        return Ok(());
+        return Ok(Alert::Sent);
     };
     let mut last = None;
     for attempt in 1..=ALERT_TRIES {
@@ -250,9 +264,21 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
             ],
             body: Some(payload.to_string().into_bytes()),
             timeout_ms: deps.cfg.alert_timeout_ms,
+            // A webhook's answer is not read; a little is plenty.
+            max_body_bytes: 64 << 10,
         };
         match deps.http.send(req).await {
-            Ok(r) if (200..300).contains(&r.status) => return Ok(()),
+            Ok(r) if (200..300).contains(&r.status) => return Ok(Alert::Sent),
+            // The webhook refuses this alert (revoked, malformed): retrying
+            // repeats the refusal, so it is a permanent alert failure.
+            Ok(r) if (400..500).contains(&r.status) && !matches!(r.status, 408 | 425 | 429) => {
+                let why = format!("alert webhook refused the alert: HTTP {}", r.status);
+                log(
+                    &json!({"event": "alert_refused", "archive_key": key, "error": why})
+                        .to_string(),
+                );
+                return Ok(Alert::Refused(why));
+            }
             Ok(r) => {
                 last = Some(UpstreamError::Status {
                     status: r.status,

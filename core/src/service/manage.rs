@@ -13,6 +13,11 @@ use crate::store;
 /// state (409).
 async fn explain<D: SqlDb>(db: &D, id: &JobId, owner: &str, action: &str) -> Error {
     match store::get_job(db, store::select_owned_job(id, owner)).await {
+        Ok(Some(job)) if job.status == JobStatus::FailedPermanent && action == "retry" => {
+            Error::Conflict(
+                "an identical job is already queued or running; follow that one".to_owned(),
+            )
+        }
         Ok(Some(job)) => Error::Conflict(format!("cannot {action} a job that is {}", job.status)),
         Ok(None) => Error::NotFound,
         Err(e) => e.into(),

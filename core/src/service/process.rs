@@ -46,6 +46,17 @@ const HEARTBEAT_MS: i64 = 10_000;
 pub enum Outcome {
     /// The result object is written and the job is `completed`.
     Completed,
+    /// A transient failure: the job was rescheduled with a delayed message
+    /// (acked, not retried through the queue). A delivery that made
+    /// progress does not count towards the job's death.
+    Retrying {
+        /// Delay of the next delivery.
+        delay_seconds: u32,
+        /// Whether this delivery checkpointed chunks before the failure.
+        progressed: bool,
+        /// The failure.
+        error: String,
+    },
     /// The budget ran out; a continuation message carries on.
     Continued {
         /// Chunks finished so far.
@@ -118,6 +129,8 @@ pub(crate) struct Lease<'a> {
     pub(crate) id: &'a JobId,
     pub(crate) token: String,
     renewed: Cell<EpochMs>,
+    /// Whether this delivery checkpointed at least one chunk.
+    progressed: Cell<bool>,
 }
 
 impl Lease<'_> {
@@ -250,6 +263,7 @@ where
         id: &msg.job_id,
         token: hex::encode(bytes),
         renewed: Cell::new(deps.clock.now_ms()),
+        progressed: Cell::new(false),
     };
     let job = match claim(deps, &lease, msg, attempt, log).await {
         Ok(Claimed::Job(job)) => job,
@@ -257,7 +271,7 @@ where
         Err(e) => return settle(deps, None, msg, attempt, Err(e), log).await,
     };
     let outcome = work(deps, budget, &job, &lease, msg, log).await;
-    settle(deps, Some(&lease), msg, attempt, outcome, log).await
+    settle(deps, Some((&lease, &*job)), msg, attempt, outcome, log).await
 }
 
 /// Sends the message again, unchanged, for a fresh invocation's budget.
@@ -329,11 +343,13 @@ where
     ))
 }
 
-/// Turns a message's outcome into its disposition, recording a transient
-/// failure (fenced: only a holder records one) or taking the terminal path.
+/// Turns a message's outcome into its disposition. A holder's transient
+/// failure reschedules the job itself ([`reschedule`]); an error before the
+/// claim leaves the message to the queue's retry; a permanent one takes the
+/// terminal path.
 async fn settle<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
-    lease: Option<&Lease<'_>>,
+    held: Option<(&Lease<'_>, &Job)>,
     msg: &JobMessage,
     attempt: u32,
     outcome: Result<Outcome, Error>,
@@ -342,6 +358,7 @@ async fn settle<D, B, Q, H, C>(
 where
     D: SqlDb,
     B: BlobStore,
+    Q: JobQueue,
     H: HttpClient,
     C: Clock,
 {
@@ -350,18 +367,95 @@ where
         Err(Error::Fenced) => return Handled::ack(why_fenced(deps, &msg.job_id, log).await),
         Err(e) => e,
     };
-    match Disposition::for_error(&err, attempt) {
-        Disposition::DeadLetter => dead_end(deps, lease, msg, attempt, err, log).await,
-        disposition => {
-            if let Some(lease) = lease {
-                record_failure(deps, lease, attempt, &err, disposition, log).await;
-            }
-            Handled {
-                outcome: Err(err),
-                disposition,
-            }
+    let lease = held.map(|(l, _)| l);
+    match (Disposition::for_error(&err, attempt), held) {
+        (Disposition::DeadLetter, _) => {
+            dead_end(deps, lease, msg, attempt, &err.to_string(), log).await
         }
+        (_, Some((lease, job))) => reschedule(deps, lease, job, msg, err, log).await,
+        (disposition, None) => Handled {
+            outcome: Err(err),
+            disposition,
+        },
     }
+}
+
+/// Longest delay of a rescheduled delivery: the queue's limit for a delayed send.
+const MAX_DELAY_SECONDS: u32 = 43_200;
+
+/// A holder's transient failure. The job is rescheduled with a delayed
+/// message of its own and this one is acked: a delivery that checkpointed
+/// chunks hands over (after the upstream's `Retry-After`, if it gave one)
+/// and resets the stall count; one that made no progress backs off and
+/// counts a stall, and `MAX_STALLED_DELIVERIES` stalls in a row kill the job.
+async fn reschedule<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    lease: &Lease<'_>,
+    job: &Job,
+    msg: &JobMessage,
+    err: Error,
+    log: &dyn Fn(&str),
+) -> Handled
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    H: HttpClient,
+    C: Clock,
+{
+    let progressed = lease.progressed.get();
+    let stalls = if progressed { 0 } else { job.stalls + 1 };
+    if !progressed && stalls >= i64::from(deps.cfg.max_stalled_deliveries.max(1)) {
+        let reason = format!("no progress in {stalls} deliveries in a row: {err}");
+        return dead_end(deps, Some(lease), msg, stalls as u32, &reason, log).await;
+    }
+    let delay = next_delay(&err, progressed, stalls);
+    if let Err(e) = record_failure(deps, lease, msg, &err, delay, !progressed, log).await {
+        return match e {
+            Error::Fenced => Handled::ack(why_fenced(deps, lease.id, log).await),
+            e => Handled {
+                disposition: Disposition::for_error(&e, 1),
+                outcome: Err(e),
+            },
+        };
+    }
+    let next = JobMessage {
+        job_id: msg.job_id.clone(),
+        hop: msg.hop + 1,
+    };
+    match deps.queue.send(&next, delay).await {
+        Ok(()) => Handled::ack(Outcome::Retrying {
+            delay_seconds: delay,
+            progressed,
+            error: err.to_string(),
+        }),
+        // The queue retries this message instead (and the reaper resends
+        // the job once its retry is overdue).
+        Err(e) => Handled {
+            disposition: Disposition::Retry {
+                delay_seconds: delay.max(1),
+            },
+            outcome: Err(e),
+        },
+    }
+}
+
+/// After progress: the upstream's `Retry-After`, or at once. Without
+/// progress: backoff by the stall count, never under `Retry-After`.
+fn next_delay(err: &Error, progressed: bool, stalls: i64) -> u32 {
+    let hint = match err.class() {
+        crate::error::ErrorClass::Transient { retry_after_ms } => retry_after_ms.unwrap_or(0),
+        crate::error::ErrorClass::Permanent => 0,
+    };
+    let delay = match (
+        progressed,
+        Disposition::for_error(err, stalls.max(1) as u32),
+    ) {
+        (true, _) => hint.div_ceil(1000).min(u64::from(MAX_DELAY_SECONDS)) as u32,
+        (false, Disposition::Retry { delay_seconds }) => delay_seconds,
+        (false, _) => 1,
+    };
+    delay.min(MAX_DELAY_SECONDS)
 }
 
 /// Permanent: straight to the terminal path, no more retries. A holder
@@ -371,7 +465,7 @@ async fn dead_end<D, B, Q, H, C>(
     lease: Option<&Lease<'_>>,
     msg: &JobMessage,
     attempt: u32,
-    err: Error,
+    reason: &str,
     log: &dyn Fn(&str),
 ) -> Handled
 where
@@ -380,7 +474,7 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let reason = err.to_string();
+    let reason = reason.to_owned();
     let raw = serde_json::to_value(msg).unwrap_or_default();
     let token = lease.map(|l| l.token.as_str());
     let id = Some(&msg.job_id);
@@ -400,35 +494,35 @@ where
 async fn record_failure<D: SqlDb, B, Q, H, C: Clock>(
     deps: &Deps<'_, D, B, Q, H, C>,
     lease: &Lease<'_>,
-    attempt: u32,
+    msg: &JobMessage,
     err: &Error,
-    disposition: Disposition,
+    delay: u32,
+    stalled: bool,
     log: &dyn Fn(&str),
-) {
+) -> Result<(), Error> {
     let now = deps.clock.now_ms();
-    let delay = match disposition {
-        Disposition::Retry { delay_seconds } => delay_seconds,
-        _ => 0,
+    let kind = if stalled {
+        "no progress"
+    } else {
+        "after progress"
     };
-    let detail = format!("attempt {attempt}: {err}; retry in {delay} s");
-    let event = store::insert_event_if(
-        lease.id,
-        now,
-        JobStatus::Failed,
-        attempt.into(),
-        Some(&detail),
+    let detail = format!(
+        "hop {}: {err} ({kind}); next delivery in {delay} s",
+        msg.hop
     );
-    let fail = store::fail_job_transient(lease.holder(), now, &err.to_string());
-    match deps.db.batch(&[fail, event]).await {
-        Ok(ch) if ch.first() == Some(&1) => log(&transition_log(
-            lease.id.as_str(),
-            "processing",
-            "failed",
-            Some(&detail),
-        )),
-        Ok(_) => {}
-        Err(db) => log(&format!("could not record failure of {}: {db}", lease.id)),
-    }
+    let next_at = now + i64::from(delay) * 1000;
+    let fail = store::fail_job_transient(lease.holder(), now, &err.to_string(), next_at, stalled);
+    let attempt = i64::from(msg.hop);
+    let event = store::insert_event_if(lease.id, now, JobStatus::Failed, attempt, Some(&detail));
+    let changed = deps.db.batch(&[fail, event]).await?;
+    fenced(changed.first().copied().unwrap_or(0))?;
+    log(&transition_log(
+        lease.id.as_str(),
+        "processing",
+        "failed",
+        Some(&detail),
+    ));
+    Ok(())
 }
 
 /// After a fenced write: cancelled, or someone else's now.
@@ -525,11 +619,8 @@ async fn hand_over<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
     total: usize,
 ) -> Result<Outcome, Error> {
     let now = deps.clock.now_ms();
-    fenced(
-        deps.db
-            .execute(&store::release_lease(lease.holder(), now))
-            .await?,
-    )?;
+    let release = store::release_lease(lease.holder(), now, now);
+    fenced(deps.db.execute(&release).await?)?;
     let next = JobMessage {
         job_id: msg.job_id.clone(),
         hop: msg.hop + 1,
@@ -667,6 +758,7 @@ where
         .put(&part_key(&job.id, c.idx), block, &meta)
         .await?;
     commit_chunk(deps.db, job, lease, point, &aggregates, done).await?;
+    lease.progressed.set(true);
     Ok((done, pages))
 }
 

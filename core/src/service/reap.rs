@@ -1,11 +1,14 @@
 //! The reaper (cron): no accepted job sits forever in `queued`,
 //! `processing` or `failed`.
 //!
-//! A job whose lease lapsed (its invocation died) or that was never sent
-//! (the outbox: the queue send failed after the row was written) is sent
-//! again; it resumes from its checkpoint. A job resent too many times takes
-//! the terminal path, as does a dead job whose alert never went out. Each
-//! run touches a bounded number of rows.
+//! It resends only jobs whose next delivery is overdue, judged from the
+//! lease and the scheduled retry time, not from idleness: a lapsed lease
+//! (its invocation died), a scheduled retry that never arrived, a row the
+//! queue never accepted (the outbox), or a queued job far past any backlog.
+//! It resumes from its checkpoint. A job resent too many times without
+//! progress takes the terminal path. Dead jobs still owed their alert get a
+//! selection of their own, so they cannot crowd out the others. Each run
+//! touches a bounded number of rows.
 //!
 //! It also applies the retention period (`JOB_RETENTION_MS`): up to
 //! [`REAP_LIMIT`] terminal jobs past it are deleted per run, with their
@@ -14,16 +17,27 @@
 //! identical requests of several jobs).
 
 use crate::error::Error;
-use crate::job::JobStatus;
+use crate::job::{Job, JobStatus};
 use crate::ports::{BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
 use crate::service::{dead_letter, Deps};
 use crate::store;
 
-/// Rows one run looks at.
+/// Rows one run looks at, per selection.
 pub const REAP_LIMIT: i64 = 50;
-/// A queued or failed job untouched this long may have lost its message.
+/// Dead jobs whose alert is retried per run: a bound of its own, so a
+/// webhook that keeps failing can never crowd out overdue jobs.
+pub const ALERT_RETRY_LIMIT: i64 = 10;
+/// How late a delivery may be (a lapsed lease, a scheduled retry, an
+/// unsent outbox row) before the reaper resends it.
+pub const GRACE_MS: i64 = 120_000;
+/// How long a queued job whose message the queue accepted may wait before
+/// it is resent: a deep backlog is waiting, not a loss, so this is long.
+pub const BACKLOG_MS: i64 = 1_800_000;
+/// Idle time before a dead job's failed alert is retried.
 pub const IDLE_MS: i64 = 120_000;
-/// Resends after which a job that keeps stalling is declared dead.
+/// Resends without progress after which a job is declared dead. Progress
+/// (a checkpoint) and an owner's retry reset the count; a queued job that
+/// never ran is never killed for it.
 pub const MAX_RESENDS: i64 = 10;
 
 /// What one run did.
@@ -50,73 +64,99 @@ where
     C: Clock,
 {
     let now = deps.clock.now_ms();
-    let rows = deps
-        .db
-        .query(&store::select_reapable(now, now - IDLE_MS, REAP_LIMIT))
-        .await?;
-    let jobs: Vec<crate::job::Job> = store::decode(rows)?;
     let mut out = Reaped::default();
-    for job in jobs {
-        // A dead job whose alert never went out finishes the terminal path;
-        // a job that keeps stalling takes it.
-        let terminal = if job.status == JobStatus::FailedPermanent {
-            Some(job.last_error.clone().unwrap_or_default())
-        } else if job.resends >= MAX_RESENDS {
-            Some(format!(
-                "stalled: resent {} times by the reaper",
-                job.resends
-            ))
+    let overdue = store::select_overdue(now, GRACE_MS, BACKLOG_MS, REAP_LIMIT);
+    for job in store::decode::<Job>(deps.db.query(&overdue).await?)? {
+        if job.status != JobStatus::Queued && job.resends >= MAX_RESENDS {
+            let reason = format!("stalled: resent {} times by the reaper", job.resends);
+            finish_dead(deps, &job, &reason, &mut out, log).await;
         } else {
-            None
-        };
-        if let Some(reason) = terminal {
-            let msg = serde_json::json!({"job_id": job.id, "reaper": true});
-            // A failing webhook must not stop the rest of the run.
-            match dead_letter::dead_letter(deps, Some(&job.id), &reason, &msg, log).await {
-                Ok(_) => out.dead.push(job.id.to_string()),
-                Err(e) => log(&format!("reaper could not dead-letter {}: {e}", job.id)),
-            }
-            continue;
-        }
-        let touched = deps
-            .db
-            .execute(&store::touch_for_resend(&job.id, job.updated_at, now))
-            .await?;
-        if touched != 1 {
-            continue;
-        }
-        let why = match job.status {
-            JobStatus::Processing => "lease expired",
-            _ => "no message in flight",
-        };
-        match deps
-            .queue
-            .send(
-                &JobMessage {
-                    job_id: job.id.clone(),
-                    hop: 0,
-                },
-                0,
-            )
-            .await
-        {
-            Ok(()) => {
-                log(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
-                out.resent.push(job.id.to_string());
-            }
-            Err(e) => log(&format!("reaper could not resend {}: {e}", job.id)),
+            resend(deps, &job, now, &mut out, log).await?;
         }
     }
-    if deps.cfg.job_retention_ms > 0 {
-        let before = now - deps.cfg.job_retention_ms;
-        let changed = deps
-            .db
-            .batch(&store::purge_expired(before, REAP_LIMIT))
-            .await?;
-        out.purged = changed.last().copied().unwrap_or(0);
-        if out.purged > 0 {
-            log(&serde_json::json!({"event": "reaper_purge", "jobs": out.purged, "finished_before": before}).to_string());
-        }
+    let unalerted = store::select_unalerted(now - IDLE_MS, ALERT_RETRY_LIMIT);
+    for job in store::decode::<Job>(deps.db.query(&unalerted).await?)? {
+        let reason = job.last_error.clone().unwrap_or_default();
+        finish_dead(deps, &job, &reason, &mut out, log).await;
     }
+    out.purged = purge(deps, now, log).await?;
     Ok(out)
+}
+
+/// The terminal path for a stalled job, or a dead one still owed its
+/// alert. A failing webhook must not stop the rest of the run.
+async fn finish_dead<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    reason: &str,
+    out: &mut Reaped,
+    log: &dyn Fn(&str),
+) where
+    D: SqlDb,
+    B: BlobStore,
+    H: HttpClient,
+    C: Clock,
+{
+    let msg = serde_json::json!({"job_id": job.id, "reaper": true});
+    match dead_letter::dead_letter(deps, Some(&job.id), reason, &msg, log).await {
+        Ok(_) => out.dead.push(job.id.to_string()),
+        Err(e) => log(&format!("reaper could not dead-letter {}: {e}", job.id)),
+    }
+}
+
+/// Sends an overdue job's message again, compare-and-set on the row
+/// version read, so two reapers never both resend it.
+async fn resend<D: SqlDb, B, Q: JobQueue, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    now: i64,
+    out: &mut Reaped,
+    log: &dyn Fn(&str),
+) -> Result<(), Error> {
+    let touched = deps
+        .db
+        .execute(&store::touch_for_resend(&job.id, job.updated_at, now))
+        .await?;
+    if touched != 1 {
+        return Ok(());
+    }
+    let why = match job.status {
+        JobStatus::Processing => "lease expired",
+        JobStatus::Failed => "scheduled retry overdue",
+        _ if job.sent_at.is_none() => "never sent",
+        _ => "queued too long",
+    };
+    let msg = JobMessage {
+        job_id: job.id.clone(),
+        hop: 0,
+    };
+    match deps.queue.send(&msg, 0).await {
+        Ok(()) => {
+            log(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
+            out.resent.push(job.id.to_string());
+        }
+        Err(e) => log(&format!("reaper could not resend {}: {e}", job.id)),
+    }
+    Ok(())
+}
+
+/// Applies the retention period: one bounded batch per run.
+async fn purge<D: SqlDb, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    now: i64,
+    log: &dyn Fn(&str),
+) -> Result<u64, Error> {
+    if deps.cfg.job_retention_ms <= 0 {
+        return Ok(0);
+    }
+    let before = now - deps.cfg.job_retention_ms;
+    let changed = deps
+        .db
+        .batch(&store::purge_expired(before, REAP_LIMIT))
+        .await?;
+    let purged = changed.last().copied().unwrap_or(0);
+    if purged > 0 {
+        log(&serde_json::json!({"event": "reaper_purge", "jobs": purged, "finished_before": before}).to_string());
+    }
+    Ok(purged)
 }

@@ -24,7 +24,10 @@ pub enum Submitted {
     Existing(Job),
 }
 
-/// Submits a job: at most two D1 round trips (a lookup, then one batch).
+/// Submits a job: at most two D1 round trips (a lookup, then one batch),
+/// three when a concurrent identical submit won the insert. Identical live
+/// submissions of one owner share one job under any concurrency: the
+/// insert is refused by a unique index, not by the lookup.
 /// A completed job is reused only while its object is still in R2 (one
 /// object HEAD, no extra D1 query).
 pub async fn submit<D, B, Q, H, C>(
@@ -83,7 +86,14 @@ where
         ])
         .await?;
     if changed.first() != Some(&1) {
-        return Err(Error::TooManyActiveJobs(cfg.max_active_jobs));
+        // Either an identical live job holds the live key (a concurrent
+        // submit won the race, or `force` met a running job: it shares
+        // it), or the owner is at the active-job limit.
+        let q = store::select_reusable_job(owner, &fp, i64::MAX);
+        return match store::get_job(db, q).await? {
+            Some(job) => Ok(Submitted::Existing(job)),
+            None => Err(Error::TooManyActiveJobs(cfg.max_active_jobs)),
+        };
     }
     let enqueued = queue
         .send(
@@ -121,6 +131,9 @@ where
         result_sha256: None,
         resends: 0,
         alerted_at: None,
+        stalls: 0,
+        next_attempt_at: None,
+        alert_error: None,
     };
     Ok(Submitted::Created { job, enqueued })
 }
