@@ -31,3 +31,32 @@ END;
 
 -- The reaper's selections: overdue deliveries, and dead jobs still owed an alert.
 CREATE INDEX queue_jobs_status_next ON queue_jobs (status, next_attempt_at);
+
+-- A job waiting for something outside it (the upstream's circuit is
+-- open): until when, and why. The job view shows it; a claim clears it.
+ALTER TABLE queue_jobs ADD COLUMN waiting_until INTEGER;
+ALTER TABLE queue_jobs ADD COLUMN waiting_for TEXT;
+
+-- The upstream's health, shared by every invocation: one row. `closed`
+-- lets requests through and counts consecutive failures; past the
+-- threshold it is `open` until `open_until` (consumers delay their
+-- messages, burning no attempt); then one invocation takes the probe
+-- (`half_open`, `probe_until` bounds it) and its first page closes the
+-- circuit or opens it again. Failures open it only when they span two
+-- sites or more, or at once when the credentials are rejected. Transitions are compare-and-set, so exactly
+-- one invocation alerts on opening and one on closing.
+CREATE TABLE upstream_circuit (
+    id          TEXT    PRIMARY KEY,
+    state       TEXT    NOT NULL CHECK (state IN ('closed', 'open', 'half_open')),
+    failures    INTEGER NOT NULL DEFAULT 0,
+    open_until  INTEGER,
+    probe_until INTEGER,
+    reason      TEXT,
+    changed_at  INTEGER NOT NULL DEFAULT 0,
+    -- The site of the last failure, and whether the current run of
+    -- failures spans more than one site: one broken site alone never opens
+    -- the circuit (its jobs die of stalls instead of holding others back).
+    last_site   TEXT,
+    multi_site  INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO upstream_circuit (id, state) VALUES ('ace', 'closed');

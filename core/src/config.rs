@@ -12,6 +12,8 @@ pub const KEYS: &[&str] = &[
     "UPSTREAM_CONCURRENCY",
     "PAGE_RETRY_MS",
     "MAX_STALLED_DELIVERIES",
+    "CIRCUIT_THRESHOLD",
+    "CIRCUIT_COOLDOWN_MS",
     "UPSTREAM_MAX_PAGE_BYTES",
     "CHUNK_MAX_SAMPLES",
     "MALFORMED_LIMIT",
@@ -52,6 +54,12 @@ pub struct Config {
     /// `MAX_STALLED_DELIVERIES`: deliveries in a row without progress after
     /// which a job dies of transient errors.
     pub max_stalled_deliveries: u32,
+    /// `CIRCUIT_THRESHOLD`: messages in a row that end with the upstream
+    /// failing before its circuit opens.
+    pub circuit_threshold: u32,
+    /// `CIRCUIT_COOLDOWN_MS`: how long an open circuit holds every job back
+    /// before one probe tests the upstream.
+    pub circuit_cooldown_ms: i64,
     /// `UPSTREAM_MAX_PAGE_BYTES`: largest upstream page body read; past it
     /// the job fails permanently.
     pub upstream_max_page_bytes: u64,
@@ -131,6 +139,8 @@ impl Config {
                 .clamp(1, 6),
             page_retry_ms: num(&get, "PAGE_RETRY_MS", d.page_retry_ms)?,
             max_stalled_deliveries: num(&get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
+            circuit_threshold: num(&get, "CIRCUIT_THRESHOLD", d.circuit_threshold)?,
+            circuit_cooldown_ms: num(&get, "CIRCUIT_COOLDOWN_MS", d.circuit_cooldown_ms)?,
             upstream_max_page_bytes: num(
                 &get,
                 "UPSTREAM_MAX_PAGE_BYTES",
@@ -181,6 +191,8 @@ impl Default for Config {
             upstream_concurrency: 6,
             page_retry_ms: 15_000,
             max_stalled_deliveries: 5,
+            circuit_threshold: 3,
+            circuit_cooldown_ms: 30_000,
             upstream_max_page_bytes: 32 << 20,
             chunk_max_samples: 300_000,
             malformed_limit: 3,

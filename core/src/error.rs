@@ -138,6 +138,14 @@ pub enum Error {
     /// The upstream failed.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The upstream's circuit is open until then: wait, burning no attempt.
+    #[error("waiting for the upstream until {until}: {reason}")]
+    UpstreamUnavailable {
+        /// Epoch ms when the circuit may let requests through again.
+        until: i64,
+        /// Why it opened.
+        reason: String,
+    },
     /// The job was cancelled while it ran.
     #[error("job was cancelled")]
     Cancelled,
@@ -171,6 +179,10 @@ impl Error {
             | Error::Cancelled
             | Error::Fenced => Permanent,
             Error::Store(StoreError::Corrupt(_)) => Permanent,
+            // The delay is computed by the consumer from `until`.
+            Error::UpstreamUnavailable { .. } => Transient {
+                retry_after_ms: None,
+            },
             // Retried: an operator's fix makes the next delivery work.
             Error::Store(_) | Error::Queue(_) | Error::Config(_) => Transient {
                 retry_after_ms: None,
@@ -232,7 +244,7 @@ impl Error {
             Error::TooManyActiveJobs(_) => 429,
             Error::UnsupportedMediaType => 415,
             Error::Cancelled | Error::Fenced => 409,
-            Error::Upstream(_) => 502,
+            Error::Upstream(_) | Error::UpstreamUnavailable { .. } => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
             Error::Store(_) | Error::Queue(_) => 503,
             Error::Config(_) => 500,
@@ -251,7 +263,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "Method not allowed",
             Error::TooManyActiveJobs(_) => "Too many active jobs",
             Error::UnsupportedMediaType => "Unsupported media type",
-            Error::Upstream(_) => "Upstream failure",
+            Error::Upstream(_) | Error::UpstreamUnavailable { .. } => "Upstream failure",
             Error::Store(_) | Error::Queue(_) => "Service unavailable",
             Error::Config(_) => "Internal server error",
         }

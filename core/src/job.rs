@@ -160,6 +160,12 @@ pub struct Job {
     /// Why the webhook refused the dead-letter alert, if it did (never retried).
     #[serde(default)]
     pub alert_error: Option<String>,
+    /// Waiting for something outside the job until then (an open upstream circuit).
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub waiting_until: Option<EpochMs>,
+    /// What it is waiting for.
+    #[serde(default)]
+    pub waiting_for: Option<String>,
 }
 
 /// Row decoding helpers. D1 hands integers back as JS numbers, which may

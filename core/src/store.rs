@@ -208,7 +208,8 @@ pub fn claim_job(
         "UPDATE queue_jobs SET status = 'processing', \
          attempts = attempts + (CASE WHEN ?4 = 1 OR status IN ('queued', 'failed') THEN 1 ELSE 0 END), \
          started_at = COALESCE(started_at, ?1), sent_at = COALESCE(sent_at, ?1), \
-         lease_until = ?2, updated_at = ?1, lease_token = ?5, next_attempt_at = NULL \
+         lease_until = ?2, updated_at = ?1, lease_token = ?5, next_attempt_at = NULL, \
+         waiting_until = NULL, waiting_for = NULL \
          WHERE id = ?3 AND (status IN ('queued', 'failed') \
                OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?1))) \
          RETURNING *",
@@ -735,5 +736,95 @@ pub fn select_recent_durations(owner: &str, now: EpochMs) -> Statement {
          WHERE owner = ?1 AND status = 'completed' AND finished_at >= ?2 - 86400000 \
          AND started_at IS NOT NULL ORDER BY ms LIMIT 10000",
         vec![owner.into(), now.into()],
+    )
+}
+
+/// The upstream circuit's row.
+pub fn select_circuit() -> Statement {
+    stmt("SELECT * FROM upstream_circuit WHERE id = 'ace'", vec![])
+}
+
+/// Takes the half-open probe once the cool-down has passed (or a probe's
+/// own time ran out): 1 row changed means this invocation is the probe.
+pub fn circuit_take_probe(now: EpochMs, probe_until: EpochMs) -> Statement {
+    stmt(
+        "UPDATE upstream_circuit SET state = 'half_open', probe_until = ?2, changed_at = ?1 \
+         WHERE id = 'ace' AND ((state = 'open' AND open_until <= ?1) \
+                               OR (state = 'half_open' AND probe_until <= ?1))",
+        vec![now.into(), probe_until.into()],
+    )
+}
+
+/// Counts a failure of `site` while closed, and opens the circuit when the
+/// count reaches `threshold` and the failures span two sites or more (or
+/// at once when `force`, a rejected credential).
+/// Returns the row only when this call opened it: that caller alerts.
+pub fn circuit_failure(
+    now: EpochMs,
+    open_until: EpochMs,
+    threshold: i64,
+    reason: &str,
+    site: &str,
+    force: bool,
+) -> Vec<Statement> {
+    vec![
+        stmt(
+            "UPDATE upstream_circuit SET failures = failures + 1, \
+             multi_site = CASE WHEN failures > 0 AND last_site != ?1 THEN 1 ELSE multi_site END, \
+             last_site = ?1 WHERE id = 'ace' AND state = 'closed'",
+            vec![site.into()],
+        ),
+        stmt(
+            "UPDATE upstream_circuit SET state = 'open', open_until = ?2, reason = ?3, \
+             changed_at = ?1, probe_until = NULL \
+             WHERE id = 'ace' AND state = 'closed' \
+             AND ((failures >= ?4 AND multi_site = 1) OR ?5 = 1)",
+            vec![
+                now.into(),
+                open_until.into(),
+                reason.into(),
+                threshold.into(),
+                i64::from(force).into(),
+            ],
+        ),
+    ]
+}
+
+/// A failed probe: half-open goes back to open for another cool-down
+/// (no new alert: the outage goes on).
+pub fn circuit_reopen(now: EpochMs, open_until: EpochMs, reason: &str) -> Statement {
+    stmt(
+        "UPDATE upstream_circuit SET state = 'open', open_until = ?2, reason = ?3, \
+         changed_at = ?1, probe_until = NULL WHERE id = 'ace' AND state = 'half_open'",
+        vec![now.into(), open_until.into(), reason.into()],
+    )
+}
+
+/// A page came back: the failure count resets, and an open or half-open
+/// circuit closes. The second statement's change count says whether this
+/// call closed it (that caller alerts).
+pub fn circuit_success(now: EpochMs) -> Vec<Statement> {
+    vec![
+        stmt(
+            "UPDATE upstream_circuit SET failures = 0, multi_site = 0 \
+             WHERE id = 'ace' AND state = 'closed' AND failures > 0",
+            vec![],
+        ),
+        stmt(
+            "UPDATE upstream_circuit SET state = 'closed', failures = 0, multi_site = 0, \
+             open_until = NULL, \
+             probe_until = NULL, changed_at = ?1 WHERE id = 'ace' AND state != 'closed'",
+            vec![now.into()],
+        ),
+    ]
+}
+
+/// Marks a job as waiting for the upstream until `until` (its message was
+/// delayed because the circuit is open). Only a job no one holds.
+pub fn mark_waiting(id: &JobId, until: EpochMs, what: &str) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET waiting_until = ?1, waiting_for = ?2, next_attempt_at = ?1 \
+         WHERE id = ?3 AND status IN ('queued', 'failed')",
+        vec![until.into(), what.into(), id.as_str().into()],
     )
 }

@@ -472,7 +472,7 @@ async fn upstream_404_is_permanent_and_dead_letters_without_retry() {
 }
 
 #[tokio::test]
-async fn an_upstream_401_waits_a_minute_instead_of_killing_the_job() {
+async fn an_upstream_401_opens_the_circuit_and_the_job_waits_without_a_stall() {
     // A token rotation: the upstream rejects our credentials for a while.
     let server = MockServer::start().await;
     mount_page(&server, 401, "{}".into()).await;
@@ -484,7 +484,110 @@ async fn an_upstream_401_waits_a_minute_instead_of_killing_the_job() {
         1,
         "not hammered in place"
     );
-    assert_retried(&h, &id, &handled, 60, "401").await;
+    assert!(
+        matches!(&handled.outcome, Ok(Outcome::Retrying { delay_seconds: 30, progressed: false, error })
+            if error.contains("401")),
+        "{handled:?}"
+    );
+    let job = h.job(&id).await;
+    assert_eq!(
+        (job.status, job.stalls),
+        (JobStatus::Failed, 0),
+        "no attempt burned"
+    );
+    assert_eq!(job.waiting_until, Some(NOW + 30_000));
+    assert!(job
+        .waiting_for
+        .unwrap_or_default()
+        .contains("credentials rejected"));
+    let logs = h.logs.borrow().join("\n");
+    assert!(
+        logs.contains("\"event\":\"circuit\"") && logs.contains("opened"),
+        "{logs}"
+    );
+    drop(logs);
+
+    // While open, a delivery does not claim the job: it waits.
+    h.queue.drain();
+    let waiting = h.deliver(&id, 1, 1).await;
+    assert_eq!(
+        waiting.outcome,
+        Ok(Outcome::Waiting {
+            until: NOW + 30_000
+        })
+    );
+    assert_eq!(h.job(&id).await.attempts, 1, "no attempt while open");
+    assert_eq!(
+        h.queue.drain()[0].1,
+        30,
+        "delayed until the circuit may probe"
+    );
+
+    // After the cool-down one probe goes out; the fixed upstream closes it.
+    server.reset().await;
+    mount_page(&server, 200, page(&THREE, None, false)).await;
+    h.clock.set_now(NOW + 31_000);
+    let probe = h.deliver(&id, 1, 1).await;
+    assert_eq!(probe.outcome, Ok(Outcome::Completed), "{probe:?}");
+    let opened = h
+        .logs
+        .borrow()
+        .iter()
+        .filter(|l| l.contains("\"state\":\"opened\""))
+        .count();
+    let closed = h
+        .logs
+        .borrow()
+        .iter()
+        .filter(|l| l.contains("\"state\":\"closed\""))
+        .count();
+    assert_eq!((opened, closed), (1, 1), "one alert each way");
+}
+
+#[tokio::test]
+async fn one_broken_site_never_opens_the_circuit_but_two_failing_sites_do() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let mut h = harness(&server);
+    h.cfg.page_retry_ms = 0;
+    let id = queued_job(&h).await;
+    for _ in 0..4 {
+        let got = h.deliver(&id, 1, 1).await;
+        assert!(
+            matches!(got.outcome, Ok(Outcome::Retrying { .. })),
+            "{got:?}"
+        );
+    }
+    assert_eq!(h.job(&id).await.stalls, 4, "its own failures are stalls");
+    let circuit =
+        h.db.query_raw("SELECT state FROM upstream_circuit")
+            .unwrap();
+    assert_eq!(
+        circuit[0]["state"], "closed",
+        "one site alone is its own problem"
+    );
+
+    // A second site fails too: the upstream is down for everyone.
+    let other = h
+        .submit_new(&json!({"site": "s2", "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z"}))
+        .await;
+    let got = h.deliver(&other, 0, 1).await;
+    assert!(
+        matches!(&got.outcome, Ok(Outcome::Retrying { error, .. }) if error.contains("waiting for the upstream")),
+        "{got:?}"
+    );
+    let circuit =
+        h.db.query_raw("SELECT state FROM upstream_circuit")
+            .unwrap();
+    assert_eq!(circuit[0]["state"], "open");
+    assert_eq!(
+        h.job(&other).await.stalls,
+        0,
+        "waiting out an outage is no stall"
+    );
 }
 
 // ---------------------------------------------------------------- storage

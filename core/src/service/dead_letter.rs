@@ -238,6 +238,20 @@ fn alert_payload<D, B, Q, H, C>(deps: &Deps<'_, D, B, Q, H, C>, job: &Job, key: 
     })
 }
 
+/// An operator alert that is not about one dead job (the upstream circuit):
+/// the same webhook, tries and timeouts.
+pub(crate) async fn send_operator_alert<D, B, Q, H: HttpClient, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    key: &str,
+    payload: &Value,
+    log: &dyn Fn(&str),
+) -> Result<(), Error> {
+    match send_alert(deps, key, payload, log).await? {
+        Alert::Sent => Ok(()),
+        Alert::Refused(why) => Err(Error::Queue(why)),
+    }
+}
+
 /// Posts an alert with a timeout per try and a few tries. Without a webhook
 /// configured, the alert is the log line.
 async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(

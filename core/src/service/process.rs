@@ -33,7 +33,7 @@ use crate::error::{Disposition, Error, StoreError};
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
 use crate::sample::sort_dedup;
-use crate::service::{assemble, dead_letter, transition_log, Deps};
+use crate::service::{assemble, circuit, dead_letter, transition_log, Deps};
 use crate::store::{self, AggTarget, Holder};
 use crate::upstream::{fetch_chunk, ChunkQuery};
 
@@ -56,6 +56,12 @@ pub enum Outcome {
         progressed: bool,
         /// The failure.
         error: String,
+    },
+    /// The upstream's circuit is open: the message was delayed until then
+    /// without claiming the job (no attempt burned).
+    Waiting {
+        /// Epoch ms of the next delivery.
+        until: EpochMs,
     },
     /// The budget ran out; a continuation message carries on.
     Continued {
@@ -131,6 +137,9 @@ pub(crate) struct Lease<'a> {
     renewed: Cell<EpochMs>,
     /// Whether this delivery checkpointed at least one chunk.
     progressed: Cell<bool>,
+    /// This message's view of the upstream circuit.
+    circuit: circuit::Tracker,
+    log: &'a dyn Fn(&str),
 }
 
 impl Lease<'_> {
@@ -257,6 +266,13 @@ where
     if budget.expired(deps.clock.now_ms()) || !budget.can_afford(message_floor(budget)) {
         return defer(deps.queue, msg).await;
     }
+    let (dirty, probe) = match circuit::gate(deps.db, deps.clock).await {
+        Ok(circuit::Gate::Pass { dirty, probe }) => (dirty, probe),
+        Ok(circuit::Gate::Wait { until, reason }) => {
+            return wait_for_upstream(deps, msg, until, &reason).await
+        }
+        Err(e) => return settle(deps, None, msg, attempt, Err(e), log).await,
+    };
     let mut bytes = deps.clock.random_bytes();
     bytes[0] |= 1; // never all zero
     let lease = Lease {
@@ -264,6 +280,8 @@ where
         token: hex::encode(bytes),
         renewed: Cell::new(deps.clock.now_ms()),
         progressed: Cell::new(false),
+        circuit: circuit::Tracker::new(dirty, probe),
+        log,
     };
     let job = match claim(deps, &lease, msg, attempt, log).await {
         Ok(Claimed::Job(job)) => job,
@@ -272,6 +290,35 @@ where
     };
     let outcome = work(deps, budget, &job, &lease, msg, log).await;
     settle(deps, Some((&lease, &*job)), msg, attempt, outcome, log).await
+}
+
+/// The circuit is open: mark the job as waiting and send the message again,
+/// unchanged, for when it may let requests through. Nothing is claimed.
+async fn wait_for_upstream<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    msg: &JobMessage,
+    until: EpochMs,
+    reason: &str,
+) -> Handled {
+    let now = deps.clock.now_ms();
+    let delay = ((until - now).max(1000) as u64).div_ceil(1000) as u32;
+    let marked = deps
+        .db
+        .execute(&store::mark_waiting(&msg.job_id, until, reason))
+        .await;
+    let sent = match marked {
+        Ok(_) => deps.queue.send(msg, delay.min(MAX_DELAY_SECONDS)).await,
+        Err(e) => Err(e.into()),
+    };
+    match sent {
+        Ok(()) => Handled::ack(Outcome::Waiting { until }),
+        Err(e) => Handled {
+            disposition: Disposition::Retry {
+                delay_seconds: delay,
+            },
+            outcome: Err(e),
+        },
+    }
 }
 
 /// Sends the message again, unchanged, for a fresh invocation's budget.
@@ -404,13 +451,26 @@ where
     C: Clock,
 {
     let progressed = lease.progressed.get();
-    let stalls = if progressed { 0 } else { job.stalls + 1 };
+    // Waiting out an open circuit is not a stall: no attempt is burned.
+    let waiting = matches!(err, Error::UpstreamUnavailable { .. });
+    let stalls = if progressed || waiting {
+        job.stalls * i64::from(!progressed)
+    } else {
+        job.stalls + 1
+    };
     if !progressed && stalls >= i64::from(deps.cfg.max_stalled_deliveries.max(1)) {
         let reason = format!("no progress in {stalls} deliveries in a row: {err}");
         return dead_end(deps, Some(lease), msg, stalls as u32, &reason, log).await;
     }
-    let delay = next_delay(&err, progressed, stalls);
-    if let Err(e) = record_failure(deps, lease, msg, &err, delay, !progressed, log).await {
+    let delay = match &err {
+        Error::UpstreamUnavailable { until, .. } => {
+            ((until - deps.clock.now_ms()).max(1000) as u64).div_ceil(1000) as u32
+        }
+        _ => next_delay(&err, progressed, stalls),
+    }
+    .min(MAX_DELAY_SECONDS);
+    let stalled = !progressed && !waiting;
+    if let Err(e) = record_failure(deps, lease, msg, &err, delay, stalled, log).await {
         return match e {
             Error::Fenced => Handled::ack(why_fenced(deps, lease.id, log).await),
             e => Handled {
@@ -418,6 +478,13 @@ where
                 outcome: Err(e),
             },
         };
+    }
+    if let Error::UpstreamUnavailable { until, reason } = &err {
+        // The job view says what it waits for, and until when.
+        let mark = store::mark_waiting(lease.id, *until, reason);
+        if let Err(e) = deps.db.execute(&mark).await {
+            log(&format!("could not mark {} as waiting: {e}", lease.id));
+        }
     }
     let next = JobMessage {
         job_id: msg.job_id.clone(),
@@ -736,10 +803,28 @@ where
         end: c.end,
     };
     let mut samples = Vec::new();
-    let pages = fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
+    let fetched = fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
         lease.heartbeat(deps)
     })
-    .await?;
+    .await;
+    let pages = match fetched {
+        Ok(pages) => {
+            lease.circuit.success(deps, lease.log).await?;
+            pages
+        }
+        Err(e) => {
+            return Err(
+                match lease
+                    .circuit
+                    .failure(deps, &job.site, &e, lease.log)
+                    .await?
+                {
+                    Some((until, reason)) => Error::UpstreamUnavailable { until, reason },
+                    None => e,
+                },
+            )
+        }
+    };
     sort_dedup(&mut samples);
     let aggregates = aggregate(&samples);
     let block = codec::encode_block(c.point, &samples)

@@ -134,6 +134,8 @@ where
         stalls: 0,
         next_attempt_at: None,
         alert_error: None,
+        waiting_until: None,
+        waiting_for: None,
     };
     Ok(Submitted::Created { job, enqueued })
 }

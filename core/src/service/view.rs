@@ -44,5 +44,9 @@ pub fn job_view(job: &Job) -> Value {
         "finished_at": ts(job.finished_at),
         "status_url": format!("/v1/jobs/{id}"),
         "result": result,
+        "waiting": job.waiting_until.map(|until| json!({
+            "for": job.waiting_for,
+            "until": format_rfc3339(until),
+        })),
     })
 }
