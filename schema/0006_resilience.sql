@@ -60,3 +60,12 @@ CREATE TABLE upstream_circuit (
     multi_site  INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO upstream_circuit (id, state) VALUES ('ace', 'closed');
+
+-- Each owner's chunks ordered per UTC day (`DAILY_CHUNK_QUOTA`), `force`
+-- included: the check and the count are in the submit's one batch.
+CREATE TABLE owner_usage (
+    owner  TEXT    NOT NULL,
+    day    INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    PRIMARY KEY (owner, day)
+) WITHOUT ROWID;

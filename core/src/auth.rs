@@ -11,9 +11,19 @@ use subtle::ConstantTimeEq;
 use crate::domain::Owner;
 use crate::error::Error;
 
-/// The configured tokens.
+/// The configured tokens. Only their SHA-256 is kept, and `Debug` shows
+/// the owners, never a token or its hash.
 pub struct TokenTable {
     entries: Vec<([u8; 32], String)>,
+}
+
+impl std::fmt::Debug for TokenTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owners: Vec<&str> = self.entries.iter().map(|(_, o)| o.as_str()).collect();
+        f.debug_struct("TokenTable")
+            .field("owners", &owners)
+            .finish()
+    }
 }
 
 impl TokenTable {

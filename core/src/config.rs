@@ -1,5 +1,7 @@
 //! Configuration, read from the Worker's vars and secrets (or a map in tests).
 
+pub use secrecy::{ExposeSecret, SecretString};
+
 use crate::error::ValidationError;
 
 /// The vars and secrets [`Config::from_lookup`] reads: an adapter fetches
@@ -24,6 +26,7 @@ pub const KEYS: &[&str] = &[
     "SUBREQUEST_BUDGET",
     "MAX_POINTS",
     "MAX_ACTIVE_JOBS",
+    "DAILY_CHUNK_QUOTA",
     "FRESHNESS_MS",
     "MAX_RETRIES",
     "SINGLE_PUT_MAX_BYTES",
@@ -34,13 +37,14 @@ pub const KEYS: &[&str] = &[
     "JOB_RETENTION_MS",
 ];
 
-/// Every knob, with its default.
-#[derive(Debug, Clone, PartialEq)]
+/// Every knob, with its default. Secrets are [`SecretString`]s: a `Debug`
+/// print or a log line shows `[REDACTED]`, never the value.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `ACE_API_URL`: upstream base URL, without a trailing slash.
     pub upstream_url: String,
     /// `ACE_API_TOKEN` (secret): upstream bearer token.
-    pub upstream_token: String,
+    pub upstream_token: SecretString,
     /// `UPSTREAM_PAGE_SIZE`: samples per upstream page.
     pub page_size: u32,
     /// `UPSTREAM_TIMEOUT_MS`: timeout of each upstream request.
@@ -88,6 +92,9 @@ pub struct Config {
     /// `MAX_ACTIVE_JOBS`: queued, processing or failed jobs one owner may
     /// have at once; a submit beyond it is refused with 429 (0: no limit).
     pub max_active_jobs: u64,
+    /// `DAILY_CHUNK_QUOTA`: chunks (a point over a UTC month) one owner may
+    /// order per UTC day, `force` included (0: no quota).
+    pub daily_chunk_quota: u64,
     /// `FRESHNESS_MS`: how long a completed job is reused for an identical request.
     pub freshness_ms: i64,
     /// `MAX_RETRIES`: queue deliveries before the dead-letter queue (mirror
@@ -99,7 +106,7 @@ pub struct Config {
     /// `MULTIPART_PART_BYTES`: multipart part size (at least 5 MiB).
     pub multipart_part_bytes: u64,
     /// `ALERT_WEBHOOK_URL` (secret): dead-letter alerts go here; unset means log only.
-    pub alert_webhook_url: Option<String>,
+    pub alert_webhook_url: Option<SecretString>,
     /// `ALERT_TIMEOUT_MS`: timeout of each alert attempt.
     pub alert_timeout_ms: u64,
     /// `PUBLIC_BASE_URL`: prefix for links in alerts.
@@ -132,7 +139,7 @@ impl Config {
                 .unwrap_or_default()
                 .trim_end_matches('/')
                 .to_owned(),
-            upstream_token: get("ACE_API_TOKEN").unwrap_or_default(),
+            upstream_token: get("ACE_API_TOKEN").unwrap_or_default().into(),
             page_size: num(&get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
             upstream_timeout_ms: num(&get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
             upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
@@ -155,12 +162,15 @@ impl Config {
             lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
             max_points: num(&get, "MAX_POINTS", d.max_points)?,
             max_active_jobs: num(&get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
+            daily_chunk_quota: num(&get, "DAILY_CHUNK_QUOTA", d.daily_chunk_quota)?,
             freshness_ms: num(&get, "FRESHNESS_MS", d.freshness_ms)?,
             max_retries: num(&get, "MAX_RETRIES", d.max_retries)?,
             single_put_max_bytes: num(&get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
             multipart_part_bytes: num(&get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
                 .max(5 << 20),
-            alert_webhook_url: get("ALERT_WEBHOOK_URL").filter(|s| !s.is_empty()),
+            alert_webhook_url: get("ALERT_WEBHOOK_URL")
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
             alert_timeout_ms: num(&get, "ALERT_TIMEOUT_MS", d.alert_timeout_ms)?,
             public_base_url: get("PUBLIC_BASE_URL")
                 .unwrap_or_default()
@@ -175,7 +185,7 @@ impl Config {
     pub fn for_upstream(url: &str, token: &str) -> Self {
         Config {
             upstream_url: url.trim_end_matches('/').to_owned(),
-            upstream_token: token.to_owned(),
+            upstream_token: token.into(),
             ..Config::default()
         }
     }
@@ -185,7 +195,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             upstream_url: String::new(),
-            upstream_token: String::new(),
+            upstream_token: SecretString::default(),
             page_size: 10_000,
             upstream_timeout_ms: 30_000,
             upstream_concurrency: 6,
@@ -203,6 +213,7 @@ impl Default for Config {
             lease_ms: 300_000,
             max_points: 100,
             max_active_jobs: 1_000,
+            daily_chunk_quota: 50_000,
             freshness_ms: 3_600_000,
             max_retries: 3,
             single_put_max_bytes: 16 << 20,

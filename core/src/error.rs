@@ -129,6 +129,18 @@ pub enum Error {
     /// The owner already has this many unfinished jobs.
     #[error("this token already has the most unfinished jobs allowed ({0}); wait for some to finish, or cancel some")]
     TooManyActiveJobs(u64),
+    /// The owner's daily quota would be passed.
+    #[error("this job needs {need} chunks and the daily quota of {limit} chunks has {left} left; it resets at 00:00 UTC")]
+    QuotaExceeded {
+        /// Chunks per day.
+        limit: i64,
+        /// Chunks this job needs.
+        need: i64,
+        /// Chunks left today.
+        left: i64,
+        /// Seconds until the quota resets.
+        retry_after_s: i64,
+    },
     /// The body is not JSON.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
@@ -175,6 +187,7 @@ impl Error {
             | Error::PayloadTooLarge(_)
             | Error::MethodNotAllowed(_)
             | Error::TooManyActiveJobs(_)
+            | Error::QuotaExceeded { .. }
             | Error::UnsupportedMediaType
             | Error::Cancelled
             | Error::Fenced => Permanent,
@@ -241,7 +254,7 @@ impl Error {
             Error::Gone(_) => 410,
             Error::PayloadTooLarge(_) => 413,
             Error::MethodNotAllowed(_) => 405,
-            Error::TooManyActiveJobs(_) => 429,
+            Error::TooManyActiveJobs(_) | Error::QuotaExceeded { .. } => 429,
             Error::UnsupportedMediaType => 415,
             Error::Cancelled | Error::Fenced => 409,
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => 502,
@@ -262,6 +275,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "Payload too large",
             Error::MethodNotAllowed(_) => "Method not allowed",
             Error::TooManyActiveJobs(_) => "Too many active jobs",
+            Error::QuotaExceeded { .. } => "Daily quota exceeded",
             Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => "Upstream failure",
             Error::Store(_) | Error::Queue(_) => "Service unavailable",

@@ -90,13 +90,15 @@ pub struct NewJob<'a> {
 /// insert are one statement, so concurrent submits cannot overshoot. 0 rows
 /// changed means one of the two held. The count stops at the limit (an
 /// index range scan of at most `max_active` rows).
-pub fn insert_job(j: &NewJob<'_>, max_active: i64) -> Statement {
+pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
          chunks_total, created_at, updated_at, live_key) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7 \
-         WHERE ?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
-         AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10 \
+         WHERE (?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
+         AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10) \
+         AND (?11 <= 0 OR COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?2 AND day = ?12), 0) \
+              + ?8 <= ?11) \
          ON CONFLICT DO NOTHING",
         vec![
             j.id.as_str().into(),
@@ -109,7 +111,38 @@ pub fn insert_job(j: &NewJob<'_>, max_active: i64) -> Statement {
             j.chunks_total.into(),
             j.now.into(),
             max_active.into(),
+            quota.chunks_per_day.into(),
+            quota.day.into(),
         ],
+    )
+}
+
+/// An owner's daily chunk quota: the limit (0: none) and the UTC day.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    /// Chunks per UTC day.
+    pub chunks_per_day: i64,
+    /// Days since the epoch.
+    pub day: i64,
+}
+
+/// Counts a new job's chunks against its owner's day, if the job was
+/// inserted (batched after [`insert_job`]).
+pub fn count_usage(id: &JobId, owner: &str, day: i64, chunks: i64) -> Statement {
+    stmt(
+        "INSERT INTO owner_usage (owner, day, chunks) \
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM queue_jobs WHERE id = ?4) \
+         ON CONFLICT (owner, day) DO UPDATE SET chunks = chunks + excluded.chunks",
+        vec![owner.into(), day.into(), chunks.into(), id.as_str().into()],
+    )
+}
+
+/// An owner's chunks ordered on a day.
+pub fn select_usage(owner: &str, day: i64) -> Statement {
+    stmt(
+        "SELECT COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?1 AND day = ?2), 0) \
+         AS chunks",
+        vec![owner.into(), day.into()],
     )
 }
 
@@ -722,7 +755,8 @@ pub fn select_stats(owner: &str, now: EpochMs) -> Statement {
          SUM(status = 'completed' AND finished_at >= ?2 - 3600000) AS completed_last_hour, \
          SUM(CASE WHEN status = 'completed' AND finished_at >= ?2 - 3600000 THEN sample_count ELSE 0 END) AS samples_last_hour, \
          SUM(status = 'failed_permanent' AND finished_at >= ?2 - 3600000) AS failed_last_hour, \
-         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 86400000) AS dead_last_day \
+         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 86400000) AS dead_last_day, \
+         SUM(status = 'failed_permanent' AND alert_error IS NOT NULL) AS alerts_refused \
          FROM queue_jobs WHERE owner = ?1",
         vec![owner.into(), now.into()],
     )

@@ -10,7 +10,7 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 use crate::domain::{format_rfc3339, EpochMs};
 use crate::error::{Error, UpstreamError};
 use crate::ports::{Clock, HttpClient, HttpRequest};
@@ -193,7 +193,7 @@ async fn fetch_page_once<H: HttpClient>(
             headers: vec![
                 (
                     "Authorization".to_owned(),
-                    format!("Bearer {}", cfg.upstream_token),
+                    format!("Bearer {}", cfg.upstream_token.expose_secret()),
                 ),
                 ("Accept".to_owned(), "application/json".to_owned()),
             ],

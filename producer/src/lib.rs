@@ -93,6 +93,14 @@ pub fn problem(err: &Error, instance: &str) -> Response {
     if let Error::Validation(v) = err {
         body["errors"] = serde_json::to_value(&v.errors).unwrap_or_default();
     }
+    if let Error::QuotaExceeded {
+        limit, need, left, ..
+    } = err
+    {
+        body["quota"] = serde_json::json!({
+            "name": "DAILY_CHUNK_QUOTA", "limit": limit, "needed": need, "left": left,
+        });
+    }
     if !matches!(err, Error::Validation(_) | Error::NotFound) {
         worker::console_warn!(
             "{}",
@@ -107,8 +115,14 @@ pub fn problem(err: &Error, instance: &str) -> Response {
     if status == 503 {
         let _ = headers.set("retry-after", "5");
     }
-    if status == 429 {
-        let _ = headers.set("retry-after", "30");
+    match err {
+        Error::QuotaExceeded { retry_after_s, .. } => {
+            let _ = headers.set("retry-after", &retry_after_s.to_string());
+        }
+        _ if status == 429 => {
+            let _ = headers.set("retry-after", "30");
+        }
+        _ => {}
     }
     if let Error::MethodNotAllowed(allow) = err {
         let _ = headers.set("allow", allow);

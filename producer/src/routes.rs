@@ -279,7 +279,10 @@ async fn dead_letters(req: &Request, b: &Bindings, owner: &str) -> Result<Respon
 }
 
 async fn stats(b: &Bindings, owner: &str) -> Result<Response, Error> {
-    Ok(json(200, &manage::stats(&b.db, &b.clock, owner).await?))
+    Ok(json(
+        200,
+        &manage::stats(&b.db, &b.clock, owner, b.cfg.daily_chunk_quota).await?,
+    ))
 }
 
 async fn get_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {

@@ -28,7 +28,19 @@ async fn held_job<D: SqlDb>(db: &D, id: &JobId, token: &str) {
         chunks_total: 2,
         now: NOW,
     };
-    assert_eq!(db.execute(&store::insert_job(&new, 0)).await.unwrap(), 1);
+    assert_eq!(
+        db.execute(&store::insert_job(
+            &new,
+            0,
+            store::Quota {
+                chunks_per_day: 0,
+                day: 0
+            }
+        ))
+        .await
+        .unwrap(),
+        1
+    );
     let holder = Holder { id, token };
     let claimed = db
         .query(&store::claim_job(holder, NOW, NOW + 1_000, true))

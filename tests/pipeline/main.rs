@@ -14,4 +14,5 @@ mod native_api;
 mod native_commit;
 mod native_faults;
 mod native_flow;
+mod native_resilience;
 mod support;

@@ -158,8 +158,12 @@ async fn stats_count_by_status_and_measure_durations() {
     h.submit_new(&body("s2")).await;
     h.queue.drain();
     let before = h.db.statement_count();
-    let st = manage::stats(&h.db, &h.clock, "alice").await.unwrap();
-    assert_eq!(h.db.statement_count() - before, 2);
+    let st = manage::stats(&h.db, &h.clock, "alice", 0).await.unwrap();
+    assert_eq!(
+        h.db.statement_count() - before,
+        3,
+        "counts, durations, usage"
+    );
     assert_eq!(st["counts"]["completed"], 1);
     assert_eq!(st["counts"]["failed_permanent"], 1);
     assert_eq!(st["counts"]["queued"], 1);
@@ -172,7 +176,7 @@ async fn stats_count_by_status_and_measure_durations() {
         st["oldest_queued_age_ms"], 0,
         "fixed clock: queued just now"
     );
-    let none = manage::stats(&h.db, &h.clock, "bob").await.unwrap();
+    let none = manage::stats(&h.db, &h.clock, "bob", 0).await.unwrap();
     assert_eq!(none["counts"]["completed"], 0);
 }
 

@@ -809,7 +809,7 @@ async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
 /// A harness whose alert webhook is `server`'s [`HOOK`], with a queued job.
 async fn alerting(server: &MockServer) -> (Harness, JobId) {
     let mut h = harness(server);
-    h.cfg.alert_webhook_url = Some(format!("{}{HOOK}", server.uri()));
+    h.cfg.alert_webhook_url = Some(format!("{}{HOOK}", server.uri()).into());
     h.cfg.alert_timeout_ms = 200;
     let id = queued_job(&h).await;
     (h, id)

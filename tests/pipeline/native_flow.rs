@@ -299,7 +299,7 @@ async fn a_cancelled_job_stops_and_writes_nothing_more() {
 async fn unknown_site_is_permanent_and_dead_letters_once() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
-    h.cfg.alert_webhook_url = Some(format!("{sim}/alerts"));
+    h.cfg.alert_webhook_url = Some(format!("{sim}/alerts").into());
     let id = h
         .submit_new(&body("unknown-site", &["p".to_string()]))
         .await;
@@ -450,8 +450,8 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
     ));
     assert_eq!(
         h.db.statement_count() - before,
-        2,
-        "insert + event in one batch"
+        3,
+        "insert + event + usage in one batch"
     );
     assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 3);
 }
@@ -535,7 +535,7 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
         .expect("dead and alerted (log only)");
     // A dead job whose alert has not gone out yet is kept until it has.
     let unalerted = h.submit_new(&one("ret-unalerted")).await;
-    h.cfg.alert_webhook_url = Some("http://127.0.0.1:9/hook".to_owned());
+    h.cfg.alert_webhook_url = Some("http://127.0.0.1:9/hook".to_owned().into());
     h.cfg.alert_timeout_ms = 100;
     dead_letter(&h.deps(), Some(&unalerted), "gave up", &json!({}), &quiet)
         .await

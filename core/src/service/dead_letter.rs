@@ -14,6 +14,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::config::ExposeSecret;
 use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::error::{Error, UpstreamError};
 use crate::job::{Job, JobStatus};
@@ -261,7 +262,12 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
     log: &dyn Fn(&str),
 ) -> Result<Alert, Error> {
     log(&json!({ "event": "dead_letter_alert", "alert": payload }).to_string());
-    let Some(url) = deps.cfg.alert_webhook_url.as_deref() else {
+    let Some(url) = deps
+        .cfg
+        .alert_webhook_url
+        .as_ref()
+        .map(|u| u.expose_secret())
+    else {
         return Ok(Alert::Sent);
     };
     let mut last = None;

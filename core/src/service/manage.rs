@@ -107,9 +107,22 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
         .copied()
 }
 
-/// `GET /v1/stats` for one owner: two queries.
-pub async fn stats<D: SqlDb, C: Clock>(db: &D, clock: &C, owner: &str) -> Result<Value, Error> {
+/// `GET /v1/stats` for one owner: three queries.
+pub async fn stats<D: SqlDb, C: Clock>(
+    db: &D,
+    clock: &C,
+    owner: &str,
+    quota: u64,
+) -> Result<Value, Error> {
     let now = clock.now_ms();
+    let day = now.div_euclid(crate::domain::DAY_MS);
+    let used = db
+        .query(&store::select_usage(owner, day))
+        .await?
+        .first()
+        .and_then(|r| r.get("chunks"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0) as i64;
     let row = db
         .query(&store::select_stats(owner, now))
         .await?
@@ -147,6 +160,11 @@ pub async fn stats<D: SqlDb, C: Clock>(db: &D, clock: &C, owner: &str) -> Result
             "failure_rate": if finished_hour > 0 { failed_hour as f64 / finished_hour as f64 } else { 0.0 },
         },
         "dead_letters_last_24h": n("dead_last_day"),
+        "alerts_refused": n("alerts_refused"),
+        "usage_today": {
+            "chunks": used,
+            "quota": (quota > 0).then_some(quota),
+        },
         "duration_ms_last_24h": {
             "jobs": durations.len(),
             "p50": percentile(&durations, 50.0),

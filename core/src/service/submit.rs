@@ -1,6 +1,7 @@
 //! `POST /v1/jobs`: validate, deduplicate, record, enqueue.
 
 use crate::chunk;
+use crate::domain::DAY_MS;
 use crate::domain::{JobId, JobRequest, PointName};
 use crate::error::Error;
 use crate::fingerprint::fingerprint;
@@ -78,22 +79,20 @@ where
         now,
     };
     let max_active = i64::try_from(cfg.max_active_jobs).unwrap_or(i64::MAX);
+    let quota = store::Quota {
+        chunks_per_day: i64::try_from(cfg.daily_chunk_quota).unwrap_or(i64::MAX),
+        day: now.div_euclid(DAY_MS),
+    };
     let changed = db
         .batch(&[
-            store::insert_job(&new, max_active),
+            store::insert_job(&new, max_active, quota),
             // Recorded only if the insert happened.
             store::insert_event_if(&id, now, JobStatus::Queued, 0, None),
+            store::count_usage(&id, owner, quota.day, new.chunks_total),
         ])
         .await?;
     if changed.first() != Some(&1) {
-        // Either an identical live job holds the live key (a concurrent
-        // submit won the race, or `force` met a running job: it shares
-        // it), or the owner is at the active-job limit.
-        let q = store::select_reusable_job(owner, &fp, i64::MAX);
-        return match store::get_job(db, q).await? {
-            Some(job) => Ok(Submitted::Existing(job)),
-            None => Err(Error::TooManyActiveJobs(cfg.max_active_jobs)),
-        };
+        return refused(db, owner, &fp, &new, quota, cfg.max_active_jobs).await;
     }
     let enqueued = queue
         .send(
@@ -138,4 +137,40 @@ where
         waiting_for: None,
     };
     Ok(Submitted::Created { job, enqueued })
+}
+
+/// Why the insert changed nothing: an identical live job holds the live key
+/// (a concurrent submit won the race, or `force` met a running job: it
+/// shares it), the day's quota would be passed, or the owner is at the
+/// active-job limit.
+async fn refused<D: SqlDb>(
+    db: &D,
+    owner: &str,
+    fp: &str,
+    new: &NewJob<'_>,
+    quota: store::Quota,
+    max_active: u64,
+) -> Result<Submitted, Error> {
+    let q = store::select_reusable_job(owner, fp, i64::MAX);
+    if let Some(job) = store::get_job(db, q).await? {
+        return Ok(Submitted::Existing(job));
+    }
+    if quota.chunks_per_day > 0 {
+        let rows = db.query(&store::select_usage(owner, quota.day)).await?;
+        let used = rows
+            .first()
+            .and_then(|r| r.get("chunks"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0) as i64;
+        if used + new.chunks_total > quota.chunks_per_day {
+            let reset = (quota.day + 1) * DAY_MS;
+            return Err(Error::QuotaExceeded {
+                limit: quota.chunks_per_day,
+                need: new.chunks_total,
+                left: (quota.chunks_per_day - used).max(0),
+                retry_after_s: ((reset - new.now + 999) / 1000).max(1),
+            });
+        }
+    }
+    Err(Error::TooManyActiveJobs(max_active))
 }
