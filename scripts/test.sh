@@ -35,6 +35,15 @@ bounded 900 bash scripts/schemathesis.sh || { tsp_diagnose; exit 1; }
 log "status page in headless Chromium (playwright-core)"
 bounded 900 bash tests/browser/run.sh || { tsp_diagnose; exit 1; }
 tsp_down
+# Upstream faults get a stack of their own: 20 % of each site's 5-second
+# windows fail (503, or 429 with Retry-After), pages hold 1,000 samples,
+# and one test takes the whole upstream down for 90 s.
+TSP_SIM_ARGS="--window-fault-rate 0.2 --fault-window-secs 5 --seed 7" \
+  TSP_VARS="UPSTREAM_PAGE_SIZE=1000" tsp_up "$PWD/.state/faults"
+log "faults end to end (windowed faults, a 90 s outage, a backlog, concurrent submits)"
+bounded 1500 cargo test --quiet --test pipeline -- --ignored --test-threads 1 faults:: \
+  || { tsp_diagnose; exit 1; }
+tsp_down
 log "crash test: kill the stack mid-job, restart, the reaper resumes"
 bounded 900 bash scripts/crash-test.sh
 log "all tests passed"

@@ -4,12 +4,15 @@
 //!   `schema/`, the in-process simulator, wiremock). Fast; run by `cargo test`.
 //! - `conformance`: one suite for the storage ports, run against every
 //!   native adapter (the e2e tests exercise the same behaviour on local D1/R2).
+//! - `faults`: the built Worker against a faulty simulator (windowed
+//!   503/429, a full outage), on a stack of its own.
 //! - `e2e`: the built wasm Worker in the local Workers runtime. Ignored by a
 //!   plain `cargo test`; `scripts/test.sh` starts the stack and runs them with
 //!   `--ignored`.
 
 mod conformance;
 mod e2e;
+mod faults;
 mod native_api;
 mod native_commit;
 mod native_faults;

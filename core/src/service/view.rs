@@ -31,6 +31,7 @@ pub fn job_view(job: &Job) -> Value {
         "start": format_rfc3339(job.start_ms),
         "end": format_rfc3339(job.end_ms),
         "attempts": job.attempts,
+        "stalled_deliveries": job.stalls,
         "progress": {
             "chunks_done": job.chunks_done,
             "chunks_total": job.chunks_total,

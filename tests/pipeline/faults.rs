@@ -1,0 +1,321 @@
+//! End to end under upstream faults: the built Worker in the local runtime
+//! against a simulator that fails 20 % of its 5-second windows per site
+//! (503, or 429 with `Retry-After`), serves 1,000-sample pages, and can be
+//! told to go down entirely. `scripts/test.sh` starts this stack of its own
+//! (`TSP_SIM_ARGS`, `TSP_VARS` there) and runs these one at a time, since
+//! the outage test takes the whole upstream down.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tsp_core::chunk;
+use tsp_core::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
+
+use crate::support::{sim_samples, FIVE_MIN};
+
+struct Stack {
+    url: String,
+    sim: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+fn stack() -> Stack {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"))
+    };
+    Stack {
+        url: var("TSP_URL"),
+        sim: var("TSP_SIM_URL"),
+        token: var("TSP_TOKEN"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+    }
+}
+
+impl Stack {
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("JSON")
+    }
+
+    async fn submit(&self, body: &Value) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}/v1/jobs", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST /v1/jobs");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        (status, v["job_id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn sim_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim))
+            .send()
+            .await
+            .expect("simulator")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Fires the cron, as the platform's every-minute trigger would.
+    async fn cron(&self) {
+        let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.url);
+        let _ = self.http.get(url).send().await;
+    }
+
+    /// Polls until the job is terminal (firing the cron now and then).
+    async fn finish(&self, id: &str, secs: u64) -> Value {
+        let t0 = Instant::now();
+        let mut polls = 0u32;
+        loop {
+            let job = self.get(&format!("/v1/jobs/{id}")).await;
+            if matches!(
+                job["status"].as_str(),
+                Some("completed" | "failed_permanent" | "cancelled")
+            ) {
+                return job;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(secs), "{id}: {job}");
+            polls += 1;
+            if polls.is_multiple_of(60) {
+                self.cron().await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn object(&self, id: &str) -> Vec<u8> {
+        let r = self
+            .http
+            .get(format!("{}/v1/jobs/{id}/result", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("result");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body").to_vec()
+    }
+}
+
+/// The object a fault-free run writes: the header and one block per chunk
+/// of the simulator's samples, encoded by the same codec.
+fn fault_free_object(site: &str, points: &[String], start: i64, end: i64) -> Vec<u8> {
+    let header = Header {
+        format: FORMAT_NAME.to_owned(),
+        version: FORMAT_VERSION,
+        site: site.to_owned(),
+        start_ms: start,
+        end_ms: end,
+        points: points.to_vec(),
+    };
+    let mut out = codec::encode_header(&header).expect("header");
+    for c in chunk::plan(start, end, points.len()) {
+        let mut s = sim_samples(site, &points[c.point as usize], c.start, c.end);
+        tsp_core::sample::sort_dedup(&mut s);
+        out.extend(codec::encode_block(c.point, &s).expect("block"));
+    }
+    out
+}
+
+fn job_body(site: &str, points: &[String], start: i64, days: i64) -> Value {
+    json!({"site": site, "points": points, "start": format_rfc3339(start),
+           "end": format_rfc3339(start + days * DAY_MS)})
+}
+
+fn points(site: &str, n: usize) -> Vec<String> {
+    let mut p = ace_sim::default_points(site, n);
+    p.sort();
+    p
+}
+
+/// The fewest pages a job can take: its chunks' samples in 1,000s.
+fn minimal_pages(site: &str, points: &[String], start: i64, end: i64) -> u64 {
+    chunk::plan(start, end, points.len())
+        .iter()
+        .map(|c| {
+            let n =
+                ace_sim::samples(site, &points[c.point as usize], c.start, c.end, FIVE_MIN).len();
+            (n as u64).div_ceil(1000).max(1)
+        })
+        .sum()
+}
+
+#[tokio::test]
+#[ignore = "needs the faults stack: scripts/test.sh"]
+async fn faults_ten_jobs_in_a_row_under_windowed_faults_all_complete_byte_identical() {
+    let s = stack();
+    let start = parse_rfc3339("2025-09-20T00:00:00Z").unwrap();
+    let (mut refetched, mut worst) = (Vec::new(), 0u64);
+    for i in 0..10 {
+        let site = format!("faults-row-{i}");
+        let pts = points(&site, 10);
+        let before = s.sim_json("/__stats").await;
+        let (status, id) = s.submit(&job_body(&site, &pts, start, 20)).await;
+        assert_eq!(status, 202);
+        let job = s.finish(&id, 600).await;
+        assert_eq!(job["status"], "completed", "job {i}: {job}");
+        let got = s.object(&id).await;
+        let want = fault_free_object(&site, &pts, start, start + 20 * DAY_MS);
+        assert!(
+            got == want,
+            "job {i}: the object differs from the fault-free run's"
+        );
+        let after = s.sim_json("/__stats").await;
+        let ok = after["pages_ok"].as_u64().unwrap() - before["pages_ok"].as_u64().unwrap();
+        let extra = ok.saturating_sub(minimal_pages(&site, &pts, start, start + 20 * DAY_MS));
+        worst = worst.max(extra);
+        refetched.push(extra);
+    }
+    let mean = refetched.iter().sum::<u64>() as f64 / refetched.len() as f64;
+    eprintln!("re-fetched pages per job under 20 % windowed faults: mean {mean:.1}, worst {worst}, each {refetched:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the faults stack: scripts/test.sh"]
+async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_and_one_close_alert(
+) {
+    let s = stack();
+    let start = parse_rfc3339("2025-06-01T00:00:00Z").unwrap();
+    let sites = ["faults-outage-a", "faults-outage-b"];
+    let mut ids = Vec::new();
+    for site in sites {
+        let (status, id) = s
+            .submit(&job_body(site, &points(site, 10), start, 90))
+            .await;
+        assert_eq!(status, 202);
+        ids.push(id);
+    }
+    // Wait for some progress, then take the whole upstream down for 90 s.
+    let t0 = Instant::now();
+    loop {
+        let j = s.get(&format!("/v1/jobs/{}", ids[0])).await;
+        if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "{j}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let down = s
+        .http
+        .post(format!("{}/faults/outage?secs=90", s.sim))
+        .send()
+        .await
+        .expect("outage");
+    assert_eq!(down.status(), 200);
+    let outage_end = Instant::now() + Duration::from_secs(90);
+    let done_at_end: Vec<u64> = {
+        tokio::time::sleep(Duration::from_secs(89)).await;
+        let mut v = Vec::new();
+        for id in &ids {
+            let j = s.get(&format!("/v1/jobs/{id}")).await;
+            assert_ne!(
+                j["status"], "failed_permanent",
+                "died during the outage: {j}"
+            );
+            v.push(j["progress"]["chunks_done"].as_u64().unwrap_or(0));
+        }
+        v
+    };
+    // Every waiting job running again: each one's progress moves.
+    let mut resumed = HashSet::new();
+    while resumed.len() < ids.len() {
+        for (k, id) in ids.iter().enumerate() {
+            let j = s.get(&format!("/v1/jobs/{id}")).await;
+            let done = j["progress"]["chunks_done"].as_u64().unwrap_or(0);
+            if done > done_at_end[k] || j["status"] == "completed" {
+                resumed.insert(k);
+            }
+        }
+        assert!(
+            Instant::now() < outage_end + Duration::from_secs(180),
+            "not resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let resumed_after = Instant::now().saturating_duration_since(outage_end);
+    for id in &ids {
+        let j = s.finish(id, 600).await;
+        assert_eq!(j["status"], "completed", "{j}");
+        assert_eq!(
+            j["stalled_deliveries"], 0,
+            "nothing counts towards its death: {j}"
+        );
+    }
+    let alerts = s.sim_json("/alerts").await;
+    let circuit = |kind: &str| {
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["event"] == kind)
+            .count()
+    };
+    assert_eq!(circuit("circuit_opened"), 1, "{alerts}");
+    assert_eq!(circuit("circuit_closed"), 1, "{alerts}");
+    eprintln!(
+        "outage of 90 s: every waiting job running again {:.1} s after it ended",
+        resumed_after.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the faults stack: scripts/test.sh"]
+async fn faults_twenty_jobs_queued_behind_one_another_all_complete_and_none_is_reaped() {
+    let s = stack();
+    let start = parse_rfc3339("2025-05-03T00:00:00Z").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let site = format!("faults-backlog-{i}");
+        let (status, id) = s
+            .submit(&job_body(&site, &points(&site, 3), start, 2))
+            .await;
+        assert_eq!(status, 202);
+        ids.push(id);
+    }
+    s.cron().await;
+    for id in &ids {
+        let j = s.finish(id, 600).await;
+        assert_eq!(j["status"], "completed", "{j}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the faults stack: scripts/test.sh"]
+async fn faults_fifty_concurrent_identical_submissions_make_exactly_one_job_ten_times() {
+    let s = stack();
+    let start = parse_rfc3339("2025-04-01T00:00:00Z").unwrap();
+    for trial in 0..10 {
+        let site = format!("faults-coalesce-{trial}");
+        let body = job_body(&site, &points(&site, 2), start, 1);
+        let answers = futures::future::join_all((0..50).map(|_| s.submit(&body))).await;
+        let ids: HashSet<&str> = answers.iter().map(|(_, id)| id.as_str()).collect();
+        assert!(
+            answers.iter().all(|(st, _)| *st == 200 || *st == 202),
+            "trial {trial}: {answers:?}"
+        );
+        assert_eq!(ids.len(), 1, "trial {trial}: {ids:?}");
+        let created = answers.iter().filter(|(st, _)| *st == 202).count();
+        assert_eq!(created, 1, "trial {trial}: one 202, the rest share it");
+    }
+}
