@@ -55,9 +55,8 @@ pub fn env_string(env: &Env, name: &str) -> Option<String> {
 
 /// Reads the configuration from vars and secrets.
 pub fn config(env: &Env) -> Result<Config, Error> {
-    let vals: HashMap<&str, String> = tsp_core::config::KEYS
-        .iter()
-        .filter_map(|k| env_string(env, k).map(|v| (*k, v)))
+    let vals: HashMap<&str, String> = tsp_core::config::keys()
+        .filter_map(|k| env_string(env, k).map(|v| (k, v)))
         .collect();
     // A bad var is the operator's problem: a clear log line, and a 500
     // with no detail for the client.

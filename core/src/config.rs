@@ -4,38 +4,85 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ValidationError;
 
-/// The vars and secrets [`Config::from_lookup`] reads: an adapter fetches
-/// exactly these from its environment.
-pub const KEYS: &[&str] = &[
-    "ACE_API_URL",
-    "ACE_API_TOKEN",
-    "UPSTREAM_PAGE_SIZE",
-    "UPSTREAM_TIMEOUT_MS",
-    "UPSTREAM_CONCURRENCY",
-    "PAGE_RETRY_MS",
-    "MAX_STALLED_DELIVERIES",
-    "CIRCUIT_THRESHOLD",
-    "CIRCUIT_COOLDOWN_MS",
-    "UPSTREAM_MAX_PAGE_BYTES",
-    "CHUNK_MAX_SAMPLES",
-    "MALFORMED_LIMIT",
-    "STORAGE_TIMEOUT_MS",
-    "INVOCATION_BUDGET_MS",
-    "LEASE_MS",
-    "CHUNKS_PER_INVOCATION",
-    "SUBREQUEST_BUDGET",
-    "MAX_POINTS",
-    "MAX_ACTIVE_JOBS",
-    "DAILY_CHUNK_QUOTA",
-    "FRESHNESS_MS",
-    "MAX_RETRIES",
-    "SINGLE_PUT_MAX_BYTES",
-    "MULTIPART_PART_BYTES",
-    "ALERT_WEBHOOK_URL",
-    "ALERT_TIMEOUT_MS",
-    "PUBLIC_BASE_URL",
-    "JOB_RETENTION_MS",
+/// One setting: its var or secret name, its default as written in
+/// `wrangler.toml` and the README, whether it is a secret, and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The var or secret name.
+    pub key: &'static str,
+    /// The default, as a var would spell it (empty: none).
+    pub default: &'static str,
+    /// A secret (`wrangler secret put`), never a `[vars]` entry or a log line.
+    pub secret: bool,
+    /// What it does (the README's configuration table is generated from it).
+    pub doc: &'static str,
+}
+
+const fn var(key: &'static str, default: &'static str, doc: &'static str) -> Setting {
+    Setting {
+        key,
+        default,
+        secret: false,
+        doc,
+    }
+}
+
+const fn secret(key: &'static str, doc: &'static str) -> Setting {
+    Setting {
+        key,
+        default: "",
+        secret: true,
+        doc,
+    }
+}
+
+/// Every setting, in one place: [`Config::from_lookup`] reads exactly
+/// these, the adapters fetch exactly these, and a test holds the README's
+/// table and `wrangler.toml` to them.
+pub const SETTINGS: &[Setting] = &[
+    var("ACE_API_URL", "", "upstream base URL"),
+    secret("ACE_API_TOKEN", "upstream bearer token"),
+    var("UPSTREAM_PAGE_SIZE", "10000", "samples per page"),
+    var("UPSTREAM_TIMEOUT_MS", "30000", "timeout per upstream request (AbortSignal)"),
+    var("UPSTREAM_CONCURRENCY", "6", "chunks fetched at once (capped at 6)"),
+    var("PAGE_RETRY_MS", "15000", "how long one page's transient failures are retried in place, honouring `Retry-After`; past it (or for a longer `Retry-After`) the job is rescheduled with a delayed message"),
+    var("MALFORMED_LIMIT", "3", "malformed bodies of one page before the failure is permanent"),
+    var("MAX_STALLED_DELIVERIES", "5", "deliveries in a row without progress (no chunk checkpointed) after which a job dies of transient errors; progress resets the count, and waiting out an open upstream circuit does not add to it"),
+    var("CIRCUIT_THRESHOLD", "3", "messages in a row ending with the upstream failing, across two sites or more, that open the upstream circuit (a rejected credential opens it at once)"),
+    var("CIRCUIT_COOLDOWN_MS", "30000", "how long an open circuit holds every job back before one probe tests the upstream"),
+    var("UPSTREAM_MAX_PAGE_BYTES", "33554432", "largest upstream page body (32 MiB), enforced while it is read; past it the job fails permanently"),
+    var("CHUNK_MAX_SAMPLES", "300000", "most samples in one chunk (a point over a UTC month); past it the job fails permanently, so memory stays bounded"),
+    var("STORAGE_TIMEOUT_MS", "20000", "timeout per D1 and R2 call and per queue send"),
+    var("INVOCATION_BUDGET_MS", "120000", "wall time per consumer invocation, shared by its messages, before it continues in a new message"),
+    var("LEASE_MS", "300000", "a claim's lease, renewed by a fenced heartbeat at most every 10 s while the holder works"),
+    var("CHUNKS_PER_INVOCATION", "0", "cap on chunks started per invocation (0: none)"),
+    var("SUBREQUEST_BUDGET", "9000", "subrequests (upstream pages, R2 calls, queue sends) one consumer invocation makes at most, across all its messages; under the 10,000 of current paid plans. An account on the older 1,000 limit sets it to 900; finalize then needs one read per chunk in one invocation, so a 100-point, 13-month job (1,300 chunks) cannot finish there"),
+    var("MAX_POINTS", "100", "points per job"),
+    var("MAX_ACTIVE_JOBS", "1000", "queued, processing or failed jobs one owner may have at once; a submit beyond it gets `429` with `Retry-After: 30` and writes nothing (0: no limit). The count and the insert are one statement, so concurrent submits cannot overshoot"),
+    var("DAILY_CHUNK_QUOTA", "50000", "chunks (a point over a UTC month) one owner may order per UTC day, `force` included; past it a submit gets `429` with `Retry-After` until midnight UTC and a problem+json naming the quota (0: none)"),
+    var("FRESHNESS_MS", "3600000", "how long a completed job is reused for an identical request"),
+    var("MAX_RETRIES", "4", "mirror of the queue's `max_retries` (the queue now only retries invocations that crash; the consumer reschedules failures itself)"),
+    var("SINGLE_PUT_MAX_BYTES", "16777216", "results up to this size (16 MiB) are written with one PUT; larger ones with a multipart upload"),
+    var("MULTIPART_PART_BYTES", "8388608", "multipart part size (8 MiB; at least 5 MiB; every part but the last is exactly this size, as R2 requires, raised if the result would need over 10,000 parts)"),
+    secret("ALERT_WEBHOOK_URL", "Slack-style incoming webhook for dead-letter and circuit alerts; unset means the alert is only logged. A 4xx from it is a permanent alert failure, counted in stats"),
+    var("ALERT_TIMEOUT_MS", "5000", "timeout per alert attempt"),
+    var("PUBLIC_BASE_URL", "", "prefix of the status link in alerts"),
+    var("JOB_RETENTION_MS", "7776000000", "terminal jobs (completed, cancelled, dead once alerted) are deleted from D1 with their events and checkpoints this long (90 days) after they finished, up to 50 per reaper run; 0 keeps them forever. R2 objects are left to the bucket's lifecycle rules (see Deploy)"),
 ];
+
+/// The names [`Config::from_lookup`] reads.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|s| s.key)
+}
+
+/// The README's configuration table, generated from [`SETTINGS`].
+pub fn readme_table() -> String {
+    let mut out = String::from("| var | default | meaning |\n|---|---|---|\n");
+    for s in SETTINGS.iter().filter(|s| !s.secret) {
+        out.push_str(&format!("| `{}` | {} | {} |\n", s.key, s.default, s.doc));
+    }
+    out
+}
 
 /// Every knob, with its default. Secrets are [`SecretString`]s: a `Debug`
 /// print or a log line shows `[REDACTED]`, never the value.
@@ -215,7 +262,7 @@ impl Default for Config {
             max_active_jobs: 1_000,
             daily_chunk_quota: 50_000,
             freshness_ms: 3_600_000,
-            max_retries: 3,
+            max_retries: 4,
             single_put_max_bytes: 16 << 20,
             multipart_part_bytes: 8 << 20,
             alert_webhook_url: None,
@@ -241,8 +288,24 @@ mod tests {
             None
         })
         .expect("defaults");
-        let keys: BTreeSet<String> = KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let keys: BTreeSet<String> = keys().map(str::to_owned).collect();
         assert_eq!(asked.into_inner(), keys);
+    }
+
+    #[test]
+    fn the_settings_table_holds_the_defaults_the_code_uses() {
+        let from_table = Config::from_lookup(|k| {
+            SETTINGS
+                .iter()
+                .find(|s| s.key == k)
+                .map(|s| s.default.to_owned())
+        })
+        .expect("defaults parse");
+        // Debug shows every field (secrets redacted), so this compares all.
+        assert_eq!(
+            format!("{from_table:?}"),
+            format!("{:?}", Config::default())
+        );
     }
 
     #[test]

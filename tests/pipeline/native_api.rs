@@ -204,3 +204,47 @@ async fn listing_pages_through_jobs_created_in_the_same_millisecond() {
     sorted.sort();
     assert_eq!(sorted, made, "every job exactly once: {seen:?}");
 }
+
+/// The README's configuration table and `wrangler.toml` follow the one
+/// settings table in `core::config` (keys, defaults, docs, secrets).
+#[test]
+fn the_readme_and_wrangler_toml_follow_the_settings_table() {
+    use tsp_core::config::{readme_table, SETTINGS};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("| var | default | meaning |")
+        .expect("the table");
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |n| start + n + 1);
+    assert_eq!(
+        &readme[start..end],
+        readme_table(),
+        "regenerate the README's table from core::config::SETTINGS"
+    );
+    let toml = std::fs::read_to_string(root.join("wrangler.toml")).unwrap();
+    let vars = toml.split("[vars]").nth(1).expect("[vars]");
+    for line in vars.lines().take_while(|l| !l.starts_with('[')) {
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        let s = SETTINGS.iter().find(|s| s.key == key.trim());
+        assert!(
+            s.is_some_and(|s| !s.secret),
+            "wrangler.toml var {key} is not a setting"
+        );
+    }
+    for s in SETTINGS.iter().filter(|s| s.secret) {
+        assert!(
+            toml.contains(&format!("#   {}", s.key)),
+            "{} is listed as a secret",
+            s.key
+        );
+        assert!(
+            !vars.contains(&format!("{} =", s.key)),
+            "{} must not be a var",
+            s.key
+        );
+    }
+}
