@@ -14,11 +14,13 @@ use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
 
 use crate::support::{reference_aggregates, same_value, FIVE_MIN};
 
-struct Stack {
-    url: String,
-    sim: String,
-    token: String,
-    http: reqwest::Client,
+/// The running stack: the Worker, the simulator, a token and an HTTP
+/// client (also used by `faults`).
+pub(crate) struct Stack {
+    pub(crate) url: String,
+    pub(crate) sim: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
 }
 
 /// The second tenant configured by scripts/stack.sh.
@@ -27,7 +29,7 @@ const OTHER_TOKEN: &str = "other-tenant-token";
 /// data without touching the second tenant's empty job list.
 const THIRD_TOKEN: &str = "third-tenant-token";
 
-fn stack() -> Stack {
+pub(crate) fn stack() -> Stack {
     let var = |k: &str| {
         std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"))
     };

@@ -13,34 +13,11 @@ use tsp_core::chunk;
 use tsp_core::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::{format_rfc3339, parse_rfc3339, DAY_MS};
 
+use crate::e2e::{stack, Stack};
 use crate::support::{sim_samples, FIVE_MIN};
 
-struct Stack {
-    url: String,
-    sim: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-fn stack() -> Stack {
-    let var = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run scripts/test.sh"))
-    };
-    Stack {
-        url: var("TSP_URL"),
-        sim: var("TSP_SIM_URL"),
-        token: var("TSP_TOKEN"),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client"),
-    }
-}
-
 impl Stack {
-    async fn get(&self, path: &str) -> Value {
+    async fn view(&self, path: &str) -> Value {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
@@ -89,7 +66,7 @@ impl Stack {
         let t0 = Instant::now();
         let mut polls = 0u32;
         loop {
-            let job = self.get(&format!("/v1/jobs/{id}")).await;
+            let job = self.view(&format!("/v1/jobs/{id}")).await;
             if matches!(
                 job["status"].as_str(),
                 Some("completed" | "failed_permanent" | "cancelled")
@@ -209,7 +186,7 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
     // Wait for some progress, then take the whole upstream down for 90 s.
     let t0 = Instant::now();
     loop {
-        let j = s.get(&format!("/v1/jobs/{}", ids[0])).await;
+        let j = s.view(&format!("/v1/jobs/{}", ids[0])).await;
         if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
             break;
         }
@@ -228,7 +205,7 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
         tokio::time::sleep(Duration::from_secs(89)).await;
         let mut v = Vec::new();
         for id in &ids {
-            let j = s.get(&format!("/v1/jobs/{id}")).await;
+            let j = s.view(&format!("/v1/jobs/{id}")).await;
             assert_ne!(
                 j["status"], "failed_permanent",
                 "died during the outage: {j}"
@@ -241,7 +218,7 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
     let mut resumed = HashSet::new();
     while resumed.len() < ids.len() {
         for (k, id) in ids.iter().enumerate() {
-            let j = s.get(&format!("/v1/jobs/{id}")).await;
+            let j = s.view(&format!("/v1/jobs/{id}")).await;
             let done = j["progress"]["chunks_done"].as_u64().unwrap_or(0);
             if done > done_at_end[k] || j["status"] == "completed" {
                 resumed.insert(k);

@@ -239,15 +239,13 @@ where
     })
 }
 
-/// What a message costs before its first chunk, at least: the claim, the
-/// checkpoint read and one chunk, with the control reserve behind it.
-fn message_floor(budget: &Budget) -> Cost {
-    let _ = budget;
-    Cost {
-        statements: crate::budget::CONTROL_STATEMENTS + 4,
-        subrequests: crate::budget::CONTROL_SUBREQUESTS + 2,
-    }
-}
+/// What a message costs before its first chunk, at least: the circuit
+/// read, the claim, the checkpoint read and one chunk, with the control
+/// reserve behind it.
+const MESSAGE_FLOOR: Cost = Cost {
+    statements: crate::budget::CONTROL_STATEMENTS + 5,
+    subrequests: crate::budget::CONTROL_SUBREQUESTS + 2,
+};
 
 async fn handle_one<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
@@ -263,7 +261,7 @@ where
     H: HttpClient,
     C: Clock,
 {
-    if budget.expired(deps.clock.now_ms()) || !budget.can_afford(message_floor(budget)) {
+    if budget.expired(deps.clock.now_ms()) || !budget.can_afford(MESSAGE_FLOOR) {
         return defer(deps.queue, msg).await;
     }
     let (dirty, probe) = match circuit::gate(deps.db, deps.clock).await {
