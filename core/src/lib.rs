@@ -22,7 +22,7 @@
 //! - [`store`]: every SQL statement, one function each.
 //! - [`budget`]: one invocation's D1, subrequest and time budgets, and the metered ports.
 //! - [`config`]: settings from vars and secrets.
-//! - [`service`]: submit, process, dead-letter; what the roles do.
+//! - [`service`]: submit, process (with `lease`, `assemble` and `circuit`), dead-letter, reap; what the roles do.
 #![deny(missing_docs)]
 // The ports are used from single-threaded runtimes (workerd, current-thread
 // tokio): their futures are deliberately not `Send`.

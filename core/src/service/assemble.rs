@@ -19,7 +19,7 @@ use crate::fingerprint::result_key;
 use crate::job::{Job, JobStatus};
 use crate::parts::EqualParts;
 use crate::ports::{BlobMeta, BlobStore, Clock, SqlDb, UploadedPart, MAX_DELETE_KEYS};
-use crate::service::process::{fenced, part_key, DoneChunk, Lease};
+use crate::service::lease::{fenced, part_key, DoneChunk, Lease};
 use crate::service::{transition_log, Deps};
 use crate::store;
 

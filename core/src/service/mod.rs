@@ -6,6 +6,7 @@
 pub mod assemble;
 pub mod circuit;
 pub mod dead_letter;
+pub mod lease;
 pub mod manage;
 pub mod process;
 pub mod reap;

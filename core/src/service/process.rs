@@ -22,7 +22,6 @@ use std::cell::Cell;
 use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt};
-use serde::Deserialize;
 
 use crate::aggregate::aggregate;
 use crate::budget::{Budget, Cost, Limits, Metered};
@@ -33,13 +32,11 @@ use crate::error::{Disposition, Error, StoreError};
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
 use crate::sample::sort_dedup;
+use crate::service::lease::{fenced, Lease};
+pub use crate::service::lease::{part_key, DoneChunk};
 use crate::service::{assemble, circuit, dead_letter, transition_log, Deps};
-use crate::store::{self, AggTarget, Holder};
+use crate::store::{self, AggTarget};
 use crate::upstream::{fetch_chunk, ChunkQuery};
-
-/// Longest time between heartbeats (lease renewals, which also notice a
-/// cancellation) while a holder works.
-const HEARTBEAT_MS: i64 = 10_000;
 
 /// Where a message left its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,71 +106,6 @@ pub struct BatchReport {
     pub statements: u64,
     /// Subrequests made.
     pub subrequests: u64,
-}
-
-/// The R2 key of a chunk's encoded block.
-pub fn part_key(id: &JobId, idx: u32) -> String {
-    format!("parts/{id}/{idx:06}.gz")
-}
-
-/// A checkpoint: a finished chunk's index, samples and encoded bytes.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct DoneChunk {
-    /// Position in the plan.
-    #[serde(deserialize_with = "crate::job::de::uint")]
-    pub idx: u32,
-    /// Samples in its block.
-    #[serde(deserialize_with = "crate::job::de::uint")]
-    pub samples: u64,
-    /// Bytes of its part.
-    #[serde(deserialize_with = "crate::job::de::uint")]
-    pub bytes: u64,
-}
-
-/// A claim held: the job, its token, and when it was last renewed.
-pub(crate) struct Lease<'a> {
-    pub(crate) id: &'a JobId,
-    pub(crate) token: String,
-    renewed: Cell<EpochMs>,
-    /// Whether this delivery checkpointed at least one chunk.
-    progressed: Cell<bool>,
-    /// This message's view of the upstream circuit.
-    circuit: circuit::Tracker,
-    log: &'a dyn Fn(&str),
-}
-
-impl Lease<'_> {
-    pub(crate) fn holder(&self) -> Holder<'_> {
-        Holder {
-            id: self.id,
-            token: &self.token,
-        }
-    }
-
-    /// Renews the lease if it is due; a renewal that changes nothing means
-    /// the job is no longer ours.
-    async fn heartbeat<D: SqlDb, B, Q, H, C: Clock>(
-        &self,
-        deps: &Deps<'_, D, B, Q, H, C>,
-    ) -> Result<(), Error> {
-        let now = deps.clock.now_ms();
-        let every = (deps.cfg.lease_ms / 3).clamp(1, HEARTBEAT_MS);
-        if now - self.renewed.get() < every {
-            return Ok(());
-        }
-        self.renewed.set(now);
-        let stmt = store::renew_lease(self.holder(), now, now + deps.cfg.lease_ms);
-        fenced(deps.db.execute(&stmt).await?)
-    }
-}
-
-/// A fenced write that changed no row means the holder lost the job.
-pub(crate) fn fenced(changed: u64) -> Result<(), Error> {
-    if changed == 0 {
-        Err(Error::Fenced)
-    } else {
-        Ok(())
-    }
 }
 
 /// Handles the messages of one invocation under one shared [`Budget`].

@@ -1,0 +1,84 @@
+//! A held claim, and what the consumer's steps share about it: the lease
+//! (its fencing token and heartbeat), the checkpoint record and the part
+//! keys. Both [`super::process`] and [`super::assemble`] build on it, so
+//! neither imports the other's internals.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+
+use crate::domain::{EpochMs, JobId};
+use crate::error::Error;
+use crate::ports::{Clock, SqlDb};
+use crate::service::{circuit, Deps};
+use crate::store::{self, Holder};
+
+/// Longest time between heartbeats (lease renewals, which also notice a
+/// cancellation) while a holder works.
+const HEARTBEAT_MS: i64 = 10_000;
+
+/// The R2 key of a chunk's encoded block.
+pub fn part_key(id: &JobId, idx: u32) -> String {
+    format!("parts/{id}/{idx:06}.gz")
+}
+
+/// A checkpoint: a finished chunk's index, samples and encoded bytes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DoneChunk {
+    /// Position in the plan.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub idx: u32,
+    /// Samples in its block.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub samples: u64,
+    /// Bytes of its part.
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub bytes: u64,
+}
+
+/// A claim held: the job, its token, and when it was last renewed.
+pub(crate) struct Lease<'a> {
+    pub(crate) id: &'a JobId,
+    pub(crate) token: String,
+    pub(crate) renewed: Cell<EpochMs>,
+    /// Whether this delivery checkpointed at least one chunk.
+    pub(crate) progressed: Cell<bool>,
+    /// This message's view of the upstream circuit.
+    pub(crate) circuit: circuit::Tracker,
+    /// The log sink of the invocation.
+    pub(crate) log: &'a dyn Fn(&str),
+}
+
+impl Lease<'_> {
+    pub(crate) fn holder(&self) -> Holder<'_> {
+        Holder {
+            id: self.id,
+            token: &self.token,
+        }
+    }
+
+    /// Renews the lease if it is due; a renewal that changes nothing means
+    /// the job is no longer ours.
+    pub(crate) async fn heartbeat<D: SqlDb, B, Q, H, C: Clock>(
+        &self,
+        deps: &Deps<'_, D, B, Q, H, C>,
+    ) -> Result<(), Error> {
+        let now = deps.clock.now_ms();
+        let every = (deps.cfg.lease_ms / 3).clamp(1, HEARTBEAT_MS);
+        if now - self.renewed.get() < every {
+            return Ok(());
+        }
+        self.renewed.set(now);
+        let stmt = store::renew_lease(self.holder(), now, now + deps.cfg.lease_ms);
+        fenced(deps.db.execute(&stmt).await?)
+    }
+}
+
+/// A fenced write that changed no row means the holder lost the job.
+pub(crate) fn fenced(changed: u64) -> Result<(), Error> {
+    if changed == 0 {
+        Err(Error::Fenced)
+    } else {
+        Ok(())
+    }
+}
