@@ -138,18 +138,54 @@ fn js_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// What the calls through one adapter cost: how many, and their time.
+#[derive(Debug, Default)]
+pub struct Meter {
+    calls: std::cell::Cell<u64>,
+    ms: std::cell::Cell<f64>,
+}
+
+impl Meter {
+    /// Calls (for D1: statements, each statement of a batch counting).
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// Milliseconds spent waiting on them.
+    pub fn ms(&self) -> f64 {
+        self.ms.get()
+    }
+
+    fn count(&self, n: usize) {
+        self.calls.set(self.calls.get() + n as u64);
+    }
+
+    async fn time<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        let t0 = js_sys::Date::now();
+        let out = fut.await;
+        self.ms.set(self.ms.get() + (js_sys::Date::now() - t0));
+        out
+    }
+}
+
 /// D1 as a [`SqlDb`]. Counts the statements it runs (a batch counts each
-/// of its statements), for the per-invocation log line.
-pub struct D1Db(pub worker::D1Database, pub std::cell::Cell<u64>);
+/// of its statements) and their time, for the per-invocation log line and
+/// the `Server-Timing` of API responses.
+pub struct D1Db(pub worker::D1Database, pub Meter);
 
 impl D1Db {
     /// Statements run through this binding so far.
     pub fn statements(&self) -> u64 {
-        self.1.get()
+        self.1.calls()
+    }
+
+    /// Milliseconds spent in D1 so far.
+    pub fn ms(&self) -> f64 {
+        self.1.ms()
     }
 
     fn count(&self, n: usize) {
-        self.1.set(self.1.get() + n as u64);
+        self.1.count(n);
     }
 
     fn prepare(&self, stmt: &Statement) -> Result<worker::D1PreparedStatement, StoreError> {
@@ -178,7 +214,11 @@ fn changes(r: &worker::D1Result) -> u64 {
 impl SqlDb for D1Db {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError> {
         self.count(1);
-        let res = self.prepare(stmt)?.all().await.map_err(js_err)?;
+        let res = self
+            .1
+            .time(self.prepare(stmt)?.all())
+            .await
+            .map_err(js_err)?;
         let rows: Vec<serde_json::Value> = res.results().map_err(js_err)?;
         Ok(rows
             .into_iter()
@@ -191,7 +231,11 @@ impl SqlDb for D1Db {
 
     async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError> {
         self.count(1);
-        let res = self.prepare(stmt)?.run().await.map_err(js_err)?;
+        let res = self
+            .1
+            .time(self.prepare(stmt)?.run())
+            .await
+            .map_err(js_err)?;
         Ok(changes(&res))
     }
 
@@ -201,7 +245,7 @@ impl SqlDb for D1Db {
             .iter()
             .map(|s| self.prepare(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let res = self.0.batch(prepared).await.map_err(js_err)?;
+        let res = self.1.time(self.0.batch(prepared)).await.map_err(js_err)?;
         Ok(res.iter().map(changes).collect())
     }
 }

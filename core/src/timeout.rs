@@ -107,29 +107,59 @@ impl<Q: JobQueue, C: Clock> JobQueue for TimedQueue<Q, C> {
     }
 }
 
-/// A [`BlobStore`] whose every call fails with [`StoreError::Timeout`] past `ms`.
+/// A [`BlobStore`] whose every call fails with [`StoreError::Timeout`] past
+/// `ms`. It also counts its calls and the time spent in them (the API's
+/// `Server-Timing`).
 pub struct TimedBlobs<B, C> {
     inner: B,
     clock: C,
     ms: u64,
+    calls: std::cell::Cell<u64>,
+    spent_ms: std::cell::Cell<i64>,
 }
 
 impl<B, C> TimedBlobs<B, C> {
     /// Wraps `inner`.
     pub fn new(inner: B, clock: C, ms: u64) -> Self {
-        Self { inner, clock, ms }
+        Self {
+            inner,
+            clock,
+            ms,
+            calls: Default::default(),
+            spent_ms: Default::default(),
+        }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// Milliseconds spent in them so far.
+    pub fn spent_ms(&self) -> i64 {
+        self.spent_ms.get()
+    }
+}
+
+impl<B, C: Clock> TimedBlobs<B, C> {
+    async fn timed<T>(
+        &self,
+        what: &'static str,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let t0 = self.clock.now_ms();
+        let out = timed(&self.clock, self.ms, what, fut).await;
+        self.calls.set(self.calls.get() + 1);
+        self.spent_ms
+            .set(self.spent_ms.get() + (self.clock.now_ms() - t0).max(0));
+        out
     }
 }
 
 impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
-        timed(
-            &self.clock,
-            self.ms,
-            "object put",
-            self.inner.put(key, bytes, meta),
-        )
-        .await
+        self.timed("object put", self.inner.put(key, bytes, meta))
+            .await
     }
     async fn put_if_absent(
         &self,

@@ -44,19 +44,79 @@ pub async fn handle(req: Request, env: &Env) -> Response {
     if path == "/healthz" {
         return json(200, &serde_json::json!({"status": "ok"}));
     }
+    let started = worker::Date::now().as_millis() as f64;
+    let request_id = request_id(&req);
+    let method = req.method().to_string();
+    let bindings = Bindings::from_env(env);
+    let mut owner_seen = None;
     let result = async {
+        let b = bindings.as_ref().map_err(Clone::clone)?;
         let tokens = TokenTable::parse(&env_string(env, names::API_TOKENS).unwrap_or_default());
         let auth = req.headers().get("authorization").ok().flatten();
         let owner = tokens.owner(auth.as_deref())?;
-        let b = Bindings::from_env(env)?;
-        routes::route(req, &b, &owner.0).await
+        owner_seen = Some(owner.0.clone());
+        routes::route(req, b, &owner.0).await
     }
     .await;
-    let resp = result.unwrap_or_else(|e| problem(&e, &path));
+    let mut resp = result.unwrap_or_else(|e| problem(&e, &path));
+    let cost = Cost {
+        total_ms: worker::Date::now().as_millis() as f64 - started,
+        d1: bindings
+            .as_ref()
+            .ok()
+            .map(|b| (b.db.inner().ms(), b.db.inner().statements())),
+        r2: bindings
+            .as_ref()
+            .ok()
+            .map(|b| (b.blobs.spent_ms() as f64, b.blobs.calls())),
+    };
+    let _ = resp
+        .headers_mut()
+        .set("server-timing", &cost.server_timing());
+    let _ = resp.headers_mut().set("x-request-id", &request_id);
+    worker::console_log!(
+        "{}",
+        serde_json::json!({
+            "event": "request", "request_id": request_id, "method": method, "path": path,
+            "status": resp.status_code(), "ms": cost.total_ms.round(),
+            "d1_queries": cost.d1.map_or(0, |d| d.1), "owner": owner_seen,
+        })
+    );
     if head {
         return without_body(resp);
     }
     resp
+}
+
+/// The request's id: Cloudflare's `cf-ray` when present, else a random one.
+fn request_id(req: &Request) -> String {
+    if let Some(ray) = req.headers().get("cf-ray").ok().flatten() {
+        return ray;
+    }
+    use tsp_core::ports::Clock;
+    hex::encode(&tsp_cloudflare::JsClock.random_bytes()[..8])
+}
+
+/// What one request cost: its wall time, and D1's and R2's time and calls.
+struct Cost {
+    total_ms: f64,
+    d1: Option<(f64, u64)>,
+    r2: Option<(f64, u64)>,
+}
+
+impl Cost {
+    /// `Server-Timing` (W3C): `d1;dur=…;desc="N queries", r2;dur=…, total;dur=…`.
+    fn server_timing(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((ms, n)) = self.d1 {
+            parts.push(format!("d1;dur={ms:.1};desc=\"{n} queries\""));
+        }
+        if let Some((ms, n)) = self.r2 {
+            parts.push(format!("r2;dur={ms:.1};desc=\"{n} calls\""));
+        }
+        parts.push(format!("total;dur={:.1}", self.total_ms));
+        parts.join(", ")
+    }
 }
 
 /// A HEAD answer: the GET's status and headers, no body.

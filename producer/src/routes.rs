@@ -319,7 +319,9 @@ async fn get_result(req: &Request, b: &Bindings, owner: &str, id: &str) -> Resul
             )
         })?;
     let headers = Headers::new();
-    let _ = headers.set("cache-control", "private, max-age=3600");
+    // A completed result never changes (its key is the request's hash and
+    // it is written once), so clients and caches may keep it.
+    let _ = headers.set("cache-control", "private, max-age=86400, immutable");
     let query = query_map(req)?;
     let accept = req.headers().get("accept").ok().flatten();
     if let Some(format) =

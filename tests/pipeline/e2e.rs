@@ -4,6 +4,7 @@
 //! `scripts/test.sh` starts the stack and runs these with `--ignored`; they
 //! read `TSP_URL`, `TSP_SIM_URL` and `TSP_TOKEN` from the environment.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -550,4 +551,73 @@ async fn e2e_four_concurrent_jobs_stay_within_1000_d1_statements_per_invocation(
     );
     assert!(most > 0, "the Worker logged its invocations");
     assert!(most <= 1_000, "an invocation ran {most} D1 statements");
+}
+
+/// Parses `Server-Timing` into (name, duration ms, description).
+fn server_timing(v: &str) -> Vec<(String, f64, Option<String>)> {
+    v.split(',')
+        .map(|m| {
+            let mut parts = m.trim().split(';');
+            let name = parts.next().unwrap_or_default().to_owned();
+            let (mut dur, mut desc) = (f64::NAN, None);
+            for p in parts {
+                match p.split_once('=') {
+                    Some(("dur", d)) => dur = d.parse().unwrap_or(f64::NAN),
+                    Some(("desc", d)) => desc = Some(d.trim_matches('"').to_owned()),
+                    _ => {}
+                }
+            }
+            (name, dur, desc)
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
+    let s = stack();
+    let mut ids = HashSet::new();
+    for path in ["/v1/jobs", "/v1/stats", "/v1/nope"] {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.url))
+            .bearer_auth(THIRD_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(!id.is_empty(), "{path}");
+        ids.insert(id);
+        let timing = server_timing(r.headers()["server-timing"].to_str().unwrap());
+        let names: Vec<&str> = timing.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(names, ["d1", "r2", "total"], "{path}: {timing:?}");
+        assert!(timing.iter().all(|t| t.1 >= 0.0), "{path}: {timing:?}");
+        let d1 = timing[0].2.clone().unwrap_or_default();
+        let queries: u64 = d1.trim_end_matches(" queries").parse().unwrap();
+        let want = match path {
+            "/v1/jobs" => 1,
+            "/v1/stats" => 3,
+            _ => 0,
+        };
+        assert_eq!(queries, want, "{path}: {d1}");
+    }
+    assert_eq!(ids.len(), 3, "one id per request");
+    // A completed result may be kept: it never changes.
+    let body = json!({"site": "e2e-cost", "points": ["p1"], "days": 1});
+    let job = run_job(&s, THIRD_TOKEN, &body).await;
+    let r = s
+        .http
+        .get(format!(
+            "{}/v1/jobs/{}/result",
+            s.url,
+            job["job_id"].as_str().unwrap()
+        ))
+        .bearer_auth(THIRD_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cc = r.headers()["cache-control"].to_str().unwrap();
+    assert!(cc.contains("immutable") && cc.contains("private"), "{cc}");
+    assert!(r.headers().contains_key("etag"));
 }
