@@ -53,6 +53,18 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
     // Exact D1 statement count of this invocation (a batch counts each of
     // its statements, counted by the D1 adapter itself), the budget's own
     // counts, wall time and wasm memory.
+    let usage = tsp_core::budget::Usage {
+        memory_bytes: wasm_memory_bytes(),
+        ..report.usage
+    };
+    // Memory is only known here; the other figures were warned about in
+    // the core already.
+    if usage.memory_bytes * 5 > tsp_core::budget::platform::MEMORY_BYTES * 4 {
+        worker::console_warn!(
+            "{{\"event\":\"limit_warning\",\"detail\":\"wasm memory {} bytes\"}}",
+            usage.memory_bytes
+        );
+    }
     worker::console_log!(
         "{}",
         serde_json::json!({
@@ -61,6 +73,7 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             "d1_statements": b.db.inner().statements(),
             "budget_statements": report.statements,
             "subrequests": report.subrequests,
+            "upstream_bytes": report.usage.upstream_bytes,
             "wasm_memory_bytes": wasm_memory_bytes(),
             "ms": worker::Date::now().as_millis().saturating_sub(started),
         })

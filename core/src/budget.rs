@@ -77,9 +77,65 @@ impl Meter {
 #[derive(Debug)]
 pub struct Budget {
     limits: Limits,
+    started: EpochMs,
     deadline: EpochMs,
     statements: Meter,
     subrequests: Meter,
+    upstream_bytes: Cell<u64>,
+}
+
+/// The platform's own limits per invocation, against which usage is
+/// warned about at 80 %.
+pub mod platform {
+    /// D1 queries per invocation.
+    pub const D1_QUERIES: u64 = 1_000;
+    /// Subrequests per invocation (current paid plans).
+    pub const SUBREQUESTS: u64 = 10_000;
+    /// Isolate memory, bytes.
+    pub const MEMORY_BYTES: u64 = 128 * 1_000_000;
+    /// Wall time of a queue consumer invocation, ms.
+    pub const QUEUE_WALL_MS: u64 = 15 * 60_000;
+}
+
+/// What one invocation used, for its log line and its warnings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// D1 statements.
+    pub statements: u64,
+    /// Subrequests.
+    pub subrequests: u64,
+    /// Upstream response bytes read.
+    pub upstream_bytes: u64,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+    /// wasm linear memory at the end (0 where unknown), bytes.
+    pub memory_bytes: u64,
+}
+
+impl Usage {
+    /// One line per figure past 80 % of its platform limit.
+    pub fn warnings(&self) -> Vec<String> {
+        let checks = [
+            ("D1 statements", self.statements, platform::D1_QUERIES),
+            ("subrequests", self.subrequests, platform::SUBREQUESTS),
+            (
+                "wasm memory bytes",
+                self.memory_bytes,
+                platform::MEMORY_BYTES,
+            ),
+            ("wall ms", self.wall_ms, platform::QUEUE_WALL_MS),
+        ];
+        checks
+            .iter()
+            .filter(|(_, used, limit)| *used * 5 > *limit * 4)
+            .map(|(what, used, limit)| {
+                format!(
+                    "{what}: {used} of the platform's {limit} ({}%)",
+                    used * 100 / limit
+                )
+            })
+            .collect()
+    }
 }
 
 impl Budget {
@@ -87,9 +143,22 @@ impl Budget {
     pub fn new(limits: Limits, now: EpochMs) -> Self {
         Self {
             limits,
+            started: now,
             deadline: now.saturating_add(limits.wall_ms as i64),
             statements: Meter::default(),
             subrequests: Meter::default(),
+            upstream_bytes: Cell::new(0),
+        }
+    }
+
+    /// What was used by `now`.
+    pub fn usage(&self, now: EpochMs, memory_bytes: u64) -> Usage {
+        Usage {
+            statements: self.statements_used(),
+            subrequests: self.subrequests_used(),
+            upstream_bytes: self.upstream_bytes.get(),
+            wall_ms: (now - self.started).max(0) as u64,
+            memory_bytes,
         }
     }
 
@@ -260,7 +329,9 @@ impl<B: BlobStore> BlobStore for Metered<'_, B> {
 impl<H: HttpClient> HttpClient for Metered<'_, H> {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, UpstreamError> {
         self.budget.charge_subrequest();
-        self.inner.send(req).await
+        let resp = self.inner.send(req).await?;
+        add(&self.budget.upstream_bytes, resp.body.len() as u64);
+        Ok(resp)
     }
 }
 
@@ -304,6 +375,25 @@ mod tests {
             b.reserve(chunk, 1_000).is_none(),
             "nothing starts past the deadline"
         );
+    }
+
+    #[test]
+    fn usage_past_80_percent_of_a_platform_limit_warns() {
+        let calm = Usage {
+            statements: 800,
+            subrequests: 8_000,
+            ..Usage::default()
+        };
+        assert!(calm.warnings().is_empty(), "80 % exactly is not past it");
+        let hot = Usage {
+            statements: 801,
+            memory_bytes: 110_000_000,
+            ..Usage::default()
+        };
+        let w = hot.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("D1 statements: 801 of the platform's 1000"));
+        assert!(w[1].contains("memory"));
     }
 
     #[test]

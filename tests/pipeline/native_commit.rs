@@ -143,7 +143,7 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
         let site = format!("batch-{i}");
         ids.push(h.submit_new(&two_month_body(&site, 100)).await);
     }
-    let (mut invocations, mut most, mut deferred) = (0, 0, 0);
+    let (mut invocations, mut most, mut deferred, mut warnings) = (0, 0, 0, 0);
     for _ in 0..50 {
         let mut pending = h.queue.drain();
         if pending.is_empty() {
@@ -155,7 +155,21 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
                 .map(|(m, _)| (m, 1))
                 .collect();
             let before = h.db.statement_count();
-            let report = handle_batch(&h.deps(), &batch, &|_| {}).await;
+            let logs = std::cell::RefCell::new(Vec::<String>::new());
+            let log = |l: &str| logs.borrow_mut().push(l.to_owned());
+            let report = handle_batch(&h.deps(), &batch, &log).await;
+            // Past 80 % of the platform's 1,000 queries, the invocation says so.
+            let warned = logs
+                .borrow()
+                .iter()
+                .any(|l| l.contains("limit_warning") && l.contains("D1 statements"));
+            assert_eq!(
+                warned,
+                report.statements > 800,
+                "{} statements",
+                report.statements
+            );
+            warnings += usize::from(warned);
             let used = h.db.statement_count() - before;
             assert_eq!(used, report.statements, "the budget saw every statement");
             assert!(
@@ -177,6 +191,10 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
     }
     assert!(most > 800, "the budget was used, not wasted: {most}");
     assert!(deferred > 0, "messages past the budget were deferred");
+    assert!(
+        warnings > 0,
+        "an invocation near the statement limit warned"
+    );
     assert!(
         invocations >= 2,
         "1,600 statements need two invocations: {invocations}"

@@ -106,6 +106,8 @@ pub struct BatchReport {
     pub statements: u64,
     /// Subrequests made.
     pub subrequests: u64,
+    /// Everything the invocation used (memory left at 0: the caller knows it).
+    pub usage: crate::budget::Usage,
 }
 
 /// Handles the messages of one invocation under one shared [`Budget`].
@@ -142,10 +144,18 @@ where
     for (msg, attempt) in messages {
         handled.push(handle_one(&metered, &budget, msg, *attempt, log).await);
     }
+    let usage = budget.usage(deps.clock.now_ms(), 0);
+    for w in usage.warnings() {
+        log(
+            &serde_json::json!({"event": "limit_warning", "level": "warn", "detail": w})
+                .to_string(),
+        );
+    }
     BatchReport {
         handled,
         statements: budget.statements_used(),
         subrequests: budget.subrequests_used(),
+        usage,
     }
 }
 
