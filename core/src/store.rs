@@ -707,10 +707,22 @@ pub fn select_owner_jobs(
     before: (EpochMs, &str),
     limit: i64,
 ) -> Statement {
+    // Two shapes, so each uses its index: `(owner, status, created_at)`
+    // with a status, `(owner, created_at)` without.
+    let sql = match status {
+        Some(_) => {
+            "SELECT * FROM queue_jobs WHERE owner = ?1 AND status = ?3 \
+             AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        }
+        None => {
+            "SELECT * FROM queue_jobs WHERE owner = ?1 AND ?3 IS NULL \
+             AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        }
+    };
     stmt(
-        "SELECT * FROM queue_jobs WHERE owner = ?1 \
-         AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
-         AND (?3 IS NULL OR status = ?3) ORDER BY created_at DESC, id DESC LIMIT ?4",
+        sql,
         vec![
             owner.into(),
             before.0.into(),
@@ -744,31 +756,43 @@ pub fn requeue_dead_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
     )
 }
 
-/// Counts and ages over an owner's jobs for `GET /v1/stats`, in one query.
+/// Everything `GET /v1/stats` shows, in one query, none of it a scan of
+/// the owner's history: the counts come from `owner_counts` (kept by
+/// triggers), the oldest queued job from the `(owner, status, created_at)`
+/// index, and the windowed figures (last hour, last day, and the nearest-
+/// rank p50/p95 of the day's durations) from range scans of the
+/// `(owner, status, finished_at)` index over the window.
 pub fn select_stats(owner: &str, now: EpochMs) -> Statement {
     stmt(
-        "SELECT \
-         SUM(status = 'queued') AS queued, SUM(status = 'processing') AS processing, \
-         SUM(status = 'completed') AS completed, SUM(status = 'failed') AS failed, \
-         SUM(status = 'failed_permanent') AS failed_permanent, SUM(status = 'cancelled') AS cancelled, \
-         MIN(CASE WHEN status = 'queued' THEN created_at END) AS oldest_queued_at, \
-         SUM(status = 'completed' AND finished_at >= ?2 - 3600000) AS completed_last_hour, \
-         SUM(CASE WHEN status = 'completed' AND finished_at >= ?2 - 3600000 THEN sample_count ELSE 0 END) AS samples_last_hour, \
-         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 3600000) AS failed_last_hour, \
-         SUM(status = 'failed_permanent' AND finished_at >= ?2 - 86400000) AS dead_last_day, \
-         SUM(status = 'failed_permanent' AND alert_error IS NOT NULL) AS alerts_refused \
-         FROM queue_jobs WHERE owner = ?1",
-        vec![owner.into(), now.into()],
-    )
-}
-
-/// Durations of an owner's jobs completed in the last day, sorted (for
-/// percentiles), at most 10,000.
-pub fn select_recent_durations(owner: &str, now: EpochMs) -> Statement {
-    stmt(
-        "SELECT finished_at - started_at AS ms FROM queue_jobs \
-         WHERE owner = ?1 AND status = 'completed' AND finished_at >= ?2 - 86400000 \
-         AND started_at IS NOT NULL ORDER BY ms LIMIT 10000",
+        "WITH c AS (SELECT status, n FROM owner_counts WHERE owner = ?1), \
+         d AS (SELECT finished_at - started_at AS ms FROM queue_jobs \
+               WHERE owner = ?1 AND status = 'completed' AND finished_at >= ?2 - 86400000 \
+               AND started_at IS NOT NULL), \
+         dn AS (SELECT COUNT(*) AS n FROM d) \
+         SELECT \
+         (SELECT n FROM c WHERE status = 'queued') AS queued, \
+         (SELECT n FROM c WHERE status = 'processing') AS processing, \
+         (SELECT n FROM c WHERE status = 'completed') AS completed, \
+         (SELECT n FROM c WHERE status = 'failed') AS failed, \
+         (SELECT n FROM c WHERE status = 'failed_permanent') AS failed_permanent, \
+         (SELECT n FROM c WHERE status = 'cancelled') AS cancelled, \
+         (SELECT MIN(created_at) FROM queue_jobs WHERE owner = ?1 AND status = 'queued') \
+           AS oldest_queued_at, \
+         (SELECT COUNT(*) FROM queue_jobs WHERE owner = ?1 AND status = 'completed' \
+           AND finished_at >= ?2 - 3600000) AS completed_last_hour, \
+         (SELECT COALESCE(SUM(sample_count), 0) FROM queue_jobs WHERE owner = ?1 \
+           AND status = 'completed' AND finished_at >= ?2 - 3600000) AS samples_last_hour, \
+         (SELECT COUNT(*) FROM queue_jobs WHERE owner = ?1 AND status = 'failed_permanent' \
+           AND finished_at >= ?2 - 3600000) AS failed_last_hour, \
+         (SELECT COUNT(*) FROM queue_jobs WHERE owner = ?1 AND status = 'failed_permanent' \
+           AND finished_at >= ?2 - 86400000) AS dead_last_day, \
+         (SELECT COUNT(*) FROM queue_jobs WHERE owner = ?1 AND status = 'failed_permanent' \
+           AND alert_error IS NOT NULL) AS alerts_refused, \
+         (SELECT n FROM dn) AS durations, \
+         (SELECT ms FROM d ORDER BY ms LIMIT 1 \
+           OFFSET MAX(((SELECT n FROM dn) * 50 + 99) / 100 - 1, 0)) AS p50, \
+         (SELECT ms FROM d ORDER BY ms LIMIT 1 \
+           OFFSET MAX(((SELECT n FROM dn) * 95 + 99) / 100 - 1, 0)) AS p95",
         vec![owner.into(), now.into()],
     )
 }

@@ -161,8 +161,8 @@ async fn stats_count_by_status_and_measure_durations() {
     let st = manage::stats(&h.db, &h.clock, "alice", 0).await.unwrap();
     assert_eq!(
         h.db.statement_count() - before,
-        3,
-        "counts, durations, usage"
+        2,
+        "the figures, and the quota usage"
     );
     assert_eq!(st["counts"]["completed"], 1);
     assert_eq!(st["counts"]["failed_permanent"], 1);
@@ -178,6 +178,45 @@ async fn stats_count_by_status_and_measure_durations() {
     );
     let none = manage::stats(&h.db, &h.clock, "bob", 0).await.unwrap();
     assert_eq!(none["counts"]["completed"], 0);
+    assert_eq!(none["duration_ms_last_24h"]["p50"], serde_json::Value::Null);
+}
+
+/// The statements one stats read costs, and what it says.
+async fn stats_cost(h: &Harness) -> (u64, serde_json::Value) {
+    let before = h.db.statement_count();
+    let st = manage::stats(&h.db, &h.clock, "alice", 0).await.unwrap();
+    (h.db.statement_count() - before, st)
+}
+
+#[tokio::test]
+async fn stats_cost_the_same_two_queries_at_10_and_at_1000_jobs_and_count_right() {
+    let h = Harness::new("http://127.0.0.1:9");
+    for i in 0..10 {
+        h.submit_new(&body(&format!("n{i}"))).await;
+    }
+    let (at_10, st) = stats_cost(&h).await;
+    assert_eq!(st["counts"]["queued"], 10);
+    for i in 10..1_000 {
+        h.submit_new(&body(&format!("n{i}"))).await;
+    }
+    // Counters follow every transition, purges included.
+    h.db.query_raw("UPDATE queue_jobs SET status = 'cancelled' WHERE site < 'n5' RETURNING id")
+        .unwrap();
+    let (at_1000, st) = stats_cost(&h).await;
+    assert_eq!(at_10, at_1000, "constant as the history grows");
+    let counted =
+        st["counts"]["queued"].as_i64().unwrap() + st["counts"]["cancelled"].as_i64().unwrap();
+    assert_eq!(counted, 1_000);
+    let direct = h
+        .count("SELECT COUNT(*) FROM queue_jobs WHERE status = 'cancelled'")
+        .await;
+    assert_eq!(st["counts"]["cancelled"], direct);
+    // The stats read the owner_counts table, not a scan of queue_jobs.
+    let plan = h
+        .db
+        .query_raw("EXPLAIN QUERY PLAN SELECT n FROM owner_counts WHERE owner = 'alice' AND status = 'queued'")
+        .unwrap();
+    assert!(format!("{plan:?}").contains("PRIMARY KEY"), "{plan:?}");
 }
 
 #[tokio::test]
