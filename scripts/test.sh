@@ -32,6 +32,8 @@ log "CLI end to end (tsp submit --wait, fetch to CSV, aggregates)"
 bounded 600 cargo test --quiet -p tsp-cli --test e2e -- --ignored || { tsp_diagnose; exit 1; }
 log "schemathesis against the served OpenAPI spec"
 bounded 900 bash scripts/schemathesis.sh || { tsp_diagnose; exit 1; }
+log "/v1/metrics through a real OpenMetrics parser (prometheus_client)"
+bounded 300 bash scripts/check-metrics.sh || { tsp_diagnose; exit 1; }
 log "status page in headless Chromium (playwright-core)"
 bounded 900 bash tests/browser/run.sh || { tsp_diagnose; exit 1; }
 tsp_down

@@ -65,6 +65,9 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             usage.memory_bytes
         );
     }
+    if let Err(e) = tsp_core::service::usage::record(&deps, &usage, &log).await {
+        worker::console_error!("could not record the invocation's usage: {e}");
+    }
     worker::console_log!(
         "{}",
         serde_json::json!({

@@ -792,7 +792,15 @@ pub fn select_stats(owner: &str, now: EpochMs) -> Statement {
          (SELECT ms FROM d ORDER BY ms LIMIT 1 \
            OFFSET MAX(((SELECT n FROM dn) * 50 + 99) / 100 - 1, 0)) AS p50, \
          (SELECT ms FROM d ORDER BY ms LIMIT 1 \
-           OFFSET MAX(((SELECT n FROM dn) * 95 + 99) / 100 - 1, 0)) AS p95",
+           OFFSET MAX(((SELECT n FROM dn) * 95 + 99) / 100 - 1, 0)) AS p95, \
+         (SELECT COALESCE(SUM(invocations), 0) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) \
+           AS inv_count, \
+         (SELECT MAX(statements) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) AS inv_statements, \
+         (SELECT MAX(subrequests) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) AS inv_subrequests, \
+         (SELECT MAX(memory_bytes) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) AS inv_memory, \
+         (SELECT MAX(wall_ms) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) AS inv_wall_ms, \
+         (SELECT COALESCE(SUM(warnings), 0) FROM invocation_maxima WHERE hour >= ?2 / 3600000 - 23) \
+           AS inv_warnings",
         vec![owner.into(), now.into()],
     )
 }
@@ -884,5 +892,36 @@ pub fn mark_waiting(id: &JobId, until: EpochMs, what: &str) -> Statement {
         "UPDATE queue_jobs SET waiting_until = ?1, waiting_for = ?2, next_attempt_at = ?1 \
          WHERE id = ?3 AND status IN ('queued', 'failed')",
         vec![until.into(), what.into(), id.as_str().into()],
+    )
+}
+
+/// Folds one invocation's usage into its hour's maxima.
+pub fn record_usage(hour: i64, u: &crate::budget::Usage, warned: bool) -> Statement {
+    stmt(
+        "INSERT INTO invocation_maxima (hour, invocations, statements, subrequests, \
+         memory_bytes, wall_ms, warnings) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (hour) DO UPDATE SET invocations = invocations + 1, \
+         statements = MAX(statements, excluded.statements), \
+         subrequests = MAX(subrequests, excluded.subrequests), \
+         memory_bytes = MAX(memory_bytes, excluded.memory_bytes), \
+         wall_ms = MAX(wall_ms, excluded.wall_ms), warnings = warnings + excluded.warnings",
+        vec![
+            hour.into(),
+            (u.statements as i64).into(),
+            (u.subrequests as i64).into(),
+            (u.memory_bytes as i64).into(),
+            (u.wall_ms as i64).into(),
+            i64::from(warned).into(),
+        ],
+    )
+}
+
+/// Takes the hour's one "limits" alert once its warnings reach `repeats`:
+/// 1 row changed means this caller alerts.
+pub fn claim_limits_alert(hour: i64, repeats: i64) -> Statement {
+    stmt(
+        "UPDATE invocation_maxima SET alerted = 1 \
+         WHERE hour = ?1 AND warnings >= ?2 AND alerted = 0",
+        vec![hour.into(), repeats.into()],
     )
 }

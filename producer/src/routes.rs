@@ -41,6 +41,7 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Post, ["v1", "jobs", id, "retry"]) => retry_job(b, owner, id).await,
         (Method::Get, ["v1", "dead-letters"]) => dead_letters(&req, b, owner).await,
         (Method::Get, ["v1", "stats"]) => stats(b, owner).await,
+        (Method::Get, ["v1", "metrics"]) => metrics(b, owner).await,
         (Method::Get, ["v1", "aggregates"]) => get_aggregates(&req, b, owner).await,
         (Method::Get, ["openapi.json"]) => Ok(openapi()),
         (_, segs) => Err(allowed(segs).map_or(Error::NotFound, Error::MethodNotAllowed)),
@@ -55,7 +56,9 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["v1", "jobs", _] => "GET, HEAD, DELETE",
         ["v1", "jobs", _, "result" | "archive"] => "GET, HEAD",
         ["v1", "jobs", _, "retry"] => "POST",
-        ["v1", "dead-letters" | "stats" | "aggregates"] | ["openapi.json"] => "GET, HEAD",
+        ["v1", "dead-letters" | "stats" | "metrics" | "aggregates"] | ["openapi.json"] => {
+            "GET, HEAD"
+        }
         _ => return None,
     })
 }
@@ -283,6 +286,19 @@ async fn stats(b: &Bindings, owner: &str) -> Result<Response, Error> {
         200,
         &manage::stats(&b.db, &b.clock, owner, b.cfg.daily_chunk_quota).await?,
     ))
+}
+
+/// `GET /v1/metrics`: OpenMetrics text for a scraper, authenticated like
+/// every route.
+async fn metrics(b: &Bindings, owner: &str) -> Result<Response, Error> {
+    use tsp_core::service::metrics;
+    let body = metrics::render(&b.db, &b.clock, owner, b.cfg.daily_chunk_quota).await?;
+    let headers = Headers::new();
+    let _ = headers.set("content-type", metrics::CONTENT_TYPE);
+    Ok(ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(body.into_bytes()))
 }
 
 async fn get_job(b: &Bindings, owner: &str, id: &str) -> Result<Response, Error> {

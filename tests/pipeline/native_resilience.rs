@@ -202,3 +202,48 @@ fn secrets_never_reach_a_debug_print() {
     let printed = format!("{tokens:?}");
     assert!(!printed.contains("tok-abc"), "{printed}");
 }
+
+#[tokio::test]
+async fn repeated_limit_warnings_raise_one_operator_alert_per_hour() {
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let mut h = Harness::new("http://127.0.0.1:9");
+    h.cfg.alert_webhook_url = Some(format!("{}/hook", hook.uri()).into());
+    let hot = tsp_core::budget::Usage {
+        statements: 950,
+        ..Default::default()
+    };
+    let calm = tsp_core::budget::Usage {
+        statements: 100,
+        ..Default::default()
+    };
+    let deps = h.deps();
+    let record = |u: tsp_core::budget::Usage| {
+        let deps = &deps;
+        async move { tsp_core::service::usage::record(deps, &u, &|_| {}).await }
+    };
+    record(calm).await.unwrap();
+    record(hot).await.unwrap();
+    record(hot).await.unwrap();
+    assert!(
+        hook.received_requests().await.unwrap().is_empty(),
+        "two warnings: not yet"
+    );
+    for _ in 0..3 {
+        record(hot).await.unwrap();
+    }
+    assert_eq!(
+        hook.received_requests().await.unwrap().len(),
+        1,
+        "one alert for the hour"
+    );
+    let st = tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
+        .await
+        .unwrap();
+    assert_eq!(st["invocations_last_24h"]["invocations"], 6);
+    assert_eq!(st["invocations_last_24h"]["max_d1_statements"], 950);
+    assert_eq!(st["invocations_last_24h"]["limit_warnings"], 5);
+}

@@ -147,6 +147,14 @@ pub async fn stats<D: SqlDb, C: Clock>(
         },
         "dead_letters_last_24h": n("dead_last_day"),
         "alerts_refused": n("alerts_refused"),
+        "invocations_last_24h": {
+            "invocations": n("inv_count"),
+            "max_d1_statements": n("inv_statements"),
+            "max_subrequests": n("inv_subrequests"),
+            "max_wasm_memory_bytes": n("inv_memory"),
+            "max_wall_ms": n("inv_wall_ms"),
+            "limit_warnings": n("inv_warnings"),
+        },
         "usage_today": {
             "chunks": used,
             "quota": (quota > 0).then_some(quota),

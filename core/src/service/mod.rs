@@ -8,9 +8,11 @@ pub mod circuit;
 pub mod dead_letter;
 pub mod lease;
 pub mod manage;
+pub mod metrics;
 pub mod process;
 pub mod reap;
 pub mod submit;
+pub mod usage;
 pub mod view;
 
 use crate::config::Config;
