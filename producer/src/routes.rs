@@ -476,6 +476,14 @@ async fn get_aggregates(req: &Request, b: &Bindings, owner: &str) -> Result<Resp
             .filter(|n| (1..=MAX_AGG_LIMIT).contains(n))
             .ok_or_else(|| ValidationError::single("limit", "must be 1 to 1000"))?,
     };
+    let key = aggregates_cache_key(
+        owner,
+        &[site.as_str(), point.as_str(), res.as_str()],
+        (from, to, limit),
+    );
+    if let Some(hit) = cache_get(b, &key).await {
+        return Ok(hit);
+    }
     let mut rows =
         b.db.query(&store::select_aggregates(
             owner,
@@ -501,14 +509,90 @@ async fn get_aggregates(req: &Request, b: &Bindings, owner: &str) -> Result<Resp
         })
         .flatten()
         .map(|last| format_rfc3339(last as i64 + 1_000));
-    Ok(json(
-        200,
-        &serde_json::json!({
-            "site": site.as_str(),
-            "point": point.as_str(),
-            "resolution": res.as_str(),
-            "rows": rows,
-            "next_from": next,
-        }),
-    ))
+    let complete = !rows.is_empty() && rows.iter().all(|r| r["partial"] == false);
+    let body = serde_json::json!({
+        "site": site.as_str(),
+        "point": point.as_str(),
+        "resolution": res.as_str(),
+        "rows": rows,
+        "next_from": next,
+    })
+    .to_string();
+    if complete {
+        cache_put(b, &key, &body).await;
+    }
+    Ok(cached_json(body, "MISS"))
+}
+
+/// How long a page of complete aggregate buckets is served from the cache.
+const AGGREGATES_TTL_S: u32 = 60;
+
+/// The cache key of an aggregates query: the owner (hashed) and the parsed
+/// query, so two owners never share an entry and equivalent spellings of
+/// one query do.
+fn aggregates_cache_key(owner: &str, what: &[&str], (from, to, limit): (i64, i64, i64)) -> String {
+    use sha2::{Digest, Sha256};
+    let owner = hex::encode(&Sha256::digest(owner.as_bytes())[..16]);
+    let enc = |v: &str| percent_encoding_lite(v);
+    format!(
+        "https://aggregates.cache.invalid/{owner}?site={}&point={}&resolution={}&from={from}&to={to}&limit={limit}",
+        enc(what[0]),
+        enc(what[1]),
+        what[2]
+    )
+}
+
+/// Escapes everything but unreserved characters (a cache key, not a request).
+fn percent_encoding_lite(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn cached_json(body: String, cache: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("x-cache", cache);
+    let _ = headers.set(
+        "cache-control",
+        &format!("private, max-age={AGGREGATES_TTL_S}"),
+    );
+    ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(body.into_bytes())
+}
+
+/// A cached page, if the Workers Cache holds one (bounded by the storage
+/// timeout; a cache failure is a miss, never an error).
+async fn cache_get(b: &Bindings, key: &str) -> Option<Response> {
+    let cache = worker::Cache::default();
+    let got = within(&b.clock, b.cfg.storage_timeout_ms, cache.get(key, false)).await;
+    let mut resp = got?.ok()??;
+    let body = resp.text().await.ok()?;
+    Some(cached_json(body, "HIT"))
+}
+
+/// Stores a page of complete buckets for [`AGGREGATES_TTL_S`].
+async fn cache_put(b: &Bindings, key: &str, body: &str) {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", &format!("max-age={AGGREGATES_TTL_S}"));
+    let Ok(resp) = ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .ok(body.to_owned())
+    else {
+        return;
+    };
+    let cache = worker::Cache::default();
+    let put = within(&b.clock, b.cfg.storage_timeout_ms, cache.put(key, resp)).await;
+    if !matches!(put, Some(Ok(()))) {
+        worker::console_warn!("aggregates cache put failed for {key}");
+    }
 }

@@ -620,4 +620,37 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
     let cc = r.headers()["cache-control"].to_str().unwrap();
     assert!(cc.contains("immutable") && cc.contains("private"), "{cc}");
     assert!(r.headers().contains_key("etag"));
+
+    // A page of complete buckets comes from the Workers Cache the second
+    // time, byte for byte; another owner's same query is not served from it.
+    let (start, end) = (
+        job["start"].as_str().unwrap().to_owned(),
+        job["end"].as_str().unwrap().to_owned(),
+    );
+    let path = format!(
+        "/v1/aggregates?site=e2e-cost&point=p1&resolution=1h&from={}&to={}",
+        urlencode(&start),
+        urlencode(&end)
+    );
+    let fetch = |token: &'static str| {
+        let (s, path) = (&s, &path);
+        async move {
+            let r = s
+                .http
+                .get(format!("{}{path}", s.url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let cache = r.headers()["x-cache"].to_str().unwrap().to_owned();
+            (cache, r.bytes().await.unwrap())
+        }
+    };
+    let (first, a) = fetch(THIRD_TOKEN).await;
+    let (second, b) = fetch(THIRD_TOKEN).await;
+    assert_eq!((first.as_str(), second.as_str()), ("MISS", "HIT"));
+    assert_eq!(a, b, "identical bytes");
+    let (theirs, c) = fetch(OTHER_TOKEN).await;
+    assert_eq!(theirs, "MISS");
+    assert_ne!(a, c, "another owner has no rows of this job");
 }
