@@ -67,7 +67,9 @@ pub type Row = serde_json::Map<String, serde_json::Value>;
 pub trait SqlDb {
     /// Runs a query and returns its rows.
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, StoreError>;
-    /// Runs a statement and returns the number of rows it changed.
+    /// Runs a statement and returns the number of rows it changed. D1
+    /// counts rows its triggers changed too, so callers test zero against
+    /// non-zero, never for an exact count.
     async fn execute(&self, stmt: &Statement) -> Result<u64, StoreError>;
     /// Runs statements in order as one transaction (one round trip); returns
     /// the rows changed by each.

@@ -91,7 +91,7 @@ pub async fn gate<D: SqlDb, C: Clock>(db: &D, clock: &C) -> Result<Gate, Error> 
             let took = db
                 .execute(&store::circuit_take_probe(now, now + PROBE_MS))
                 .await?;
-            if took == 1 {
+            if took > 0 {
                 Ok(Gate::Pass {
                     dirty: true,
                     probe: true,
@@ -157,7 +157,7 @@ impl Tracker {
             .db
             .batch(&store::circuit_success(deps.clock.now_ms()))
             .await?;
-        if changed.get(1) == Some(&1) {
+        if changed.get(1).is_some_and(|n| *n > 0) {
             let text = "Upstream circuit closed: the ACE API answers again; waiting jobs resume.";
             alert(deps, "closed", text, log).await;
         }
@@ -202,7 +202,7 @@ impl Tracker {
         let threshold = i64::from(deps.cfg.circuit_threshold.max(1));
         let stmts = store::circuit_failure(now, until, threshold, &reason, site, credentials);
         let changed = deps.db.batch(&stmts).await?;
-        if changed.get(1) != Some(&1) {
+        if !changed.get(1).is_some_and(|n| *n > 0) {
             return Ok(None);
         }
         let text = format!(

@@ -117,7 +117,7 @@ async fn resend<D: SqlDb, B, Q: JobQueue, H, C>(
         .db
         .execute(&store::touch_for_resend(&job.id, job.updated_at, now))
         .await?;
-    if touched != 1 {
+    if touched == 0 {
         return Ok(());
     }
     let why = match job.status {

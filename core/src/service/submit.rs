@@ -91,7 +91,9 @@ where
             store::count_usage(&id, owner, quota.day, new.chunks_total),
         ])
         .await?;
-    if changed.first() != Some(&1) {
+    // D1 counts rows changed by triggers too (`owner_counts`), so "inserted"
+    // is "changed anything", not "changed exactly one".
+    if changed.first().copied().unwrap_or(0) == 0 {
         return refused(db, owner, &fp, &new, quota, cfg.max_active_jobs).await;
     }
     let enqueued = queue

@@ -29,7 +29,7 @@ pub async fn record<D: SqlDb, B, Q, H: HttpClient, C: Clock>(
         return Ok(());
     }
     let claim = store::claim_limits_alert(hour, REPEATED_WARNINGS);
-    if deps.db.execute(&claim).await? == 1 {
+    if deps.db.execute(&claim).await? > 0 {
         let text = format!(
             "Consumer invocations keep nearing platform limits ({REPEATED_WARNINGS}+ warnings this hour); latest: {}",
             warnings.join("; ")
