@@ -202,7 +202,7 @@ impl Tracker {
         let threshold = i64::from(deps.cfg.circuit_threshold.max(1));
         let stmts = store::circuit_failure(now, until, threshold, &reason, site, credentials);
         let changed = deps.db.batch(&stmts).await?;
-        if !changed.get(1).is_some_and(|n| *n > 0) {
+        if changed.get(1).is_none_or(|n| *n == 0) {
             return Ok(None);
         }
         let text = format!(
