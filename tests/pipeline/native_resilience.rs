@@ -247,3 +247,48 @@ async fn repeated_limit_warnings_raise_one_operator_alert_per_hour() {
     assert_eq!(st["invocations_last_24h"]["max_d1_statements"], 950);
     assert_eq!(st["invocations_last_24h"]["limit_warnings"], 5);
 }
+
+/// A queue whose sends never answer.
+struct HangingQueue;
+
+impl tsp_core::ports::JobQueue for HangingQueue {
+    async fn send(&self, _: &tsp_core::ports::JobMessage, _: u32) -> Result<(), Error> {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_queue_send_that_hangs_times_out_and_the_outbox_takes_over() {
+    let h = Harness::new("http://127.0.0.1:9");
+    let queue = tsp_core::timeout::TimedQueue::new(HangingQueue, h.clock.clone(), 300);
+    let deps = tsp_core::service::Deps {
+        db: &h.db,
+        blobs: &h.blobs,
+        queue: &queue,
+        http: &h.http,
+        clock: &h.clock,
+        cfg: &h.cfg,
+    };
+    let t0 = std::time::Instant::now();
+    let out = submit(&deps, "alice", day_job("hang").to_string().as_bytes())
+        .await
+        .expect("the row is written whatever the queue does");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    let Submitted::Created { job, enqueued } = out else {
+        panic!("{out:?}");
+    };
+    assert!(!enqueued, "the timed-out send is reported");
+    assert_eq!(
+        h.job(&job.id).await.sent_at,
+        None,
+        "the outbox row stays for the reaper"
+    );
+    h.clock.set_now(NOW + 3 * 60_000);
+    let r = reap(&h.deps(), &|_| {}).await.unwrap();
+    assert_eq!(r.resent, vec![job.id.to_string()]);
+}
