@@ -654,3 +654,57 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
     assert_eq!(theirs, "MISS");
     assert_ne!(a, c, "another owner has no rows of this job");
 }
+
+/// The D1 queries a request cost, from its `Server-Timing`.
+async fn d1_queries(s: &Stack, token: &str, path: &str) -> u64 {
+    let r = s
+        .http
+        .get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    let timing = server_timing(r.headers()["server-timing"].to_str().unwrap());
+    let desc = timing[0].2.clone().unwrap_or_default();
+    desc.trim_end_matches(" queries").parse().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_stats_cost_the_same_at_10_and_at_1000_jobs() {
+    // A tenant of its own (the fourth in scripts/stack.sh), so the other
+    // tests' jobs do not count.
+    const FOURTH: &str = "fourth-tenant-token";
+    let s = stack();
+    let submit_and_cancel = |i: usize| {
+        let s = &s;
+        async move {
+            let body = json!({"site": format!("e2e-scale-{i}"), "points": ["p1"], "days": 1});
+            let (status, v) = s.post_job(FOURTH, &body.to_string()).await;
+            assert_eq!(status, 202, "{v}");
+            let id = v["job_id"].as_str().unwrap().to_owned();
+            let r = s
+                .http
+                .delete(format!("{}/v1/jobs/{id}", s.url))
+                .bearer_auth(FOURTH)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for i in 0..10 {
+        submit_and_cancel(i).await;
+    }
+    let at_10 = d1_queries(&s, FOURTH, "/v1/stats").await;
+    for batch in (10..1_000).collect::<Vec<_>>().chunks(25) {
+        futures::future::join_all(batch.iter().map(|i| submit_and_cancel(*i))).await;
+    }
+    let at_1000 = d1_queries(&s, FOURTH, "/v1/stats").await;
+    assert_eq!(at_10, at_1000, "stats cost the same whatever the history");
+    let (_, st) = s.get(FOURTH, "/v1/stats").await;
+    assert_eq!(st["counts"]["cancelled"], 1_000, "{st}");
+    let list = d1_queries(&s, FOURTH, "/v1/jobs?status=cancelled&limit=5").await;
+    assert_eq!(list, 1);
+}
