@@ -15,7 +15,8 @@ tsp_install
 tsp_build
 trap tsp_down EXIT
 # Every submit is a new job: lift the per-owner active-job limit (429).
-TSP_VARS="MAX_ACTIVE_JOBS=0" tsp_up "$PWD/.state/load"
+TSP_BASELINE=1 TSP_VARS="MAX_ACTIVE_JOBS=0
+DAILY_CHUNK_QUOTA=0" tsp_up "$PWD/.state/load"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 api() { curl -fsS -H "authorization: Bearer $TSP_TOKEN" "$@"; }
@@ -54,14 +55,27 @@ for _ in $(seq 600); do
   [ "$busy" = 0 ] && break
   sleep 1
 done
-log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${STATUS_DURATION:-10s}, status only"
-t0=$(workerd_ticks)
-sout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
-  -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$JOB_ID")
-t1=$(workerd_ticks)
-echo "$sout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
-srequests=$(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
-cpu_per_request "$t0" "$t1" "$srequests" "status only"
+# Side by side, alternating, under the same load: the status route, and a
+# baseline Worker in the same runtime that answers with one indexed D1 read.
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
+for round in 1 2; do
+  log "round $round: wrk ${CONNECTIONS:-100} connections, ${STATUS_DURATION:-10s}, status route"
+  t0=$(workerd_ticks)
+  sout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
+    -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$JOB_ID")
+  t1=$(workerd_ticks)
+  echo "$sout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
+  srequests=$(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
+  cpu_per_request "$t0" "$t1" "$srequests" "status route, round $round"
+  log "round $round: the same load on the baseline Worker (one indexed D1 read)"
+  bout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
+    "$TSP_URL/__baseline?id=$JOB_ID")
+  echo "$bout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
+  sr=$(rps "$sout"); br=$(rps "$bout")
+  ratio=$(awk -v a="$sr" -v b="$br" 'BEGIN { printf "%.2f", a / b }')
+  echo "[tsp] round $round: status $sr req/s (p50 $(pct "$sout" 50%), p99 $(pct "$sout" 99%)); baseline $br req/s (p50 $(pct "$bout" 50%), p99 $(pct "$bout" 99%)); ratio $ratio"
+done
 # Every job id a 202 returned must have its row in D1 (read once the local
 # runtime has stopped and released the database).
 tsp_down

@@ -14,7 +14,12 @@
 // Miniflare serves the built files as they are: nothing watches, rebundles
 // or reloads.
 //
-// usage: node scripts/dev.mjs --config FILE --port P --persist DIR
+// With --baseline, a second Worker runs in the same runtime at
+// /__baseline?id=ID: plain JS answering with one indexed D1 read of the
+// same database, the load benchmark's anchor for what the runtime itself
+// costs.
+//
+// usage: node scripts/dev.mjs --config FILE --port P --persist DIR [--baseline]
 // Prints "tsp-dev ready on http://127.0.0.1:P" when it serves.
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
@@ -32,6 +37,24 @@ const persist = path.resolve(arg("persist", ".state"));
 const config = unstable_readConfig({ config: configPath });
 const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
 const main = path.resolve(path.dirname(configPath), config.main);
+
+const baseline = process.argv.includes("--baseline")
+  ? [
+      {
+        name: "baseline",
+        modules: true,
+        routes: ["*/__baseline*"],
+        d1Databases: workerOptions.d1Databases,
+        script: `export default {
+          async fetch(req, env) {
+            const id = new URL(req.url).searchParams.get("id");
+            const row = await env.DB.prepare("SELECT * FROM queue_jobs WHERE id = ?").bind(id).first();
+            return Response.json(row ?? {});
+          },
+        };`,
+      },
+    ]
+  : [];
 
 const mf = new Miniflare({
   host: "127.0.0.1",
@@ -51,6 +74,7 @@ const mf = new Miniflare({
       scriptPath: main,
       modulesRoot: path.dirname(main),
     },
+    ...baseline,
   ],
 });
 await mf.ready;

@@ -135,7 +135,8 @@ tsp_up() {
   # setsid makes node the leader of a new process group (this script has
   # no job control, so setsid execs in place and $! is that leader).
   setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/wrangler.toml" \
-     --port "$dev_port" --persist "$TSP_STATE/persist" >>"$TSP_STATE/worker.log" 2>&1 &
+     --port "$dev_port" --persist "$TSP_STATE/persist" ${TSP_BASELINE:+--baseline} \
+     >>"$TSP_STATE/worker.log" 2>&1 &
   TSP_DEV_PID=$!
   wait_http "$TSP_URL/healthz" 60 || { tail -30 "$TSP_STATE/worker.log" >&2; return 1; }
   export TSP_SIM_PID TSP_DEV_PID

@@ -54,7 +54,24 @@ pub fn env_string(env: &Env, name: &str) -> Option<String> {
 }
 
 /// Reads the configuration from vars and secrets.
+/// Reads the configuration once per isolate: vars and secrets are fixed
+/// for a deployed version, and an isolate runs one version, so every later
+/// request and batch reuses it instead of crossing into JS for each key.
 pub fn config(env: &Env) -> Result<Config, Error> {
+    thread_local! {
+        static CACHED: std::cell::OnceCell<Config> = const { std::cell::OnceCell::new() };
+    }
+    if let Some(cfg) = CACHED.with(|c| c.get().cloned()) {
+        return Ok(cfg);
+    }
+    let cfg = read_config(env)?;
+    CACHED.with(|c| {
+        let _ = c.set(cfg.clone());
+    });
+    Ok(cfg)
+}
+
+fn read_config(env: &Env) -> Result<Config, Error> {
     let vals: HashMap<&str, String> = tsp_core::config::keys()
         .filter_map(|k| env_string(env, k).map(|v| (k, v)))
         .collect();

@@ -51,9 +51,8 @@ pub async fn handle(req: Request, env: &Env) -> Response {
     let mut owner_seen = None;
     let result = async {
         let b = bindings.as_ref().map_err(Clone::clone)?;
-        let tokens = TokenTable::parse(&env_string(env, names::API_TOKENS).unwrap_or_default());
         let auth = req.headers().get("authorization").ok().flatten();
-        let owner = tokens.owner(auth.as_deref())?;
+        let owner = with_tokens(env, |t| t.owner(auth.as_deref()))?;
         owner_seen = Some(owner.0.clone());
         routes::route(req, b, &owner.0).await
     }
@@ -117,6 +116,20 @@ impl Cost {
         parts.push(format!("total;dur={:.1}", self.total_ms));
         parts.join(", ")
     }
+}
+
+/// Runs `f` on the token table, parsed (and hashed) once per isolate: the
+/// secret is fixed for a deployed version.
+fn with_tokens<T>(env: &Env, f: impl FnOnce(&TokenTable) -> T) -> T {
+    thread_local! {
+        static TOKENS: std::cell::OnceCell<TokenTable> = const { std::cell::OnceCell::new() };
+    }
+    TOKENS.with(|cell| {
+        let table = cell.get_or_init(|| {
+            TokenTable::parse(&env_string(env, names::API_TOKENS).unwrap_or_default())
+        });
+        f(table)
+    })
 }
 
 /// A HEAD answer: the GET's status and headers, no body.
