@@ -645,45 +645,31 @@ pub fn select_unalerted(idle_before: EpochMs, limit: i64) -> Statement {
     )
 }
 
-/// The ids of the oldest terminal jobs finished before `?1` (dead ones only
-/// once alerted), at most `?2`. Ordered on a unique key, so every statement
-/// of [`purge_expired`] picks the same jobs.
-macro_rules! expired_ids {
-    () => {
+/// The ids of the oldest terminal jobs finished before `before` (dead
+/// ones only once alerted, or once their alert was refused), at most
+/// `limit`: one range scan of the `(finished_at, id)` index.
+pub fn select_expired(before: EpochMs, limit: i64) -> Statement {
+    stmt(
         "SELECT id FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < ?1 \
          AND (status IN ('completed', 'cancelled') \
               OR (status = 'failed_permanent' \
                   AND (alerted_at IS NOT NULL OR alert_error IS NOT NULL))) \
-         ORDER BY finished_at, id LIMIT ?2"
-    };
+         ORDER BY finished_at, id LIMIT ?2",
+        vec![before.into(), limit.into()],
+    )
 }
 
-/// Deletes up to `limit` jobs that finished before `before`, with their
-/// checkpoints and events: one batch, children first. The last statement's
-/// change count is the number of jobs purged.
-pub fn purge_expired(before: EpochMs, limit: i64) -> Vec<Statement> {
-    let params = || vec![before.into(), limit.into()];
+/// Deletes these jobs with their checkpoints and events: one batch,
+/// children first. The ids travel as one JSON parameter. (The number
+/// purged is the number of ids: D1's change counts include the rows its
+/// triggers touch.)
+pub fn purge_jobs(ids: &[String]) -> Vec<Statement> {
+    let ids = serde_json::json!(ids).to_string();
+    let one = |sql: &'static str| stmt(sql, vec![ids.clone().into()]);
     vec![
-        stmt(
-            concat!(
-                "DELETE FROM job_chunks WHERE job_id IN (",
-                expired_ids!(),
-                ")"
-            ),
-            params(),
-        ),
-        stmt(
-            concat!(
-                "DELETE FROM job_events WHERE job_id IN (",
-                expired_ids!(),
-                ")"
-            ),
-            params(),
-        ),
-        stmt(
-            concat!("DELETE FROM queue_jobs WHERE id IN (", expired_ids!(), ")"),
-            params(),
-        ),
+        one("DELETE FROM job_chunks WHERE job_id IN (SELECT value FROM json_each(?1))"),
+        one("DELETE FROM job_events WHERE job_id IN (SELECT value FROM json_each(?1))"),
+        one("DELETE FROM queue_jobs WHERE id IN (SELECT value FROM json_each(?1))"),
     ]
 }
 

@@ -150,13 +150,26 @@ async fn purge<D: SqlDb, B, Q, H, C>(
         return Ok(0);
     }
     let before = now - deps.cfg.job_retention_ms;
-    let changed = deps
-        .db
-        .batch(&store::purge_expired(before, REAP_LIMIT))
-        .await?;
-    let purged = changed.last().copied().unwrap_or(0);
-    if purged > 0 {
-        log(&serde_json::json!({"event": "reaper_purge", "jobs": purged, "finished_before": before}).to_string());
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
     }
+    let ids: Vec<String> = store::decode::<Id>(
+        deps.db
+            .query(&store::select_expired(before, REAP_LIMIT))
+            .await?,
+    )?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    deps.db.batch(&store::purge_jobs(&ids)).await?;
+    let purged = ids.len() as u64;
+    log(
+        &serde_json::json!({"event": "reaper_purge", "jobs": purged, "finished_before": before})
+            .to_string(),
+    );
     Ok(purged)
 }
