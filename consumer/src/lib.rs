@@ -57,12 +57,15 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
         memory_bytes: wasm_memory_bytes(),
         ..report.usage
     };
-    // Memory is only known here; the other figures were warned about in
-    // the core already.
-    if usage.memory_bytes * 5 > tsp_core::budget::platform::MEMORY_BYTES * 4 {
+    // Memory is only known here; the core already warned about the rest.
+    let memory_only = tsp_core::budget::Usage {
+        memory_bytes: usage.memory_bytes,
+        ..Default::default()
+    };
+    for w in memory_only.warnings() {
         worker::console_warn!(
-            "{{\"event\":\"limit_warning\",\"detail\":\"wasm memory {} bytes\"}}",
-            usage.memory_bytes
+            "{}",
+            serde_json::json!({"event": "limit_warning", "level": "warn", "detail": w})
         );
     }
     if let Err(e) = tsp_core::service::usage::record(&deps, &usage, &log).await {

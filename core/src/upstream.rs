@@ -50,8 +50,13 @@ pub struct ChunkQuery<'a> {
     pub end: EpochMs,
 }
 
+/// Escapes everything but unreserved characters, for a query-string value.
+pub fn escape(s: &str) -> String {
+    utf8_percent_encode(s, QUERY).to_string()
+}
+
 fn page_url(cfg: &Config, q: &ChunkQuery<'_>, cursor: Option<&str>) -> String {
-    let enc = |s: &str| utf8_percent_encode(s, QUERY).to_string();
+    let enc = escape;
     let mut url = format!(
         "{}/sites/{}/timeseries/paginated?start_time={}&end_time={}&page_size={}&point_names={}&raw_data=true",
         cfg.upstream_url,

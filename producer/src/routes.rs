@@ -533,25 +533,13 @@ const AGGREGATES_TTL_S: u32 = 60;
 fn aggregates_cache_key(owner: &str, what: &[&str], (from, to, limit): (i64, i64, i64)) -> String {
     use sha2::{Digest, Sha256};
     let owner = hex::encode(&Sha256::digest(owner.as_bytes())[..16]);
-    let enc = |v: &str| percent_encoding_lite(v);
+    let enc = tsp_core::upstream::escape;
     format!(
         "https://aggregates.cache.invalid/{owner}?site={}&point={}&resolution={}&from={from}&to={to}&limit={limit}",
         enc(what[0]),
         enc(what[1]),
         what[2]
     )
-}
-
-/// Escapes everything but unreserved characters (a cache key, not a request).
-fn percent_encoding_lite(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn cached_json(body: String, cache: &str) -> Response {

@@ -52,6 +52,16 @@ pub(crate) fn stack() -> Stack {
 }
 
 impl Stack {
+    /// A GET as `token`, the response as it came.
+    async fn raw_get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     async fn post_job(&self, token: &str, body: &str) -> (u16, Value) {
         let r = self
             .http
@@ -578,13 +588,7 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
     let s = stack();
     let mut ids = HashSet::new();
     for path in ["/v1/jobs", "/v1/stats", "/v1/nope"] {
-        let r = s
-            .http
-            .get(format!("{}{path}", s.url))
-            .bearer_auth(THIRD_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let r = s.raw_get(THIRD_TOKEN, path).await;
         let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert!(!id.is_empty(), "{path}");
         ids.insert(id);
@@ -635,13 +639,7 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
     let fetch = |token: &'static str| {
         let (s, path) = (&s, &path);
         async move {
-            let r = s
-                .http
-                .get(format!("{}{path}", s.url))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
+            let r = s.raw_get(token, path).await;
             let cache = r.headers()["x-cache"].to_str().unwrap().to_owned();
             (cache, r.bytes().await.unwrap())
         }
@@ -657,13 +655,7 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
 
 /// The D1 queries a request cost, from its `Server-Timing`.
 async fn d1_queries(s: &Stack, token: &str, path: &str) -> u64 {
-    let r = s
-        .http
-        .get(format!("{}{path}", s.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.raw_get(token, path).await;
     assert_eq!(r.status(), 200, "{path}");
     let timing = server_timing(r.headers()["server-timing"].to_str().unwrap());
     let desc = timing[0].2.clone().unwrap_or_default();

@@ -241,7 +241,7 @@ async fn wait_for_upstream<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
     reason: &str,
 ) -> Handled {
     let now = deps.clock.now_ms();
-    let delay = ((until - now).max(1000) as u64).div_ceil(1000) as u32;
+    let delay = seconds_until(until, now);
     let marked = deps
         .db
         .execute(&store::mark_waiting(&msg.job_id, until, reason))
@@ -367,6 +367,11 @@ where
     }
 }
 
+/// Whole seconds from `now` until `until`, at least one (a delayed send's unit).
+fn seconds_until(until: EpochMs, now: EpochMs) -> u32 {
+    ((until - now).max(1000) as u64).div_ceil(1000) as u32
+}
+
 /// Longest delay of a rescheduled delivery: the queue's limit for a delayed send.
 const MAX_DELAY_SECONDS: u32 = 43_200;
 
@@ -403,9 +408,7 @@ where
         return dead_end(deps, Some(lease), msg, stalls as u32, &reason, log).await;
     }
     let delay = match &err {
-        Error::UpstreamUnavailable { until, .. } => {
-            ((until - deps.clock.now_ms()).max(1000) as u64).div_ceil(1000) as u32
-        }
+        Error::UpstreamUnavailable { until, .. } => seconds_until(*until, deps.clock.now_ms()),
         _ => next_delay(&err, progressed, stalls),
     }
     .min(MAX_DELAY_SECONDS);
