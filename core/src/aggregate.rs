@@ -14,7 +14,7 @@ use crate::domain::{EpochMs, DAY_MS, HOUR_MS};
 use crate::sample::{Sample, Value};
 
 /// Bucket width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Resolution {
     /// One UTC hour.
     #[serde(rename = "1h")]

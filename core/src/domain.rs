@@ -123,6 +123,58 @@ impl PointName {
     }
 }
 
+/// OpenAPI schemas of the newtypes: the rules their `parse` enforces, as
+/// far as a JSON Schema can say them.
+mod schemas {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    fn string(min: usize, max: Option<usize>, pattern: &str, doc: &str) -> RefOr<Schema> {
+        let mut b = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(min))
+            .max_length(max)
+            .pattern(Some(pattern));
+        if !doc.is_empty() {
+            b = b.description(Some(doc));
+        }
+        b.build().into()
+    }
+
+    impl PartialSchema for super::JobId {
+        fn schema() -> RefOr<Schema> {
+            string(32, Some(32), "^[0-9a-f]{32}$", "")
+        }
+    }
+    impl ToSchema for super::JobId {}
+
+    impl PartialSchema for super::Site {
+        fn schema() -> RefOr<Schema> {
+            string(
+                1,
+                Some(128),
+                "^[A-Za-z0-9](?:[A-Za-z0-9_-]|\\.[A-Za-z0-9_-])*\\.?$",
+                "Letters, digits, `_`, `-` and `.`, starting with a letter or digit, never `..`.",
+            )
+        }
+    }
+    impl ToSchema for super::Site {}
+
+    impl PartialSchema for super::PointName {
+        fn schema() -> RefOr<Schema> {
+            // maxLength counts characters, the rule bytes: 512 bounds both.
+            string(
+                1,
+                Some(super::MAX_POINT_BYTES),
+                "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+                "1 to 512 bytes (UTF-8) without control characters.",
+            )
+        }
+    }
+    impl ToSchema for super::PointName {}
+}
+
 /// A half-open UTC range `[start, end)` of at most 366 days, not in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeRange {

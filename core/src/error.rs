@@ -9,7 +9,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 /// One invalid field in a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field, as a JSON path (`points[3]`).
     pub field: String,

@@ -16,7 +16,7 @@ use crate::domain::{EpochMs, JobId};
 ///    │                 └──────────────── permanent / retries exhausted ─▶ failed_permanent
 ///    └──────── cancel (any non-terminal) ─────────────────────────────▶ cancelled
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, waiting for a consumer.

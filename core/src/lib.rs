@@ -5,6 +5,7 @@
 //! the same [`service`] code and the same SQL from [`store`].
 //!
 //! # Layout
+//! - [`api`]: the API's wire types and their OpenAPI schemas.
 //! - [`auth`]: bearer tokens to owners, in constant time.
 //! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
 //! - [`job`]: the job state machine and the `queue_jobs` row.
@@ -29,6 +30,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod aggregate;
+pub mod api;
 pub mod auth;
 pub mod budget;
 pub mod chunk;

@@ -2,20 +2,30 @@
 //!
 //! # Layout
 //! - [`handle`]: routing, authentication and the error → problem+json mapping.
-//! - `routes`: one function per route, each a thin adapter over a core service.
+//! - `routes`: one module per resource (jobs, results, dead letters,
+//!   aggregates, stats) and the extractors they share; each route is a thin
+//!   adapter over a core service, answering a typed body.
+//! - `openapi`: the OpenAPI 3.1 document, generated from the routes'
+//!   annotations and the wire types (`tsp_core::api`).
 //!
 //! Routes: `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs`,
 //! `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/result`,
 //! `GET /v1/jobs/{id}/archive`, `POST /v1/jobs/{id}/retry`,
 //! `GET /v1/dead-letters`, `GET /v1/stats`, `GET /v1/aggregates` and
 //! `GET /openapi.json` (this API's OpenAPI 3.1 document,
-//! `producer/openapi.json`). Every route but `/healthz` needs a bearer token.
+//! `producer/openapi.json`, generated). Every route but `/healthz` needs a bearer token.
 
 #![deny(missing_docs)]
 
+// The document is generated in native tests (`openapi::tests`) and the Worker
+// serves the checked-in output, so the generator is dead code in the wasm build
+// and LTO drops it.
+#[allow(dead_code)]
+mod openapi;
 mod routes;
 
 use tsp_cloudflare::{env_string, names, Bindings};
+use tsp_core::api::{Problem, ProblemType, QuotaProblem};
 use tsp_core::auth::TokenTable;
 use tsp_core::error::Error;
 use worker::{Env, Headers, Request, Response, ResponseBuilder};
@@ -42,7 +52,7 @@ pub async fn handle(req: Request, env: &Env) -> Response {
             .fixed(STATUS_PAGE.as_bytes().to_vec());
     }
     if path == "/healthz" {
-        return json(200, &serde_json::json!({"status": "ok"}));
+        return routes::healthz();
     }
     let started = worker::Date::now().as_millis() as f64;
     let request_id = request_id(&req);
@@ -141,14 +151,16 @@ fn without_body(resp: Response) -> Response {
         .empty()
 }
 
-/// A JSON response.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+/// A JSON response. Serializing a wire type cannot fail (string keys, no
+/// non-finite floats reach it); were it to, the answer is an empty object.
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
-        .fixed(body.to_string().into_bytes())
+        .fixed(bytes)
 }
 
 /// The one mapping from an error to an HTTP answer: RFC 9457
@@ -156,24 +168,28 @@ pub fn json(status: u16, body: &serde_json::Value) -> Response {
 /// and no internals for storage failures.
 pub fn problem(err: &Error, instance: &str) -> Response {
     let status = err.http_status();
-    let mut body = serde_json::json!({
-        "type": "about:blank",
-        "title": err.title(),
-        "status": status,
-        "detail": err.public_detail(),
-        "instance": instance,
-    });
-    if let Error::Validation(v) = err {
-        body["errors"] = serde_json::to_value(&v.errors).unwrap_or_default();
-    }
-    if let Error::QuotaExceeded {
-        limit, need, left, ..
-    } = err
-    {
-        body["quota"] = serde_json::json!({
-            "name": "DAILY_CHUNK_QUOTA", "limit": limit, "needed": need, "left": left,
-        });
-    }
+    let body = Problem {
+        r#type: ProblemType::AboutBlank,
+        title: err.title().to_owned(),
+        status,
+        detail: err.public_detail(),
+        instance: instance.to_owned(),
+        errors: match err {
+            Error::Validation(v) => Some(v.errors.clone()),
+            _ => None,
+        },
+        quota: match err {
+            Error::QuotaExceeded {
+                limit, need, left, ..
+            } => Some(QuotaProblem {
+                name: "DAILY_CHUNK_QUOTA".to_owned(),
+                limit: *limit,
+                needed: *need,
+                left: *left,
+            }),
+            _ => None,
+        },
+    };
     if !matches!(err, Error::Validation(_) | Error::NotFound) {
         worker::console_warn!(
             "{}",
@@ -203,5 +219,5 @@ pub fn problem(err: &Error, instance: &str) -> Response {
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)
-        .fixed(body.to_string().into_bytes())
+        .fixed(serde_json::to_vec(&body).unwrap_or_default())
 }

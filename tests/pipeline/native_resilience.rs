@@ -70,9 +70,12 @@ async fn past_the_daily_quota_a_submit_gets_429_naming_it_and_writes_nothing() {
         h.submit_as("bob", &forced).await,
         Submitted::Created { .. }
     ));
-    let stats = tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 5)
-        .await
-        .unwrap();
+    let stats = serde_json::to_value(
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 5)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(stats["usage_today"], json!({"chunks": 4, "quota": 5}));
 }
 
@@ -160,9 +163,12 @@ async fn a_webhook_4xx_is_a_permanent_alert_failure_counted_and_never_retried() 
         "the reaper does not retry a refused alert"
     );
     assert_eq!(hook.received_requests().await.unwrap().len(), 1);
-    let stats = tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
-        .await
-        .unwrap();
+    let stats = serde_json::to_value(
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(stats["alerts_refused"], 1);
 }
 
@@ -240,9 +246,12 @@ async fn repeated_limit_warnings_raise_one_operator_alert_per_hour() {
         1,
         "one alert for the hour"
     );
-    let st = tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
-        .await
-        .unwrap();
+    let st = serde_json::to_value(
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(st["invocations_last_24h"]["invocations"], 6);
     assert_eq!(st["invocations_last_24h"]["max_d1_statements"], 950);
     assert_eq!(st["invocations_last_24h"]["limit_warnings"], 5);

@@ -1,6 +1,8 @@
 //! Owner actions on existing jobs: cancel, retry from dead, and stats.
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::api::{Durations, InvocationMaxima, LastHour, Stats, StatusCounts, UsageToday};
 
 use crate::domain::JobId;
 use crate::error::Error;
@@ -104,7 +106,7 @@ pub async fn stats<D: SqlDb, C: Clock>(
     clock: &C,
     owner: &str,
     quota: u64,
-) -> Result<Value, Error> {
+) -> Result<Stats, Error> {
     let now = clock.now_ms();
     let day = now.div_euclid(crate::domain::DAY_MS);
     let used = db
@@ -122,47 +124,47 @@ pub async fn stats<D: SqlDb, C: Clock>(
         .unwrap_or_default();
     let n = |k: &str| row.get(k).and_then(Value::as_f64).unwrap_or(0.0) as i64;
     let opt = |k: &str| row.get(k).and_then(Value::as_f64).map(|v| v as i64);
-    let done_hour = n("completed_last_hour");
-    let failed_hour = n("failed_last_hour");
+    let (done_hour, failed_hour) = (n("completed_last_hour"), n("failed_last_hour"));
     let finished_hour = done_hour + failed_hour;
-    let oldest = row
-        .get("oldest_queued_at")
-        .and_then(Value::as_f64)
-        .map(|v| v as i64);
-    Ok(json!({
-        "counts": {
-            "queued": n("queued"),
-            "processing": n("processing"),
-            "completed": n("completed"),
-            "failed": n("failed"),
-            "failed_permanent": n("failed_permanent"),
-            "cancelled": n("cancelled"),
+    let measured = n("durations");
+    Ok(Stats {
+        counts: StatusCounts {
+            queued: n("queued"),
+            processing: n("processing"),
+            completed: n("completed"),
+            failed: n("failed"),
+            failed_permanent: n("failed_permanent"),
+            cancelled: n("cancelled"),
         },
-        "oldest_queued_age_ms": oldest.map(|t| now - t),
-        "last_hour": {
-            "completed": done_hour,
-            "failed_permanent": failed_hour,
-            "samples": n("samples_last_hour"),
-            "failure_rate": if finished_hour > 0 { failed_hour as f64 / finished_hour as f64 } else { 0.0 },
+        oldest_queued_age_ms: opt("oldest_queued_at").map(|t| now - t),
+        last_hour: LastHour {
+            completed: done_hour,
+            failed_permanent: failed_hour,
+            samples: n("samples_last_hour"),
+            failure_rate: if finished_hour > 0 {
+                failed_hour as f64 / finished_hour as f64
+            } else {
+                0.0
+            },
         },
-        "dead_letters_last_24h": n("dead_last_day"),
-        "alerts_refused": n("alerts_refused"),
-        "invocations_last_24h": {
-            "invocations": n("inv_count"),
-            "max_d1_statements": n("inv_statements"),
-            "max_subrequests": n("inv_subrequests"),
-            "max_wasm_memory_bytes": n("inv_memory"),
-            "max_wall_ms": n("inv_wall_ms"),
-            "limit_warnings": n("inv_warnings"),
+        dead_letters_last_24h: n("dead_last_day"),
+        alerts_refused: n("alerts_refused"),
+        invocations_last_24h: InvocationMaxima {
+            invocations: n("inv_count"),
+            max_d1_statements: n("inv_statements"),
+            max_subrequests: n("inv_subrequests"),
+            max_wasm_memory_bytes: n("inv_memory"),
+            max_wall_ms: n("inv_wall_ms"),
+            limit_warnings: n("inv_warnings"),
         },
-        "usage_today": {
-            "chunks": used,
-            "quota": (quota > 0).then_some(quota),
+        usage_today: UsageToday {
+            chunks: used,
+            quota: (quota > 0).then_some(quota),
         },
-        "duration_ms_last_24h": {
-            "jobs": n("durations"),
-            "p50": opt("p50").filter(|_| n("durations") > 0),
-            "p95": opt("p95").filter(|_| n("durations") > 0),
+        duration_ms_last_24h: Durations {
+            jobs: measured,
+            p50: opt("p50").filter(|_| measured > 0),
+            p95: opt("p95").filter(|_| measured > 0),
         },
-    }))
+    })
 }

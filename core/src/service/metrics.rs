@@ -21,7 +21,8 @@ pub async fn render<D: SqlDb, C: Clock>(
     owner: &str,
     quota: u64,
 ) -> Result<String, Error> {
-    let st = manage::stats(db, clock, owner, quota).await?;
+    let st = serde_json::to_value(manage::stats(db, clock, owner, quota).await?)
+        .map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
     let circuit = db
         .query(&store::select_circuit())
         .await?

@@ -13,7 +13,6 @@ pub mod process;
 pub mod reap;
 pub mod submit;
 pub mod usage;
-pub mod view;
 
 use crate::config::Config;
 

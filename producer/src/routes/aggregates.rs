@@ -1,0 +1,180 @@
+//! `/v1/aggregates`: stored buckets of one point, the caller's own, with
+//! pages of complete buckets served from the Workers Cache.
+
+use tsp_core::aggregate::Resolution;
+use tsp_core::api::{AggregateRow, Aggregates, MAX_AGG_LIMIT};
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, PointName, Site, DAY_MS};
+use tsp_core::error::{Error, StoreError, ValidationError};
+use tsp_core::ports::SqlDb;
+use tsp_core::store;
+use tsp_core::timeout::within;
+use worker::{Headers, Response, ResponseBuilder};
+
+use super::{Cx, Query};
+use crate::openapi::{
+    AggregatesParams, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized,
+};
+
+/// How long a page of complete aggregate buckets is served from the cache.
+pub const AGGREGATES_TTL_S: u32 = 60;
+
+/// A parsed aggregates query.
+struct AggregatesQuery {
+    site: Site,
+    point: PointName,
+    resolution: Resolution,
+    from: i64,
+    to: i64,
+    limit: i64,
+}
+
+impl AggregatesQuery {
+    fn of(q: &Query) -> Result<Self, ValidationError> {
+        let site =
+            Site::parse(q.required("site")?).map_err(|m| ValidationError::single("site", m))?;
+        let point = PointName::parse(q.required("point")?)
+            .map_err(|m| ValidationError::single("point", m))?;
+        let resolution = Resolution::parse(q.get("resolution").unwrap_or("1d"))
+            .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?;
+        let time = |k: &str| -> Result<i64, ValidationError> {
+            parse_rfc3339(q.required(k)?)
+                .ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
+        };
+        let (from, to) = (time("from")?, time("to")?);
+        if to <= from || to - from > 366 * DAY_MS {
+            return Err(ValidationError::single(
+                "to",
+                "must be after from, at most 366 days",
+            ));
+        }
+        let limit = q.limit(MAX_AGG_LIMIT, MAX_AGG_LIMIT)?;
+        Ok(Self {
+            site,
+            point,
+            resolution,
+            from,
+            to,
+            limit,
+        })
+    }
+
+    /// The cache key: the owner (hashed) and the parsed query, so two owners
+    /// never share an entry and equivalent spellings of one query do.
+    fn cache_key(&self, owner: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let owner = hex::encode(&Sha256::digest(owner.as_bytes())[..16]);
+        let enc = tsp_core::upstream::escape;
+        format!(
+            "https://aggregates.cache.invalid/{owner}?site={}&point={}&resolution={}&from={}&to={}&limit={}",
+            enc(self.site.as_str()),
+            enc(self.point.as_str()),
+            self.resolution.as_str(),
+            self.from,
+            self.to,
+            self.limit
+        )
+    }
+}
+
+/// Stored hourly or daily buckets of one point, the caller's own.
+///
+/// Aggregates belong to the owner whose jobs wrote them: another token sees
+/// none of them.
+#[utoipa::path(get, path = "/v1/aggregates", operation_id = "getAggregates", tag = "aggregates",
+    params(AggregatesParams),
+    responses(
+        (status = 200, description = "A page of buckets; `next_from` starts the next page.", body = Aggregates,
+            headers(("X-Cache" = String, description = "HIT when the page came from the Workers Cache (pages of complete buckets only, at most 60 s old), MISS otherwise."),
+                ("Cache-Control" = String, description = "`private, max-age=60`."))),
+        (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
+        (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
+pub async fn get(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
+    let aq = AggregatesQuery::of(q)?;
+    let key = aq.cache_key(cx.owner);
+    if let Some(hit) = cache_get(cx, &key).await {
+        return Ok(hit);
+    }
+    let rows =
+        cx.b.db
+            .query(&store::select_aggregates(
+                cx.owner,
+                aq.site.as_str(),
+                aq.point.as_str(),
+                aq.resolution.as_str(),
+                aq.from,
+                aq.to,
+                aq.limit,
+            ))
+            .await?;
+    let rows: Vec<AggregateRow> = store::decode(rows)?;
+    // The next page starts just after the last bucket returned.
+    let next_from = (rows.len() as i64 == aq.limit)
+        .then(|| rows.last().map(|r| format_rfc3339(r.bucket_start + 1_000)))
+        .flatten();
+    let complete = !rows.is_empty() && rows.iter().all(|r| !r.partial);
+    let page = Aggregates {
+        site: aq.site.as_str().to_owned(),
+        point: aq.point.as_str().to_owned(),
+        resolution: aq.resolution,
+        rows,
+        next_from,
+    };
+    let body = serde_json::to_string(&page).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    if complete {
+        cache_put(cx, &key, &body).await;
+    }
+    Ok(cached_json(body, "MISS"))
+}
+
+fn cached_json(body: String, cache: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("x-cache", cache);
+    let _ = headers.set(
+        "cache-control",
+        &format!("private, max-age={AGGREGATES_TTL_S}"),
+    );
+    ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(body.into_bytes())
+}
+
+/// A cached page, if the Workers Cache holds one (bounded by the storage
+/// timeout; a cache failure is a miss, never an error).
+async fn cache_get(cx: Cx<'_>, key: &str) -> Option<Response> {
+    let cache = worker::Cache::default();
+    let got = within(
+        &cx.b.clock,
+        cx.b.cfg.storage_timeout_ms,
+        cache.get(key, false),
+    )
+    .await;
+    let mut resp = got?.ok()??;
+    let body = resp.text().await.ok()?;
+    Some(cached_json(body, "HIT"))
+}
+
+/// Stores a page of complete buckets for [`AGGREGATES_TTL_S`].
+async fn cache_put(cx: Cx<'_>, key: &str, body: &str) {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", &format!("max-age={AGGREGATES_TTL_S}"));
+    let Ok(resp) = ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .ok(body.to_owned())
+    else {
+        return;
+    };
+    let cache = worker::Cache::default();
+    let put = within(
+        &cx.b.clock,
+        cx.b.cfg.storage_timeout_ms,
+        cache.put(key, resp),
+    )
+    .await;
+    if !matches!(put, Some(Ok(()))) {
+        worker::console_warn!("aggregates cache put failed for {key}");
+    }
+}

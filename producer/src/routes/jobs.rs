@@ -1,0 +1,146 @@
+//! `/v1/jobs` and `/v1/jobs/{id}`: submit, list, status, cancel.
+
+use tsp_core::api::{JobList, JobView, SubmittedJob};
+use tsp_core::error::{Error, ValidationError};
+use tsp_core::job::{Job, JobStatus};
+use tsp_core::ports::SqlDb;
+use tsp_core::service::manage;
+use tsp_core::service::submit::{submit as submit_job, Submitted};
+use tsp_core::store;
+use worker::{Request, Response};
+
+use super::{job_id, log_line, owned_job, read_body, Cx, Page, Query};
+use crate::openapi::{
+    Conflict, GatewayTimeout, InvalidRequest, JobIdParam, NotFound, PageParams, PayloadTooLarge,
+    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+};
+use crate::{json, MAX_BODY_BYTES};
+
+/// Submit a job.
+///
+/// Give `start` and `end` (RFC 3339, a half-open range of at most 366 days
+/// that does not end in the future), or `days` (the whole UTC days before
+/// today). An identical queued, running, or recently completed job of the
+/// same owner is returned with 200 unless `force` is true. Bodies over 64
+/// KiB answer 413; a content type other than `application/json` answers 415.
+#[utoipa::path(post, path = "/v1/jobs", operation_id = "submitJob", tag = "jobs",
+    request_body(content = tsp_core::api::JobSubmission, content_type = "application/json",
+        examples(
+            ("range" = (summary = "An explicit range", value = json!({"site": "demo-site",
+                "points": ["ses/ses_demo-site/zone1/temp", "ses/ses_demo-site/zone2/temp"],
+                "start": "2025-01-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"}))),
+            ("days" = (summary = "The last 7 whole UTC days", value = json!({"site": "demo-site",
+                "points": ["ses/ses_demo-site/zone1/temp"], "days": 7}))))),
+    responses(
+        (status = 200, description = "An identical job exists; it is returned.", body = SubmittedJob,
+            headers(("Location" = String, description = "The job's status URL."))),
+        (status = 202, description = "The job was accepted and queued.", body = SubmittedJob,
+            headers(("Location" = String, description = "The job's status URL."))),
+        (status = 401, response = Unauthorized), (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType), (status = 422, response = InvalidRequest),
+        (status = 429, response = TooManyRequests), (status = 503, response = ServiceUnavailable),
+        (status = 504, response = GatewayTimeout)))]
+pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
+    let header = |k: &str| req.headers().get(k).ok().flatten();
+    let ct = header("content-type").unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/json") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let declared = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    let body = read_body(req).await?;
+    let out = submit_job(&cx.b.deps(), cx.owner, &body).await?;
+    let (status, job, note) = match &out {
+        Submitted::Created { job, enqueued } => {
+            let note = (!enqueued).then_some("queue send failed; the reaper will send it");
+            log_line(&tsp_core::service::transition_log(
+                job.id.as_str(),
+                "new",
+                "queued",
+                note,
+            ));
+            (202, job, note)
+        }
+        Submitted::Existing(job) => (200, job, Some("an identical job exists; returning it")),
+    };
+    let view = SubmittedJob {
+        job: JobView::of(job),
+        note: note.map(str::to_owned),
+    };
+    let mut resp = json(status, &view);
+    let _ = resp
+        .headers_mut()
+        .set("location", &format!("/v1/jobs/{}", job.id));
+    Ok(resp)
+}
+
+/// The caller's jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "listJobs", tag = "jobs",
+    params(("status" = Option<JobStatus>, Query, description = "Only jobs in this status."),
+        PageParams),
+    responses((status = 200, description = "A page of jobs.", body = JobList),
+        (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
+        (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
+pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
+    let status = q
+        .get("status")
+        .map(|s| {
+            s.parse::<JobStatus>()
+                .map_err(|m| ValidationError::single("status", &m))
+        })
+        .transpose()?;
+    let page = Page::of(q)?;
+    let jobs = page_of_jobs(cx, status, &page).await?;
+    Ok(json(
+        200,
+        &JobList {
+            jobs: jobs.iter().map(JobView::of).collect(),
+            next_cursor: page.next(&jobs),
+        },
+    ))
+}
+
+/// One page of the owner's jobs, optionally of one status.
+pub async fn page_of_jobs(
+    cx: Cx<'_>,
+    status: Option<JobStatus>,
+    page: &Page,
+) -> Result<Vec<Job>, Error> {
+    let before = (page.before.0, page.before.1.as_str());
+    let rows =
+        cx.b.db
+            .query(&store::select_owner_jobs(
+                cx.owner, status, before, page.limit,
+            ))
+            .await?;
+    Ok(store::decode(rows)?)
+}
+
+/// A job's status and progress.
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "getJob", tag = "jobs", params(JobIdParam),
+    responses(
+        (status = 200, description = "The job.", body = JobView,
+            headers(("Retry-After" = i32, description = "Seconds before polling again (2); sent while the job is not in a terminal state."))),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
+pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+    let job = owned_job(cx, id).await?;
+    let mut resp = json(200, &JobView::of(&job));
+    if !job.status.is_terminal() {
+        let _ = resp.headers_mut().set("retry-after", "2");
+    }
+    Ok(resp)
+}
+
+/// Cancel a queued, processing or failed job.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", operation_id = "cancelJob", tag = "jobs", params(JobIdParam),
+    responses((status = 200, description = "The cancelled job.", body = JobView),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
+        (status = 504, response = GatewayTimeout)))]
+pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+    let job = manage::cancel(&cx.b.db, &cx.b.clock, cx.owner, &job_id(id)?, &log_line).await?;
+    Ok(json(200, &JobView::of(&job)))
+}

@@ -1,0 +1,211 @@
+//! The routes, one module per resource, and the extractors they share.
+//!
+//! Everything a route needs from the request is parsed here, once, at the
+//! edge: the query ([`Query`]), a page of a list ([`Page`]), the job id
+//! ([`owned_job`]) and the body ([`read_body`]). A route receives typed
+//! values and answers a typed body (`tsp_core::api`).
+
+pub mod aggregates;
+pub mod dead_letters;
+pub mod jobs;
+pub mod results;
+pub mod stats;
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use tsp_cloudflare::Bindings;
+use tsp_core::api::{Health, HealthStatus, MAX_LIST_LIMIT};
+use tsp_core::domain::JobId;
+use tsp_core::error::{Error, ValidationError};
+use tsp_core::job::Job;
+use tsp_core::store;
+use worker::{Method, Request, Response};
+
+use crate::MAX_BODY_BYTES;
+
+/// Dispatches an authenticated request.
+pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
+    let path = req.path();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = match req.method() {
+        Method::Head => Method::Get,
+        // workers-rs reads any method it does not know (QUERY, …) as GET.
+        Method::Get if req.inner().method() != "GET" => Method::Options,
+        m => m,
+    };
+    let cx = Cx { b, owner };
+    match (method, segs.as_slice()) {
+        (Method::Post, ["v1", "jobs"]) => jobs::submit(&mut req, cx).await,
+        (Method::Get, ["v1", "jobs"]) => jobs::list(&Query::of(&req)?, cx).await,
+        (Method::Get, ["v1", "jobs", id]) => jobs::get(cx, id).await,
+        (Method::Delete, ["v1", "jobs", id]) => jobs::cancel(cx, id).await,
+        (Method::Get, ["v1", "jobs", id, "result"]) => results::get(&req, cx, id).await,
+        (Method::Get, ["v1", "jobs", id, "archive"]) => dead_letters::archive(cx, id).await,
+        (Method::Post, ["v1", "jobs", id, "retry"]) => dead_letters::retry(cx, id).await,
+        (Method::Get, ["v1", "dead-letters"]) => dead_letters::list(&Query::of(&req)?, cx).await,
+        (Method::Get, ["v1", "stats"]) => stats::stats(cx).await,
+        (Method::Get, ["v1", "metrics"]) => stats::metrics(cx).await,
+        (Method::Get, ["v1", "aggregates"]) => aggregates::get(&Query::of(&req)?, cx).await,
+        (Method::Get, ["openapi.json"]) => Ok(crate::openapi::served()),
+        (_, segs) => Err(allowed(segs).map_or(Error::NotFound, Error::MethodNotAllowed)),
+    }
+}
+
+/// What every route gets: the bindings and the caller.
+#[derive(Clone, Copy)]
+pub struct Cx<'a> {
+    /// Storage, queue, clock and config.
+    pub b: &'a Bindings,
+    /// The authenticated owner.
+    pub owner: &'a str,
+}
+
+/// The methods a known route takes (its `Allow` header), or `None` for an
+/// unknown path.
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["v1", "jobs"] => "GET, HEAD, POST",
+        ["v1", "jobs", _] => "GET, HEAD, DELETE",
+        ["v1", "jobs", _, "result" | "archive"] => "GET, HEAD",
+        ["v1", "jobs", _, "retry"] => "POST",
+        ["v1", "dead-letters" | "stats" | "metrics" | "aggregates"] | ["openapi.json"] => {
+            "GET, HEAD"
+        }
+        _ => return None,
+    })
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "meta",
+    summary = "Liveness", security(()),
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub fn healthz() -> Response {
+    crate::json(
+        200,
+        &Health {
+            status: HealthStatus::Ok,
+        },
+    )
+}
+
+/// The query string, decoded once.
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    /// The request's query parameters (the last of a repeated name wins).
+    pub fn of(req: &Request) -> Result<Self, Error> {
+        let url = req
+            .url()
+            .map_err(|e| ValidationError::single("url", &e.to_string()))?;
+        Ok(Self(url.query_pairs().into_owned().collect()))
+    }
+
+    /// A parameter, if given.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    /// A non-empty parameter, or a 422 naming it.
+    pub fn required(&self, k: &str) -> Result<&str, ValidationError> {
+        self.get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ValidationError::single(k, "is required"))
+    }
+
+    /// An integer parameter within `1..=max`, `default` when absent.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ValidationError> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ValidationError::single("limit", &format!("must be 1 to {max}"))),
+        }
+    }
+}
+
+/// A page of a job list: `limit` (default 50, at most
+/// [`MAX_LIST_LIMIT`]) and `cursor` (`created_at.id` of the last job of
+/// the previous page, from `next_cursor`).
+pub struct Page {
+    /// Jobs per page.
+    pub limit: i64,
+    /// Jobs strictly before this `(created_at, id)`.
+    pub before: (i64, String),
+}
+
+impl Page {
+    /// Parses `limit` and `cursor`.
+    pub fn of(q: &Query) -> Result<Self, ValidationError> {
+        let limit = q.limit(50, MAX_LIST_LIMIT)?;
+        let bad = || ValidationError::single("cursor", "must come from next_cursor");
+        let before = match q.get("cursor") {
+            None => (i64::MAX, String::new()),
+            Some(c) => {
+                let (at, id) = c.split_once('.').unwrap_or((c, ""));
+                let at = at.parse::<i64>().map_err(|_| bad())?;
+                // A bare time continues before that millisecond.
+                let id = if id.is_empty() {
+                    String::new()
+                } else {
+                    JobId::parse(id).map_err(|_| bad())?.to_string()
+                };
+                (at, id)
+            }
+        };
+        Ok(Self { limit, before })
+    }
+
+    /// The cursor of the page after `jobs`, if it was full.
+    pub fn next(&self, jobs: &[Job]) -> Option<String> {
+        (jobs.len() as i64 == self.limit)
+            .then(|| jobs.last().map(|j| format!("{}.{}", j.created_at, j.id)))
+            .flatten()
+    }
+}
+
+/// The caller's job with this id: an id that cannot exist, or another
+/// owner's job, is simply not found.
+pub async fn owned_job(cx: Cx<'_>, id: &str) -> Result<Job, Error> {
+    let id = job_id(id)?;
+    store::get_job(&cx.b.db, store::select_owned_job(&id, cx.owner))
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// A job id from the path (404 when it cannot be one).
+pub fn job_id(id: &str) -> Result<JobId, Error> {
+    JobId::parse(id).map_err(|_| Error::NotFound)
+}
+
+/// Reads the body chunk by chunk and stops past [`MAX_BODY_BYTES`], so a
+/// body without `Content-Length` is never buffered whole.
+pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+    let unreadable = |e: worker::Error| {
+        Error::from(ValidationError::single(
+            "body",
+            &format!("could not read body: {e}"),
+        ))
+    };
+    let mut stream = match req.stream() {
+        Ok(s) => s,
+        // No body at all.
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The log sink of owner actions.
+pub fn log_line(line: &str) {
+    worker::console_log!("{line}");
+}

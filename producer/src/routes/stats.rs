@@ -1,0 +1,45 @@
+//! `/v1/stats` and `/v1/metrics`: the caller's figures.
+
+use tsp_core::api::Stats;
+use tsp_core::error::Error;
+use tsp_core::service::{manage, metrics as openmetrics};
+use worker::{Headers, Response, ResponseBuilder};
+
+use super::Cx;
+use crate::json;
+use crate::openapi::{GatewayTimeout, ServiceUnavailable, Unauthorized};
+
+/// Counts, recent throughput and durations of the caller's jobs.
+#[utoipa::path(get, path = "/v1/stats", operation_id = "getStats", tag = "jobs",
+    responses((status = 200, description = "The statistics.", body = Stats),
+        (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
+        (status = 504, response = GatewayTimeout)))]
+pub async fn stats(cx: Cx<'_>) -> Result<Response, Error> {
+    let quota = cx.b.cfg.daily_chunk_quota;
+    Ok(json(
+        200,
+        &manage::stats(&cx.b.db, &cx.b.clock, cx.owner, quota).await?,
+    ))
+}
+
+/// The caller's figures and the shared ones in the OpenMetrics text format.
+///
+/// Jobs by status, queue depth, throughput and failure rate over the last
+/// hour, dead letters in the last day, the upstream circuit state, and the
+/// resource maxima of the last day's consumer invocations, as OpenMetrics
+/// gauges (`# EOF` terminated). Authenticated like every route.
+#[utoipa::path(get, path = "/v1/metrics", operation_id = "getMetrics", tag = "stats",
+    responses((status = 200, description = "OpenMetrics text.",
+            content((String = "application/openmetrics-text; version=1.0.0; charset=utf-8"))),
+        (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
+        (status = 504, response = GatewayTimeout)))]
+pub async fn metrics(cx: Cx<'_>) -> Result<Response, Error> {
+    let quota = cx.b.cfg.daily_chunk_quota;
+    let body = openmetrics::render(&cx.b.db, &cx.b.clock, cx.owner, quota).await?;
+    let headers = Headers::new();
+    let _ = headers.set("content-type", openmetrics::CONTENT_TYPE);
+    Ok(ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(body.into_bytes()))
+}
