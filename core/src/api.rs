@@ -40,32 +40,58 @@ pub enum HealthStatus {
     Ok,
 }
 
-/// A job submission (`POST /v1/jobs`). Give `start` and `end`, or `days`,
-/// never both. The producer parses the raw body itself
-/// ([`crate::domain::JobRequest::parse`]) so that every invalid field is
-/// named; this type is its documented shape.
+/// A job submission (`POST /v1/jobs`): a range, or the last `days`.
+///
+/// The producer parses the raw body with `JobRequest::parse`, which names
+/// every invalid field; this type is the body's documented shape.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobSubmission {
+    /// An explicit range.
+    Range(RangeSubmission),
+    /// The whole UTC days before today.
+    Days(DaysSubmission),
+}
+
+/// A submission with `start` and `end`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct JobSubmission {
+pub struct RangeSubmission {
+    /// The site.
     #[schema(value_type = Site)]
-    site: String,
-    /// At most `MAX_POINTS` (100) distinct points; duplicates are merged.
+    pub site: String,
+    /// At most `MAX_POINTS` (100) points; duplicates are merged.
     #[schema(value_type = Vec<PointName>, min_items = 1, max_items = 100)]
-    points: Vec<String>,
+    pub points: Vec<String>,
     /// Range start (inclusive), not before 1970.
     #[schema(format = DateTime)]
-    start: Option<String>,
+    pub start: String,
     /// Range end (exclusive), not in the future, at most 366 days after `start`.
     #[schema(format = DateTime)]
-    end: Option<String>,
-    /// The whole UTC days before today.
-    #[schema(minimum = 1, maximum = 366)]
-    days: Option<u32>,
+    pub end: String,
     /// Skip coalescing with an identical job.
     #[serde(default)]
     #[schema(default = false)]
-    force: bool,
+    pub force: bool,
+}
+
+/// A submission with `days`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DaysSubmission {
+    /// The site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// At most `MAX_POINTS` (100) points; duplicates are merged.
+    #[schema(value_type = Vec<PointName>, min_items = 1, max_items = 100)]
+    pub points: Vec<String>,
+    /// The whole UTC days before today.
+    #[schema(minimum = 1, maximum = 366)]
+    pub days: u32,
+    /// Skip coalescing with an identical job.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub force: bool,
 }
 
 /// A job's progress.

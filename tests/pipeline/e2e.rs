@@ -308,6 +308,22 @@ async fn e2e_a_dead_letter_whose_alert_failed_keeps_its_first_archive_and_alerts
 
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_the_served_openapi_document_is_the_one_the_code_generates() {
+    let s = stack();
+    let r = s.raw_get(&s.token, "/openapi.json").await;
+    assert_eq!(r.status(), 200);
+    let served = r.text().await.unwrap();
+    // `producer/openapi.json` is the generator's output: the native test
+    // `openapi::tests::the_served_document_is_generated_from_the_code`
+    // fails when the code and the file differ.
+    let checked_in = include_str!("../../producer/openapi.json");
+    assert!(served == checked_in, "the Worker serves another document");
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_bad_input_gets_a_clear_4xx_and_no_row() {
     let s = stack();
     let cases = [
