@@ -52,7 +52,7 @@ pub async fn handle(req: Request, env: &Env) -> Response {
             .fixed(STATUS_PAGE.as_bytes().to_vec());
     }
     if path == "/healthz" {
-        return routes::healthz();
+        return routes::meta::healthz();
     }
     let started = worker::Date::now().as_millis() as f64;
     let request_id = request_id(&req);

@@ -10,10 +10,10 @@ use tsp_core::store;
 use tsp_core::timeout::within;
 use worker::{Headers, Response, ResponseBuilder};
 
-use super::{Cx, Query};
-use crate::openapi::{
+use super::doc::{
     AggregatesParams, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized,
 };
+use super::{Cx, Query};
 
 /// How long a page of complete aggregate buckets is served from the cache.
 pub const AGGREGATES_TTL_S: u32 = 60;

@@ -8,13 +8,12 @@ use tsp_core::service::dead_letter::archive_key;
 use tsp_core::service::manage;
 use worker::Response;
 
-use super::jobs::page_of_jobs;
-use super::{job_id, log_line, owned_job, Cx, Page, Query};
-use crate::json;
-use crate::openapi::{
+use super::doc::{
     Conflict, GatewayTimeout, InvalidRequest, JobIdParam, NotFound, PageParams, ServiceUnavailable,
     Unauthorized,
 };
+use super::{job_id, log_line, owned_job, Cx, Page, Query};
+use crate::json;
 
 /// The caller's failed_permanent jobs, newest first.
 #[utoipa::path(get, path = "/v1/dead-letters", operation_id = "listDeadLetters", tag = "dead letters",
@@ -24,7 +23,7 @@ use crate::openapi::{
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
     let page = Page::of(q)?;
-    let jobs = page_of_jobs(cx, Some(JobStatus::FailedPermanent), &page).await?;
+    let jobs = page.jobs(cx, Some(JobStatus::FailedPermanent)).await?;
     let dead_letters = jobs
         .iter()
         .map(|j| DeadLetter {

@@ -2,18 +2,16 @@
 
 use tsp_core::api::{JobList, JobView, SubmittedJob};
 use tsp_core::error::{Error, ValidationError};
-use tsp_core::job::{Job, JobStatus};
-use tsp_core::ports::SqlDb;
+use tsp_core::job::JobStatus;
 use tsp_core::service::manage;
 use tsp_core::service::submit::{submit as submit_job, Submitted};
-use tsp_core::store;
 use worker::{Request, Response};
 
-use super::{job_id, log_line, owned_job, read_body, Cx, Page, Query};
-use crate::openapi::{
+use super::doc::{
     Conflict, GatewayTimeout, InvalidRequest, JobIdParam, NotFound, PageParams, PayloadTooLarge,
     ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
+use super::{job_id, log_line, owned_job, read_body, Cx, Page, Query};
 use crate::{json, MAX_BODY_BYTES};
 
 /// Submit a job.
@@ -92,7 +90,7 @@ pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
         })
         .transpose()?;
     let page = Page::of(q)?;
-    let jobs = page_of_jobs(cx, status, &page).await?;
+    let jobs = page.jobs(cx, status).await?;
     Ok(json(
         200,
         &JobList {
@@ -100,22 +98,6 @@ pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
             next_cursor: page.next(&jobs),
         },
     ))
-}
-
-/// One page of the owner's jobs, optionally of one status.
-pub async fn page_of_jobs(
-    cx: Cx<'_>,
-    status: Option<JobStatus>,
-    page: &Page,
-) -> Result<Vec<Job>, Error> {
-    let before = (page.before.0, page.before.1.as_str());
-    let rows =
-        cx.b.db
-            .query(&store::select_owner_jobs(
-                cx.owner, status, before, page.limit,
-            ))
-            .await?;
-    Ok(store::decode(rows)?)
 }
 
 /// A job's status and progress.

@@ -7,7 +7,9 @@
 
 pub mod aggregates;
 pub mod dead_letters;
+pub mod doc;
 pub mod jobs;
+pub mod meta;
 pub mod results;
 pub mod stats;
 
@@ -15,10 +17,11 @@ use std::collections::HashMap;
 
 use futures::StreamExt;
 use tsp_cloudflare::Bindings;
-use tsp_core::api::{Health, HealthStatus, MAX_LIST_LIMIT};
+use tsp_core::api::MAX_LIST_LIMIT;
 use tsp_core::domain::JobId;
 use tsp_core::error::{Error, ValidationError};
-use tsp_core::job::Job;
+use tsp_core::job::{Job, JobStatus};
+use tsp_core::ports::SqlDb;
 use tsp_core::store;
 use worker::{Method, Request, Response};
 
@@ -47,7 +50,7 @@ pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Respon
         (Method::Get, ["v1", "stats"]) => stats::stats(cx).await,
         (Method::Get, ["v1", "metrics"]) => stats::metrics(cx).await,
         (Method::Get, ["v1", "aggregates"]) => aggregates::get(&Query::of(&req)?, cx).await,
-        (Method::Get, ["openapi.json"]) => Ok(crate::openapi::served()),
+        (Method::Get, ["openapi.json"]) => Ok(meta::openapi_json()),
         (_, segs) => Err(allowed(segs).map_or(Error::NotFound, Error::MethodNotAllowed)),
     }
 }
@@ -74,19 +77,6 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         }
         _ => return None,
     })
-}
-
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "meta",
-    summary = "Liveness", security(()),
-    responses((status = 200, description = "Alive.", body = Health)))]
-pub fn healthz() -> Response {
-    crate::json(
-        200,
-        &Health {
-            status: HealthStatus::Ok,
-        },
-    )
 }
 
 /// The query string, decoded once.
@@ -156,6 +146,13 @@ impl Page {
             }
         };
         Ok(Self { limit, before })
+    }
+
+    /// This page of the owner's jobs, optionally of one status.
+    pub async fn jobs(&self, cx: Cx<'_>, status: Option<JobStatus>) -> Result<Vec<Job>, Error> {
+        let before = (self.before.0, self.before.1.as_str());
+        let stmt = store::select_owner_jobs(cx.owner, status, before, self.limit);
+        Ok(store::decode(cx.b.db.query(&stmt).await?)?)
     }
 
     /// The cursor of the page after `jobs`, if it was full.

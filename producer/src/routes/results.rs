@@ -7,11 +7,11 @@ use tsp_core::job::JobStatus;
 use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
-use super::{owned_job, Cx, Query};
-use crate::openapi::{
+use super::doc::{
     Conflict, GatewayTimeout, Gone, JobIdParam, NotFound, ResultFormatParams, ResultObject,
     ServiceUnavailable, Unauthorized,
 };
+use super::{owned_job, Cx, Query};
 
 /// A completed result never changes (its key is the request's hash and it
 /// is written once), so clients and caches may keep it.

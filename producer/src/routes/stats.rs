@@ -5,9 +5,9 @@ use tsp_core::error::Error;
 use tsp_core::service::{manage, metrics as openmetrics};
 use worker::{Headers, Response, ResponseBuilder};
 
+use super::doc::{GatewayTimeout, ServiceUnavailable, Unauthorized};
 use super::Cx;
 use crate::json;
-use crate::openapi::{GatewayTimeout, ServiceUnavailable, Unauthorized};
 
 /// Counts, recent throughput and durations of the caller's jobs.
 #[utoipa::path(get, path = "/v1/stats", operation_id = "getStats", tag = "jobs",

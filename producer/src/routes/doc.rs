@@ -1,0 +1,132 @@
+//! What the routes' OpenAPI annotations name besides the wire types: the
+//! shared error responses and the parameter sets.
+
+use tsp_core::domain::JobId;
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoParams, ToResponse};
+
+/// A problem+json response.
+fn problem(description: &str, headers: &[(&str, &str)]) -> RefOr<Response> {
+    let mut b = ResponseBuilder::new().description(description).content(
+        "application/problem+json",
+        ContentBuilder::new()
+            .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    for (name, doc) in headers {
+        let h = utoipa::openapi::HeaderBuilder::new()
+            .description(Some(*doc))
+            .build();
+        b = b.header(*name, h);
+    }
+    b.build().into()
+}
+
+/// The shared error responses, each a `components/responses` entry.
+macro_rules! problems {
+    ($($name:ident => $doc:literal $([$h:literal : $hdoc:literal])?;)*) => {$(
+        #[doc = $doc]
+        pub struct $name;
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), problem($doc, &[$(($h, $hdoc))?]))
+            }
+        }
+    )*};
+}
+
+problems! {
+    Unauthorized => "Missing or unknown bearer token." ["WWW-Authenticate": "`Bearer`."];
+    NotFound => "No such job for this owner, or no such object.";
+    Conflict => "The job is not in a state that allows this.";
+    Gone => "The job completed, but its result object no longer exists (expired or deleted); submit again with `force: true`.";
+    PayloadTooLarge => "The body is larger than 64 KiB.";
+    UnsupportedMediaType => "The body is not `application/json`.";
+    InvalidRequest => "Invalid input; `errors` names each invalid field.";
+    TooManyRequests => "The caller already has `MAX_ACTIVE_JOBS` queued, processing or failed jobs, or the job would pass `DAILY_CHUNK_QUOTA` (then `quota` says by how much); nothing was written." ["Retry-After": "Seconds to wait before retrying."];
+    ServiceUnavailable => "Storage is unavailable; retry later." ["Retry-After": "Seconds to wait (5)."];
+    GatewayTimeout => "A storage call timed out.";
+}
+
+/// The job id in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct JobIdParam {
+    /// A job id; anything that is not 32 lowercase hex characters answers 404.
+    id: JobId,
+}
+
+/// A page of a job list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Jobs per page.
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^-?[0-9]{1,19}(\\.[0-9a-f]{32})?$")]
+    cursor: Option<String>,
+}
+
+/// The result's form.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ResultFormatParams {
+    /// `csv` for CSV, `jsonl` or `ndjson` for JSON Lines; otherwise the binary object.
+    format: Option<ResultFormat>,
+}
+
+/// The text forms of a result.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum ResultFormat {
+    /// CSV.
+    Csv,
+    /// JSON Lines.
+    Jsonl,
+    /// JSON Lines.
+    Ndjson,
+}
+
+/// The binary result object: a multi-member gzip stream of MessagePack maps.
+pub struct ResultObject;
+
+impl utoipa::PartialSchema for ResultObject {
+    fn schema() -> RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .content_media_type("application/vnd.tsp.columnar+msgpack+gzip")
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for ResultObject {}
+
+/// An aggregates query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AggregatesParams {
+    /// The site.
+    #[param(value_type = tsp_core::domain::Site, example = "demo-site")]
+    site: String,
+    /// The point.
+    #[param(value_type = tsp_core::domain::PointName, example = "ses/ses_demo-site/zone1/temp")]
+    point: String,
+    /// First bucket start (inclusive).
+    #[param(format = DateTime, example = "2025-01-01T00:00:00Z")]
+    from: String,
+    /// End (exclusive); after `from`, at most 366 days later.
+    #[param(format = DateTime, example = "2025-02-01T00:00:00Z")]
+    to: String,
+    /// Bucket width.
+    #[param(inline, value_type = Option<tsp_core::aggregate::Resolution>, default = "1d")]
+    resolution: Option<String>,
+    /// Buckets per page.
+    #[param(minimum = 1, maximum = 1000, default = 1000)]
+    limit: Option<i64>,
+}
