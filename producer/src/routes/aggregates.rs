@@ -8,17 +8,16 @@ use tsp_core::error::{Error, StoreError, ValidationError};
 use tsp_core::ports::SqlDb;
 use tsp_core::store;
 use tsp_core::timeout::within;
-use worker::{Headers, Response, ResponseBuilder};
+use worker::{Headers, Request, Response, ResponseBuilder};
 
-use super::doc::{
-    AggregatesParams, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized,
-};
-use super::{Cx, Query};
+use super::doc::{GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
+use super::{limit, query, required, Cx};
 
 /// How long a page of complete aggregate buckets is served from the cache.
 pub const AGGREGATES_TTL_S: u32 = 60;
 
 /// A parsed aggregates query.
+#[derive(Debug)]
 struct AggregatesQuery {
     site: Site,
     point: PointName,
@@ -28,26 +27,50 @@ struct AggregatesQuery {
     limit: i64,
 }
 
+/// The parameters of an aggregates query.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AggregatesParams {
+    /// The site.
+    #[param(value_type = Site, required = true, example = "demo-site")]
+    site: Option<String>,
+    /// The point.
+    #[param(value_type = PointName, required = true, example = "ses/ses_demo-site/zone1/temp")]
+    point: Option<String>,
+    /// First bucket start (inclusive).
+    #[param(value_type = String, format = DateTime, required = true, example = "2025-01-01T00:00:00Z")]
+    from: Option<String>,
+    /// End (exclusive); after `from`, at most 366 days later.
+    #[param(value_type = String, format = DateTime, required = true, example = "2025-02-01T00:00:00Z")]
+    to: Option<String>,
+    /// Bucket width.
+    #[param(inline, value_type = Option<Resolution>, default = "1d")]
+    resolution: Option<String>,
+    /// Buckets per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000, default = 1000)]
+    limit: Option<String>,
+}
+
 impl AggregatesQuery {
-    fn of(q: &Query) -> Result<Self, ValidationError> {
-        let site =
-            Site::parse(q.required("site")?).map_err(|m| ValidationError::single("site", m))?;
-        let point = PointName::parse(q.required("point")?)
+    fn parse(p: &AggregatesParams) -> Result<Self, ValidationError> {
+        let site = Site::parse(required(&p.site, "site")?)
+            .map_err(|m| ValidationError::single("site", m))?;
+        let point = PointName::parse(required(&p.point, "point")?)
             .map_err(|m| ValidationError::single("point", m))?;
-        let resolution = Resolution::parse(q.get("resolution").unwrap_or("1d"))
+        let resolution = Resolution::parse(p.resolution.as_deref().unwrap_or("1d"))
             .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?;
-        let time = |k: &str| -> Result<i64, ValidationError> {
-            parse_rfc3339(q.required(k)?)
+        let time = |v: &Option<String>, k: &str| -> Result<i64, ValidationError> {
+            parse_rfc3339(required(v, k)?)
                 .ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
         };
-        let (from, to) = (time("from")?, time("to")?);
+        let (from, to) = (time(&p.from, "from")?, time(&p.to, "to")?);
         if to <= from || to - from > 366 * DAY_MS {
             return Err(ValidationError::single(
                 "to",
                 "must be after from, at most 366 days",
             ));
         }
-        let limit = q.limit(MAX_AGG_LIMIT, MAX_AGG_LIMIT)?;
+        let limit = limit(&p.limit, MAX_AGG_LIMIT, MAX_AGG_LIMIT)?;
         Ok(Self {
             site,
             point,
@@ -88,8 +111,8 @@ impl AggregatesQuery {
                 ("Cache-Control" = String, description = "`private, max-age=60`."))),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn get(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
-    let aq = AggregatesQuery::of(q)?;
+pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+    let aq = AggregatesQuery::parse(&query(req)?)?;
     let key = aq.cache_key(cx.owner);
     if let Some(hit) = cache_get(cx, &key).await {
         return Ok(hit);
@@ -176,5 +199,63 @@ async fn cache_put(cx: Cx<'_>, key: &str, body: &str) {
     .await;
     if !matches!(put, Some(Ok(()))) {
         worker::console_warn!("aggregates cache put failed for {key}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> AggregatesParams {
+        let map: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string().into()))
+            .collect();
+        serde_json::from_value(map.into()).unwrap()
+    }
+
+    const OK: [(&str, &str); 4] = [
+        ("site", "s"),
+        ("point", "p"),
+        ("from", "2025-01-01T00:00:00Z"),
+        ("to", "2025-02-01T00:00:00Z"),
+    ];
+
+    #[test]
+    fn a_query_parses_once_with_defaults() {
+        let q = AggregatesQuery::parse(&params(&OK)).unwrap();
+        assert_eq!(q.resolution, Resolution::Day);
+        assert_eq!(q.limit, MAX_AGG_LIMIT);
+        assert_eq!(q.to - q.from, 31 * DAY_MS);
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        let cases: [(&str, &str, &str); 6] = [
+            ("site", "", "site"),
+            ("point", "", "point"),
+            ("from", "yesterday", "from"),
+            ("to", "2024-01-01T00:00:00Z", "to"),
+            ("resolution", "1w", "resolution"),
+            ("limit", "1001", "limit"),
+        ];
+        for (k, v, field) in cases {
+            let mut pairs: Vec<(&str, &str)> =
+                OK.iter().filter(|(n, _)| *n != k).copied().collect();
+            pairs.push((k, v));
+            let e = AggregatesQuery::parse(&params(&pairs)).err().unwrap();
+            assert_eq!(e.errors[0].field, field, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn two_owners_never_share_a_cache_entry_and_spellings_of_one_query_do() {
+        let q = AggregatesQuery::parse(&params(&OK)).unwrap();
+        assert_ne!(q.cache_key("alice"), q.cache_key("bob"));
+        let mut other = OK.to_vec();
+        other.push(("resolution", "1d"));
+        other.push(("limit", "1000"));
+        let same = AggregatesQuery::parse(&params(&other)).unwrap();
+        assert_eq!(q.cache_key("alice"), same.cache_key("alice"));
     }
 }

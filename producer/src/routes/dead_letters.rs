@@ -6,13 +6,12 @@ use tsp_core::job::JobStatus;
 use tsp_core::ports::BlobStore;
 use tsp_core::service::dead_letter::archive_key;
 use tsp_core::service::manage;
-use worker::Response;
+use worker::{Request, Response};
 
 use super::doc::{
-    Conflict, GatewayTimeout, InvalidRequest, JobIdParam, NotFound, PageParams, ServiceUnavailable,
-    Unauthorized,
+    Conflict, GatewayTimeout, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized,
 };
-use super::{job_id, log_line, owned_job, Cx, Page, Query};
+use super::{job_id, log_line, owned_job, query, Cx, JobIdParam, Page, PageParams};
 use crate::json;
 
 /// The caller's failed_permanent jobs, newest first.
@@ -21,8 +20,8 @@ use crate::json;
     responses((status = 200, description = "A page of dead letters.", body = DeadLetterList),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
-    let page = Page::of(q)?;
+pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+    let page = Page::parse(&query(req)?)?;
     let jobs = page.jobs(cx, Some(JobStatus::FailedPermanent)).await?;
     let dead_letters = jobs
         .iter()

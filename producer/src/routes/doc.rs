@@ -1,9 +1,8 @@
-//! What the routes' OpenAPI annotations name besides the wire types: the
-//! shared error responses and the parameter sets.
+//! What the routes' OpenAPI annotations name besides the wire types and
+//! the parameter sets: the shared error responses and the result's forms.
 
-use tsp_core::domain::JobId;
 use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoParams, ToResponse};
+use utoipa::ToResponse;
 
 /// A problem+json response.
 fn problem(description: &str, headers: &[(&str, &str)]) -> RefOr<Response> {
@@ -48,37 +47,6 @@ problems! {
     GatewayTimeout => "A storage call timed out.";
 }
 
-/// The job id in a path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct JobIdParam {
-    /// A job id; anything that is not 32 lowercase hex characters answers 404.
-    id: JobId,
-}
-
-/// A page of a job list.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageParams {
-    /// Jobs per page.
-    #[param(minimum = 1, maximum = 100, default = 50)]
-    limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = "^-?[0-9]{1,19}(\\.[0-9a-f]{32})?$")]
-    cursor: Option<String>,
-}
-
-/// The result's form.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ResultFormatParams {
-    /// `csv` for CSV, `jsonl` or `ndjson` for JSON Lines; otherwise the binary object.
-    format: Option<ResultFormat>,
-}
-
 /// The text forms of a result.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -105,28 +73,3 @@ impl utoipa::PartialSchema for ResultObject {
     }
 }
 impl utoipa::ToSchema for ResultObject {}
-
-/// An aggregates query.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct AggregatesParams {
-    /// The site.
-    #[param(value_type = tsp_core::domain::Site, example = "demo-site")]
-    site: String,
-    /// The point.
-    #[param(value_type = tsp_core::domain::PointName, example = "ses/ses_demo-site/zone1/temp")]
-    point: String,
-    /// First bucket start (inclusive).
-    #[param(format = DateTime, example = "2025-01-01T00:00:00Z")]
-    from: String,
-    /// End (exclusive); after `from`, at most 366 days later.
-    #[param(format = DateTime, example = "2025-02-01T00:00:00Z")]
-    to: String,
-    /// Bucket width.
-    #[param(inline, value_type = Option<tsp_core::aggregate::Resolution>, default = "1d")]
-    resolution: Option<String>,
-    /// Buckets per page.
-    #[param(minimum = 1, maximum = 1000, default = 1000)]
-    limit: Option<i64>,
-}

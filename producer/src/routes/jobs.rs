@@ -8,10 +8,10 @@ use tsp_core::service::submit::{submit as submit_job, Submitted};
 use worker::{Request, Response};
 
 use super::doc::{
-    Conflict, GatewayTimeout, InvalidRequest, JobIdParam, NotFound, PageParams, PayloadTooLarge,
-    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+    Conflict, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable,
+    TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
-use super::{job_id, log_line, owned_job, read_body, Cx, Page, Query};
+use super::{job_id, log_line, owned_job, query, read_body, Cx, JobIdParam, Page, PageParams};
 use crate::{json, MAX_BODY_BYTES};
 
 /// Submit a job.
@@ -76,20 +76,19 @@ pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
 
 /// The caller's jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", operation_id = "listJobs", tag = "jobs",
-    params(("status" = Option<JobStatus>, Query, description = "Only jobs in this status."),
-        PageParams),
+    params(StatusParam, PageParams),
     responses((status = 200, description = "A page of jobs.", body = JobList),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
-    let status = q
-        .get("status")
+pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+    let StatusParam { status } = query(req)?;
+    let status = status
         .map(|s| {
             s.parse::<JobStatus>()
                 .map_err(|m| ValidationError::single("status", &m))
         })
         .transpose()?;
-    let page = Page::of(q)?;
+    let page = Page::parse(&query(req)?)?;
     let jobs = page.jobs(cx, status).await?;
     Ok(json(
         200,
@@ -98,6 +97,15 @@ pub async fn list(q: &Query, cx: Cx<'_>) -> Result<Response, Error> {
             next_cursor: page.next(&jobs),
         },
     ))
+}
+
+/// The status filter of a job list.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusParam {
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatus>)]
+    status: Option<String>,
 }
 
 /// A job's status and progress.

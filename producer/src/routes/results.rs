@@ -8,14 +8,23 @@ use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use super::doc::{
-    Conflict, GatewayTimeout, Gone, JobIdParam, NotFound, ResultFormatParams, ResultObject,
-    ServiceUnavailable, Unauthorized,
+    Conflict, GatewayTimeout, Gone, NotFound, ResultFormat, ResultObject, ServiceUnavailable,
+    Unauthorized,
 };
-use super::{owned_job, Cx, Query};
+use super::{owned_job, query, Cx, JobIdParam};
 
 /// A completed result never changes (its key is the request's hash and it
 /// is written once), so clients and caches may keep it.
 pub const RESULT_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
+
+/// The result's form.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResultFormatParams {
+    /// `csv` for CSV, `jsonl` or `ndjson` for JSON Lines; otherwise the binary object.
+    #[param(value_type = Option<ResultFormat>)]
+    format: Option<String>,
+}
 
 /// The result object of a completed job.
 ///
@@ -68,8 +77,8 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, Error>
     let headers = Headers::new();
     let _ = headers.set("cache-control", RESULT_CACHE_CONTROL);
     let header = |k: &str| req.headers().get(k).ok().flatten();
-    let query = Query::of(req)?;
-    if let Some(format) = Format::negotiate(query.get("format"), header("accept").as_deref()) {
+    let ResultFormatParams { format } = query(req)?;
+    if let Some(format) = Format::negotiate(format.as_deref(), header("accept").as_deref()) {
         // The converted text has no stored ETag of its own, so no 304 either.
         return export(obj, format, headers, job.id.as_str());
     }
