@@ -22,7 +22,7 @@ use tsp_core::aggregate::aggregate;
 use tsp_core::chunk::plan;
 use tsp_core::codec::{build_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, Sample, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, Sample, Samples, TimeParser};
 
 // ---------------------------------------------------------------------------
 // A counting allocator: current and peak live heap bytes.
@@ -115,7 +115,7 @@ fn mib(bytes: usize) -> f64 {
 // The chunk path as the consumer runs it.
 
 /// One chunk: each page "arrives" as a fresh exact-size buffer (the HTTP
-/// body), is parsed into the chunk's one `Vec<Sample>` and dropped; then
+/// body), is parsed into the chunk's one `Samples` and dropped; then
 /// sort/dedup, aggregates, the encoded block; everything is dropped before
 /// returning (the consumer hands the block to R2 and the aggregates to D1).
 /// Returns (samples, block bytes).
@@ -127,7 +127,7 @@ fn run_chunk(
     pages: &[Vec<u8>],
 ) -> (usize, usize) {
     let mut times = TimeParser::default();
-    let mut samples = Vec::new();
+    let mut samples = Samples::new();
     for p in pages {
         let body = p.clone();
         parse_page(&body, point, start, end, &mut times, &mut samples).unwrap();

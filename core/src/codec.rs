@@ -19,7 +19,6 @@
 //! deltas in `m`, divided by `10^s`. That division of two exact integers
 //! rounds once, so it gives the same `f64` as parsing the upstream string.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use flate2::read::MultiGzDecoder;
@@ -28,7 +27,7 @@ use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EpochMs;
-use crate::sample::{decimal_to_f64, Sample, Value, MAX_EXACT_MANTISSA, MAX_SCALE};
+use crate::sample::{decimal_to_f64, Samples, TextId, Texts, Value, MAX_EXACT_MANTISSA, MAX_SCALE};
 
 /// The format name in every header.
 pub const FORMAT_NAME: &str = "tsp-columnar";
@@ -95,8 +94,8 @@ pub enum Decoded {
 impl Decoded {
     /// What an upstream value string decodes back to.
     pub fn of_upstream(s: &str) -> Decoded {
-        match Value::classify(s) {
-            Value::NonFinite(t) | Value::Text(t) => Decoded::Text(t),
+        match Value::classify(s, &mut Texts::default()) {
+            Value::NonFinite(_) | Value::Text(_) => Decoded::Text(s.to_owned()),
             v => Decoded::Number(v.as_f64().unwrap_or(f64::NAN)),
         }
     }
@@ -134,7 +133,7 @@ pub fn encode_header(header: &Header) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Builds the columnar block for sorted, deduplicated samples of one point.
-pub fn build_block(point: u32, samples: &[Sample]) -> Block {
+pub fn build_block(point: u32, samples: &Samples) -> Block {
     let mut b = Block {
         p: point,
         n: samples.len() as u32,
@@ -151,7 +150,10 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
         .max()
         .unwrap_or(0);
     let (mut last_f, mut last_s, mut prev_m) = (0u32, 0u32, 0i64);
-    let mut codes: HashMap<&str, u32> = HashMap::new();
+    // The block's code of each of the chunk's strings, in order of first
+    // use in the block (the chunk's table may hold strings of dropped
+    // duplicates, which must not appear in `sd`).
+    let mut codes = vec![u32::MAX; samples.texts().len()];
     for (i, s) in samples.iter().enumerate() {
         let i = i as u32;
         let rescaled = match s.value {
@@ -161,7 +163,7 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
                 .filter(|m| m.abs() < MAX_EXACT_MANTISSA),
             _ => None,
         };
-        match (&s.value, rescaled) {
+        match (s.value, rescaled) {
             (_, Some(m)) => {
                 b.m.push(m - prev_m);
                 prev_m = m;
@@ -169,14 +171,7 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
             (Value::Text(t) | Value::NonFinite(t), _) => {
                 b.si.push(i - last_s);
                 last_s = i;
-                // A map, not a scan of `sd`: a block of mostly distinct
-                // strings would otherwise be quadratic.
-                let next = codes.len() as u32;
-                let code = *codes.entry(t.as_str()).or_insert_with(|| {
-                    b.sd.push(t.clone());
-                    next
-                });
-                b.sc.push(code);
+                b.sc.push(code_of(&mut codes, t, samples, &mut b.sd));
             }
             (v, None) => {
                 b.fi.push(i - last_f);
@@ -188,8 +183,23 @@ pub fn build_block(point: u32, samples: &[Sample]) -> Block {
     b
 }
 
+/// The block code of string `t`, giving it the next code on first use.
+fn code_of(codes: &mut [u32], t: TextId, samples: &Samples, sd: &mut Vec<String>) -> u32 {
+    match codes.get_mut(t.index()) {
+        Some(c) if *c != u32::MAX => *c,
+        slot => {
+            let code = sd.len() as u32;
+            sd.push(samples.text(t).to_owned());
+            if let Some(c) = slot {
+                *c = code;
+            }
+            code
+        }
+    }
+}
+
 /// Encodes one chunk's samples as its gzip member.
-pub fn encode_block(point: u32, samples: &[Sample]) -> Result<Vec<u8>, CodecError> {
+pub fn encode_block(point: u32, samples: &Samples) -> Result<Vec<u8>, CodecError> {
     gzip_member(&rmp_serde::to_vec_named(&build_block(point, samples))?)
 }
 
@@ -333,17 +343,12 @@ mod tests {
             "123456789012.5",
             "99999999999999999999",
         ];
-        let samples: Vec<Sample> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Sample {
-                ts: 1_000 + i as i64 * 300_000,
-                value: Value::classify(v),
-            })
-            .collect();
+        let at = |i: usize| 1_000 + i as i64 * 300_000;
+        let samples = Samples::from_raw(raw.iter().enumerate().map(|(i, v)| (at(i), v)));
+        let first_two = Samples::from_raw(raw[..2].iter().enumerate().map(|(i, v)| (at(i), v)));
         let mut obj = encode_header(&header(&["a", "b"])).unwrap();
         obj.extend(encode_block(1, &samples).unwrap());
-        obj.extend(encode_block(0, &samples[..2]).unwrap());
+        obj.extend(encode_block(0, &first_two).unwrap());
         let (h, series) = decode_object(&obj).unwrap();
         assert_eq!(h.points, ["a", "b"]);
         assert_eq!(series[0].len(), 2);

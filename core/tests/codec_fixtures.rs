@@ -14,18 +14,12 @@ use std::path::PathBuf;
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use tsp_core::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
-use tsp_core::sample::{sort_dedup, Sample, Value};
+use tsp_core::sample::{sort_dedup, Samples};
 
 /// Builds a chunk's samples from upstream (ms, value) pairs, sorted and
 /// deduplicated as the consumer does.
-fn samples(raw: &[(i64, &str)]) -> Vec<Sample> {
-    let mut s: Vec<Sample> = raw
-        .iter()
-        .map(|(t, v)| Sample {
-            ts: *t,
-            value: Value::classify(v),
-        })
-        .collect();
+fn samples(raw: &[(i64, &str)]) -> Samples {
+    let mut s = Samples::from_raw(raw.iter().copied());
     sort_dedup(&mut s);
     s
 }
@@ -40,8 +34,10 @@ fn every(step: i64, values: &[&'static str]) -> Vec<(i64, &'static str)> {
         .collect()
 }
 
-/// (name, point index, upstream samples in delivery order).
-fn cases() -> Vec<(&'static str, u32, Vec<(i64, &'static str)>)> {
+/// A named case: point index and upstream samples in delivery order.
+type Case = (&'static str, u32, Vec<(i64, &'static str)>);
+
+fn cases() -> Vec<Case> {
     let decimals = every(
         300_000,
         &[
