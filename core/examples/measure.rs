@@ -20,7 +20,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use tsp_core::aggregate::aggregate;
 use tsp_core::chunk::plan;
-use tsp_core::codec::{build_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
+use tsp_core::codec::{
+    build_block, encode_header, write_block, Header, FORMAT_NAME, FORMAT_VERSION,
+};
 use tsp_core::domain::EpochMs;
 use tsp_core::sample::{parse_page, sort_dedup, Sample, Samples, TimeParser};
 
@@ -407,7 +409,8 @@ fn main() {
             let block = build_block(i as u32, &samples);
             t[3] += s.elapsed();
             let s = Instant::now();
-            let bytes = rmp_serde::to_vec_named(&block).unwrap();
+            let mut bytes = Vec::new();
+            write_block(&block, &mut bytes).unwrap();
             t[4] += s.elapsed();
             let s = Instant::now();
             let mut e = GzEncoder::new(Vec::new(), Compression::new(tsp_core::codec::GZIP_LEVEL));
@@ -425,7 +428,7 @@ fn main() {
         "sort_dedup",
         "aggregate",
         "build_block",
-        "rmp_serde",
+        "rmp columns",
         "gzip (codec level)",
     ]
     .iter()
