@@ -19,7 +19,7 @@
 //! deltas in `m`, divided by `10^s`. That division of two exact integers
 //! rounds once, so it gives the same `f64` as parsing the upstream string.
 
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -144,14 +144,25 @@ pub fn build_block(point: u32, samples: &Samples) -> Block {
         ..Block::default()
     };
     b.dt = samples.windows(2).map(|w| w[1].ts - w[0].ts).collect();
-    b.s = samples
-        .iter()
-        .filter_map(|s| match s.value {
-            Value::Decimal { scale, .. } => Some(scale),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
+    // Exact column sizes: a month of 30-s data would otherwise grow `m`
+    // by doubling, briefly holding 1.5 times its size.
+    let (mut decimals, mut texts) = (0, 0);
+    for s in samples.iter() {
+        match s.value {
+            Value::Decimal { scale, .. } => {
+                b.s = b.s.max(scale);
+                decimals += 1;
+            }
+            Value::Text(_) | Value::NonFinite(_) => texts += 1,
+            Value::Float(_) => {}
+        }
+    }
+    let floats = samples.len() - decimals - texts;
+    b.m.reserve_exact(decimals);
+    b.fi.reserve_exact(floats);
+    b.fv.reserve_exact(floats);
+    b.si.reserve_exact(texts);
+    b.sc.reserve_exact(texts);
     let (mut last_f, mut last_s, mut prev_m) = (0u32, 0u32, 0i64);
     // The block's code of each of the chunk's strings, in order of first
     // use in the block (the chunk's table may hold strings of dropped
@@ -201,12 +212,19 @@ fn code_of(codes: &mut [u32], t: TextId, samples: &Samples, sd: &mut Vec<String>
     }
 }
 
-/// Encodes one chunk's samples as its gzip member.
+/// Encodes one chunk's samples as its gzip member. The MessagePack goes
+/// straight into the compressor through a small buffer, so the
+/// uncompressed block is never held whole.
 pub fn encode_block(point: u32, samples: &Samples) -> Result<Vec<u8>, CodecError> {
     let block = build_block(point, samples);
-    let mut bytes = Vec::with_capacity(64 + 3 * samples.len());
-    write_block(&block, &mut bytes)?;
-    gzip_member(&bytes)
+    let gz = GzEncoder::new(
+        Vec::with_capacity(samples.len() / 2 + 64),
+        Compression::new(GZIP_LEVEL),
+    );
+    let mut w = BufWriter::with_capacity(32 << 10, gz);
+    write_block(&block, &mut w)?;
+    let gz = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(gz.finish()?)
 }
 
 /// Writes a block as MessagePack with `rmp`'s encoders, column by column.
@@ -214,7 +232,7 @@ pub fn encode_block(point: u32, samples: &Samples) -> Result<Vec<u8>, CodecError
 /// map in field order, each integer in its smallest form); the fixtures
 /// in `tests/codec_fixtures.rs` hold them. serde per integer cost as much
 /// as gzip did on this path.
-pub fn write_block(b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
+pub fn write_block<W: Write>(b: &Block, out: &mut W) -> Result<(), CodecError> {
     use rmp::encode::{write_f64, write_map_len, write_sint, write_str, write_uint};
     write_map_len(out, 11)?;
     for (key, v) in [("p", b.p), ("n", b.n)] {
@@ -223,8 +241,8 @@ pub fn write_block(b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
     }
     write_str(out, "t0")?;
     write_sint(out, b.t0)?;
-    let sint = |o: &mut Vec<u8>, v: &i64| write_sint(o, *v).map(drop);
-    let uint = |o: &mut Vec<u8>, v: &u32| write_uint(o, u64::from(*v)).map(drop);
+    let sint = |o: &mut W, v: &i64| write_sint(o, *v).map(drop);
+    let uint = |o: &mut W, v: &u32| write_uint(o, u64::from(*v)).map(drop);
     column(out, "dt", &b.dt, sint)?;
     write_str(out, "s")?;
     write_uint(out, u64::from(b.s))?;
@@ -237,11 +255,11 @@ pub fn write_block(b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
 }
 
 /// One key and its array.
-fn column<T>(
-    out: &mut Vec<u8>,
+fn column<W: Write, T>(
+    out: &mut W,
     key: &str,
     items: &[T],
-    write: impl Fn(&mut Vec<u8>, &T) -> Result<(), rmp::encode::ValueWriteError>,
+    write: impl Fn(&mut W, &T) -> Result<(), rmp::encode::ValueWriteError>,
 ) -> Result<(), CodecError> {
     rmp::encode::write_str(out, key)?;
     let len = u32::try_from(items.len())
