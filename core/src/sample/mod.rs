@@ -209,13 +209,15 @@ impl Samples {
             return;
         }
         let span = i128::from(end.saturating_sub(start.min(first.ts)));
-        // Capped: a burst of samples at a page's start must not reserve gigabytes.
-        let want = (n * span / seen + n / 64 + 1).min(n * 16);
-        let extra = usize::try_from(want)
-            .unwrap_or(0)
-            .saturating_sub(self.items.len());
-        if self.items.capacity() < self.items.len() + extra {
-            self.items.reserve_exact(extra);
+        // Capped: a burst of samples at a page's start must not reserve
+        // gigabytes. The headroom (1/64) keeps later pages, whose estimates
+        // wander a little, from moving the vector again.
+        let estimate = (n * span / seen).min(n * 16);
+        let to_usize = |v: i128| usize::try_from(v).unwrap_or(0);
+        if self.items.capacity() < to_usize(estimate) {
+            let want = to_usize(estimate + estimate / 64);
+            self.items
+                .reserve_exact(want.saturating_sub(self.items.len()));
         }
     }
 }
@@ -314,6 +316,22 @@ mod tests {
         assert_eq!(s.texts().len(), 3);
         s.rewind(mark);
         assert_eq!(s, Samples::from_raw([(1, "on"), (2, "off")]));
+    }
+
+    #[test]
+    fn a_chunk_reserves_once_from_its_first_page() {
+        let (start, end) = (0, 30 * 86_400_000);
+        let mut s = Samples::new();
+        let mut caps = Vec::new();
+        for page in 0..9i64 {
+            for i in page * 10_000..((page + 1) * 10_000).min(86_400) {
+                s.push(i * 30_000, "21.5");
+            }
+            s.reserve_for_range(start, end);
+            caps.push(s.items.capacity());
+        }
+        assert!(caps.iter().all(|&c| c == caps[0]), "{caps:?}");
+        assert!((86_400..88_000).contains(&caps[0]), "{caps:?}");
     }
 
     #[test]
