@@ -9,6 +9,7 @@
 //! serde_json instead. Each sample goes straight into the chunk's
 //! [`Samples`]; the point name is compared as bytes.
 
+use super::page::Upstream;
 use super::{Page, Samples, TimeParser};
 use crate::domain::EpochMs;
 
@@ -36,7 +37,10 @@ pub(super) fn parse(
             r.lit(b",\"value\":")?;
             let value = r.str()?;
             r.lit(b",\"time\":")?;
-            let ts = times.parse(r.str()?)?;
+            let ts = match r.upstream_time(times) {
+                Some(ts) => ts,
+                None => times.parse(r.str()?)?,
+            };
             r.lit(b"}")?;
             if ours && ts >= start && ts < end {
                 out.push(ts, value);
@@ -128,6 +132,22 @@ impl<'a> Reader<'a> {
         }
         self.i -= 1;
         self.str().map(|_| false)
+    }
+
+    /// A time string in the upstream's own form, taken without scanning
+    /// it for escapes (its form admits none); `None` consumes nothing.
+    fn upstream_time(&mut self, times: &mut TimeParser) -> Option<EpochMs> {
+        let quoted = self.b.get(self.i..self.i + 22)?;
+        if quoted[0] != b'"' || quoted[21] != b'"' {
+            return None;
+        }
+        match times.upstream_form(&quoted[1..21]) {
+            Upstream::Ms(ts) => {
+                self.i += 22;
+                Some(ts)
+            }
+            Upstream::Invalid | Upstream::Other => None,
+        }
     }
 
     /// A string without escapes, as valid UTF-8.

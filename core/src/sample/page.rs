@@ -52,32 +52,57 @@ pub struct TimeParser {
     day_ms: Option<EpochMs>,
 }
 
+/// What [`TimeParser::upstream_form`] made of a timestamp.
+pub(super) enum Upstream {
+    /// `YYYY-MM-DDTHH:MM:SSZ`, parsed.
+    Ms(EpochMs),
+    /// That shape, but not a valid time.
+    Invalid,
+    /// Another shape (or an hour, minute or second out of range): for chrono.
+    Other,
+}
+
 impl TimeParser {
     /// Parses an RFC 3339 timestamp. The upstream's own form,
     /// `YYYY-MM-DDTHH:MM:SSZ`, takes a fast path; anything else goes
     /// through chrono.
     pub fn parse(&mut self, s: &str) -> Option<EpochMs> {
-        let b = s.as_bytes();
-        if b.len() == 20 && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z' {
-            let day = if self.day_ms.is_some() && self.day_prefix == b[..10] {
-                self.day_ms
-            } else {
-                let day = parse_rfc3339(&format!("{}T00:00:00Z", &s[..10]));
-                self.day_prefix.copy_from_slice(&b[..10]);
-                self.day_ms = day;
-                day
-            }?;
-            let two = |i: usize| -> Option<i64> {
-                let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
-                (h < 10 && l < 10).then_some(i64::from(h) * 10 + i64::from(l))
-            };
-            let (hh, mm, ss) = (two(11)?, two(14)?, two(17)?);
-            if hh > 23 || mm > 59 || ss > 59 {
-                return parse_rfc3339(s);
-            }
-            return Some(day + ((hh * 60 + mm) * 60 + ss) * 1000);
+        match self.upstream_form(s.as_bytes()) {
+            Upstream::Ms(ms) => Some(ms),
+            Upstream::Invalid => None,
+            Upstream::Other => parse_rfc3339(s),
         }
-        parse_rfc3339(s)
+    }
+
+    /// The fast path of [`parse`](Self::parse), on bytes. `Ms` implies the
+    /// bytes are plain ASCII (a date chrono accepted, digits and `T::Z`),
+    /// which lets the page parser take a time without scanning it.
+    pub(super) fn upstream_form(&mut self, b: &[u8]) -> Upstream {
+        if !(b.len() == 20 && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z') {
+            return Upstream::Other;
+        }
+        let day = if self.day_ms.is_some() && self.day_prefix == b[..10] {
+            self.day_ms
+        } else {
+            let Ok(date) = std::str::from_utf8(&b[..10]) else {
+                return Upstream::Other;
+            };
+            let day = parse_rfc3339(&format!("{date}T00:00:00Z"));
+            self.day_prefix.copy_from_slice(&b[..10]);
+            self.day_ms = day;
+            day
+        };
+        let two = |i: usize| -> Option<i64> {
+            let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+            (h < 10 && l < 10).then_some(i64::from(h) * 10 + i64::from(l))
+        };
+        let (Some(day), Some(hh), Some(mm), Some(ss)) = (day, two(11), two(14), two(17)) else {
+            return Upstream::Invalid;
+        };
+        if hh > 23 || mm > 59 || ss > 59 {
+            return Upstream::Other;
+        }
+        Upstream::Ms(day + ((hh * 60 + mm) * 60 + ss) * 1000)
     }
 }
 
