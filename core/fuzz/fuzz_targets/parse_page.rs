@@ -10,12 +10,18 @@ const POINT: &str = "a/b.points.T";
 const START: i64 = 1_761_955_200_000; // 2025-11-01T00:00:00Z
 const END: i64 = START + 86_400_000;
 
-type Parser =
-    fn(&[u8], &str, i64, i64, &mut TimeParser, &mut Samples) -> Result<Page, String>;
+type Parser = fn(&[u8], &str, i64, i64, &mut TimeParser, &mut Samples) -> Result<Page, String>;
 
 fn run(f: Parser, body: &[u8]) -> (Result<Page, String>, Samples) {
     let mut out = Samples::new();
-    let page = f(body, POINT, START, END, &mut TimeParser::default(), &mut out);
+    let page = f(
+        body,
+        POINT,
+        START,
+        END,
+        &mut TimeParser::default(),
+        &mut out,
+    );
     (page, out)
 }
 
