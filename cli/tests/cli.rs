@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tsp_core::codec::{encode_block, encode_header, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::format_rfc3339;
-use tsp_core::sample::{Sample, Value as SampleValue};
+use tsp_core::sample::Samples;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -369,14 +369,8 @@ fn object() -> (Vec<u8>, String) {
     let mut obj = encode_header(&header).expect("header");
     let mut csv = "point,time,value\n".to_owned();
     for (p, values) in raw.iter().enumerate() {
-        let samples: Vec<Sample> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Sample {
-                ts: header.start_ms + i as i64 * 300_000,
-                value: SampleValue::classify(v),
-            })
-            .collect();
+        let at = |i: usize| header.start_ms + i as i64 * 300_000;
+        let samples = Samples::from_raw(values.iter().enumerate().map(|(i, v)| (at(i), v)));
         obj.extend(encode_block(p as u32, &samples).expect("block"));
         for (s, v) in samples.iter().zip(values.iter()) {
             let value = match Decoded::of_upstream(v) {

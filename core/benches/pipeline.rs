@@ -16,7 +16,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tsp_core::aggregate::aggregate;
 use tsp_core::codec::{build_block, encode_block};
-use tsp_core::sample::{parse_page, sort_dedup, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, Samples, TimeParser};
 
 fn chunk(c: &mut Criterion) {
     let (start, end) = common::month();
@@ -41,7 +41,7 @@ fn chunk(c: &mut Criterion) {
         // (a) parse only.
         g.bench_with_input(BenchmarkId::new("parse", kind), body, |b, body| {
             b.iter(|| {
-                let mut out = Vec::new();
+                let mut out = Samples::new();
                 parse_page(
                     body,
                     point,
@@ -60,7 +60,7 @@ fn chunk(c: &mut Criterion) {
             body,
             |b, body| {
                 b.iter(|| {
-                    let mut out = Vec::new();
+                    let mut out = Samples::new();
                     parse_page(
                         body,
                         point,
@@ -78,7 +78,7 @@ fn chunk(c: &mut Criterion) {
         // (c) the full chunk: parse + sort_dedup + aggregate + encode_block.
         g.bench_with_input(BenchmarkId::new("full", kind), body, |b, body| {
             b.iter(|| {
-                let mut out = Vec::new();
+                let mut out = Samples::new();
                 parse_page(
                     body,
                     point,
@@ -131,14 +131,9 @@ fn chunk(c: &mut Criterion) {
 /// strings): `build_block` codes them through a map, so this stays linear.
 /// It was quadratic (a scan of the distinct strings per sample).
 fn distinct_text(c: &mut Criterion) {
-    use tsp_core::sample::{Sample, Value};
     let (start, _) = common::month();
-    let samples: Vec<Sample> = (0..86_400i64)
-        .map(|i| Sample {
-            ts: start + i * 30_000,
-            value: Value::classify(&format!("state-{i:06}")),
-        })
-        .collect();
+    let samples =
+        Samples::from_raw((0..86_400i64).map(|i| (start + i * 30_000, format!("state-{i:06}"))));
     let mut g = c.benchmark_group("distinct_text");
     g.throughput(Throughput::Elements(samples.len() as u64));
     g.sample_size(10);

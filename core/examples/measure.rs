@@ -20,9 +20,11 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use tsp_core::aggregate::aggregate;
 use tsp_core::chunk::plan;
-use tsp_core::codec::{build_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
+use tsp_core::codec::{
+    build_block, encode_header, write_block, Header, FORMAT_NAME, FORMAT_VERSION,
+};
 use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, Sample, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, Sample, Samples, TimeParser};
 
 // ---------------------------------------------------------------------------
 // A counting allocator: current and peak live heap bytes.
@@ -115,7 +117,7 @@ fn mib(bytes: usize) -> f64 {
 // The chunk path as the consumer runs it.
 
 /// One chunk: each page "arrives" as a fresh exact-size buffer (the HTTP
-/// body), is parsed into the chunk's one `Vec<Sample>` and dropped; then
+/// body), is parsed into the chunk's one `Samples` and dropped; then
 /// sort/dedup, aggregates, the encoded block; everything is dropped before
 /// returning (the consumer hands the block to R2 and the aggregates to D1).
 /// Returns (samples, block bytes).
@@ -127,7 +129,7 @@ fn run_chunk(
     pages: &[Vec<u8>],
 ) -> (usize, usize) {
     let mut times = TimeParser::default();
-    let mut samples = Vec::new();
+    let mut samples = Samples::new();
     for p in pages {
         let body = p.clone();
         parse_page(&body, point, start, end, &mut times, &mut samples).unwrap();
@@ -407,7 +409,8 @@ fn main() {
             let block = build_block(i as u32, &samples);
             t[3] += s.elapsed();
             let s = Instant::now();
-            let bytes = rmp_serde::to_vec_named(&block).unwrap();
+            let mut bytes = Vec::new();
+            write_block(&block, &mut bytes).unwrap();
             t[4] += s.elapsed();
             let s = Instant::now();
             let mut e = GzEncoder::new(Vec::new(), Compression::new(tsp_core::codec::GZIP_LEVEL));
@@ -425,7 +428,7 @@ fn main() {
         "sort_dedup",
         "aggregate",
         "build_block",
-        "rmp_serde",
+        "rmp columns",
         "gzip (codec level)",
     ]
     .iter()

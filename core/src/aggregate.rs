@@ -250,12 +250,10 @@ pub fn aggregate(samples: &[Sample]) -> Vec<Aggregate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Samples;
 
-    fn s(ts: EpochMs, v: &str) -> Sample {
-        Sample {
-            ts,
-            value: Value::classify(v),
-        }
+    fn s(ts: EpochMs, v: &str) -> (EpochMs, &str) {
+        (ts, v)
     }
 
     #[test]
@@ -268,7 +266,7 @@ mod tests {
             s(HOUR_MS + 2, "10"),
             s(DAY_MS, "5"),
         ];
-        let rows = aggregate(&samples);
+        let rows = aggregate(&Samples::from_raw(samples));
         let hours: Vec<_> = rows
             .iter()
             .filter(|r| r.resolution == Resolution::Hour)
@@ -294,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_bucket_of_only_states_has_no_numeric_stats() {
-        let rows = aggregate(&[s(0, "active"), s(1, "inactive")]);
+        let rows = aggregate(&Samples::from_raw([s(0, "active"), s(1, "inactive")]));
         assert_eq!(rows[0].count, 0);
         assert_eq!(rows[0].non_numeric, 2);
         assert_eq!(rows[0].mean, None);

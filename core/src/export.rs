@@ -203,7 +203,7 @@ impl Exporter {
 mod tests {
     use super::*;
     use crate::codec::{encode_block, encode_header};
-    use crate::sample::{Sample, Value};
+    use crate::sample::Samples;
 
     fn object() -> Vec<u8> {
         let header = Header {
@@ -214,17 +214,12 @@ mod tests {
             end_ms: 1,
             points: vec!["a,b".into(), "c".into()],
         };
-        let samples: Vec<Sample> = ["21.4", "on", "7"]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Sample {
-                ts: i as i64 * 1000,
-                value: Value::classify(v),
-            })
-            .collect();
+        let raw = ["21.4", "on", "7"];
+        let samples = Samples::from_raw(raw.iter().enumerate().map(|(i, v)| (i as i64 * 1000, v)));
+        let first = Samples::from_raw([(0, raw[0])]);
         let mut obj = encode_header(&header).unwrap();
         obj.extend(encode_block(0, &samples).unwrap());
-        obj.extend(encode_block(1, &samples[..1]).unwrap());
+        obj.extend(encode_block(1, &first).unwrap());
         obj
     }
 

@@ -13,7 +13,7 @@
 //! - [`export`]: streaming conversion of a result object to CSV or JSON Lines.
 //! - [`fingerprint`]: SHA-256 of the canonical request, and the result key.
 //! - [`chunk`]: splitting a job into point × UTC-month chunks.
-//! - [`sample`]: upstream page parsing and value classification.
+//! - [`sample`]: upstream page parsing (a page-shaped fast path, serde_json as fallback), value classification, a chunk's interned 24-byte samples.
 //! - [`aggregate`]: streaming hourly and daily aggregates.
 //! - [`codec`]: the columnar MessagePack + gzip result format.
 //! - [`parts`]: cutting a result into equal-size multipart-upload parts (R2's rule).

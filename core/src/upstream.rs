@@ -14,7 +14,7 @@ use crate::config::{Config, ExposeSecret};
 use crate::domain::{format_rfc3339, EpochMs};
 use crate::error::{Error, UpstreamError};
 use crate::ports::{Clock, HttpClient, HttpRequest};
-use crate::sample::{parse_page, Sample, TimeParser};
+use crate::sample::{parse_page, Samples, TimeParser};
 
 /// Query-string escaping: everything but unreserved characters.
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -80,7 +80,7 @@ pub async fn fetch_chunk<H, C, F, Fut>(
     clock: &C,
     cfg: &Config,
     q: &ChunkQuery<'_>,
-    out: &mut Vec<Sample>,
+    out: &mut Samples,
     mut between_pages: F,
 ) -> Result<u64, Error>
 where
@@ -139,20 +139,20 @@ async fn fetch_page<H: HttpClient, C: Clock>(
     q: &ChunkQuery<'_>,
     cursor: Option<&str>,
     times: &mut TimeParser,
-    out: &mut Vec<Sample>,
+    out: &mut Samples,
 ) -> Result<crate::sample::Page, Error> {
     let url = page_url(cfg, q, cursor);
     let started = clock.now_ms();
     let (mut malformed, mut tries, mut waited) = (0u32, 0u32, 0u64);
     loop {
         tries += 1;
-        let mark = out.len();
+        let mark = out.mark();
         let result = fetch_page_once(http, cfg, &url, q, times, out, clock.now_ms()).await;
         let err = match result {
             Ok(page) => return Ok(page),
             Err(e) => e,
         };
-        out.truncate(mark);
+        out.rewind(mark);
         let malformed_pending = matches!(err, UpstreamError::Malformed { .. });
         let err = match err {
             UpstreamError::Malformed { detail, .. } => {
@@ -188,7 +188,7 @@ async fn fetch_page_once<H: HttpClient>(
     url: &str,
     q: &ChunkQuery<'_>,
     times: &mut TimeParser,
-    out: &mut Vec<Sample>,
+    out: &mut Samples,
     now: EpochMs,
 ) -> Result<crate::sample::Page, UpstreamError> {
     let resp = http

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use tsp_core::aggregate::{aggregate, Aggregate, Resolution};
 use tsp_core::codec::{decode_object, encode_block, encode_header, Decoded, Header};
 use tsp_core::parts::EqualParts;
-use tsp_core::sample::{sort_dedup, Sample, Value};
+use tsp_core::sample::{sort_dedup, Samples};
 
 /// Upstream-like value strings: decimals, other number forms, states, non-finite.
 fn value_string() -> impl Strategy<Value = String> {
@@ -29,13 +29,8 @@ fn unique_samples() -> impl Strategy<Value = Vec<(i64, String)>> {
         .prop_map(|m| m.into_iter().collect())
 }
 
-fn to_samples(raw: &[(i64, String)]) -> Vec<Sample> {
-    raw.iter()
-        .map(|(t, v)| Sample {
-            ts: *t,
-            value: Value::classify(v),
-        })
-        .collect()
+fn to_samples(raw: &[(i64, String)]) -> Samples {
+    Samples::from_raw(raw.iter().map(|(t, v)| (*t, v)))
 }
 
 fn engine(raw: &[(i64, String)]) -> Vec<Aggregate> {

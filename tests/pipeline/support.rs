@@ -11,7 +11,7 @@ use tsp_core::config::Config;
 use tsp_core::domain::{EpochMs, JobId};
 use tsp_core::job::Job;
 use tsp_core::ports::{JobMessage, Row, SqlDb};
-use tsp_core::sample::{sort_dedup, Sample, Value};
+use tsp_core::sample::{sort_dedup, Samples};
 use tsp_core::service::process::{handle, Handled};
 use tsp_core::service::submit::{submit, Submitted};
 use tsp_core::service::Deps;
@@ -167,14 +167,8 @@ impl Harness {
 }
 
 /// The simulator's samples of one point as the pipeline classifies them.
-pub fn sim_samples(site: &str, point: &str, start: EpochMs, end: EpochMs) -> Vec<Sample> {
-    ace_sim::samples(site, point, start, end, FIVE_MIN)
-        .into_iter()
-        .map(|(ts, v)| Sample {
-            ts,
-            value: Value::classify(&v),
-        })
-        .collect()
+pub fn sim_samples(site: &str, point: &str, start: EpochMs, end: EpochMs) -> Samples {
+    Samples::from_raw(ace_sim::samples(site, point, start, end, FIVE_MIN))
 }
 
 /// Reference aggregates of one point (UTC days and hours are whole within

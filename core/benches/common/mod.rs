@@ -6,7 +6,7 @@
 use tsp_core::aggregate::{aggregate, Aggregate};
 use tsp_core::codec::encode_block;
 use tsp_core::domain::{parse_rfc3339, EpochMs};
-use tsp_core::sample::{parse_page, sort_dedup, Sample, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, Samples, TimeParser};
 
 /// The site `scripts/run.sh` uses.
 pub const SITE: &str = "demo-building";
@@ -133,9 +133,9 @@ pub fn parse_chunk<'a>(
     start: EpochMs,
     end: EpochMs,
     pages: impl IntoIterator<Item = &'a [u8]>,
-) -> Vec<Sample> {
+) -> Samples {
     let mut times = TimeParser::default();
-    let mut out = Vec::new();
+    let mut out = Samples::new();
     for body in pages {
         parse_page(body, point, start, end, &mut times, &mut out).expect("a valid page");
     }
@@ -144,7 +144,7 @@ pub fn parse_chunk<'a>(
 
 /// The rest of the chunk path (`service::process`): sort and dedup, the
 /// hourly and daily aggregates, the encoded block.
-pub fn finish_chunk(point_idx: u32, mut samples: Vec<Sample>) -> (usize, Vec<Aggregate>, Vec<u8>) {
+pub fn finish_chunk(point_idx: u32, mut samples: Samples) -> (usize, Vec<Aggregate>, Vec<u8>) {
     sort_dedup(&mut samples);
     let aggregates = aggregate(&samples);
     let block = encode_block(point_idx, &samples).expect("encodes");

@@ -31,7 +31,7 @@ use crate::domain::{EpochMs, JobId};
 use crate::error::{Disposition, Error, StoreError};
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
-use crate::sample::sort_dedup;
+use crate::sample::{sort_dedup, Samples};
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
 use crate::service::{assemble, circuit, dead_letter, transition_log, Deps};
@@ -745,7 +745,7 @@ where
         start: c.start,
         end: c.end,
     };
-    let mut samples = Vec::new();
+    let mut samples = Samples::new();
     let fetched = fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
         lease.heartbeat(deps)
     })
