@@ -271,27 +271,27 @@ impl AggColumn {
 
     /// Appends a JSON value: null, or a number (a bool for `Bool`).
     fn append(&mut self, v: Option<&Value>) -> Result<(), String> {
-        let v = v.filter(|v| !v.is_null());
-        let number = |v: &Value| v.as_f64().ok_or_else(|| format!("{v} is not a number"));
+        let Some(v) = v.filter(|v| !v.is_null()) else {
+            self.append_null();
+            return Ok(());
+        };
+        let number = v.as_f64().ok_or_else(|| format!("{v} is not a number"));
         match self {
-            // D1 returns integers as JSON numbers that may carry a `.0`.
-            Self::Time(b) | Self::Int(b) => match v {
-                None => b.append_null(),
-                Some(v) => {
-                    b.append_value(v.as_i64().map_or_else(|| number(v).map(|f| f as i64), Ok)?)
-                }
-            },
-            Self::Float(b) => match v {
-                None => b.append_null(),
-                Some(v) => b.append_value(number(v)?),
-            },
-            Self::Bool(b) => match v {
-                None => b.append_null(),
-                Some(Value::Bool(x)) => b.append_value(*x),
-                Some(v) => b.append_value(number(v)? != 0.0),
-            },
+            Self::Time(b) | Self::Int(b) => b.append_value(integer(v)?),
+            Self::Float(b) => b.append_value(number?),
+            Self::Bool(b) => {
+                b.append_value(v.as_bool().map_or_else(|| number.map(|n| n != 0.0), Ok)?)
+            }
         }
         Ok(())
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Time(b) | Self::Int(b) => b.append_null(),
+            Self::Float(b) => b.append_null(),
+            Self::Bool(b) => b.append_null(),
+        }
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -305,6 +305,18 @@ impl AggColumn {
             Self::Float(b) => Arc::new(b.finish()),
             Self::Bool(b) => Arc::new(b.finish()),
         }
+    }
+}
+
+/// A JSON integer. D1 hands integers back as JSON numbers that may carry a
+/// `.0`; anything with a fraction, or past 2^53, is refused.
+fn integer(v: &Value) -> Result<i64, String> {
+    if let Some(i) = v.as_i64() {
+        return Ok(i);
+    }
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(format!("{v} is not an integer")),
     }
 }
 
@@ -551,6 +563,11 @@ mod tests {
         let mut w = AggregateWriter::new(Vec::new(), Limits::default()).unwrap();
         let e = w.push(&[row]).unwrap_err().to_string();
         assert_eq!(e, "aggregate row 0: min: \"low\" is not a number");
+        let mut row = agg_row(0, 1);
+        row.insert("count".into(), json!(2.5));
+        let mut w = AggregateWriter::new(Vec::new(), Limits::default()).unwrap();
+        let e = w.push(&[row]).unwrap_err().to_string();
+        assert_eq!(e, "aggregate row 0: count: 2.5 is not an integer");
         let mut row = agg_row(0, 1);
         row.remove("bucket_start");
         let mut w = AggregateWriter::new(Vec::new(), Limits::default()).unwrap();

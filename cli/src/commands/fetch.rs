@@ -172,12 +172,11 @@ fn write_blocks(
     w: &mut SampleWriter<Sink>,
     blocks: &[tsp_core::codec::Block],
 ) -> Result<(), FeedError> {
+    let undecodable = |e| FeedError::Decode(anyhow!("the result does not decode: {e}"));
     for b in blocks {
-        let decoded = stream
-            .point_of(b)
-            .and_then(|p| Ok((p, expand_block(b)?)))
-            .map_err(|e| FeedError::Decode(anyhow!("the result does not decode: {e}")))?;
-        w.push(decoded.0, decoded.1).map_err(FeedError::Output)?;
+        let point = stream.point_of(b).map_err(undecodable)?;
+        let samples = expand_block(b).map_err(undecodable)?;
+        w.push(point, samples).map_err(FeedError::Output)?;
     }
     Ok(())
 }
