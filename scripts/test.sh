@@ -18,7 +18,7 @@ npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-r
   || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
 trap tsp_down EXIT INT TERM
 # Each step has a deadline well above its usual time (e2e ~4 min, CLI ~1,
-# Parquet ~1 plus ~1 to install its PyPI packages, schemathesis ~2,
+# Parquet ~0.5 (~1.5 with a first install), schemathesis ~2,
 # browser ~1, crash ~2), far inside CI's 90 minutes.
 # Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
 TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
