@@ -56,12 +56,9 @@ impl Sink {
     }
 
     /// Like [`Sink::open`], for binary output (Parquet): refuses a terminal
-    /// on stdout, where the bytes would only garble the screen.
+    /// on stdout (see [`refuse_terminal`]).
     pub fn open_binary(dest: Option<&Path>, what: &str) -> anyhow::Result<Self> {
-        let to_stdout = dest.is_none_or(|p| p.as_os_str() == "-");
-        if to_stdout && std::io::stdout().is_terminal() {
-            bail!("{what} is binary and stdout is a terminal: pass -o FILE (or redirect stdout)");
-        }
+        refuse_terminal(dest, what)?;
         Self::open(dest)
     }
 
@@ -109,6 +106,17 @@ impl Sink {
             }
         }
     }
+}
+
+/// Fails when binary output (`what`) would go to stdout and stdout is a
+/// terminal, where the bytes would only garble the screen. Commands call it
+/// before any request, so the mistake costs nothing.
+pub fn refuse_terminal(dest: Option<&Path>, what: &str) -> anyhow::Result<()> {
+    let to_stdout = dest.is_none_or(|p| p.as_os_str() == "-");
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("{what} is binary and stdout is a terminal: pass -o FILE (or redirect stdout)");
+    }
+    Ok(())
 }
 
 /// Plain `Write`, so a Parquet writer can own the sink; errors are bare

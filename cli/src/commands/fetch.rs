@@ -28,7 +28,7 @@ use tsp_core::export::{BlockStream, Exporter, Format};
 use crate::api::{network_error, Client};
 use crate::output::download_bar;
 use crate::parquet::{Limits, SampleWriter};
-use crate::sink::Sink;
+use crate::sink::{refuse_terminal, Sink};
 
 /// Compressed bytes fed to the decoder at a time: from `MIN_SLICE`, doubled
 /// while no block completes, up to `MAX_SLICE`, back to `MIN_SLICE` after
@@ -194,6 +194,9 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.format == OutFormat::Parquet {
+        refuse_terminal(args.output.as_deref(), "Parquet")?;
+    }
     let resp = api.result(&args.id).await?;
     let expected = resp
         .headers()
