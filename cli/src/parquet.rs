@@ -48,8 +48,9 @@ impl Default for Limits {
     }
 }
 
-/// The zstd level. Level 1 is the `parquet` crate's default; higher levels
-/// cost time for little on these columns (see the README's measurements).
+/// The zstd level: 1, the `parquet` crate's default. Higher levels bought
+/// little when tried: a pyarrow rewrite of one 5-min result at levels 3 and
+/// 9 was only 6 % and 8 % smaller (not measured with this writer).
 const ZSTD_LEVEL: i32 = 1;
 
 fn utc_ms() -> DataType {
