@@ -10,10 +10,14 @@
 //! - [`commands`]: one module per command (`submit`, `status`, `fetch`,
 //!   `aggregates`, `dead_letters`, `retry`, `cancel`).
 //! - [`output`]: job summaries, the progress bar, tables and error lines.
+//! - [`sink`]: stdout, or a `.part` file moved into place once complete.
+//! - [`parquet`]: results and aggregates as Parquet (arrow + parquet, zstd).
 
 mod api;
 mod commands;
 mod output;
+mod parquet;
+mod sink;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,7 +70,7 @@ enum Command {
     Submit(submit::Args),
     /// Show a job (GET /v1/jobs/{id}); with --wait, follow it to the end.
     Status(status::Args),
-    /// Download a completed job's result and decode it to CSV, JSON Lines or raw bytes.
+    /// Download a completed job's result and decode it to CSV, JSON Lines, Parquet or raw bytes.
     Fetch(fetch::Args),
     /// Hourly or daily aggregates of one point (all pages).
     Aggregates(aggregates::Args),

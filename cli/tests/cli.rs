@@ -675,3 +675,206 @@ async fn dead_letters_list_all_pages_and_retry_and_cancel_print_the_job() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), format!("{ID}\tcancelled\n"));
 }
+
+/// A Parquet file's rows as `(point, time, value)`, text samples as text.
+fn parquet_rows(bytes: Vec<u8>) -> Vec<(String, i64, Decoded)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int32Type, TimestampMillisecondType};
+    use arrow_array::Array;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("a reader");
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("a batch");
+        let point = batch.column(0).as_dictionary::<Int32Type>();
+        let names = point.values().as_string::<i32>();
+        let time = batch.column(1).as_primitive::<TimestampMillisecondType>();
+        let value = batch.column(2).as_primitive::<Float64Type>();
+        let text = batch.column(3).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let v = if value.is_null(i) {
+                Decoded::Text(text.value(i).to_owned())
+            } else {
+                Decoded::Number(value.value(i))
+            };
+            let name = names.value(point.keys().value(i) as usize).to_owned();
+            rows.push((name, time.value(i), v));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_to_parquet_holds_the_decoded_object_and_a_mismatch_leaves_no_file() {
+    let (obj, _) = object();
+    let sha = hex::encode(Sha256::digest(&obj));
+    let server = result_server(&obj, &sha).await;
+    let out = temp_path("result.parquet");
+    let out_arg = out.to_string_lossy().into_owned();
+    let o = tsp(
+        &server.uri(),
+        &["fetch", ID, "--format", "parquet", "-o", &out_arg],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = std::fs::read(&out).expect("parquet file");
+    let (header, series) = tsp_core::codec::decode_object(&obj).expect("decodes");
+    let want: Vec<(String, i64, Decoded)> = series
+        .iter()
+        .enumerate()
+        .flat_map(|(p, s)| s.iter().map(move |(t, v)| (p, *t, v.clone())))
+        .map(|(p, t, v)| (header.points[p].clone(), t, v))
+        .collect();
+    let got = parquet_rows(file.clone());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.0, g.1), (&w.0, w.1));
+        match (&g.2, &w.2) {
+            (Decoded::Number(a), Decoded::Number(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+            (a, b) => assert_eq!(a, b),
+        }
+    }
+    assert!(got
+        .iter()
+        .any(|r| r.2 == Decoded::Text("say \"hi\"".into())));
+
+    // Piped stdout takes the same bytes.
+    let o = tsp(&server.uri(), &["fetch", ID, "--format", "parquet"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, file);
+
+    let server = result_server(&obj, &"ab".repeat(32)).await;
+    let bad = temp_path("mismatch.parquet");
+    let bad_arg = bad.to_string_lossy().into_owned();
+    let o = tsp(
+        &server.uri(),
+        &["fetch", ID, "--format", "parquet", "-o", &bad_arg],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("error: SHA-256 mismatch"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad.exists() && !bad.with_file_name("mismatch.parquet.part").exists());
+    let _ = std::fs::remove_file(out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregates_to_parquet_hold_every_page_row_for_row() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+    let server = MockServer::start().await;
+    let day = 86_400_000i64;
+    let t0 = 1_759_017_600_000i64;
+    let pages = [
+        (
+            vec![agg_row(t0, 2), agg_row(t0 + day, 2)],
+            json!("2025-09-29T00:00:01Z"),
+        ),
+        (vec![agg_row(t0 + 2 * day, 1)], json!(null)),
+    ];
+    for (i, (rows, next)) in pages.iter().enumerate() {
+        let from = if i == 0 {
+            "2025-09-28T00:00:00Z"
+        } else {
+            "2025-09-29T00:00:01Z"
+        };
+        Mock::given(method("GET"))
+            .and(path("/v1/aggregates"))
+            .and(query_param("from", from))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "site": "s", "point": "p", "resolution": "1d", "rows": rows, "next_from": next,
+            })))
+            .mount(&server)
+            .await;
+    }
+    let out = temp_path("agg.parquet");
+    let out_arg = out.to_string_lossy().into_owned();
+    let o = tsp(
+        &server.uri(),
+        &[
+            "aggregates",
+            "--site",
+            "s",
+            "--point",
+            "p",
+            "--from",
+            "2025-09-28T00:00:00Z",
+            "--to",
+            "2025-10-01T00:00:00Z",
+            "--format",
+            "parquet",
+            "-o",
+            &out_arg,
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(3 buckets)"), "{}", stderr(&o));
+    let bytes = bytes::Bytes::from(std::fs::read(&out).expect("parquet file"));
+    let batches: Vec<_> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .expect("a Parquet file")
+            .build()
+            .expect("a reader")
+            .collect::<Result<_, _>>()
+            .expect("batches");
+    let want: Vec<&Value> = pages.iter().flat_map(|p| p.0.iter()).collect();
+    let mut i = 0;
+    for b in &batches {
+        let start = b.column_by_name("bucket_start").expect("bucket_start");
+        let count = b.column_by_name("count").expect("count");
+        let mean = b.column_by_name("mean").expect("mean");
+        let partial = b.column_by_name("partial").expect("partial");
+        for r in 0..b.num_rows() {
+            let w = want[i];
+            assert_eq!(
+                start.as_primitive::<TimestampMillisecondType>().value(r),
+                w["bucket_start"].as_f64().unwrap_or_default() as i64
+            );
+            assert_eq!(
+                count.as_primitive::<Int64Type>().value(r),
+                w["count"].as_i64().unwrap_or_default()
+            );
+            assert_eq!(
+                mean.as_primitive::<Float64Type>().value(r),
+                w["mean"].as_f64().unwrap_or_default()
+            );
+            assert_eq!(partial.as_boolean().value(r), w["partial"] == true);
+            i += 1;
+        }
+    }
+    assert_eq!(i, 3);
+    let _ = std::fs::remove_file(out);
+
+    // -o with a table makes no sense.
+    let o = tsp(
+        &server.uri(),
+        &[
+            "aggregates",
+            "--site",
+            "s",
+            "--point",
+            "p",
+            "--from",
+            "2025-09-28T00:00:00Z",
+            "--to",
+            "2025-10-01T00:00:00Z",
+            "-o",
+            &out_arg,
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("-o needs --format csv or --format parquet"),
+        "{}",
+        stderr(&o)
+    );
+}

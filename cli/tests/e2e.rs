@@ -1,5 +1,7 @@
 //! `tsp` against the running local stack (the wasm Worker in workerd, the
-//! simulator as its upstream). Start it and run these with:
+//! simulator as its upstream): CSV, Parquet and raw results, aggregates,
+//! errors. `scripts/check-parquet.sh` reads the Parquet output with DuckDB,
+//! pyarrow, pandas and polars. Start the stack and run these with:
 //!
 //! ```sh
 //! source scripts/stack.sh; tsp_build; tsp_up /tmp/cli-state
@@ -163,6 +165,64 @@ fn e2e_submit_wait_fetch_csv_matches_the_simulator_and_aggregates_print() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
         assert!(text(&o.stdout).contains("2025-10-02T00:00:00Z"));
     }
+}
+
+#[test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+fn e2e_fetch_parquet_holds_the_simulators_samples_exactly() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int32Type, TimestampMillisecondType};
+    use arrow_array::Array;
+    require_stack();
+    let id = submit_and_wait();
+    let file = temp_path("result.parquet");
+    let file_arg = file.to_string_lossy().into_owned();
+    let o = tsp(&["fetch", &id, "--format", "parquet", "-o", &file_arg]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let bytes = bytes::Bytes::from(std::fs::read(&file).expect("the Parquet file"));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    let mut got = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("a batch");
+        let point = batch.column(0).as_dictionary::<Int32Type>();
+        let names = point.values().as_string::<i32>();
+        let time = batch.column(1).as_primitive::<TimestampMillisecondType>();
+        let value = batch.column(2).as_primitive::<Float64Type>();
+        let texts = batch.column(3).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let v = if value.is_null(i) {
+                Decoded::Text(texts.value(i).to_owned())
+            } else {
+                Decoded::Number(value.value(i))
+            };
+            let name = names.value(point.keys().value(i) as usize).to_owned();
+            got.push((name, time.value(i), v));
+        }
+    }
+    let (start, end) = (
+        parse_rfc3339(START).expect("start"),
+        parse_rfc3339(END).expect("end"),
+    );
+    let mut want = Vec::new();
+    for p in points() {
+        for (t, v) in ace_sim::samples(SITE, &p, start, end, FIVE_MIN) {
+            want.push((p.clone(), t, Decoded::of_upstream(&v)));
+        }
+    }
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!((&g.0, g.1), (&w.0, w.1), "row {i}");
+        match (&g.2, &w.2) {
+            (Decoded::Number(a), Decoded::Number(b)) => {
+                assert_eq!(a.to_bits(), b.to_bits(), "row {i}")
+            }
+            (a, b) => assert_eq!(a, b, "row {i}"),
+        }
+    }
+    let _ = std::fs::remove_file(&file);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Streaming conversion of a result object to CSV or JSON Lines.
 //!
-//! [`Exporter`] takes the object's compressed bytes in whatever pieces they
-//! arrive and returns text as soon as whole blocks are decoded, so memory is
-//! bounded by one block (one point × one month), never the whole object.
+//! [`BlockStream`] takes the object's compressed bytes in whatever pieces
+//! they arrive and returns each block as soon as it is whole; [`Exporter`]
+//! turns those blocks into text. Memory is bounded by one block (one point ×
+//! one month), never the whole object.
 
 use std::io::Write;
 
@@ -48,20 +49,6 @@ impl Format {
     }
 }
 
-/// Incremental object-to-text converter.
-pub struct Exporter {
-    format: Format,
-    gz: MultiGzDecoder<Vec<u8>>,
-    /// Decompressed bytes already consumed from the front of the buffer.
-    consumed: usize,
-    /// Buffered bytes when the last parse found the value incomplete: the
-    /// next try waits until the buffer is half as large again, so a block
-    /// arriving in many small pieces is parsed a logarithmic number of
-    /// times, not once per piece.
-    incomplete_at: usize,
-    header: Option<Header>,
-}
-
 /// Whether a decode error only means "the value is not complete yet".
 fn incomplete(e: &rmp_serde::decode::Error) -> bool {
     use rmp_serde::decode::Error as E;
@@ -81,11 +68,40 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-impl Exporter {
-    /// A converter to `format`.
-    pub fn new(format: Format) -> Self {
+/// A value of the object: the header first, then blocks.
+enum Item {
+    Header(Header),
+    Block(Block),
+}
+
+/// Incremental object-to-blocks decoder: the streaming half of
+/// [`Exporter`], for callers that want the decoded blocks themselves (the
+/// CLI writes them as Parquet).
+///
+/// Feed it the object's compressed bytes in any pieces; each push returns
+/// the blocks those bytes completed. It holds at most one partial block.
+pub struct BlockStream {
+    gz: MultiGzDecoder<Vec<u8>>,
+    /// Decompressed bytes already consumed from the front of the buffer.
+    consumed: usize,
+    /// Buffered bytes when the last parse found the value incomplete: the
+    /// next try waits until the buffer is half as large again, so a block
+    /// arriving in many small pieces is parsed a logarithmic number of
+    /// times, not once per piece.
+    incomplete_at: usize,
+    header: Option<Header>,
+}
+
+impl Default for BlockStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlockStream {
+    /// A decoder at the start of an object.
+    pub fn new() -> Self {
         Self {
-            format,
             gz: MultiGzDecoder::new(Vec::new()),
             consumed: 0,
             incomplete_at: 0,
@@ -93,8 +109,24 @@ impl Exporter {
         }
     }
 
-    /// Feeds compressed bytes; returns the text of every block they completed.
-    pub fn push(&mut self, compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
+    /// The object's header, once its bytes have been pushed.
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// The name of the point a block belongs to.
+    pub fn point_of(&self, b: &Block) -> Result<&str, CodecError> {
+        self.header
+            .as_ref()
+            .ok_or_else(|| CodecError::Invalid("block before header".to_owned()))?
+            .points
+            .get(b.p as usize)
+            .map(String::as_str)
+            .ok_or_else(|| CodecError::Invalid(format!("point index {} out of range", b.p)))
+    }
+
+    /// Feeds compressed bytes; returns every block they completed.
+    pub fn push(&mut self, compressed: &[u8]) -> Result<Vec<Block>, CodecError> {
         self.gz.write_all(compressed)?;
         self.gz.flush()?;
         let buffered = self.gz.get_ref().len() - self.consumed;
@@ -104,8 +136,9 @@ impl Exporter {
         self.drain()
     }
 
-    /// Signals the end of the object; fails if it ended inside a value.
-    pub fn finish(mut self) -> Result<Vec<u8>, CodecError> {
+    /// Signals the end of the object: returns the last blocks, or fails if
+    /// the object ended inside a value or had no header.
+    pub fn finish(&mut self) -> Result<Vec<Block>, CodecError> {
         self.gz.try_finish()?;
         self.incomplete_at = 0;
         let out = self.drain()?;
@@ -115,7 +148,7 @@ impl Exporter {
         Ok(out)
     }
 
-    fn drain(&mut self) -> Result<Vec<u8>, CodecError> {
+    fn drain(&mut self) -> Result<Vec<Block>, CodecError> {
         let mut out = Vec::new();
         loop {
             let buf = &self.gz.get_ref()[self.consumed..];
@@ -124,35 +157,27 @@ impl Exporter {
             }
             let mut cursor = std::io::Cursor::new(buf);
             let mut de = rmp_serde::Deserializer::new(&mut cursor);
-            if self.header.is_none() {
-                match Header::deserialize(&mut de) {
-                    Ok(h) => {
-                        if h.format != FORMAT_NAME || h.version != FORMAT_VERSION {
-                            return Err(CodecError::Invalid(format!(
-                                "format {} v{}",
-                                h.format, h.version
-                            )));
-                        }
-                        if self.format == Format::Csv {
-                            out.extend_from_slice(b"point,time,value\n");
-                        }
-                        self.header = Some(h);
-                    }
-                    Err(e) if incomplete(&e) => {
-                        self.incomplete_at = buf.len();
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            let parsed = if self.header.is_none() {
+                Header::deserialize(&mut de).map(Item::Header)
             } else {
-                match Block::deserialize(&mut de) {
-                    Ok(b) => self.write_block(&b, &mut out)?,
-                    Err(e) if incomplete(&e) => {
-                        self.incomplete_at = buf.len();
-                        break;
+                Block::deserialize(&mut de).map(Item::Block)
+            };
+            match parsed {
+                Ok(Item::Header(h)) => {
+                    if h.format != FORMAT_NAME || h.version != FORMAT_VERSION {
+                        return Err(CodecError::Invalid(format!(
+                            "format {} v{}",
+                            h.format, h.version
+                        )));
                     }
-                    Err(e) => return Err(e.into()),
+                    self.header = Some(h);
                 }
+                Ok(Item::Block(b)) => out.push(b),
+                Err(e) if incomplete(&e) => {
+                    self.incomplete_at = buf.len();
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
             self.incomplete_at = 0;
             self.consumed += cursor.position() as usize;
@@ -164,16 +189,52 @@ impl Exporter {
         }
         Ok(out)
     }
+}
+
+/// Incremental object-to-text converter.
+pub struct Exporter {
+    format: Format,
+    blocks: BlockStream,
+}
+
+impl Exporter {
+    /// A converter to `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            blocks: BlockStream::new(),
+        }
+    }
+
+    /// Feeds compressed bytes; returns the text of every block they completed.
+    pub fn push(&mut self, compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let had_header = self.blocks.header().is_some();
+        let blocks = self.blocks.push(compressed)?;
+        self.render(had_header, &blocks)
+    }
+
+    /// Signals the end of the object; fails if it ended inside a value.
+    pub fn finish(mut self) -> Result<Vec<u8>, CodecError> {
+        let had_header = self.blocks.header().is_some();
+        let blocks = self.blocks.finish()?;
+        self.render(had_header, &blocks)
+    }
+
+    /// The CSV header row when the header has just been read, then the text
+    /// of each block.
+    fn render(&self, had_header: bool, blocks: &[Block]) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::new();
+        if !had_header && self.blocks.header().is_some() && self.format == Format::Csv {
+            out.extend_from_slice(b"point,time,value\n");
+        }
+        for b in blocks {
+            self.write_block(b, &mut out)?;
+        }
+        Ok(out)
+    }
 
     fn write_block(&self, b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let header = self
-            .header
-            .as_ref()
-            .ok_or_else(|| CodecError::Invalid("block before header".to_owned()))?;
-        let point = header
-            .points
-            .get(b.p as usize)
-            .ok_or_else(|| CodecError::Invalid(format!("point index {} out of range", b.p)))?;
+        let point = self.blocks.point_of(b)?;
         let csv_point = csv_field(point);
         let json_point = serde_json::to_string(point).unwrap_or_default();
         for (ts, v) in expand_block(b)? {
@@ -241,6 +302,25 @@ mod tests {
             text,
             "point,time,value\n\"a,b\",1970-01-01T00:00:00Z,21.4\n\"a,b\",1970-01-01T00:00:01Z,on\n\"a,b\",1970-01-01T00:00:02Z,7\nc,1970-01-01T00:00:00Z,21.4\n"
         );
+    }
+
+    #[test]
+    fn block_stream_from_byte_sized_pieces_yields_the_objects_blocks() {
+        let obj = object();
+        let mut stream = BlockStream::new();
+        let mut blocks = Vec::new();
+        for byte in &obj {
+            blocks.extend(stream.push(std::slice::from_ref(byte)).unwrap());
+        }
+        blocks.extend(stream.finish().unwrap());
+        assert_eq!(stream.header().unwrap().points, ["a,b", "c"]);
+        let mut reader = crate::codec::ObjectReader::new(&obj[..]).unwrap();
+        let mut want = Vec::new();
+        while let Some(b) = reader.next_block().unwrap() {
+            want.push(b);
+        }
+        assert_eq!(blocks, want);
+        assert_eq!(stream.point_of(&blocks[1]).unwrap(), "c");
     }
 
     #[test]

@@ -1,35 +1,38 @@
 //! `tsp fetch ID`: the result object, decoded client-side as it streams in.
 //!
 //! The body of `GET /v1/jobs/{id}/result` (gzip members of MessagePack) is
-//! read chunk by chunk; every chunk is hashed and fed to
-//! [`tsp_core::export::Exporter`] in 1-8 KiB slices, and the text of each
-//! completed block is written out at once. Memory is about one block (a
-//! point × a month) plus the buffers, whatever the result's size. At the end the SHA-256 of the
+//! read chunk by chunk; every chunk is hashed and fed, in 1-8 KiB slices, to
+//! [`tsp_core::export::Exporter`] (CSV, JSON Lines: the text of each
+//! completed block is written out at once) or to
+//! [`tsp_core::export::BlockStream`] and the [`SampleWriter`] (Parquet: rows
+//! go out in batches, into bounded row groups). Memory is about one block (a
+//! point × a month) plus the buffers (for Parquet, plus the row group being
+//! encoded), whatever the result's size. At the end the SHA-256 of the
 //! downloaded bytes must equal the `X-Content-SHA256` header.
 //!
 //! With `-o FILE`, output goes to `FILE.part`, renamed to `FILE` only once
 //! the object decoded completely and its hash matched; on any failure the
-//! partial file is removed. On stdout the text is already written when the
-//! hash is checked, so a mismatch there is reported by the exit code (1).
+//! partial file is removed. On stdout the output is already written when
+//! the hash is checked, so a mismatch there is reported by the exit code
+//! (1). Parquet goes to stdout only when it is not a terminal.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tsp_core::export::{Exporter, Format};
+use tsp_core::codec::expand_block;
+use tsp_core::export::{BlockStream, Exporter, Format};
 
 use crate::api::{network_error, Client};
 use crate::output::download_bar;
+use crate::parquet::{Limits, SampleWriter};
+use crate::sink::{refuse_terminal, Sink};
 
-/// Output buffer size.
-const BUF: usize = 256 * 1024;
 /// Compressed bytes fed to the decoder at a time: from `MIN_SLICE`, doubled
 /// while no block completes, up to `MAX_SLICE`, back to `MIN_SLICE` after
-/// text came out.
+/// a block came out.
 ///
 /// Why: blocks compress to well under a byte per sample while their text
 /// takes 30-80 bytes, so a whole network chunk (often hundreds of KiB) can
@@ -48,6 +51,10 @@ pub enum OutFormat {
     Csv,
     /// One JSON object per sample: `{"point","time","ts","value"}`.
     Jsonl,
+    /// Parquet (zstd): `point` (dictionary string), `time` (timestamp[ms,
+    /// UTC]), `value` (float64, null for text samples), `text` (string,
+    /// null for numbers). Needs -o FILE or a redirected stdout.
+    Parquet,
     /// The object's bytes as stored (gzip of MessagePack).
     Raw,
 }
@@ -65,90 +72,113 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-/// Where the output goes.
-enum Sink {
-    Stdout(BufWriter<std::io::Stdout>),
-    File {
-        w: BufWriter<File>,
-        part: PathBuf,
-        dest: PathBuf,
-        done: bool,
-    },
+/// A failure while feeding the converter: the object does not decode (the
+/// rest is still hashed, see [`download`]), or the output failed.
+enum FeedError {
+    Decode(anyhow::Error),
+    Output(anyhow::Error),
 }
 
-impl Sink {
-    fn open(dest: Option<&Path>) -> anyhow::Result<Self> {
-        match dest {
-            None => Ok(Self::stdout()),
-            Some(p) if p.as_os_str() == "-" => Ok(Self::stdout()),
-            Some(dest) => {
-                let mut name = dest
-                    .file_name()
-                    .ok_or_else(|| anyhow!("-o {}: not a file name", dest.display()))?
-                    .to_os_string();
-                name.push(".part");
-                let part = dest.with_file_name(name);
-                let f = File::create(&part)
-                    .with_context(|| format!("cannot create {}", part.display()))?;
-                Ok(Self::File {
-                    w: BufWriter::with_capacity(BUF, f),
-                    part,
-                    dest: dest.to_owned(),
-                    done: false,
-                })
-            }
-        }
-    }
-
-    fn stdout() -> Self {
-        Self::Stdout(BufWriter::with_capacity(BUF, std::io::stdout()))
-    }
-
-    fn is_file(&self) -> bool {
-        matches!(self, Self::File { .. })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+impl FeedError {
+    fn into_error(self) -> anyhow::Error {
         match self {
-            Self::Stdout(w) => w.write_all(bytes).context("writing to stdout"),
-            Self::File { w, part, .. } => w
-                .write_all(bytes)
-                .with_context(|| format!("writing {}", part.display())),
+            Self::Decode(e) | Self::Output(e) => e,
+        }
+    }
+}
+
+/// What the downloaded bytes become.
+enum Converter {
+    Raw(Sink),
+    Text(Exporter, Sink),
+    /// Boxed: the writer is large, and there is one per download.
+    Parquet(BlockStream, Box<SampleWriter<Sink>>),
+}
+
+impl Converter {
+    fn new(format: OutFormat, sink: Sink) -> anyhow::Result<Self> {
+        Ok(match format {
+            OutFormat::Csv => Self::Text(Exporter::new(Format::Csv), sink),
+            OutFormat::Jsonl => Self::Text(Exporter::new(Format::JsonLines), sink),
+            OutFormat::Parquet => Self::Parquet(
+                BlockStream::new(),
+                Box::new(SampleWriter::new(sink, Limits::default())?),
+            ),
+            OutFormat::Raw => Self::Raw(sink),
+        })
+    }
+
+    /// Feeds one network chunk, in slices (see [`MIN_SLICE`]).
+    fn feed(&mut self, chunk: &[u8], slice: &mut usize) -> Result<(), FeedError> {
+        if let Self::Raw(sink) = self {
+            return sink.write_bytes(chunk).map_err(FeedError::Output);
+        }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at((*slice).min(rest.len()));
+            rest = tail;
+            if self.push(piece)? {
+                *slice = MIN_SLICE;
+            } else {
+                *slice = (*slice * 2).min(MAX_SLICE);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds one slice; whether it completed a block.
+    fn push(&mut self, piece: &[u8]) -> Result<bool, FeedError> {
+        let undecodable = |e| FeedError::Decode(anyhow!("the result does not decode: {e}"));
+        match self {
+            Self::Raw(sink) => sink
+                .write_bytes(piece)
+                .map(|()| true)
+                .map_err(FeedError::Output),
+            Self::Text(x, sink) => {
+                let text = x.push(piece).map_err(undecodable)?;
+                sink.write_bytes(&text).map_err(FeedError::Output)?;
+                Ok(!text.is_empty())
+            }
+            Self::Parquet(stream, w) => {
+                let blocks = stream.push(piece).map_err(undecodable)?;
+                write_blocks(stream, w, &blocks)?;
+                Ok(!blocks.is_empty())
+            }
         }
     }
 
-    /// Flushes and, for a file, moves it into place.
-    fn commit(mut self) -> anyhow::Result<()> {
-        match &mut self {
-            Self::Stdout(w) => w.flush().context("writing to stdout"),
-            Self::File {
-                w,
-                part,
-                dest,
-                done,
-            } => {
-                w.flush()
-                    .and_then(|()| w.get_ref().sync_all())
-                    .with_context(|| format!("writing {}", part.display()))?;
-                std::fs::rename(&*part, &*dest).with_context(|| {
-                    format!("renaming {} to {}", part.display(), dest.display())
-                })?;
-                *done = true;
-                Ok(())
+    /// Decodes what is left and writes the end (a Parquet footer); returns
+    /// the sink, ready to commit.
+    fn finish(self) -> anyhow::Result<Sink> {
+        let undecodable = |e| anyhow!("the result does not decode: {e}");
+        match self {
+            Self::Raw(sink) => Ok(sink),
+            Self::Text(x, mut sink) => {
+                sink.write_bytes(&x.finish().map_err(undecodable)?)?;
+                Ok(sink)
+            }
+            Self::Parquet(mut stream, mut w) => {
+                let blocks = stream.finish().map_err(undecodable)?;
+                write_blocks(&stream, &mut w, &blocks).map_err(FeedError::into_error)?;
+                Ok((*w).finish()?.0)
             }
         }
     }
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Self::File {
-            part, done: false, ..
-        } = self
-        {
-            let _ = std::fs::remove_file(part);
-        }
+/// Expands blocks and hands their samples to the Parquet writer.
+fn write_blocks(
+    stream: &BlockStream,
+    w: &mut SampleWriter<Sink>,
+    blocks: &[tsp_core::codec::Block],
+) -> Result<(), FeedError> {
+    let undecodable = |e| FeedError::Decode(anyhow!("the result does not decode: {e}"));
+    for b in blocks {
+        let point = stream.point_of(b).map_err(undecodable)?;
+        let samples = expand_block(b).map_err(undecodable)?;
+        w.push(point, samples).map_err(FeedError::Output)?;
     }
+    Ok(())
 }
 
 /// Downloads, decodes and verifies; exit 0, or an error (exit 1). Ctrl-C
@@ -164,23 +194,25 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
+    if args.format == OutFormat::Parquet {
+        refuse_terminal(args.output.as_deref(), "Parquet")?;
+    }
     let resp = api.result(&args.id).await?;
     let expected = resp
         .headers()
         .get("x-content-sha256")
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_ascii_lowercase());
-    let mut sink = Sink::open(args.output.as_deref())?;
+    let sink = match args.format {
+        OutFormat::Parquet => Sink::open_binary(args.output.as_deref(), "Parquet")?,
+        _ => Sink::open(args.output.as_deref())?,
+    };
     let bar = if sink.is_file() {
         download_bar(resp.content_length())
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut exporter = match args.format {
-        OutFormat::Csv => Some(Exporter::new(Format::Csv)),
-        OutFormat::Jsonl => Some(Exporter::new(Format::JsonLines)),
-        OutFormat::Raw => None,
-    };
+    let mut conv = Converter::new(args.format, sink)?;
     let mut hasher = Sha256::new();
     // After a decode error the rest is still read and hashed, so a corrupt
     // download is reported as a hash mismatch rather than a decode error.
@@ -196,26 +228,10 @@ async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
         if decode_error.is_some() {
             continue;
         }
-        match &mut exporter {
-            None => sink.write(&chunk)?,
-            Some(x) => {
-                let mut rest: &[u8] = &chunk;
-                while !rest.is_empty() {
-                    let (piece, tail) = rest.split_at(slice.min(rest.len()));
-                    rest = tail;
-                    match x.push(piece) {
-                        Ok(text) if text.is_empty() => slice = (slice * 2).min(MAX_SLICE),
-                        Ok(text) => {
-                            sink.write(&text)?;
-                            slice = MIN_SLICE;
-                        }
-                        Err(e) => {
-                            decode_error = Some(anyhow!("the result does not decode: {e}"));
-                            break;
-                        }
-                    }
-                }
-            }
+        match conv.feed(&chunk, &mut slice) {
+            Ok(()) => {}
+            Err(FeedError::Decode(e)) => decode_error = Some(e),
+            Err(FeedError::Output(e)) => return Err(e),
         }
     }
     bar.finish_and_clear();
@@ -230,13 +246,7 @@ async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = decode_error {
         return Err(e);
     }
-    if let Some(x) = exporter {
-        let tail = x
-            .finish()
-            .map_err(|e| anyhow!("the result does not decode: {e}"))?;
-        sink.write(&tail)?;
-    }
-    sink.commit()?;
+    conv.finish()?.commit()?;
     if let Some(dest) = &args.output {
         if dest.as_os_str() != "-" {
             eprintln!(

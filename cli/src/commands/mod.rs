@@ -5,7 +5,7 @@
 //! - [`submit`]: `POST /v1/jobs`, optionally followed by [`status::wait`].
 //! - [`status`]: one job, or a live progress bar until it is terminal.
 //! - [`fetch`]: the result object, decoded client-side as it streams in.
-//! - [`aggregates`]: stored buckets, all pages, as a table or CSV.
+//! - [`aggregates`]: stored buckets, all pages, as a table, CSV or Parquet.
 //! - [`dead_letters`], [`retry`], [`cancel`]: managing jobs.
 
 pub mod aggregates;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The analyst's path against the running stack: a completed job fetched as
+# Parquet (`tsp fetch --format parquet`) and its aggregates
+# (`tsp aggregates --format parquet`), read back by DuckDB's CLI, pyarrow,
+# pandas and polars (pinned, from PyPI, into .state/venv) and checked
+# against the result object (decoded in Python, independently of core) and
+# /v1/aggregates row for row. The README's analyst commands run verbatim.
+# Needs TSP_URL and TSP_TOKEN (tsp_up).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.state/venv"
+PINS=("duckdb-cli==1.5.6" "pyarrow==26.0.1" "pandas==3.1.1" "numpy==2.4.6" "polars==2.1.0" "msgpack==1.2.4")
+: "${TSP_URL:?TSP_URL must point at the running Worker (tsp_up)}"
+: "${TSP_TOKEN:?TSP_TOKEN must hold an API token (tsp_up)}"
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+  echo "[parquet] installing ${PINS[*]} into $VENV" >&2
+  "$VENV/bin/pip" install -q "${PINS[@]}"
+fi
+export PATH="$VENV/bin:$PATH"
+
+(cd "$ROOT" && cargo build -q -p tsp-cli)
+TSP="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tsp"
+WORK="$ROOT/.state/parquet-check"
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+
+# Three points, one of them a state point (text samples "active"/"inactive"),
+# over two UTC months; starting at 12:00 makes the first daily bucket partial.
+SITE=parquet-check
+POINTS=("AHU-1/Supply_Air_Temp" "AHU-1/Supply_Fan_Status" "VAV 2/Zone_Temp")
+START=2025-09-28T12:00:00Z END=2025-11-04T00:00:00Z
+args=()
+for p in "${POINTS[@]}"; do args+=(--point "$p"); done
+ID=$("$TSP" submit --site "$SITE" "${args[@]}" --start "$START" --end "$END" --wait --wait-timeout 300 | head -1)
+echo "[parquet] job $ID completed" >&2
+
+"$TSP" fetch "$ID" --format parquet -o out.parquet
+"$TSP" fetch "$ID" --format raw -o out.msgpack.gz
+for p in "${POINTS[@]}"; do
+  n=$(printf '%s' "$p" | tr -c 'A-Za-z0-9' _)
+  # Hourly in pages of 100 (the pagination), daily in one page.
+  "$TSP" aggregates --site "$SITE" --point "$p" --from 2025-09-28T00:00:00Z --to "$END" \
+    --resolution 1h --page-size 100 --format parquet -o "agg-$n.parquet"
+  "$TSP" aggregates --site "$SITE" --point "$p" --from 2025-09-28T00:00:00Z --to "$END" \
+    --resolution 1d --format parquet -o "agg-$n-1d.parquet"
+done
+
+# The README's analyst commands, as written there.
+duckdb -c "select point, count(*), avg(value) from 'out.parquet' group by point"
+python -c 'import pandas as pd; df = pd.read_parquet("out.parquet"); print(df.groupby("point", observed=True).value.agg(["count", "mean"]))'
+python -c 'import polars as pl; print(pl.read_parquet("out.parquet").group_by("point").agg(pl.len(), pl.col("value").mean()))'
+
+python "$ROOT/scripts/check_parquet.py" "$SITE" "$START" "$END" "${POINTS[@]}"
