@@ -16,7 +16,7 @@ use anyhow::Context;
 use tsp_core::chunk::plan;
 use tsp_core::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::{parse_rfc3339, DAY_MS};
-use tsp_core::sample::{Sample, Value};
+use tsp_core::sample::Samples;
 
 const SITE: &str = "bench";
 const END: &str = "2026-11-30T00:00:00Z";
@@ -48,13 +48,13 @@ fn main() -> anyhow::Result<()> {
     w.write_all(&encode_header(&header)?)?;
     let mut total = 0usize;
     for c in plan(start, end, points.len()) {
-        let samples: Vec<Sample> =
-            ace_sim::sample_iter(SITE, &points[c.point as usize], c.start, c.end, secs * 1000)
-                .map(|(ts, v)| Sample {
-                    ts,
-                    value: Value::classify(&v),
-                })
-                .collect();
+        let samples = Samples::from_raw(ace_sim::sample_iter(
+            SITE,
+            &points[c.point as usize],
+            c.start,
+            c.end,
+            secs * 1000,
+        ));
         total += samples.len();
         w.write_all(&encode_block(c.point, &samples)?)?;
     }
