@@ -699,7 +699,9 @@ async fn e2e_stats_cost_the_same_at_10_and_at_1000_jobs() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), 200);
+            // The consumer may finish a one-day job before the cancel
+            // arrives (409); either way the job is history.
+            assert!(matches!(r.status().as_u16(), 200 | 409), "{}", r.status());
         }
     };
     for i in 0..10 {
@@ -712,7 +714,9 @@ async fn e2e_stats_cost_the_same_at_10_and_at_1000_jobs() {
     let at_1000 = d1_queries(&s, FOURTH, "/v1/stats").await;
     assert_eq!(at_10, at_1000, "stats cost the same whatever the history");
     let (_, st) = s.get(FOURTH, "/v1/stats").await;
-    assert_eq!(st["counts"]["cancelled"], 1_000, "{st}");
+    let c = &st["counts"];
+    let finished = c["cancelled"].as_i64().unwrap() + c["completed"].as_i64().unwrap();
+    assert_eq!(finished, 1_000, "{st}");
     let list = d1_queries(&s, FOURTH, "/v1/jobs?status=cancelled&limit=5").await;
     assert_eq!(list, 1);
 }
