@@ -7,6 +7,9 @@
 # request, since it also counts the runtime, the local D1/R2 simulations and,
 # in the mixed run, the consumer processing the submitted jobs.
 #   DURATION=30s CONNECTIONS=100 bash scripts/bench-load.sh
+# STATUS_ONLY=1 skips the mixed submit + status run (and its row check), for
+# quick side-by-side comparisons of the status route; ROUNDS (default 2) sets
+# how many status/baseline pairs run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -39,27 +42,29 @@ cpu_per_request() { # ticks-before ticks-after requests label
     "$1" "$2" "$3" "$(getconf CLK_TCK)" "$4"
 }
 
-log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
-t0=$(workerd_ticks)
-out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
-t1=$(workerd_ticks)
-echo "$out"
-accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
-requests=$(echo "$out" | grep '^RESULT' | sed -E 's/.*requests=([0-9]+).*/\1/')
-cpu_per_request "$t0" "$t1" "$requests" "submit + status (and the consumer running the new jobs)"
+if [ "${STATUS_ONLY:-0}" != 1 ]; then
+  log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
+  t0=$(workerd_ticks)
+  out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
+  t1=$(workerd_ticks)
+  echo "$out"
+  accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
+  requests=$(echo "$out" | grep '^RESULT' | sed -E 's/.*requests=([0-9]+).*/\1/')
+  cpu_per_request "$t0" "$t1" "$requests" "submit + status (and the consumer running the new jobs)"
 
-# Status only: no new jobs, so the consumer is idle once the backlog drains.
-log "waiting for the consumer to drain the submitted jobs"
-for _ in $(seq 600); do
-  busy=$(api "$TSP_URL/v1/stats" | json 'd["counts"]["queued"] + d["counts"]["processing"] + d["counts"]["failed"]')
-  [ "$busy" = 0 ] && break
-  sleep 1
-done
+  # Status only: no new jobs, so the consumer is idle once the backlog drains.
+  log "waiting for the consumer to drain the submitted jobs"
+  for _ in $(seq 600); do
+    busy=$(api "$TSP_URL/v1/stats" | json 'd["counts"]["queued"] + d["counts"]["processing"] + d["counts"]["failed"]')
+    [ "$busy" = 0 ] && break
+    sleep 1
+  done
+fi
 # Side by side, alternating, under the same load: the status route, and a
 # baseline Worker in the same runtime that answers with one indexed D1 read.
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
-for round in 1 2; do
+for round in $(seq "${ROUNDS:-2}"); do
   log "round $round: wrk ${CONNECTIONS:-100} connections, ${STATUS_DURATION:-10s}, status route"
   t0=$(workerd_ticks)
   sout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
@@ -69,13 +74,18 @@ for round in 1 2; do
   srequests=$(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
   cpu_per_request "$t0" "$t1" "$srequests" "status route, round $round"
   log "round $round: the same load on the baseline Worker (one indexed D1 read)"
+  t0=$(workerd_ticks)
   bout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
-    "$TSP_URL/__baseline?id=$JOB_ID")
+    -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/__baseline?id=$JOB_ID")
+  t1=$(workerd_ticks)
   echo "$bout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
+  brequests=$(echo "$bout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
+  cpu_per_request "$t0" "$t1" "$brequests" "baseline, round $round"
   sr=$(rps "$sout"); br=$(rps "$bout")
   ratio=$(awk -v a="$sr" -v b="$br" 'BEGIN { printf "%.2f", a / b }')
   echo "[tsp] round $round: status $sr req/s (p50 $(pct "$sout" 50%), p99 $(pct "$sout" 99%)); baseline $br req/s (p50 $(pct "$bout" 50%), p99 $(pct "$bout" 99%)); ratio $ratio"
 done
+[ "${STATUS_ONLY:-0}" = 1 ] && exit 0
 # Every job id a 202 returned must have its row in D1 (read once the local
 # runtime has stopped and released the database).
 tsp_down
