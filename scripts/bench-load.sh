@@ -10,7 +10,8 @@
 # STATUS_ONLY=1 skips the mixed submit + status run (and its row check), for
 # quick side-by-side comparisons of the status route; ROUNDS (default 2) sets
 # how many status/baseline pairs run. BASELINE_PLAIN=1 also measures the
-# earlier baseline (no auth, `WHERE id = ?`) in each round.
+# earlier baseline (no auth, `WHERE id = ?`) in each round. CONCURRENT_ROUNDS=N
+# adds N rounds that load the status route and the baseline at the same time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -107,6 +108,27 @@ for round in $(seq "${ROUNDS:-2}"); do
     line="$line; $(summary "plain baseline" "$pout"); status/plain $(ratio "$sout" "$pout")"
   fi
   echo "$line"
+done
+# Both at once: half the connections on the status route and half on the
+# baseline, in the same seconds. The runtime's one event loop shares its CPU
+# between the requests in flight, so with equal connections each side's
+# throughput goes as 1 / its cost, whatever CPU share the runtime gets from a
+# busy machine: the ratio holds up under load that swings the alternating
+# rounds above by 2x from one round to the next.
+for round in $(seq "${CONCURRENT_ROUNDS:-0}"); do
+  half=$(( ${CONNECTIONS:-100} / 2 ))
+  log "concurrent round $round: $half connections on each, ${STATUS_DURATION:-10s}"
+  t0=$(workerd_ticks)
+  wrk -t1 -c"$half" -d"${STATUS_DURATION:-10s}" --latency "${auth[@]}" "$TSP_URL/v1/jobs/$JOB_ID" > "$TSP_STATE/c-status.txt" &
+  wpid=$!
+  bout=$(wrk -t1 -c"$half" -d"${STATUS_DURATION:-10s}" --latency "${auth[@]}" "$TSP_URL/__baseline?id=$JOB_ID")
+  wait "$wpid"
+  t1=$(workerd_ticks)
+  sout=$(cat "$TSP_STATE/c-status.txt")
+  n=$(( $(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}') + $(echo "$bout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}') ))
+  cpu_per_request "$t0" "$t1" "$n" "both at once, round $round"
+  echo "$sout$bout" | grep -E "Non-2xx" || true
+  echo "[tsp] concurrent round $round: $(summary status "$sout"); $(summary baseline "$bout"); ratio $(ratio "$sout" "$bout")"
 done
 [ "${STATUS_ONLY:-0}" = 1 ] && exit 0
 # Every job id a 202 returned must have its row in D1 (read once the local
