@@ -252,3 +252,20 @@ pub fn problem(err: &Error, instance: &str) -> Response {
         .with_headers(headers)
         .fixed(serde_json::to_vec(&body).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::splitmix64;
+
+    #[test]
+    fn request_ids_are_splitmix64_and_consecutive_counters_never_collide() {
+        // The reference sequence from a zero seed (Vigna's splitmix64.c).
+        assert_eq!(splitmix64(0), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(splitmix64(0x9e37_79b9_7f4a_7c15), 0x6e78_9e6a_a1b9_65f4);
+        let ids: std::collections::HashSet<u64> = (u64::MAX - 5_000..=u64::MAX)
+            .chain(0..5_000)
+            .map(splitmix64)
+            .collect();
+        assert_eq!(ids.len(), 10_001);
+    }
+}
