@@ -7,6 +7,11 @@
 # request, since it also counts the runtime, the local D1/R2 simulations and,
 # in the mixed run, the consumer processing the submitted jobs.
 #   DURATION=30s CONNECTIONS=100 bash scripts/bench-load.sh
+# STATUS_ONLY=1 skips the mixed submit + status run (and its row check), for
+# quick side-by-side comparisons of the status route; ROUNDS (default 2) sets
+# how many status/baseline pairs run. BASELINE_PLAIN=1 also measures the
+# earlier baseline (no auth, `WHERE id = ?`) in each round. CONCURRENT_ROUNDS=N
+# adds N rounds that load the status route and the baseline at the same time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stack.sh
@@ -14,6 +19,14 @@ command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/de
 tsp_install
 tsp_build
 trap tsp_down EXIT
+# VARIANT_BUILD=DIR (a copy of another build/) runs that build beside this
+# one in the same runtime (dev.mjs TSP_VARIANT_MAIN), and each round also
+# measures it: an A/B of two builds under the same load.
+if [ -n "${VARIANT_BUILD:-}" ]; then
+  rm -rf "$PWD/.state/load/variant-build" && mkdir -p "$PWD/.state/load"
+  cp -r "$VARIANT_BUILD" "$PWD/.state/load/variant-build"
+  export TSP_VARIANT_MAIN="$PWD/.state/load/variant-build/index.js"
+fi
 # Every submit is a new job: lift the per-owner active-job limit (429).
 TSP_BASELINE=1 TSP_VARS="MAX_ACTIVE_JOBS=0
 DAILY_CHUNK_QUOTA=0" tsp_up "$PWD/.state/load"
@@ -39,43 +52,85 @@ cpu_per_request() { # ticks-before ticks-after requests label
     "$1" "$2" "$3" "$(getconf CLK_TCK)" "$4"
 }
 
-log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
-t0=$(workerd_ticks)
-out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
-t1=$(workerd_ticks)
-echo "$out"
-accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
-requests=$(echo "$out" | grep '^RESULT' | sed -E 's/.*requests=([0-9]+).*/\1/')
-cpu_per_request "$t0" "$t1" "$requests" "submit + status (and the consumer running the new jobs)"
+if [ "${STATUS_ONLY:-0}" != 1 ]; then
+  log "wrk: ${CONNECTIONS:-100} connections, 2 threads, ${DURATION:-30s}, submit + status"
+  t0=$(workerd_ticks)
+  out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${DURATION:-30s}" --latency -s scripts/load/submit-status.lua "$TSP_URL")
+  t1=$(workerd_ticks)
+  echo "$out"
+  accepted=$(echo "$out" | grep '^RESULT' | sed -E 's/.*accepted_202=([0-9]+).*/\1/')
+  requests=$(echo "$out" | grep '^RESULT' | sed -E 's/.*requests=([0-9]+).*/\1/')
+  cpu_per_request "$t0" "$t1" "$requests" "submit + status (and the consumer running the new jobs)"
 
-# Status only: no new jobs, so the consumer is idle once the backlog drains.
-log "waiting for the consumer to drain the submitted jobs"
-for _ in $(seq 600); do
-  busy=$(api "$TSP_URL/v1/stats" | json 'd["counts"]["queued"] + d["counts"]["processing"] + d["counts"]["failed"]')
-  [ "$busy" = 0 ] && break
-  sleep 1
-done
+  # Status only: no new jobs, so the consumer is idle once the backlog drains.
+  log "waiting for the consumer to drain the submitted jobs"
+  for _ in $(seq 600); do
+    busy=$(api "$TSP_URL/v1/stats" | json 'd["counts"]["queued"] + d["counts"]["processing"] + d["counts"]["failed"]')
+    [ "$busy" = 0 ] && break
+    sleep 1
+  done
+fi
 # Side by side, alternating, under the same load: the status route, and a
 # baseline Worker in the same runtime that answers with one indexed D1 read.
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
-for round in 1 2; do
-  log "round $round: wrk ${CONNECTIONS:-100} connections, ${STATUS_DURATION:-10s}, status route"
+# measure LABEL URL [wrk args...]: one wrk run; prints its summary and the
+# workerd CPU per request; leaves the wrk output in $out.
+measure() {
+  local label=$1 url=$2 t0 t1 n
+  shift 2
   t0=$(workerd_ticks)
-  sout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
-    -H "authorization: Bearer $TSP_TOKEN" "$TSP_URL/v1/jobs/$JOB_ID")
+  out=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency "$@" "$url")
   t1=$(workerd_ticks)
-  echo "$sout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
-  srequests=$(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
-  cpu_per_request "$t0" "$t1" "$srequests" "status route, round $round"
-  log "round $round: the same load on the baseline Worker (one indexed D1 read)"
-  bout=$(wrk -t2 -c"${CONNECTIONS:-100}" -d"${STATUS_DURATION:-10s}" --latency \
-    "$TSP_URL/__baseline?id=$JOB_ID")
-  echo "$bout" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
-  sr=$(rps "$sout"); br=$(rps "$bout")
-  ratio=$(awk -v a="$sr" -v b="$br" 'BEGIN { printf "%.2f", a / b }')
-  echo "[tsp] round $round: status $sr req/s (p50 $(pct "$sout" 50%), p99 $(pct "$sout" 99%)); baseline $br req/s (p50 $(pct "$bout" 50%), p99 $(pct "$bout" 99%)); ratio $ratio"
+  echo "$out" | grep -E "Latency|50%|99%|Requests/sec|requests in|Non-2xx"
+  n=$(echo "$out" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}')
+  cpu_per_request "$t0" "$t1" "$n" "$label"
+}
+summary() { echo "$1 $(rps "$2") req/s (p50 $(pct "$2" 50%), p99 $(pct "$2" 99%))"; }
+ratio() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+auth=(-H "authorization: Bearer $TSP_TOKEN")
+for round in $(seq "${ROUNDS:-2}"); do
+  log "round $round: wrk ${CONNECTIONS:-100} connections, ${STATUS_DURATION:-10s}, status route"
+  measure "status route, round $round" "$TSP_URL/v1/jobs/$JOB_ID" "${auth[@]}"; sout=$out
+  if [ -n "${VARIANT_BUILD:-}" ]; then
+    log "round $round: the same load on the variant build (Host: variant.localhost)"
+    measure "variant, round $round" "$TSP_URL/v1/jobs/$JOB_ID" "${auth[@]}" -H "Host: variant.localhost"; vout=$out
+  fi
+  log "round $round: the same load on the baseline Worker (auth, one indexed D1 read)"
+  measure "baseline, round $round" "$TSP_URL/__baseline?id=$JOB_ID" "${auth[@]}"; bout=$out
+  line="[tsp] round $round: $(summary status "$sout"); $(summary baseline "$bout"); ratio $(ratio "$sout" "$bout")"
+  if [ -n "${VARIANT_BUILD:-}" ]; then
+    line="$line; $(summary variant "$vout"); variant/baseline $(ratio "$vout" "$bout"); status/variant $(ratio "$sout" "$vout")"
+  fi
+  if [ "${BASELINE_PLAIN:-0}" = 1 ]; then
+    log "round $round: the same load on the plain baseline (no auth, WHERE id = ?)"
+    measure "plain baseline, round $round" "$TSP_URL/__baseline/plain?id=$JOB_ID"; pout=$out
+    line="$line; $(summary "plain baseline" "$pout"); status/plain $(ratio "$sout" "$pout")"
+  fi
+  echo "$line"
 done
+# Both at once: half the connections on the status route and half on the
+# baseline, in the same seconds. The runtime's one event loop shares its CPU
+# between the requests in flight, so with equal connections each side's
+# throughput goes as 1 / its cost, whatever CPU share the runtime gets from a
+# busy machine: the ratio holds up under load that swings the alternating
+# rounds above by 2x from one round to the next.
+for round in $(seq "${CONCURRENT_ROUNDS:-0}"); do
+  half=$(( ${CONNECTIONS:-100} / 2 ))
+  log "concurrent round $round: $half connections on each, ${STATUS_DURATION:-10s}"
+  t0=$(workerd_ticks)
+  wrk -t1 -c"$half" -d"${STATUS_DURATION:-10s}" --latency "${auth[@]}" "$TSP_URL/v1/jobs/$JOB_ID" > "$TSP_STATE/c-status.txt" &
+  wpid=$!
+  bout=$(wrk -t1 -c"$half" -d"${STATUS_DURATION:-10s}" --latency "${auth[@]}" "$TSP_URL/__baseline?id=$JOB_ID")
+  wait "$wpid"
+  t1=$(workerd_ticks)
+  sout=$(cat "$TSP_STATE/c-status.txt")
+  n=$(( $(echo "$sout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}') + $(echo "$bout" | grep -E '^ +[0-9]+ requests in' | awk '{print $1}') ))
+  cpu_per_request "$t0" "$t1" "$n" "both at once, round $round"
+  echo "$sout$bout" | grep -E "Non-2xx" || true
+  echo "[tsp] concurrent round $round: $(summary status "$sout"); $(summary baseline "$bout"); ratio $(ratio "$sout" "$bout")"
+done
+[ "${STATUS_ONLY:-0}" = 1 ] && exit 0
 # Every job id a 202 returned must have its row in D1 (read once the local
 # runtime has stopped and released the database).
 tsp_down

@@ -19,7 +19,11 @@
 // same database, the load benchmark's anchor for what the runtime itself
 // costs.
 //
-// usage: node scripts/dev.mjs --config FILE --port P --persist DIR [--baseline]
+// With --inspector PORT (or TSP_INSPECTOR_PORT in the environment), workerd's
+// V8 inspector listens on that port, for CPU profiles (scripts/profile.mjs).
+// Off by default (PLATFORM.md §1 on inspector sockets under large pulls).
+//
+// usage: node scripts/dev.mjs --config FILE --port P --persist DIR [--baseline] [--inspector PORT]
 // Prints "tsp-dev ready on http://127.0.0.1:P" when it serves.
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
@@ -33,11 +37,18 @@ function arg(name, dflt) {
 const configPath = path.resolve(arg("config", "wrangler.toml"));
 const port = Number(arg("port", "8787"));
 const persist = path.resolve(arg("persist", ".state"));
+const inspector = arg("inspector", process.env.TSP_INSPECTOR_PORT);
 
 const config = unstable_readConfig({ config: configPath });
 const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
 const main = path.resolve(path.dirname(configPath), config.main);
 
+// The baseline does the status route's work the way a plain JS Worker
+// would: the bearer token looked up in the same API_TOKENS table (parsed
+// once per isolate), the same owner-scoped indexed read
+// (`store::select_owned_job`), 401/404 like the API, and the full row as
+// JSON. `/__baseline/plain?id=` is the earlier, cheaper anchor: no auth,
+// `WHERE id = ?` only.
 const baseline = process.argv.includes("--baseline")
   ? [
       {
@@ -45,13 +56,42 @@ const baseline = process.argv.includes("--baseline")
         modules: true,
         routes: ["*/__baseline*"],
         d1Databases: workerOptions.d1Databases,
-        script: `export default {
+        bindings: { API_TOKENS: workerOptions.bindings?.API_TOKENS ?? "" },
+        script: `let owners;
+        export default {
           async fetch(req, env) {
-            const id = new URL(req.url).searchParams.get("id");
-            const row = await env.DB.prepare("SELECT * FROM queue_jobs WHERE id = ?").bind(id).first();
-            return Response.json(row ?? {});
+            const url = new URL(req.url);
+            const id = url.searchParams.get("id");
+            if (url.pathname === "/__baseline/plain") {
+              const row = await env.DB.prepare("SELECT * FROM queue_jobs WHERE id = ?").bind(id).first();
+              return Response.json(row ?? {});
+            }
+            owners ??= new Map(env.API_TOKENS.split(",").map((p) => p.trim().split("=")).filter((p) => p.length === 2));
+            const auth = req.headers.get("authorization") ?? "";
+            const owner = auth.startsWith("Bearer ") ? owners.get(auth.slice(7)) : undefined;
+            if (owner === undefined) return Response.json({ status: 401 }, { status: 401 });
+            const row = await env.DB.prepare("SELECT * FROM queue_jobs WHERE id = ? AND owner = ?").bind(id, owner).first();
+            return row ? Response.json(row) : Response.json({ status: 404 }, { status: 404 });
           },
         };`,
+      },
+    ]
+  : [];
+
+// With TSP_VARIANT_MAIN=/path/to/build/index.js, a second copy of the Rust
+// Worker (another build) runs in the same runtime on the same D1, R2 and
+// queue producer, for requests whose Host is variant.localhost: an A/B of
+// two builds under the same load. It consumes no queue (the first does).
+const variant = process.env.TSP_VARIANT_MAIN
+  ? [
+      {
+        ...workerOptions,
+        queueConsumers: undefined,
+        name: "variant",
+        routes: ["variant.localhost/*"],
+        modules: true,
+        scriptPath: path.resolve(process.env.TSP_VARIANT_MAIN),
+        modulesRoot: path.dirname(path.resolve(process.env.TSP_VARIANT_MAIN)),
       },
     ]
   : [];
@@ -66,6 +106,7 @@ const mf = new Miniflare({
   cf: false,
   log: new Log(LogLevel.INFO),
   logRequests: true,
+  ...(inspector ? { inspectorPort: Number(inspector) } : {}),
   workers: [
     {
       ...workerOptions,
@@ -75,6 +116,7 @@ const mf = new Miniflare({
       modulesRoot: path.dirname(main),
     },
     ...baseline,
+    ...variant,
   ],
 });
 await mf.ready;
