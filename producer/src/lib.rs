@@ -159,17 +159,31 @@ impl Cost {
     }
 }
 
-/// Runs `f` on the token table, parsed (and hashed) once per isolate: the
-/// secret is fixed for a deployed version.
+/// Runs `f` on the token table. The table is parsed (and hashed) once per
+/// value of the secret: each request reads the secret's text (one lookup)
+/// and rebuilds the table only when it changed, so a rotated-out token
+/// stops working at once even in a warm isolate, which may outlive a
+/// change of bindings.
 fn with_tokens<T>(env: &Env, f: impl FnOnce(&TokenTable) -> T) -> T {
+    with_table(env_string(env, names::API_TOKENS).unwrap_or_default(), f)
+}
+
+/// [`with_tokens`] for the secret's current text.
+fn with_table<T>(raw: String, f: impl FnOnce(&TokenTable) -> T) -> T {
     thread_local! {
-        static TOKENS: std::cell::OnceCell<TokenTable> = const { std::cell::OnceCell::new() };
+        static TOKENS: std::cell::RefCell<Option<(String, TokenTable)>> =
+            const { std::cell::RefCell::new(None) };
     }
     TOKENS.with(|cell| {
-        let table = cell.get_or_init(|| {
-            TokenTable::parse(&env_string(env, names::API_TOKENS).unwrap_or_default())
-        });
-        f(table)
+        let mut cached = cell.borrow_mut();
+        if cached.as_ref().is_none_or(|(seen, _)| *seen != raw) {
+            let table = TokenTable::parse(&raw);
+            *cached = Some((raw, table));
+        }
+        match cached.as_ref() {
+            Some((_, table)) => f(table),
+            None => f(&TokenTable::parse("")),
+        }
     })
 }
 
@@ -255,7 +269,21 @@ pub fn problem(err: &Error, instance: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::splitmix64;
+    use super::{splitmix64, with_table};
+
+    #[test]
+    fn a_rotated_out_token_stops_working_in_the_same_isolate() {
+        let owner = |raw: &str, token: &str| {
+            with_table(raw.to_owned(), |t| {
+                t.owner(Some(&format!("Bearer {token}"))).map(|o| o.0)
+            })
+        };
+        assert_eq!(owner("old-token=alice", "old-token").unwrap(), "alice");
+        // The secret changes; the cached table must not outlive it.
+        assert!(owner("new-token=alice", "old-token").is_err());
+        assert_eq!(owner("new-token=alice", "new-token").unwrap(), "alice");
+        assert!(owner("", "new-token").is_err(), "no tokens, no access");
+    }
 
     #[test]
     fn request_ids_are_splitmix64_and_consecutive_counters_never_collide() {
