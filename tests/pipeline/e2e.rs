@@ -212,6 +212,27 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
         .unwrap();
     assert_eq!(r.status(), 304);
 
+    // The Worker's CSV, converted slice by slice as R2 streams, is exactly
+    // the exporter's output for the whole object at once.
+    let r = s
+        .http
+        .get(format!("{}/v1/jobs/{id}/result?format=csv", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.bytes().await.unwrap();
+    let mut ex = tsp_core::export::Exporter::new(tsp_core::export::Format::Csv);
+    let mut want = ex.push(&bytes).unwrap();
+    want.extend(ex.finish().unwrap());
+    assert!(
+        csv.as_ref() == want.as_slice(),
+        "CSV differs ({} vs {} bytes)",
+        csv.len(),
+        want.len()
+    );
+
     // Another tenant cannot see it.
     let (status, _) = s.get(OTHER_TOKEN, &format!("/v1/jobs/{id}")).await;
     assert_eq!(status, 404);

@@ -119,8 +119,57 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == opaque(etag))
 }
 
+/// Compressed bytes given to the exporter at a time. An R2 chunk can hold
+/// many blocks (a 30-s block compresses to ~150 KiB but is ~10 MB of
+/// text), and the exporter answers with the text of every block a push
+/// completes, so whole chunks could mean hundreds of MB at once; slices
+/// keep it to about one block's text.
+const EXPORT_SLICE: usize = 8 * 1024;
+
+/// The object's bytes on their way through an [`Exporter`].
+struct Feed {
+    bytes: worker::ByteStream,
+    /// `None` once the export ended (finished or failed).
+    exporter: Option<Exporter>,
+    /// The R2 chunk being fed, and how much of it was.
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Feed {
+    /// The next non-empty text, an error, or `None` at the end.
+    async fn next_text(&mut self) -> Option<Result<Vec<u8>, worker::Error>> {
+        let fail = |e: tsp_core::codec::CodecError| worker::Error::RustError(e.to_string());
+        loop {
+            let exporter = self.exporter.as_mut()?;
+            if self.at < self.chunk.len() {
+                let end = (self.at + EXPORT_SLICE).min(self.chunk.len());
+                let pushed = exporter.push(&self.chunk[self.at..end]);
+                self.at = end;
+                match pushed {
+                    Ok(text) if text.is_empty() => continue,
+                    Ok(text) => return Some(Ok(text)),
+                    Err(e) => {
+                        self.exporter = None;
+                        return Some(Err(fail(e)));
+                    }
+                }
+            }
+            match self.bytes.next().await {
+                Some(Ok(chunk)) => (self.chunk, self.at) = (chunk, 0),
+                Some(Err(e)) => {
+                    self.exporter = None;
+                    return Some(Err(e));
+                }
+                None => return self.exporter.take().map(|x| x.finish().map_err(fail)),
+            }
+        }
+    }
+}
+
 /// Streams the object converted to CSV or JSON Lines: R2 bytes flow through
-/// an [`Exporter`] chunk by chunk, so memory stays at about one block.
+/// an [`Exporter`] in slices of [`EXPORT_SLICE`], so memory stays at about
+/// one block.
 fn export(
     obj: worker::Object,
     format: Format,
@@ -141,28 +190,15 @@ fn export(
         "content-disposition",
         &format!("attachment; filename=\"{id}.{ext}\""),
     );
-    let state = (bytes, Some(Exporter::new(format)));
-    let stream = futures::stream::unfold(state, |(mut bytes, exporter)| async move {
-        let mut exporter = exporter?;
-        loop {
-            let next = match bytes.next().await {
-                Some(Ok(chunk)) => exporter.push(&chunk),
-                Some(Err(e)) => Err(tsp_core::codec::CodecError::Invalid(e.to_string())),
-                None => {
-                    let tail = exporter
-                        .finish()
-                        .map_err(|e| worker::Error::RustError(e.to_string()));
-                    return Some((tail, (bytes, None)));
-                }
-            };
-            match next {
-                Ok(text) if text.is_empty() => continue,
-                Ok(text) => return Some((Ok(text), (bytes, Some(exporter)))),
-                Err(e) => {
-                    return Some((Err(worker::Error::RustError(e.to_string())), (bytes, None)))
-                }
-            }
-        }
+    let state = Feed {
+        bytes,
+        exporter: Some(Exporter::new(format)),
+        chunk: Vec::new(),
+        at: 0,
+    };
+    let stream = futures::stream::unfold(state, |mut feed| async move {
+        let next = feed.next_text().await;
+        next.map(|text| (text, feed))
     });
     let resp = Response::from_stream(stream).map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(resp.with_status(200).with_headers(headers))
