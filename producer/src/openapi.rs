@@ -86,9 +86,9 @@ fn finish(doc: &mut Value) {
                 op["responses"][*status]["headers"][*header]["required"] = true.into();
             }
         }
+        // The answers that are a job document.
         let job_answers: &[&str] = match id.as_str() {
-            "submitJob" => &["200", "202"],
-            "getJob" | "retryJob" => &["200", "202"],
+            "submitJob" | "getJob" | "retryJob" => &["200", "202"],
             _ => &[],
         };
         for status in job_answers {
