@@ -18,6 +18,9 @@ use std::process::{Command, Output};
 use tsp_core::codec::Decoded;
 use tsp_core::domain::{format_rfc3339, parse_rfc3339};
 
+mod support;
+use support::parquet_rows;
+
 const SITE: &str = "cli-e2e";
 const START: &str = "2025-09-28T00:00:00Z";
 const END: &str = "2025-10-03T00:00:00Z";
@@ -170,38 +173,13 @@ fn e2e_submit_wait_fetch_csv_matches_the_simulator_and_aggregates_print() {
 #[test]
 #[ignore = "needs the local stack: scripts/test.sh"]
 fn e2e_fetch_parquet_holds_the_simulators_samples_exactly() {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int32Type, TimestampMillisecondType};
-    use arrow_array::Array;
     require_stack();
     let id = submit_and_wait();
     let file = temp_path("result.parquet");
     let file_arg = file.to_string_lossy().into_owned();
     let o = tsp(&["fetch", &id, "--format", "parquet", "-o", &file_arg]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let bytes = bytes::Bytes::from(std::fs::read(&file).expect("the Parquet file"));
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .expect("a Parquet file")
-        .build()
-        .expect("a reader");
-    let mut got = Vec::new();
-    for batch in reader {
-        let batch = batch.expect("a batch");
-        let point = batch.column(0).as_dictionary::<Int32Type>();
-        let names = point.values().as_string::<i32>();
-        let time = batch.column(1).as_primitive::<TimestampMillisecondType>();
-        let value = batch.column(2).as_primitive::<Float64Type>();
-        let texts = batch.column(3).as_string::<i32>();
-        for i in 0..batch.num_rows() {
-            let v = if value.is_null(i) {
-                Decoded::Text(texts.value(i).to_owned())
-            } else {
-                Decoded::Number(value.value(i))
-            };
-            let name = names.value(point.keys().value(i) as usize).to_owned();
-            got.push((name, time.value(i), v));
-        }
-    }
+    let got = parquet_rows(std::fs::read(&file).expect("the Parquet file"));
     let (start, end) = (
         parse_rfc3339(START).expect("start"),
         parse_rfc3339(END).expect("end"),
