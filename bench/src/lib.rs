@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tsp_core::aggregate::aggregate;
 use tsp_core::codec::encode_block;
 use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, TimeParser, PointSet};
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -122,12 +122,14 @@ pub fn decode_chunks(bytes: &[u8]) -> Result<Vec<Chunk>, String> {
 /// its own and dropped after parsing, as an HTTP body would be.
 pub fn chunk_path(c: &Chunk, fresh_bodies: bool) -> Result<(ChunkOut, Vec<u8>), String> {
     let mut times = TimeParser::default();
-    let mut samples = new_samples();
+    let one = PointSet::new(std::slice::from_ref(&c.point));
+    let mut samples = [new_samples()];
     for page in &c.pages {
         let copy = fresh_bodies.then(|| page.clone());
         let body = copy.as_deref().unwrap_or(page);
-        parse_page(body, &c.point, c.start, c.end, &mut times, &mut samples)?;
+        parse_page(body, &one, c.start, c.end, &mut times, &mut samples)?;
     }
+    let [mut samples] = samples;
     sort_dedup(&mut samples);
     let rows = aggregate(&samples).len();
     let block = encode_block(c.point_idx, &samples).map_err(|e| e.to_string())?;

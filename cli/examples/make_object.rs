@@ -13,7 +13,7 @@
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
-use tsp_core::chunk::plan;
+use tsp_core::chunk::{plan, MAX_WINDOW_DAYS};
 use tsp_core::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::{parse_rfc3339, DAY_MS};
 use tsp_core::sample::Samples;
@@ -47,16 +47,20 @@ fn main() -> anyhow::Result<()> {
     let mut w = BufWriter::new(std::fs::File::create(&out).context("create OUT")?);
     w.write_all(&encode_header(&header)?)?;
     let mut total = 0usize;
-    for c in plan(start, end, points.len()) {
-        let samples = Samples::from_raw(ace_sim::sample_iter(
-            SITE,
-            &points[c.point as usize],
-            c.start,
-            c.end,
-            secs * 1000,
-        ));
-        total += samples.len();
-        w.write_all(&encode_block(c.point, &samples)?)?;
+    // Window by window (months here), each window's points in order: the
+    // consumer's block order.
+    for c in plan(start, end, MAX_WINDOW_DAYS) {
+        for (p, point) in points.iter().enumerate() {
+            let samples = Samples::from_raw(ace_sim::sample_iter(
+                SITE,
+                point,
+                c.start,
+                c.end,
+                secs * 1000,
+            ));
+            total += samples.len();
+            w.write_all(&encode_block(p as u32, &samples)?)?;
+        }
     }
     w.flush()?;
     eprintln!("{out}: {total} samples, {n} points, {days} days, {secs}-s data");

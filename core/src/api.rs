@@ -73,6 +73,10 @@ pub struct RangeSubmission {
     #[serde(default)]
     #[schema(default = false)]
     pub force: bool,
+    /// How to fetch from the upstream (default: the deployment's
+    /// `UPSTREAM_PLAN`). The result does not depend on it.
+    #[serde(default)]
+    pub plan: Option<crate::plan::PlanChoice>,
 }
 
 /// A submission with `days`.
@@ -92,6 +96,10 @@ pub struct DaysSubmission {
     #[serde(default)]
     #[schema(default = false)]
     pub force: bool,
+    /// How to fetch from the upstream (default: the deployment's
+    /// `UPSTREAM_PLAN`). The result does not depend on it.
+    #[serde(default)]
+    pub plan: Option<crate::plan::PlanChoice>,
 }
 
 /// A job's progress.
@@ -100,7 +108,8 @@ pub struct Progress {
     /// Chunks checkpointed.
     #[schema(minimum = 0)]
     pub chunks_done: i64,
-    /// Chunks in the plan (one point × one UTC month each).
+    /// Chunks in the plan (one window of whole UTC days within a month,
+    /// every point of the job).
     #[schema(minimum = 0)]
     pub chunks_total: i64,
     /// Samples in checkpointed chunks.
@@ -211,6 +220,29 @@ pub struct JobView {
     /// circuit is open. `until` is when its next delivery is due.
     #[schema(required = true)]
     pub waiting: Option<Waiting>,
+    /// How the job fetches from the upstream, and what it has cost.
+    pub upstream: UpstreamUse,
+    /// Points that yielded no sample over the whole range (set once the
+    /// job is completed): a name the upstream does not know, or a point
+    /// that reported nothing.
+    #[schema(value_type = Option<Vec<PointName>>, required = true)]
+    pub points_without_data: Option<Vec<String>>,
+}
+
+/// A job's use of the upstream.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UpstreamUse {
+    /// What the request asked for.
+    pub plan_requested: crate::plan::PlanChoice,
+    /// What the consumer chose at its first claim (`null` until then).
+    #[schema(required = true)]
+    pub plan: Option<crate::plan::Plan>,
+    /// Response body bytes of its committed windows.
+    #[schema(minimum = 0)]
+    pub bytes: i64,
+    /// Requests of its committed windows.
+    #[schema(minimum = 0)]
+    pub requests: i64,
 }
 
 impl JobView {
@@ -256,6 +288,13 @@ impl JobView {
                 r#for: job.waiting_for.clone(),
                 until: format_rfc3339(until),
             }),
+            upstream: UpstreamUse {
+                plan_requested: job.plan_requested,
+                plan: job.plan,
+                bytes: job.upstream_bytes,
+                requests: job.upstream_requests,
+            },
+            points_without_data: job.points_without_data.clone(),
         }
     }
 }
@@ -643,6 +682,13 @@ mod tests {
             status_url: "/v1/jobs/x".into(),
             result: None,
             waiting: None,
+            upstream: UpstreamUse {
+                plan_requested: crate::plan::PlanChoice::Auto,
+                plan: None,
+                bytes: 0,
+                requests: 0,
+            },
+            points_without_data: None,
         };
         let v = serde_json::to_value(SubmittedJob {
             job: view,

@@ -6,8 +6,12 @@
 //!
 //! 1. a [`Header`]: format name and version, site, range and the point names
 //!    (each name appears only here);
-//! 2. one [`Block`] per chunk, in chunk order: one point's samples over one
-//!    UTC month, columnar.
+//! 2. [`Block`]s, columnar, one per point per chunk (a window of whole UTC
+//!    days inside a month): chunk by chunk in time order, and within a
+//!    chunk in point order. So each point's blocks come in time order; a
+//!    reader collects a point's series by `p` and must not assume the
+//!    blocks of one point are adjacent. (Objects written before windows,
+//!    one point over a month per block, point by point, read the same way.)
 //!
 //! Each block is compressed on its own when its chunk finishes, so the
 //! consumer never holds more than a chunk, and the final object is the
@@ -55,7 +59,7 @@ pub struct Header {
     pub points: Vec<String>,
 }
 
-/// One chunk of one point, columnar.
+/// One point over one chunk (window), columnar.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Block {
     /// Index into [`Header::points`].

@@ -42,7 +42,12 @@ const fn secret(key: &'static str, doc: &'static str) -> Setting {
 pub const SETTINGS: &[Setting] = &[
     var("ACE_API_URL", "", "upstream base URL"),
     secret("ACE_API_TOKEN", "upstream bearer token"),
-    var("UPSTREAM_PAGE_SIZE", "10000", "samples per page"),
+    var("UPSTREAM_PAGE_SIZE", "0", "rows per page of a site walk, one of ACE's sizes (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000); 0 picks the largest that keeps a page under `UPSTREAM_MAX_PAGE_BYTES` / 4"),
+    var("UPSTREAM_PLAN", "auto", "how a job fetches: `site` (one time-major walk of the site's pages per window, keeping the job's points), `point` (one request per point and window), or `auto` (whichever the site's size says costs less; a request's `plan` overrides it)"),
+    var("UPSTREAM_SAMPLE_SECS", "300", "the upstream's sample interval assumed when sizing windows and choosing a plan (ACE returns 5-minute data from both endpoints)"),
+    var("WINDOW_MAX_SAMPLES", "250000", "samples one window of a job should hold at most (all its points together), at `UPSTREAM_SAMPLE_SECS`; windows are whole UTC days inside a month, so a job of few points gets month windows"),
+    var("SITE_INFO_TTL_MS", "86400000", "how long a site's point count from `configured_points` is cached in D1"),
+    var("UPSTREAM_REQUEST_COST_BYTES", "2097152", "what `auto` counts one upstream request as, in bytes downloaded: its latency times the bandwidth (2 MiB: 200 ms at 10 MB/s)"),
     var("UPSTREAM_TIMEOUT_MS", "30000", "timeout per upstream request (AbortSignal)"),
     var("UPSTREAM_CONCURRENCY", "6", "chunks fetched at once (capped at 6)"),
     var("PAGE_RETRY_MS", "15000", "how long one page's transient failures are retried in place, honouring `Retry-After`; past it (or for a longer `Retry-After`) the job is rescheduled with a delayed message"),
@@ -51,7 +56,7 @@ pub const SETTINGS: &[Setting] = &[
     var("CIRCUIT_THRESHOLD", "3", "messages in a row ending with the upstream failing, across two sites or more, that open the upstream circuit (a rejected credential opens it at once)"),
     var("CIRCUIT_COOLDOWN_MS", "30000", "how long an open circuit holds every job back before one probe tests the upstream"),
     var("UPSTREAM_MAX_PAGE_BYTES", "33554432", "largest upstream page body (32 MiB), enforced while it is read; past it the job fails permanently"),
-    var("CHUNK_MAX_SAMPLES", "300000", "most samples in one chunk (a point over a UTC month); past it the job fails permanently, so memory stays bounded"),
+    var("CHUNK_MAX_SAMPLES", "1000000", "most samples one window may hold (all its points); past it the job fails permanently, so memory stays bounded. It also bounds a site walk's pages"),
     var("STORAGE_TIMEOUT_MS", "20000", "timeout per D1 and R2 call and per queue send"),
     var("INVOCATION_BUDGET_MS", "120000", "wall time per consumer invocation, shared by its messages, before it continues in a new message"),
     var("LEASE_MS", "300000", "a claim's lease, renewed by a fenced heartbeat at most every 10 s while the holder works"),
@@ -92,8 +97,19 @@ pub struct Config {
     pub upstream_url: String,
     /// `ACE_API_TOKEN` (secret): upstream bearer token.
     pub upstream_token: SecretString,
-    /// `UPSTREAM_PAGE_SIZE`: samples per upstream page.
+    /// `UPSTREAM_PAGE_SIZE`: rows per page of a site walk (0: the largest
+    /// of ACE's sizes under a quarter of the page byte cap).
     pub page_size: u32,
+    /// `UPSTREAM_PLAN`: the plan of a job whose request names none.
+    pub upstream_plan: crate::plan::PlanChoice,
+    /// `UPSTREAM_SAMPLE_SECS`: the upstream's sample interval, for sizing.
+    pub upstream_sample_secs: u64,
+    /// `WINDOW_MAX_SAMPLES`: samples one window should hold (sizing).
+    pub window_max_samples: u64,
+    /// `SITE_INFO_TTL_MS`: how long a site's `configured_points` is cached.
+    pub site_info_ttl_ms: i64,
+    /// `UPSTREAM_REQUEST_COST_BYTES`: one request, in bytes, for `auto`.
+    pub upstream_request_cost_bytes: u64,
     /// `UPSTREAM_TIMEOUT_MS`: timeout of each upstream request.
     pub upstream_timeout_ms: u64,
     /// `UPSTREAM_CONCURRENCY`: chunks fetched at once (at most 6).
@@ -114,8 +130,8 @@ pub struct Config {
     /// `UPSTREAM_MAX_PAGE_BYTES`: largest upstream page body read; past it
     /// the job fails permanently.
     pub upstream_max_page_bytes: u64,
-    /// `CHUNK_MAX_SAMPLES`: most samples one chunk (a point over a month)
-    /// may hold; past it the job fails permanently, so memory stays bounded.
+    /// `CHUNK_MAX_SAMPLES`: most samples one window (all its points) may
+    /// hold; past it the job fails permanently, so memory stays bounded.
     pub chunk_max_samples: u64,
     /// `MALFORMED_LIMIT`: malformed bodies of one page tolerated before the
     /// failure counts as permanent.
@@ -188,6 +204,21 @@ impl Config {
                 .to_owned(),
             upstream_token: get("ACE_API_TOKEN").unwrap_or_default().into(),
             page_size: num(&get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
+            upstream_plan: match get("UPSTREAM_PLAN").filter(|s| !s.trim().is_empty()) {
+                None => d.upstream_plan,
+                Some(s) => s.trim().parse().map_err(|e: String| {
+                    ValidationError::single("UPSTREAM_PLAN", &e)
+                })?,
+            },
+            upstream_sample_secs: num(&get, "UPSTREAM_SAMPLE_SECS", d.upstream_sample_secs)?
+                .max(1),
+            window_max_samples: num(&get, "WINDOW_MAX_SAMPLES", d.window_max_samples)?.max(1),
+            site_info_ttl_ms: num(&get, "SITE_INFO_TTL_MS", d.site_info_ttl_ms)?,
+            upstream_request_cost_bytes: num(
+                &get,
+                "UPSTREAM_REQUEST_COST_BYTES",
+                d.upstream_request_cost_bytes,
+            )?,
             upstream_timeout_ms: num(&get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
             upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
                 .clamp(1, 6),
@@ -225,6 +256,12 @@ impl Config {
                 .to_owned(),
             job_retention_ms: num(&get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
         };
+        if cfg.page_size != 0 && !crate::plan::PAGE_SIZES.contains(&cfg.page_size) {
+            return Err(ValidationError::single(
+                "UPSTREAM_PAGE_SIZE",
+                "must be 0 or one of ACE's page sizes (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000)",
+            ));
+        }
         Ok(cfg)
     }
 
@@ -243,7 +280,12 @@ impl Default for Config {
         Config {
             upstream_url: String::new(),
             upstream_token: SecretString::default(),
-            page_size: 10_000,
+            page_size: 0,
+            upstream_plan: crate::plan::PlanChoice::Auto,
+            upstream_sample_secs: 300,
+            window_max_samples: 250_000,
+            site_info_ttl_ms: 86_400_000,
+            upstream_request_cost_bytes: 2 << 20,
             upstream_timeout_ms: 30_000,
             upstream_concurrency: 6,
             page_retry_ms: 15_000,
@@ -251,7 +293,7 @@ impl Default for Config {
             circuit_threshold: 3,
             circuit_cooldown_ms: 30_000,
             upstream_max_page_bytes: 32 << 20,
-            chunk_max_samples: 300_000,
+            chunk_max_samples: 1_000_000,
             malformed_limit: 3,
             storage_timeout_ms: 20_000,
             invocation_budget_ms: 120_000,

@@ -236,6 +236,8 @@ struct RawJobRequest {
     days: Option<i64>,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    plan: Option<crate::plan::PlanChoice>,
 }
 
 /// A validated job submission.
@@ -249,6 +251,9 @@ pub struct JobRequest {
     pub range: TimeRange,
     /// Bypass deduplication and coalescing.
     pub force: bool,
+    /// How to fetch, if the request says (not part of the fingerprint: the
+    /// result does not depend on it).
+    pub plan: Option<crate::plan::PlanChoice>,
 }
 
 impl JobRequest {
@@ -311,6 +316,7 @@ impl JobRequest {
                 points,
                 range,
                 force: raw.force,
+                plan: raw.plan,
             }),
             _ => Err(ValidationError { errors }),
         }

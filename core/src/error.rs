@@ -62,13 +62,19 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UpstreamError {
     /// The upstream answered with an error status.
-    #[error("upstream answered HTTP {status}")]
+    #[error("upstream answered HTTP {status}{}", quote(body))]
     Status {
         /// The HTTP status.
         status: u16,
         /// The `Retry-After` hint, in milliseconds.
         retry_after_ms: Option<u64>,
+        /// The start of the body (ACE says a rejected token only there).
+        body: String,
     },
+    /// The upstream refused a site: ACE answers 403 for a site it does not
+    /// know, or that its token may not read. Permanent for that job only.
+    #[error("upstream answered HTTP 403 for site {0:?}: site unknown or not permitted for this upstream token")]
+    SiteRejected(String),
     /// The request did not finish within its timeout.
     #[error("upstream request timed out after {0} ms")]
     Timeout(u64),
@@ -87,6 +93,28 @@ pub enum UpstreamError {
         /// Past the retry bound: stop retrying.
         permanent: bool,
     },
+}
+
+/// `: <body>` for a non-empty body snippet.
+fn quote(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+/// The start of an error body, fit for a log line or an alert: at most
+/// 160 characters, control characters as spaces.
+pub fn body_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(640)]);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(160)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// Whether a failure may be retried.
@@ -201,13 +229,17 @@ impl Error {
                 retry_after_ms: None,
             },
             Error::Upstream(u) => match u {
+                UpstreamError::SiteRejected(_) => Permanent,
                 UpstreamError::Status {
                     status,
                     retry_after_ms,
+                    ..
                 } => match status {
                     404 | 422 => Permanent,
                     // Credentials rejected (a token rotation in progress):
                     // wait a minute and try again; the stall count bounds it.
+                    // (ACE answers 500, not 401, for a wrong token: that is
+                    // transient below, and the circuit's alert quotes it.)
                     401 | 403 => Transient {
                         retry_after_ms: Some(retry_after_ms.unwrap_or(60_000)),
                     },
@@ -337,7 +369,32 @@ mod tests {
         Error::Upstream(UpstreamError::Status {
             status: code,
             retry_after_ms: None,
+            body: String::new(),
         })
+    }
+
+    #[test]
+    fn a_rejected_site_is_permanent_and_says_why() {
+        let e = Error::Upstream(UpstreamError::SiteRejected("nowhere".into()));
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        assert!(e.to_string().contains("site unknown or not permitted"), "{e}");
+    }
+
+    #[test]
+    fn a_status_quotes_the_start_of_its_body() {
+        let body = br#"{"message": "An unhandled exception occurred."}"#;
+        let e = Error::Upstream(UpstreamError::Status {
+            status: 500,
+            retry_after_ms: None,
+            body: body_snippet(body),
+        });
+        assert!(e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            r#"upstream answered HTTP 500: {"message": "An unhandled exception occurred."}"#
+        );
+        assert_eq!(body_snippet(&[b'x'; 1000]).len(), 160);
+        assert_eq!(body_snippet(b"a\nb\n"), "a b");
     }
 
     #[test]
@@ -376,6 +433,7 @@ mod tests {
         let e = Error::Upstream(UpstreamError::Status {
             status: 429,
             retry_after_ms: Some(30_000),
+            body: String::new(),
         });
         assert_eq!(
             Disposition::for_error(&e, 1),

@@ -166,6 +166,34 @@ pub struct Job {
     /// What it is waiting for.
     #[serde(default)]
     pub waiting_for: Option<String>,
+    /// Days per window (the chunk plan), fixed at submission.
+    #[serde(default = "default_window_days", deserialize_with = "de::window_days")]
+    pub window_days: u32,
+    /// The plan the request asked for.
+    #[serde(default, deserialize_with = "de::plan_choice")]
+    pub plan_requested: crate::plan::PlanChoice,
+    /// The plan the consumer chose at its first claim.
+    #[serde(default, deserialize_with = "de::plan")]
+    pub plan: Option<crate::plan::Plan>,
+    /// Rows per page of its site walk, chosen with the plan.
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub page_size: Option<i64>,
+    /// The site's configured points, as the plan saw them.
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub site_points: Option<i64>,
+    /// Upstream body bytes of its committed windows.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub upstream_bytes: i64,
+    /// Upstream requests of its committed windows.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub upstream_requests: i64,
+    /// Points that yielded no sample over the whole range (once completed).
+    #[serde(default, deserialize_with = "de::opt_json_text")]
+    pub points_without_data: Option<Vec<String>>,
+}
+
+fn default_window_days() -> u32 {
+    crate::chunk::MAX_WINDOW_DAYS
 }
 
 /// Row decoding helpers. D1 hands integers back as JS numbers, which may
@@ -204,6 +232,37 @@ pub(crate) mod de {
         to_i64(&v)
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {v}")))
+    }
+
+    pub fn window_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = int(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=crate::chunk::MAX_WINDOW_DAYS).contains(n))
+            .ok_or_else(|| serde::de::Error::custom(format!("window_days {n} is out of range")))
+    }
+
+    pub fn plan_choice<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<crate::plan::PlanChoice, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map_or(Ok(Default::default()), |s| {
+            s.parse().map_err(serde::de::Error::custom)
+        })
+    }
+
+    pub fn plan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::plan::Plan>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    pub fn opt_json_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| serde_json::from_str(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 
     pub fn json_text<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(

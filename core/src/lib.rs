@@ -12,12 +12,13 @@
 //! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
 //! - [`export`]: streaming conversion of a result object to CSV or JSON Lines.
 //! - [`fingerprint`]: SHA-256 of the canonical request, and the result key.
-//! - [`chunk`]: splitting a job into point × UTC-month chunks.
+//! - [`chunk`]: splitting a job into windows: whole UTC days inside a month, every point of the job at once.
+//! - [`plan`]: how a job's windows are fetched (a site walk or per-point requests) and which costs less.
 //! - [`sample`]: upstream page parsing (a page-shaped fast path, serde_json as fallback), value classification, a chunk's interned 24-byte samples.
 //! - [`aggregate`]: streaming hourly and daily aggregates.
 //! - [`codec`]: the columnar MessagePack + gzip result format.
 //! - [`parts`]: cutting a result into equal-size multipart-upload parts (R2's rule).
-//! - [`upstream`]: the ACE API client logic (paging, retries, classification).
+//! - [`upstream`]: the source trait the consumer asks for a window's samples, and ACE behind it (its URLs, cursor repair, errors).
 //! - [`ports`]: the traits adapters implement (SQL, blobs, queue, HTTP, clock).
 //! - [`timeout`]: timeout decorators for the storage ports.
 //! - [`store`]: every SQL statement, one function each.
@@ -42,6 +43,7 @@ pub mod export;
 pub mod fingerprint;
 pub mod job;
 pub mod parts;
+pub mod plan;
 pub mod ports;
 pub mod sample;
 pub mod service;

@@ -77,8 +77,14 @@ pub struct NewJob<'a> {
     pub end_ms: EpochMs,
     /// Fingerprint.
     pub fingerprint: &'a str,
-    /// Chunks in the plan.
+    /// Chunks (windows) in the plan.
     pub chunks_total: i64,
+    /// What it counts against the daily quota (points × months).
+    pub quota_units: i64,
+    /// Days per window.
+    pub window_days: u32,
+    /// The plan asked for.
+    pub plan_requested: crate::plan::PlanChoice,
     /// Now.
     pub now: EpochMs,
 }
@@ -93,12 +99,12 @@ pub struct NewJob<'a> {
 pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
-         chunks_total, created_at, updated_at, live_key) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7 \
+         chunks_total, created_at, updated_at, live_key, window_days, plan_requested) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7, ?14, ?15 \
          WHERE (?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
          AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10) \
          AND (?11 <= 0 OR COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?2 AND day = ?12), 0) \
-              + ?8 <= ?11) \
+              + ?13 <= ?11) \
          ON CONFLICT DO NOTHING",
         vec![
             j.id.as_str().into(),
@@ -113,6 +119,9 @@ pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
             max_active.into(),
             quota.chunks_per_day.into(),
             quota.day.into(),
+            j.quota_units.into(),
+            i64::from(j.window_days).into(),
+            j.plan_requested.as_str().into(),
         ],
     )
 }
@@ -368,7 +377,8 @@ fn upsert_aggregates_sql() -> &'static str {
              INSERT INTO timeseries_agg (owner, site, point, resolution, bucket_start, count, \
              min, max, sum, mean, stddev, first_value, last_value, first_ts, last_ts, \
              non_numeric, non_finite, partial) \
-             SELECT ?3, ?4, ?5, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), \
+             SELECT ?3, ?4, json_extract(?5, '$[' || json_extract(r.value, '$[29]') || ']'), \
+             json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), \
              json_extract(r.value, '$[2]'), {}, \
              json_extract(r.value, '$[24]'), json_extract(r.value, '$[25]'), \
              json_extract(r.value, '$[26]'), json_extract(r.value, '$[27]'), \
@@ -388,63 +398,140 @@ fn upsert_aggregates_sql() -> &'static str {
     })
 }
 
-/// Where a chunk's aggregates go: the owner's rows of one point.
+/// Where a window's aggregates go: the owner's rows of the job's points.
 #[derive(Debug, Clone, Copy)]
 pub struct AggTarget<'a> {
     /// Owning tenant.
     pub owner: &'a str,
     /// Site.
     pub site: &'a str,
-    /// Point.
-    pub point: &'a str,
+    /// The job's points; a row names its point by index.
+    pub points: &'a [String],
     /// The writing job's range: buckets it covers only in part are partial.
     pub range: (EpochMs, EpochMs),
 }
 
-/// Every aggregate row of a chunk in one set-based upsert: the rows travel
-/// as one JSON parameter (`json_each`), well under D1's 2 MB per value, so
-/// the statement count does not grow with the rows; floats travel as exact
-/// integer parts ([`exact_parts`]), never as decimal text. Fenced by the holder.
-/// A partial bucket (the job covered it only in part) never replaces a
-/// complete one; a complete one replaces anything. Rewriting the same rows
-/// leaves the table unchanged.
+/// Aggregate rows per upsert statement: about 250 bytes of JSON each, so
+/// a statement's one parameter stays well under D1's 2 MB per value.
+pub const AGG_ROWS_PER_STATEMENT: usize = 4_000;
+
+/// Aggregate rows of a window (each with its point's index) in one
+/// set-based upsert: the rows travel as one JSON parameter (`json_each`),
+/// at most [`AGG_ROWS_PER_STATEMENT`] of them, so the statement count
+/// grows with the window's rows by one per 4,000; floats travel as exact
+/// integer parts ([`exact_parts`]), never as decimal text. Fenced by the
+/// holder. A partial bucket (the job covered it only in part) never
+/// replaces a complete one; a complete one replaces anything. Rewriting the
+/// same rows leaves the table unchanged.
 pub fn upsert_aggregates(
     holder: Holder<'_>,
     to: AggTarget<'_>,
-    rows: &[Aggregate],
+    rows: &[(u32, &Aggregate)],
 ) -> Result<Statement, StoreError> {
-    let json: Vec<serde_json::Value> = rows.iter().map(|a| agg_json(a, to.range)).collect();
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(p, a)| {
+            let mut row = agg_json(a, to.range);
+            if let serde_json::Value::Array(v) = &mut row {
+                v.push((*p).into());
+            }
+            row
+        })
+        .collect();
     let json = serde_json::to_string(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let names = serde_json::to_string(to.points).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut params = holder.params();
-    params.extend([
-        to.owner.into(),
-        to.site.into(),
-        to.point.into(),
-        json.into(),
-    ]);
+    params.extend([to.owner.into(), to.site.into(), names.into(), json.into()]);
     Ok(Statement {
         sql: Cow::Borrowed(upsert_aggregates_sql()),
         params,
     })
 }
 
-/// Records a finished chunk, fenced by the holder; the progress columns
-/// follow by trigger (`schema/0005`). Changes 0 rows when the holder lost
-/// the job (or the chunk is already recorded).
-pub fn insert_chunk(holder: Holder<'_>, idx: u32, samples: u64, bytes: u64) -> Statement {
+/// Records a finished window, fenced by the holder: its samples, its
+/// part's bytes and each point's sample count (a JSON array in the job's
+/// point order); the progress columns follow by trigger (`schema/0005`).
+/// Changes 0 rows when the holder lost the job (or the chunk is already
+/// recorded).
+pub fn insert_chunk(holder: Holder<'_>, idx: u32, bytes: u64, point_samples: &[u64]) -> Statement {
     let mut params = holder.params();
     params.extend([
         i64::from(idx).into(),
-        (samples as i64).into(),
+        (point_samples.iter().sum::<u64>() as i64).into(),
         (bytes as i64).into(),
+        serde_json::json!(point_samples).to_string().into(),
     ]);
     stmt(
         concat!(
-            "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes) \
-             SELECT ?1, ?3, ?4, ?5 WHERE ",
+            "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes, point_samples) \
+             SELECT ?1, ?3, ?4, ?5, ?6 WHERE ",
             held!()
         ),
         params,
+    )
+}
+
+/// Adds a window's upstream traffic to the job's counters, fenced.
+pub fn add_traffic(holder: Holder<'_>, bytes: u64, requests: u64) -> Statement {
+    let mut params = holder.params();
+    params.extend([(bytes as i64).into(), (requests as i64).into()]);
+    stmt(
+        "UPDATE queue_jobs SET upstream_bytes = upstream_bytes + ?3, \
+         upstream_requests = upstream_requests + ?4 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        params,
+    )
+}
+
+/// Records the plan the holder chose (with the site walk's page size and
+/// the site's size) and the traffic it took to choose. Fenced, and only
+/// while no plan is recorded: a plan, once chosen, stays.
+pub fn set_plan(
+    holder: Holder<'_>,
+    plan: crate::plan::Plan,
+    page_size: u32,
+    site_points: u64,
+    traffic: (u64, u64),
+) -> Statement {
+    let mut params = holder.params();
+    params.extend([
+        plan.as_str().into(),
+        i64::from(page_size).into(),
+        (site_points as i64).into(),
+        (traffic.0 as i64).into(),
+        (traffic.1 as i64).into(),
+    ]);
+    stmt(
+        "UPDATE queue_jobs SET plan = ?3, page_size = ?4, site_points = ?5, \
+         upstream_bytes = upstream_bytes + ?6, upstream_requests = upstream_requests + ?7 \
+         WHERE id = ?1 AND status = 'processing' AND lease_token = ?2 AND plan IS NULL",
+        params,
+    )
+}
+
+/// A site's cached `configured_points` summary, if fetched since `fresh_since`.
+pub fn select_site_info(site: &str, fresh_since: EpochMs) -> Statement {
+    stmt(
+        "SELECT points, enabled, max_name_bytes FROM upstream_sites \
+         WHERE site = ?1 AND fetched_at >= ?2",
+        vec![site.into(), fresh_since.into()],
+    )
+}
+
+/// Caches a site's `configured_points` summary.
+pub fn upsert_site_info(site: &str, info: &crate::plan::SiteInfo, now: EpochMs) -> Statement {
+    stmt(
+        "INSERT INTO upstream_sites (site, points, enabled, max_name_bytes, fetched_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (site) DO UPDATE SET \
+         points = excluded.points, enabled = excluded.enabled, \
+         max_name_bytes = excluded.max_name_bytes, fetched_at = excluded.fetched_at",
+        vec![
+            site.into(),
+            (info.points as i64).into(),
+            (info.enabled as i64).into(),
+            (info.max_name_bytes as i64).into(),
+            now.into(),
+        ],
     )
 }
 
@@ -503,10 +590,14 @@ pub fn complete_job(
         (result_bytes as i64).into(),
         result_sha256.into(),
     ]);
+    // The points no window found a sample of, from the checkpoints.
     stmt(
         "UPDATE queue_jobs SET status = 'completed', finished_at = ?3, updated_at = ?3, \
          lease_until = NULL, lease_token = NULL, last_error = NULL, result_key = ?4, \
-         result_bytes = ?5, result_sha256 = ?6 \
+         result_bytes = ?5, result_sha256 = ?6, \
+         points_without_data = (SELECT json_group_array(p.value) FROM json_each(queue_jobs.points) p \
+           WHERE COALESCE((SELECT SUM(json_extract(c.point_samples, '$[' || p.key || ']')) \
+                           FROM job_chunks c WHERE c.job_id = ?1), 0) = 0) \
          WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
         params,
     )

@@ -53,7 +53,7 @@ pub(crate) fn stack() -> Stack {
 
 impl Stack {
     /// A GET as `token`, the response as it came.
-    async fn raw_get(&self, token: &str, path: &str) -> reqwest::Response {
+    pub(crate) async fn raw_get(&self, token: &str, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.url))
             .bearer_auth(token)
@@ -62,7 +62,7 @@ impl Stack {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
-    async fn post_job(&self, token: &str, body: &str) -> (u16, Value) {
+    pub(crate) async fn post_job(&self, token: &str, body: &str) -> (u16, Value) {
         let r = self
             .http
             .post(format!("{}/v1/jobs", self.url))
@@ -76,7 +76,7 @@ impl Stack {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, token: &str, path: &str) -> (u16, Value) {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
@@ -89,7 +89,7 @@ impl Stack {
     }
 
     /// The alerts the simulator's receiver recorded for one job.
-    async fn alerts_for(&self, job_id: &str) -> Vec<Value> {
+    pub(crate) async fn alerts_for(&self, job_id: &str) -> Vec<Value> {
         let all: Vec<Value> = self
             .http
             .get(format!("{}/alerts", self.sim))
@@ -103,7 +103,7 @@ impl Stack {
     }
 
     /// Polls a job until `done` says so; fails after `secs`.
-    async fn wait(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
         let t0 = Instant::now();
         loop {
             let (status, job) = self.get(&self.token, &format!("/v1/jobs/{id}")).await;
@@ -397,9 +397,11 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
-async fn e2e_a_365_day_job_for_50_points_matches_the_simulator_exactly() {
+async fn e2e_a_365_day_job_for_50_points_of_a_200_point_site_matches_the_simulator_exactly() {
     let s = stack();
-    let site = "e2e-year";
+    // The site is four times the job: ACE returns all of it, and the
+    // consumer keeps the job's points.
+    let site = "e2e-year-200pts";
     let mut points = ace_sim::default_points(site, 50);
     points.sort();
     let body = json!({"site": site, "points": points, "days": 365});
@@ -576,8 +578,9 @@ fn invocation_statements() -> Vec<u64> {
 #[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_four_concurrent_jobs_stay_within_1000_d1_statements_per_invocation() {
     let s = stack();
-    // 4 × 100 points × 2 chunks (the range crosses a month): 1,600 chunk
-    // commits, which the queue hands out in batches of up to four messages.
+    // 4 × 100 points over 3 days that cross a month: two windows each,
+    // 7,500 aggregate rows a window, which the queue hands out in batches
+    // of up to four messages.
     let start = parse_rfc3339("2025-08-30T00:00:00Z").unwrap();
     let bodies: Vec<Value> = (0..4)
         .map(|i| {
@@ -588,7 +591,8 @@ async fn e2e_four_concurrent_jobs_stay_within_1000_d1_statements_per_invocation(
         .collect();
     let jobs = futures::future::join_all(bodies.iter().map(|b| run_job(&s, &s.token, b))).await;
     for j in &jobs {
-        assert_eq!(j["progress"]["chunks_done"], 200, "{j}");
+        assert_eq!(j["progress"]["chunks_done"], 2, "{j}");
+        assert_eq!(j["progress"]["chunks_total"], 2, "{j}");
     }
     let counts = invocation_statements();
     let most = counts.iter().copied().max().unwrap_or(0);
@@ -644,7 +648,8 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
     }
     assert_eq!(ids.len(), 3, "one id per request");
     // A completed result may be kept: it never changes.
-    let body = json!({"site": "e2e-cost", "points": ["p1"], "days": 1});
+    let point = ace_sim::default_points("e2e-cost", 1).remove(0);
+    let body = json!({"site": "e2e-cost", "points": [point], "days": 1});
     let job = run_job(&s, THIRD_TOKEN, &body).await;
     let r = s
         .http
@@ -669,7 +674,8 @@ async fn e2e_every_response_says_what_it_cost_and_results_are_immutable() {
         job["end"].as_str().unwrap().to_owned(),
     );
     let path = format!(
-        "/v1/aggregates?site=e2e-cost&point=p1&resolution=1h&from={}&to={}",
+        "/v1/aggregates?site=e2e-cost&point={}&resolution=1h&from={}&to={}",
+        urlencode(&point),
         urlencode(&start),
         urlencode(&end)
     );

@@ -12,10 +12,12 @@
 
 mod conformance;
 mod e2e;
+mod e2e_upstream;
 mod faults;
 mod native_api;
 mod native_commit;
 mod native_faults;
 mod native_flow;
 mod native_resilience;
+mod paging;
 mod support;

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use tsp_bench::{chunk_path, Chunk};
-use tsp_core::chunk::plan;
+use tsp_core::chunk::{plan, MAX_WINDOW_DAYS};
 
 struct Counting;
 
@@ -74,15 +74,18 @@ fn untracked<T>(f: impl FnOnce() -> T) -> T {
 fn main() -> Result<(), String> {
     let (start, end) = common::year();
     let points = common::points(10);
-    let chunks = plan(start, end, points.len());
+    // The old point × month chunks: each point over each month.
+    let chunks: Vec<(u32, tsp_core::chunk::Chunk)> = (0..points.len() as u32)
+        .flat_map(|p| plan(start, end, MAX_WINDOW_DAYS).into_iter().map(move |c| (p, c)))
+        .collect();
     for n in [1usize, 12, 120] {
         let base = CURRENT.load(Relaxed);
         PEAK.store(base, Relaxed);
         let mut samples = 0;
-        for c in &chunks[..n] {
-            let point = &points[c.point as usize];
+        for (p, c) in &chunks[..n] {
+            let point = &points[*p as usize];
             let chunk = untracked(|| Chunk {
-                point_idx: c.point,
+                point_idx: *p,
                 point: point.clone(),
                 start: c.start,
                 end: c.end,

@@ -5,9 +5,13 @@
 //!   upstream failing (after its in-place retries) counts one failure, and a
 //!   page that comes back resets the count. At `CIRCUIT_THRESHOLD` failures
 //!   in a row, spanning two sites or more, the circuit opens for
-//!   `CIRCUIT_COOLDOWN_MS`. A rejected credential (401/403) opens it at
-//!   once. One broken site alone never opens it: its jobs back off and die
-//!   of stalls, and cannot hold back every other job.
+//!   `CIRCUIT_COOLDOWN_MS`. A missing credential (401) opens it at once.
+//!   ACE answers a wrong token with a 500 and a generic message: that
+//!   counts like any 5xx, and the alert quotes the status and the body's
+//!   start so an operator can recognise it. ACE's 403 for an unknown site
+//!   fails that job alone and is never counted. One broken site alone
+//!   never opens it: its jobs back off and die of stalls, and cannot hold
+//!   back every other job.
 //! - **open**: consumers do not claim; they delay their message until the
 //!   cool-down ends and mark the job as waiting. No attempt is burned.
 //! - **half_open**: one invocation takes the probe; its first page closes
@@ -110,8 +114,10 @@ pub async fn gate<D: SqlDb, C: Clock>(db: &D, clock: &C) -> Result<Gate, Error> 
 /// and whether it is a credential rejection (which opens it at once).
 pub fn upstream_fault(err: &Error) -> Option<bool> {
     match err {
+        // ACE answers 403 for a site it does not know: that job's problem
+        // (`SiteRejected`), never the upstream's. A 401 is a missing token.
         Error::Upstream(UpstreamError::Status { status, .. }) => match status {
-            401 | 403 => Some(true),
+            401 => Some(true),
             408 | 425 | 429 | 500..=599 => Some(false),
             _ => None,
         },
@@ -189,7 +195,7 @@ impl Tracker {
         let cool = deps.cfg.circuit_cooldown_ms.max(1000);
         let until = now + cool;
         let reason = if credentials {
-            format!("upstream credentials rejected: {err}")
+            format!("upstream credentials missing or rejected: {err}")
         } else {
             err.to_string()
         };

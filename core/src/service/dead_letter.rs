@@ -303,6 +303,7 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
                 last = Some(UpstreamError::Status {
                     status: r.status,
                     retry_after_ms: None,
+                    body: String::new(),
                 })
             }
             Err(e) => last = Some(e),

@@ -23,20 +23,21 @@ use std::collections::HashSet;
 
 use futures::stream::{self, StreamExt};
 
-use crate::aggregate::aggregate;
+use crate::aggregate::{aggregate, Aggregate};
 use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
 use crate::codec;
 use crate::domain::{EpochMs, JobId};
 use crate::error::{Disposition, Error, StoreError};
 use crate::job::{Job, JobStatus};
+use crate::plan::{self, JobShape, Plan, SiteInfo};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
-use crate::sample::{sort_dedup, Samples};
+use crate::sample::{sort_dedup, PointSet, Samples};
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
 use crate::service::{assemble, circuit, dead_letter, transition_log, Deps};
-use crate::store::{self, AggTarget};
-use crate::upstream::{fetch_chunk, ChunkQuery};
+use crate::store::{self, AggTarget, AGG_ROWS_PER_STATEMENT};
+use crate::upstream::{Ace, Source, Traffic, WindowQuery};
 
 /// Where a message left its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,7 +581,7 @@ where
     C: Clock,
 {
     let started = deps.clock.now_ms();
-    let plan = chunk::plan(job.start_ms, job.end_ms, job.points.len());
+    let plan = chunk::plan(job.start_ms, job.end_ms, job.window_days);
     let mut done = done_chunks(deps.db, &job.id).await?;
     let have: HashSet<u32> = done.iter().map(|c| c.idx).collect();
     let pending: Vec<Chunk> = plan
@@ -588,12 +589,21 @@ where
         .copied()
         .filter(|c| !have.contains(&c.idx))
         .collect();
-    let run = run_chunks(deps, budget, job, lease, &pending).await;
+    let fetch = if pending.is_empty() {
+        None
+    } else {
+        Some(resolve_plan(deps, job, lease, plan.len(), log).await?)
+    };
+    let run = match &fetch {
+        Some(f) => run_chunks(deps, budget, job, lease, f, &pending).await,
+        None => ChunkRun::default(),
+    };
     done.extend(run.committed.iter().copied());
     log(&serde_json::json!({
         "event": "invocation",
         "job_id": job.id,
         "hop": msg.hop,
+        "plan": fetch.as_ref().map(|f| f.plan.as_str()),
         "chunks_started": run.started,
         "chunks_done": done.len(),
         "chunks_total": plan.len(),
@@ -614,6 +624,133 @@ where
         }
         assemble::Finalized::Healed(n) => {
             hand_over(deps, lease, msg, done.len() - n, plan.len()).await
+        }
+    }
+}
+
+/// How this job's windows are fetched: the plan, the walk's page size and
+/// the site's size, with the job's points ready for the page parser.
+struct Fetch {
+    plan: Plan,
+    page_size: u32,
+    site_points: u64,
+    points: PointSet,
+}
+
+/// The job's plan: the one recorded, or (at its first claim) the one
+/// [`plan::choose`] picks from the site's size, recorded for good. The
+/// site's size comes from D1's cache or from the upstream, which also
+/// proves the site exists: ACE's 403 for an unknown site fails the job
+/// here, before any window, and never touches the circuit.
+async fn resolve_plan<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    lease: &Lease<'_>,
+    windows: usize,
+    log: &dyn Fn(&str),
+) -> Result<Fetch, Error>
+where
+    D: SqlDb,
+    H: HttpClient,
+    C: Clock,
+{
+    let points = PointSet::new(&job.points);
+    if let (Some(plan), Some(page_size)) = (job.plan, job.page_size) {
+        let site_points = job.site_points.unwrap_or(0).max(0) as u64;
+        let page_size = u32::try_from(page_size).unwrap_or(plan::PAGE_SIZES[0]);
+        return Ok(Fetch {
+            plan,
+            page_size,
+            site_points,
+            points,
+        });
+    }
+    let mut traffic = Traffic::default();
+    let info = site_info(deps, job, lease, &mut traffic).await?;
+    let shape = JobShape {
+        points: job.points.len() as u64,
+        max_name_bytes: job.points.iter().map(|p| p.len() as u64).max().unwrap_or(0),
+        days: ((job.end_ms - job.start_ms) as u64).div_ceil(crate::domain::DAY_MS as u64),
+        windows: windows as u64,
+    };
+    let chosen = plan::choose(deps.cfg, job.plan_requested, &info, &shape);
+    let page_size = plan::page_size(deps.cfg, &info);
+    let stmt = store::set_plan(
+        lease.holder(),
+        chosen,
+        page_size,
+        info.points,
+        (traffic.bytes, traffic.requests),
+    );
+    fenced(deps.db.execute(&stmt).await?)?;
+    log(&serde_json::json!({
+        "event": "plan", "job_id": job.id, "plan": chosen.as_str(),
+        "asked": job.plan_requested.as_str(), "site_points": info.points,
+        "job_points": job.points.len(), "page_size": page_size,
+    })
+    .to_string());
+    Ok(Fetch {
+        plan: chosen,
+        page_size,
+        site_points: info.points,
+        points,
+    })
+}
+
+/// The site's size: D1's cached copy while fresh, else the upstream's
+/// catalogue (through the circuit, like any upstream call), cached.
+async fn site_info<D, B, Q, H, C>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    lease: &Lease<'_>,
+    traffic: &mut Traffic,
+) -> Result<SiteInfo, Error>
+where
+    D: SqlDb,
+    H: HttpClient,
+    C: Clock,
+{
+    let now = deps.clock.now_ms();
+    let cached = store::select_site_info(&job.site, now - deps.cfg.site_info_ttl_ms);
+    let rows: Vec<SiteInfo> = store::decode(deps.db.query(&cached).await?)?;
+    if let Some(info) = rows.into_iter().next() {
+        return Ok(info);
+    }
+    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+    let info = upstream_result(deps, job, lease, ace.site_info(&job.site, traffic).await).await?;
+    deps.db
+        .execute(&store::upsert_site_info(&job.site, &info, now))
+        .await?;
+    Ok(info)
+}
+
+/// An upstream call's result, told to the circuit: a success resets it,
+/// a failure of the upstream itself counts (and may open it).
+async fn upstream_result<D, B, Q, H, C, T>(
+    deps: &Deps<'_, D, B, Q, H, C>,
+    job: &Job,
+    lease: &Lease<'_>,
+    result: Result<T, Error>,
+) -> Result<T, Error>
+where
+    D: SqlDb,
+    H: HttpClient,
+    C: Clock,
+{
+    match result {
+        Ok(v) => {
+            lease.circuit.success(deps, lease.log).await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let opened = lease
+                .circuit
+                .failure(deps, &job.site, &e, lease.log)
+                .await?;
+            Err(match opened {
+                Some((until, reason)) => Error::UpstreamUnavailable { until, reason },
+                None => e,
+            })
         }
     }
 }
@@ -640,10 +777,20 @@ async fn hand_over<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
 }
 
 /// What a run of chunks did.
+#[derive(Default)]
 struct ChunkRun {
     started: u32,
     committed: Vec<DoneChunk>,
     failure: Option<Error>,
+}
+
+/// What one window costs in D1 statements at most: its aggregate rows
+/// (25 a day per point) in statements of [`AGG_ROWS_PER_STATEMENT`], the
+/// traffic and the checkpoint.
+fn window_statements(job: &Job, c: &Chunk) -> u64 {
+    let days = ((c.end - c.start) as u64).div_ceil(crate::domain::DAY_MS as u64);
+    let rows = days * 25 * job.points.len() as u64;
+    rows.div_ceil(AGG_ROWS_PER_STATEMENT as u64) + 2
 }
 
 /// Runs up to six chunks at once while the budget lasts. Each chunk
@@ -654,6 +801,7 @@ async fn run_chunks<D, B, Q, H, C>(
     budget: &Budget,
     job: &Job,
     lease: &Lease<'_>,
+    fetch: &Fetch,
     pending: &[Chunk],
 ) -> ChunkRun
 where
@@ -666,20 +814,22 @@ where
         0 => u32::MAX,
         n => n,
     };
-    let pages = Cell::new(1u64);
+    // A window's requests, as the largest one so far took (at least one
+    // per point under the point plan).
+    let first_guess = match fetch.plan {
+        Plan::Point => job.points.len() as u64,
+        Plan::Site => 1,
+    };
+    let requests = Cell::new(first_guess);
     let started = Cell::new(0u32);
     let failed = Cell::new(false);
-    let mut out = ChunkRun {
-        started: 0,
-        committed: Vec::new(),
-        failure: None,
-    };
+    let mut out = ChunkRun::default();
     {
         let mut runs = stream::iter(pending.iter().copied())
             .map(|c| {
                 let cost = Cost {
-                    statements: 2,
-                    subrequests: pages.get() + 1,
+                    statements: window_statements(job, &c),
+                    subrequests: requests.get() + 1,
                 };
                 let ok = !failed.get() && started.get() < cap;
                 (
@@ -691,12 +841,12 @@ where
             .take_while(|(_, r)| futures::future::ready(r.is_some()))
             .map(|(c, reservation)| {
                 started.set(started.get() + 1);
-                let pages = &pages;
+                let requests = &requests;
                 async move {
-                    let r = run_chunk(deps, job, lease, c).await;
+                    let r = run_chunk(deps, job, lease, fetch, c).await;
                     drop(reservation);
                     if let Ok((_, n)) = &r {
-                        pages.set(pages.get().max(*n));
+                        requests.set(requests.get().max(*n));
                     }
                     r.map(|(d, _)| d)
                 }
@@ -720,12 +870,42 @@ where
     out
 }
 
-/// Fetches, aggregates, encodes and checkpoints one chunk; returns its
-/// checkpoint and the pages it took.
+/// A window's output: its part (one block per point, in point order),
+/// its aggregates and each point's sample count.
+struct Window {
+    part: Vec<u8>,
+    aggregates: Vec<(u32, Aggregate)>,
+    counts: Vec<u64>,
+}
+
+/// Sorts, deduplicates, aggregates and encodes each point's samples,
+/// dropping each as soon as its block is written.
+fn encode_window(c: &Chunk, outs: Vec<Samples>) -> Result<Window, Error> {
+    let mut w = Window {
+        part: Vec::new(),
+        aggregates: Vec::new(),
+        counts: Vec::with_capacity(outs.len()),
+    };
+    for (p, mut samples) in outs.into_iter().enumerate() {
+        let p = p as u32;
+        sort_dedup(&mut samples);
+        w.aggregates
+            .extend(aggregate(&samples).into_iter().map(|a| (p, a)));
+        let block = codec::encode_block(p, &samples)
+            .map_err(|e| StoreError::Corrupt(format!("encode chunk {} point {p}: {e}", c.idx)))?;
+        w.part.extend_from_slice(&block);
+        w.counts.push(samples.len() as u64);
+    }
+    Ok(w)
+}
+
+/// Fetches, aggregates, encodes and checkpoints one window of every point;
+/// returns its checkpoint and the upstream requests it took.
 async fn run_chunk<D, B, Q, H, C>(
     deps: &Deps<'_, D, B, Q, H, C>,
     job: &Job,
     lease: &Lease<'_>,
+    fetch: &Fetch,
     c: Chunk,
 ) -> Result<(DoneChunk, u64), Error>
 where
@@ -735,91 +915,66 @@ where
     C: Clock,
 {
     lease.heartbeat(deps).await?;
-    let point = job
-        .points
-        .get(c.point as usize)
-        .ok_or_else(|| StoreError::Corrupt(format!("chunk {} has no point", c.idx)))?;
-    let q = ChunkQuery {
+    let q = WindowQuery {
         site: &job.site,
-        point,
+        names: &job.points,
+        points: &fetch.points,
         start: c.start,
         end: c.end,
+        plan: fetch.plan,
+        page_size: fetch.page_size,
+        site_points: fetch.site_points,
     };
-    let mut samples = Samples::new();
-    let fetched = fetch_chunk(deps.http, deps.clock, deps.cfg, &q, &mut samples, || {
-        lease.heartbeat(deps)
-    })
-    .await;
-    let pages = match fetched {
-        Ok(pages) => {
-            lease.circuit.success(deps, lease.log).await?;
-            pages
-        }
-        Err(e) => {
-            return Err(
-                match lease
-                    .circuit
-                    .failure(deps, &job.site, &e, lease.log)
-                    .await?
-                {
-                    Some((until, reason)) => Error::UpstreamUnavailable { until, reason },
-                    None => e,
-                },
-            )
-        }
-    };
-    sort_dedup(&mut samples);
-    let aggregates = aggregate(&samples);
-    let block = codec::encode_block(c.point, &samples)
-        .map_err(|e| StoreError::Corrupt(format!("encode chunk {}: {e}", c.idx)))?;
+    let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
+    let mut traffic = Traffic::default();
+    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+    let fetched = ace
+        .fetch_window(&q, &mut outs, &mut traffic, || lease.heartbeat(deps))
+        .await;
+    upstream_result(deps, job, lease, fetched).await?;
+    let w = encode_window(&c, outs)?;
     let done = DoneChunk {
         idx: c.idx,
-        samples: samples.len() as u64,
-        bytes: block.len() as u64,
+        samples: w.counts.iter().sum(),
+        bytes: w.part.len() as u64,
     };
-    drop(samples);
     let meta = BlobMeta {
         content_type: "application/gzip".to_owned(),
         custom: vec![],
     };
     deps.blobs
-        .put(&part_key(&job.id, c.idx), block, &meta)
+        .put(&part_key(&job.id, c.idx), w.part, &meta)
         .await?;
-    commit_chunk(deps.db, job, lease, point, &aggregates, done).await?;
+    commit_chunk(deps.db, job, lease, &w.aggregates, &w.counts, done, traffic).await?;
     lease.progressed.set(true);
-    Ok((done, pages))
+    Ok((done, traffic.requests))
 }
 
-/// One batch: the chunk's aggregate rows (one statement) and its
-/// checkpoint, both fenced. A cancel or a takeover before it writes nothing.
+/// One batch: the window's aggregate rows (one statement per
+/// [`AGG_ROWS_PER_STATEMENT`]), its traffic and its checkpoint, all fenced.
+/// A cancel or a takeover before it writes nothing.
 async fn commit_chunk<D: SqlDb>(
     db: &D,
     job: &Job,
     lease: &Lease<'_>,
-    point: &str,
-    aggregates: &[crate::aggregate::Aggregate],
+    aggregates: &[(u32, Aggregate)],
+    counts: &[u64],
     done: DoneChunk,
+    traffic: Traffic,
 ) -> Result<(), Error> {
     let target = AggTarget {
         owner: &job.owner,
         site: &job.site,
-        point,
+        points: &job.points,
         range: (job.start_ms, job.end_ms),
     };
-    let mut stmts = Vec::with_capacity(2);
-    if !aggregates.is_empty() {
-        stmts.push(store::upsert_aggregates(
-            lease.holder(),
-            target,
-            aggregates,
-        )?);
+    let mut stmts = Vec::new();
+    for rows in aggregates.chunks(AGG_ROWS_PER_STATEMENT) {
+        let rows: Vec<(u32, &Aggregate)> = rows.iter().map(|(p, a)| (*p, a)).collect();
+        stmts.push(store::upsert_aggregates(lease.holder(), target, &rows)?);
     }
-    stmts.push(store::insert_chunk(
-        lease.holder(),
-        done.idx,
-        done.samples,
-        done.bytes,
-    ));
+    stmts.push(store::add_traffic(lease.holder(), traffic.bytes, traffic.requests));
+    stmts.push(store::insert_chunk(lease.holder(), done.idx, done.bytes, counts));
     let changed = db.batch(&stmts).await?;
     fenced(changed.last().copied().unwrap_or(0))
 }

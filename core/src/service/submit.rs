@@ -67,6 +67,12 @@ where
     }
     let id = JobId::from_bytes(clock.random_bytes());
     let points: Vec<&str> = req.points.iter().map(PointName::as_str).collect();
+    let (start, end) = (req.range.start(), req.range.end());
+    let window_days = chunk::window_days(
+        points.len(),
+        cfg.upstream_sample_secs,
+        cfg.window_max_samples,
+    );
     let new = NewJob {
         id: &id,
         owner,
@@ -75,7 +81,10 @@ where
         start_ms: req.range.start(),
         end_ms: req.range.end(),
         fingerprint: &fp,
-        chunks_total: chunk::plan(req.range.start(), req.range.end(), points.len()).len() as i64,
+        chunks_total: chunk::plan(start, end, window_days).len() as i64,
+        quota_units: chunk::quota_units(start, end, points.len()),
+        window_days,
+        plan_requested: req.plan.unwrap_or(cfg.upstream_plan),
         now,
     };
     let max_active = i64::try_from(cfg.max_active_jobs).unwrap_or(i64::MAX);
@@ -88,7 +97,7 @@ where
             store::insert_job(&new, max_active, quota),
             // Recorded only if the insert happened.
             store::insert_event_if(&id, now, JobStatus::Queued, 0, None),
-            store::count_usage(&id, owner, quota.day, new.chunks_total),
+            store::count_usage(&id, owner, quota.day, new.quota_units),
         ])
         .await?;
     // D1 counts rows changed by triggers too (`owner_counts`), so "inserted"
@@ -137,6 +146,14 @@ where
         alert_error: None,
         waiting_until: None,
         waiting_for: None,
+        window_days,
+        plan_requested: new.plan_requested,
+        plan: None,
+        page_size: None,
+        site_points: None,
+        upstream_bytes: 0,
+        upstream_requests: 0,
+        points_without_data: None,
     };
     Ok(Submitted::Created { job, enqueued })
 }
@@ -164,11 +181,11 @@ async fn refused<D: SqlDb>(
             .and_then(|r| r.get("chunks"))
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0) as i64;
-        if used + new.chunks_total > quota.chunks_per_day {
+        if used + new.quota_units > quota.chunks_per_day {
             let reset = (quota.day + 1) * DAY_MS;
             return Err(Error::QuotaExceeded {
                 limit: quota.chunks_per_day,
-                need: new.chunks_total,
+                need: new.quota_units,
                 left: (quota.chunks_per_day - used).max(0),
                 retry_after_s: ((reset - new.now + 999) / 1000).max(1),
             });
