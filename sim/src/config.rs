@@ -23,9 +23,61 @@ pub const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 pub const DEFAULT_FAIL_SITE: &str = "always-fails";
 /// Default length of a fault window, in seconds.
 pub const DEFAULT_FAULT_WINDOW_SECS: u64 = 5;
+/// Default catalogue size of a site whose name does not end in `-<N>pts`.
+pub const DEFAULT_SITE_POINTS: usize = 50;
+/// Largest catalogue a site may have (from `--site-points` or a `-<N>pts` name).
+pub const MAX_SITE_POINTS: usize = 100_000;
+/// Default share of a catalogue (its tail) that reports no data.
+pub const DEFAULT_SILENT_SHARE: f64 = 0.25;
+/// Default `collect_interval` reported by `configured_points` (real points: 30 s).
+pub const DEFAULT_COLLECT_INTERVAL_SECS: u64 = 30;
 
-/// Extra `--help` text: the fault model and the control endpoints.
+/// How faithfully the simulator imitates ACE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Answer like the live ACE API: whole-site time-major pages that ignore
+    /// `point_names`, naive times, the `{"offset","timestamp"}` cursor with
+    /// ACE's bug, 400/403/500 errors, fixed per-site catalogues.
+    #[default]
+    Faithful,
+    /// The older, kinder API: honours `point_names`, point-major pages,
+    /// `Z` times, a `{"o":offset}` cursor, 422 errors, any point name valid.
+    Kind,
+}
+
+/// How faithful mode writes sample times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TimeFormat {
+    /// `2026-08-07T16:25:00`: naive UTC, as ACE sends it.
+    #[default]
+    Naive,
+    /// `2026-08-07T16:25:00.000417`: a deterministic fraction below 1 ms.
+    Micros,
+    /// `2026-08-07T16:25:00Z`.
+    Z,
+}
+
+/// Extra `--help` text: the modes, the fault model and the control endpoints.
 const AFTER_HELP: &str = "\
+Modes (--mode, ACE_SIM_MODE):
+  faithful (default) answers like the live ACE API:
+    GET  /sites/{site}/timeseries/paginated  every reporting point of the site, ordered by
+         (time, name); point_names is ignored; page_size in 3, 10, 50, 100, 500, 1000, 5000,
+         10000, 50000, 100000, 300000, 500000; next_cursor = base64 of
+         {\"offset\": N, \"timestamp\": \"...\"} with ACE's bug (N omits the incoming offset, so a
+         page inside one timestamp bucket returns the cursor it was given; --fix-cursor emits
+         the correct one)
+    GET  /points/{percent-encoded name}/timeseries  one point, unpaginated (404 if not in the
+         site's catalogue; a silent point answers an empty list)
+    GET  /sites/{site}/configured_points?page&per_page  the whole catalogue
+    POST /points/get_timeseries  always 400
+    Times are naive UTC (--time-format). Errors: no token 401, wrong token 500
+    {\"message\": ...}, site named unknown* 403 with an all-null body, bad parameters 400.
+    A site's catalogue is default_points(site, N): N from a name ending in -<N>pts, else
+    --site-points; its last floor(N * --silent-share) points never report.
+  kind keeps the older behaviour: point_names honoured (10 default points otherwise),
+    point-major pages, Z times, {\"o\":offset} cursors, 422 errors, any point name valid.
+
 Fault model (the seeded decisions replay exactly with the same --seed):
   per request   one uniform draw of (seed, path+query, attempt) is cut into bands in the
                 order 500, 503, 429, truncated, garbage, drop; rates are exclusive.
@@ -41,7 +93,7 @@ Control and inspection endpoints:
   GET  /faults               outage end, rejection counters, window settings (?site=S adds S's
                              current window fault)
   POST /faults/outage?secs=N start (or with 0, end) a full outage
-  GET  /__stats              request, page, sample and fault counters
+  GET  /__stats              request, page, row, byte and fault counters, per site (by_site)
   GET  /alerts, POST /alerts the alert receiver; POST /alerts/fail-next?n=N[&site=S]";
 
 /// Everything the simulator can be told.
@@ -122,6 +174,29 @@ pub struct SimConfig {
     /// Sites that always answer 503 (comma-separated).
     #[arg(long, env = "ACE_SIM_FAIL_SITES", value_delimiter = ',', default_value = DEFAULT_FAIL_SITE)]
     pub fail_sites: Vec<String>,
+    /// `faithful` answers like the live ACE API; `kind` keeps the older, kinder behaviour.
+    #[arg(long, env = "ACE_SIM_MODE", value_enum, default_value_t = Mode::Faithful)]
+    pub mode: Mode,
+    /// Catalogue size of a site whose name does not end in `-<N>pts` (faithful mode).
+    #[arg(long, env = "ACE_SIM_SITE_POINTS", default_value_t = DEFAULT_SITE_POINTS,
+          value_parser = parse_site_points)]
+    pub site_points: usize,
+    /// Share of each catalogue, its last points, that never reports data (faithful mode).
+    #[arg(long, env = "ACE_SIM_SILENT_SHARE", default_value_t = DEFAULT_SILENT_SHARE,
+          value_parser = parse_rate)]
+    pub silent_share: f64,
+    /// How faithful mode writes sample times: `naive` (`2026-08-07T16:25:00`, like ACE),
+    /// `micros` (plus a deterministic fraction below 1 ms) or `z` (`…:00Z`).
+    #[arg(long, env = "ACE_SIM_TIME_FORMAT", value_enum, default_value_t = TimeFormat::Naive)]
+    pub time_format: TimeFormat,
+    /// Emit the correct `next_cursor` instead of reproducing ACE's cursor bug (faithful mode).
+    #[arg(long, env = "ACE_SIM_FIX_CURSOR", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub fix_cursor: bool,
+    /// `collect_interval` (seconds) reported by `configured_points`; the data itself is
+    /// at `--interval-secs`.
+    #[arg(long, env = "ACE_SIM_COLLECT_INTERVAL_SECS", default_value_t = DEFAULT_COLLECT_INTERVAL_SECS)]
+    pub collect_interval_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -145,6 +220,12 @@ impl Default for SimConfig {
             fault_window_secs: DEFAULT_FAULT_WINDOW_SECS,
             window_fault_rate: 0.0,
             fail_sites: vec![DEFAULT_FAIL_SITE.to_owned()],
+            mode: Mode::Faithful,
+            site_points: DEFAULT_SITE_POINTS,
+            silent_share: DEFAULT_SILENT_SHARE,
+            time_format: TimeFormat::Naive,
+            fix_cursor: false,
+            collect_interval_secs: DEFAULT_COLLECT_INTERVAL_SECS,
         }
     }
 }
@@ -171,6 +252,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{v} is not a probability in 0..=1"))
+    }
+}
+
+/// Parses a catalogue size in `1..=MAX_SITE_POINTS`.
+fn parse_site_points(s: &str) -> Result<usize, String> {
+    let v: usize = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if (1..=MAX_SITE_POINTS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not in 1..={MAX_SITE_POINTS}"))
     }
 }
 
@@ -239,5 +330,44 @@ mod tests {
             ..SimConfig::default()
         };
         assert_eq!(zero.window_secs(), 1);
+    }
+
+    #[test]
+    fn mode_flags_parse() {
+        let c = SimConfig::try_parse_from([
+            "ace-sim",
+            "--mode",
+            "kind",
+            "--site-points",
+            "200",
+            "--silent-share",
+            "0.5",
+            "--time-format",
+            "micros",
+            "--fix-cursor",
+            "--collect-interval-secs",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Kind);
+        assert_eq!((c.site_points, c.silent_share), (200, 0.5));
+        assert_eq!(c.time_format, TimeFormat::Micros);
+        assert!(c.fix_cursor);
+        assert_eq!(c.collect_interval_secs, 60);
+        let c =
+            SimConfig::try_parse_from(["ace-sim", "--fix-cursor", "false", "--time-format", "z"])
+                .unwrap();
+        assert!(!c.fix_cursor);
+        assert_eq!(c.time_format, TimeFormat::Z);
+        for bad in [
+            &["--mode", "nice"][..],
+            &["--site-points", "0"],
+            &["--site-points", "100001"],
+            &["--silent-share", "1.5"],
+            &["--time-format", "local"],
+        ] {
+            let args = std::iter::once("ace-sim").chain(bad.iter().copied());
+            assert!(SimConfig::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! hashed knots rather than from accumulating steps.
 
 use std::f64::consts::TAU;
+use std::fmt::Write as _;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -163,7 +164,7 @@ fn profile_for(point: &str, seed: u64) -> Profile {
 
 /// A numeric sensor's fixed parameters, derived once per point.
 #[derive(Clone)]
-struct Analog {
+pub(crate) struct Analog {
     seed: u64,
     base: f64,
     daily_amp: f64,
@@ -220,11 +221,13 @@ impl Analog {
         a + (b - a) * s
     }
 
-    fn value(&self, t: i64) -> String {
+    /// Appends the value at `t` to `out`.
+    fn push_value(&self, t: i64, out: &mut String) {
         let th = mix(self.seed ^ mix(t as u64));
         // Rare non-finite readings exercise the consumer's NaN handling.
         if th % 5000 == 0 {
-            return "NaN".to_owned();
+            out.push_str("NaN");
+            return;
         }
         let x = t as f64;
         let v = self.base
@@ -236,13 +239,14 @@ impl Analog {
         // Avoid "-0.0": it parses, but no real controller reports it.
         let half_ulp = 0.5 * 10f64.powi(-(self.decimals as i32));
         let v = if v.abs() < half_ulp { 0.0 } else { v };
-        format!("{v:.prec$}", prec = self.decimals)
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v:.prec$}", prec = self.decimals);
     }
 }
 
 /// An on/off point: occupancy-biased states over slots of a few hours.
 #[derive(Clone)]
-struct Binary {
+pub(crate) struct Binary {
     seed: u64,
     slot_ms: i64,
 }
@@ -254,23 +258,29 @@ impl Binary {
         Self { seed, slot_ms }
     }
 
-    fn value(&self, t: i64) -> String {
+    fn value(&self, t: i64) -> &'static str {
         let slot = t.div_euclid(self.slot_ms);
         let hour = (slot * self.slot_ms).rem_euclid(DAY_MS) / HOUR_MS;
         let p_active = if (6..19).contains(&hour) { 0.85 } else { 0.15 };
         let on = unit(mix(self.seed ^ 0xb1 ^ (slot as u64).wrapping_mul(0x9e37))) < p_active;
-        if on { "active" } else { "inactive" }.to_owned()
+        if on {
+            "active"
+        } else {
+            "inactive"
+        }
     }
 }
 
+/// One point's value function, derived once from (site, point) and then
+/// evaluated at any instant.
 #[derive(Clone)]
-enum Generator {
+pub(crate) enum Generator {
     Analog(Analog),
     Binary(Binary),
 }
 
 impl Generator {
-    fn new(site: &str, point: &str) -> Self {
+    pub(crate) fn new(site: &str, point: &str) -> Self {
         let seed = point_seed(site, point);
         if is_state_point(site, point) {
             Self::Binary(Binary::new(seed))
@@ -279,12 +289,36 @@ impl Generator {
         }
     }
 
-    fn value(&self, t: i64) -> String {
+    /// Appends the value at `t` to `out`: never needs JSON escaping (digits,
+    /// `.`, `-`, `NaN`, `active`, `inactive`).
+    pub(crate) fn push_value(&self, t: i64, out: &mut String) {
         match self {
-            Self::Analog(a) => a.value(t),
-            Self::Binary(b) => b.value(t),
+            Self::Analog(a) => a.push_value(t, out),
+            Self::Binary(b) => out.push_str(b.value(t)),
         }
     }
+
+    fn value(&self, t: i64) -> String {
+        let mut s = String::with_capacity(8);
+        self.push_value(t, &mut s);
+        s
+    }
+}
+
+/// The microseconds (`0..1000`, so always below 1 ms) that `--time-format
+/// micros` adds to the sample of `point` at `site` at `t`.
+pub(crate) fn micros_fraction(site: &str, point: &str, t: i64) -> u32 {
+    micros_from_seed(point_seed(site, point), t)
+}
+
+/// [`micros_fraction`] from a precomputed point seed.
+pub(crate) fn micros_from_seed(seed: u64, t: i64) -> u32 {
+    (mix(seed ^ 0x00f7_ac71 ^ mix(t as u64)) % 1000) as u32
+}
+
+/// The per-point seed, for callers that cache it.
+pub(crate) fn seed_of(site: &str, point: &str) -> u64 {
+    point_seed(site, point)
 }
 
 /// Iterator over one point's samples; see [`sample_iter`].
@@ -369,45 +403,83 @@ pub fn samples(
     sample_iter(site, point, start_ms, end_ms, interval_ms).collect()
 }
 
+/// Names the points of one site; [`default_points`] and [`default_point`]
+/// share it so a single name can be rebuilt without the whole list.
+struct Namer<'a> {
+    site: &'a str,
+    h: u64,
+    building: &'static str,
+}
+
+/// (equipment, point) pairs; the equipment numbering makes names unique.
+const LEAVES: [(&str, &str); 12] = [
+    ("AHU", "Supply_Air_Temp"),
+    ("AHU", "Return_Air_Humidity"),
+    ("VAV", "Zone_Temp"),
+    ("AHU", "Supply_Fan_Status"),
+    ("VAV", "Damper_Position"),
+    ("VAV", "Air_Flow_CFM"),
+    ("AHU", "Duct_Static_Pressure"),
+    ("RTU", "Outside_Air_Temp"),
+    ("FCU", "Zone_CO2"),
+    ("CHLR", "Compressor_Power_kW"),
+    ("AHU", "Supply_Fan_VFD_Speed"),
+    ("VAV", "Zone_Cooling_Setpoint"),
+];
+
+impl<'a> Namer<'a> {
+    fn new(site: &'a str) -> Self {
+        const BUILDINGS: [&str; 4] = [
+            "FallsCity_CMC",
+            "Riverside_HQ",
+            "Northgate_Lab",
+            "Elm_St_Annex",
+        ];
+        let h = point_seed(site, "");
+        Self {
+            site,
+            h,
+            building: BUILDINGS[(h % BUILDINGS.len() as u64) as usize],
+        }
+    }
+
+    fn name(&self, k: usize) -> String {
+        const NETWORKS: [&str; 3] = ["LonNetwork1", "BacnetNetwork", "ModbusAsyncNetwork"];
+        let (equip, leaf) = LEAVES[k % LEAVES.len()];
+        let network = NETWORKS[((self.h >> 8).wrapping_add(k as u64 / 4) % 3) as usize];
+        let octet = 3 + (k / LEAVES.len()) % 200;
+        format!(
+            "ses/ses_{site}/192.168.96.{octet}/n4/{building}/C.Drivers.{network}.{equip}{num}.points.{leaf}",
+            site = self.site,
+            building = self.building,
+            num = k + 1
+        )
+    }
+}
+
 /// `n` realistic hierarchical point names for `site` (about 100 characters,
 /// in the shape ACE uses for Niagara stations). Deterministic per site; the
-/// fourth name (and every twelfth after) is a fan `Status` point.
+/// fourth name (and every twelfth after) is a fan `Status` point. The second
+/// path segment is `ses_{site}`, which is how the point endpoint finds the site.
 pub fn default_points(site: &str, n: usize) -> Vec<String> {
-    const BUILDINGS: [&str; 4] = [
-        "FallsCity_CMC",
-        "Riverside_HQ",
-        "Northgate_Lab",
-        "Elm_St_Annex",
-    ];
-    const NETWORKS: [&str; 3] = ["LonNetwork1", "BacnetNetwork", "ModbusAsyncNetwork"];
-    // (equipment, point) pairs; the equipment numbering makes names unique.
-    const LEAVES: [(&str, &str); 12] = [
-        ("AHU", "Supply_Air_Temp"),
-        ("AHU", "Return_Air_Humidity"),
-        ("VAV", "Zone_Temp"),
-        ("AHU", "Supply_Fan_Status"),
-        ("VAV", "Damper_Position"),
-        ("VAV", "Air_Flow_CFM"),
-        ("AHU", "Duct_Static_Pressure"),
-        ("RTU", "Outside_Air_Temp"),
-        ("FCU", "Zone_CO2"),
-        ("CHLR", "Compressor_Power_kW"),
-        ("AHU", "Supply_Fan_VFD_Speed"),
-        ("VAV", "Zone_Cooling_Setpoint"),
-    ];
-    let h = point_seed(site, "");
-    let building = BUILDINGS[(h % BUILDINGS.len() as u64) as usize];
-    (0..n)
-        .map(|k| {
-            let (equip, leaf) = LEAVES[k % LEAVES.len()];
-            let network = NETWORKS[((h >> 8).wrapping_add(k as u64 / 4) % 3) as usize];
-            let octet = 3 + (k / LEAVES.len()) % 200;
-            format!(
-                "ses/ses_{site}/192.168.96.{octet}/n4/{building}/C.Drivers.{network}.{equip}{num}.points.{leaf}",
-                num = k + 1
-            )
-        })
-        .collect()
+    let namer = Namer::new(site);
+    (0..n).map(|k| namer.name(k)).collect()
+}
+
+/// The `k`-th (0-based) name of [`default_points`] for `site`, alone.
+pub fn default_point(site: &str, k: usize) -> String {
+    Namer::new(site).name(k)
+}
+
+/// Reads a [`default_points`] name back: `(site, k)` such that
+/// `default_point(site, k) == name`, or `None` if `name` is not one.
+pub fn parse_default_point(name: &str) -> Option<(&str, usize)> {
+    let site = name.strip_prefix("ses/ses_")?.split('/').next()?;
+    let head = &name[..name.rfind(".points.")?];
+    let digits = head.len() - head.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let num: usize = head[digits..].parse().ok()?;
+    let k = num.checked_sub(1)?;
+    (default_point(site, k) == name).then_some((site, k))
 }
 
 #[cfg(test)]
@@ -491,5 +563,49 @@ mod tests {
         assert_eq!(unique.len(), 10);
         assert!(pts.iter().any(|p| p.contains("Status")));
         assert!(pts.iter().all(|p| (80..130).contains(&p.len())), "{pts:?}");
+    }
+
+    #[test]
+    fn single_names_match_the_list_and_parse_back() {
+        let site = "Bldg 7, East-30pts";
+        let pts = default_points(site, 30);
+        for (k, p) in pts.iter().enumerate() {
+            assert_eq!(&default_point(site, k), p);
+            assert_eq!(parse_default_point(p), Some((site, k)));
+        }
+        assert_eq!(parse_default_point("x"), None);
+        assert_eq!(parse_default_point("ses/ses_a/b.points.c"), None);
+        let forged = pts[3].replace("AHU4", "AHU5");
+        assert_eq!(parse_default_point(&forged), None);
+        let other = pts[0].replace("ses_Bldg", "ses_Bldx");
+        assert_eq!(parse_default_point(&other), None);
+    }
+
+    /// FNV-1a of the samples in [`values_are_stable`].
+    const STABLE_DIGEST: u64 = 0x8073_d926_1968_a1a9;
+
+    /// Guards "values identical to before": the string form of a few
+    /// samples, recorded before `push_value` replaced `format!`.
+    #[test]
+    fn values_are_stable() {
+        let pts = default_points("FallsCity", 12);
+        let got: Vec<String> = pts
+            .iter()
+            .map(|p| {
+                samples(
+                    "FallsCity",
+                    p,
+                    1_760_572_800_000,
+                    1_760_573_400_000,
+                    300_000,
+                )
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                .join(",")
+            })
+            .collect();
+        let digest = fnv1a(got.join(";").as_bytes(), FNV_OFFSET);
+        assert_eq!(digest, STABLE_DIGEST, "{got:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! Building one page's JSON body.
+//! Building one kind-mode page's JSON body.
 //!
 //! A query's samples form one flattened sequence: point 0's timestamps, then
 //! point 1's, and so on. The cursor is an index into it, so a page is located
@@ -6,6 +6,7 @@
 //! and only that slice is generated, whatever the range's length. Values come
 //! from [`crate::data::sample_iter`], the same code the tests compare against.
 
+use crate::catalogue::push_json_str;
 use crate::data::{align_up, sample_iter};
 use crate::query::PageQuery;
 use crate::timefmt::push_time;
@@ -14,22 +15,6 @@ use crate::timefmt::push_time;
 pub(crate) struct Page {
     pub body: String,
     pub samples: u64,
-}
-
-/// Appends `s` as a JSON string. Values and most names need no escaping, so
-/// the common case is a plain copy; anything else goes through serde_json.
-fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        match serde_json::to_string(s) {
-            Ok(j) => out.push_str(&j),
-            // Cannot happen for a &str; emit an empty string rather than panic.
-            Err(_) => out.push_str("\"\""),
-        }
-    }
 }
 
 /// Renders the page of `q` for `points` at `site`.

@@ -1,14 +1,21 @@
-//! The HTTP surface: the paginated timeseries endpoint, counters, the fault
-//! controls, the alert receiver and a health check.
+//! The HTTP surface: the timeseries endpoints, `configured_points`,
+//! counters, the fault controls, the alert receiver and a health check.
 //!
-//! Check order on the timeseries endpoint mirrors a real gateway + app:
+//! Check order on both timeseries endpoints mirrors a real gateway + app:
 //! the seeded slow-response delay, a full outage (the gateway is down, so it
-//! answers before authentication), authentication, site lookup, the
-//! always-failing sites, the site's fault window, then the seeded per-request
-//! fault, then parameter validation, then the page (which a body fault may
-//! truncate, replace or drop mid-way). The per-URL attempt counter is bumped
-//! for every request so retries draw fresh fault numbers. The outage and the
-//! window are judged at answer time, after any slow delay.
+//! answers before authentication), authentication, site (or point) lookup,
+//! the always-failing sites, the site's fault window, then the seeded
+//! per-request fault, then parameter validation, then the body (which a body
+//! fault may truncate, replace or drop mid-way). The per-URL attempt counter
+//! is bumped for every request so retries draw fresh fault numbers. The
+//! outage and the window are judged at answer time, after any slow delay.
+//! `configured_points` only checks authentication, the site and its
+//! parameters: no faults apply to it.
+//!
+//! How each step answers depends on [`Mode`]: faithful mode answers like
+//! ACE (wrong token 500, unknown site 403 with an all-null body, bad
+//! parameters 400 with per-field messages), kind mode like the older
+//! simulator (401, 404, 422 with `detail`).
 //!
 //! Fault windows are counted from the moment [`router`] builds its state
 //! (the server's start), using wall-clock [`SystemTime`]: window `k` is
@@ -23,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -35,30 +42,64 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::config::SimConfig;
-use crate::data::default_points;
+use crate::catalogue::{push_json_str, reporting_count, site_size, SiteCatalogue};
+use crate::config::{Mode, SimConfig, TimeFormat};
+use crate::data::{default_point, default_points, parse_default_point, seed_of};
 use crate::faults::{self, Fault, WindowFault};
-use crate::{page, query};
+use crate::page::Page;
+use crate::query::FieldErrors;
+use crate::{ace_page, page, query};
 
-/// How many points a site serves when the request names none.
+/// How many points a site serves in kind mode when the request names none.
 const DEFAULT_POINT_COUNT: usize = 10;
 /// Pages at least this large are built on the blocking pool: a 500,000-sample
 /// page takes long enough to stall other connections on the runtime.
 const BLOCKING_PAGE_SIZE: u64 = 50_000;
+/// Catalogues at least this large are built on the blocking pool.
+const BLOCKING_CATALOGUE: usize = 5_000;
+/// The catalogue cache is emptied when it holds more points than this.
+const CATALOGUE_CACHE_POINTS: usize = 2_000_000;
 /// How long a dropped response waits between its partial body and the
 /// abort. Hyper only flushes when the body stream is pending; an error right
 /// after the first chunk could discard the buffered head, and the client
 /// would see no response at all instead of a body cut short.
 const DROP_FLUSH: Duration = Duration::from_millis(20);
+/// ACE's body for an unknown (or forbidden) site.
+const NULL_SITE: &str =
+    r#"{"id":null,"name":null,"description":null,"address":null,"client":null}"#;
+/// ACE's body for a request with an invalid token.
+const UNHANDLED: &str = r#"{"message": "An unhandled exception occurred."}"#;
+
+/// Per-site traffic of the timeseries endpoints.
+#[derive(Default, Clone, Copy)]
+struct SiteStats {
+    /// Body bytes of 200 responses.
+    bytes: u64,
+    /// Rows in 200 responses.
+    rows: u64,
+    /// Every request attributed to the site, whatever its answer.
+    requests: u64,
+}
 
 /// State shared by all handlers.
 struct Shared {
     cfg: SimConfig,
     /// Path+query → requests seen so far, for the fault decision.
     url_counts: Mutex<HashMap<String, u64>>,
+    /// Timeseries requests (both endpoints).
     requests: AtomicU64,
+    requests_paginated: AtomicU64,
+    requests_point: AtomicU64,
+    requests_configured_points: AtomicU64,
+    /// 200 timeseries responses served whole.
     pages_ok: AtomicU64,
+    /// Rows in those responses (`rows_served` in `/__stats` too).
     samples_served: AtomicU64,
+    /// Body bytes of those responses.
+    bytes_served: AtomicU64,
+    by_site: Mutex<HashMap<String, SiteStats>>,
+    /// Faithful mode's sorted reporting points, per site.
+    catalogues: Mutex<HashMap<String, Arc<SiteCatalogue>>>,
     /// Every injected failure: fail-sites, outage, window, per-request kinds.
     faults: AtomicU64,
     /// Wall-clock start of fault window 0.
@@ -98,6 +139,26 @@ fn json_response(status: StatusCode, body: String) -> Response {
 /// The FastAPI-style error body the real API uses.
 fn detail(status: StatusCode, msg: &str) -> Response {
     json_response(status, json!({ "detail": msg }).to_string())
+}
+
+/// Faithful mode's 400: `{"errors": {field: message}, "message": ...}`.
+fn field_errors(errors: &FieldErrors) -> Response {
+    let mut fields = serde_json::Map::new();
+    for (field, msg) in errors {
+        fields
+            .entry((*field).to_owned())
+            .or_insert_with(|| Value::String(msg.clone()));
+    }
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({ "errors": fields, "message": "Input payload validation failed" }).to_string(),
+    )
+}
+
+/// Kind mode's 422 for the same errors: one `detail` line.
+fn kind_errors(errors: &FieldErrors) -> Response {
+    let msg: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+    detail(StatusCode::UNPROCESSABLE_ENTITY, &msg.join("; "))
 }
 
 fn unavailable() -> Response {
@@ -149,8 +210,14 @@ pub fn router(cfg: SimConfig) -> Router {
         cfg,
         url_counts: Mutex::new(HashMap::new()),
         requests: AtomicU64::new(0),
+        requests_paginated: AtomicU64::new(0),
+        requests_point: AtomicU64::new(0),
+        requests_configured_points: AtomicU64::new(0),
         pages_ok: AtomicU64::new(0),
         samples_served: AtomicU64::new(0),
+        bytes_served: AtomicU64::new(0),
+        by_site: Mutex::new(HashMap::new()),
+        catalogues: Mutex::new(HashMap::new()),
         faults: AtomicU64::new(0),
         started: SystemTime::now(),
         outage_until_ms: AtomicU64::new(0),
@@ -164,6 +231,11 @@ pub fn router(cfg: SimConfig) -> Router {
     });
     Router::new()
         .route("/sites/:site/timeseries/paginated", get(timeseries))
+        .route("/sites/:site/configured_points", get(configured_points))
+        // One path segment: the name's slashes arrive as %2F, and routing
+        // matches the still-encoded path.
+        .route("/points/:point/timeseries", get(point_timeseries))
+        .route("/points/get_timeseries", post(get_timeseries_post))
         .route("/__stats", get(stats))
         .route("/faults", get(get_faults))
         .route("/faults/outage", post(set_outage))
@@ -206,13 +278,73 @@ async fn latency(State(s): State<AppState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
-async fn timeseries(
-    State(s): State<AppState>,
-    Path(site): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+/// Checks the bearer token: `None` if it is right, else the mode's answer
+/// (401 without one; with a wrong one, 500 like ACE or 401 in kind mode).
+fn check_auth(s: &Shared, headers: &HeaderMap) -> Option<Response> {
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => {
+            let mut r = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
+        }
+        Some(v) if v.strip_prefix("Bearer ").map(str::trim) != Some(s.cfg.token.as_str()) => {
+            Some(match s.cfg.mode {
+                Mode::Faithful => {
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, UNHANDLED.to_owned())
+                }
+                Mode::Kind => detail(
+                    StatusCode::UNAUTHORIZED,
+                    "Invalid authentication credentials",
+                ),
+            })
+        }
+        Some(_) => None,
+    }
+}
+
+/// The answer for an unknown site: 403 with ACE's all-null body, or kind
+/// mode's 404.
+fn unknown_site(mode: Mode) -> Response {
+    match mode {
+        Mode::Faithful => json_response(StatusCode::FORBIDDEN, NULL_SITE.to_owned()),
+        Mode::Kind => detail(StatusCode::NOT_FOUND, "Site not found"),
+    }
+}
+
+/// The answer for invalid parameters: 400 per field, or kind mode's 422.
+fn invalid(mode: Mode, errors: &FieldErrors) -> Response {
+    match mode {
+        Mode::Faithful => field_errors(errors),
+        Mode::Kind => kind_errors(errors),
+    }
+}
+
+/// A timeseries request between arrival and its site's faults.
+struct Admitted {
+    url: String,
+    attempt: u64,
+    now: SystemTime,
+}
+
+/// The first steps of every timeseries request: counters, the attempt
+/// number, the slow delay, the outage and authentication.
+async fn admit(
+    s: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    site: Option<&str>,
+) -> Result<Admitted, Response> {
     s.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(site) = site {
+        lock(&s.by_site)
+            .entry(site.to_owned())
+            .or_default()
+            .requests += 1;
+    }
     let url = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
@@ -232,87 +364,69 @@ async fn timeseries(
     if epoch_ms(now) < s.outage_until_ms.load(Ordering::SeqCst) {
         s.outage_rejections.fetch_add(1, Ordering::Relaxed);
         s.faults.fetch_add(1, Ordering::Relaxed);
-        return unavailable();
+        return Err(unavailable());
     }
+    if let Some(r) = check_auth(s, headers) {
+        return Err(r);
+    }
+    Ok(Admitted { url, attempt, now })
+}
 
-    match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => {
-            let mut r = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-        Some(v) if v.strip_prefix("Bearer ").map(str::trim) != Some(s.cfg.token.as_str()) => {
-            return detail(
-                StatusCode::UNAUTHORIZED,
-                "Invalid authentication credentials",
-            );
-        }
-        Some(_) => {}
-    }
-    if site.starts_with("unknown") {
-        return detail(StatusCode::NOT_FOUND, "Site not found");
-    }
-    if s.cfg.fail_sites.contains(&site) {
+/// The site's faults (always-failing, window) and the per-request draw:
+/// an error answer, or the body fault still to apply. (The error is a whole
+/// response, used once per request: boxing it would buy nothing.)
+#[allow(clippy::result_large_err)]
+fn site_faults(s: &Shared, site: &str, a: &Admitted) -> Result<Fault, Response> {
+    if s.cfg.fail_sites.iter().any(|f| f == site) {
         s.faults.fetch_add(1, Ordering::Relaxed);
-        return unavailable();
+        return Err(unavailable());
     }
-    let window = faults::window_index(s.started, now, s.cfg.window_secs());
-    if let Some(wf) = faults::window_fault(&s.cfg, &site, window) {
+    let window = faults::window_index(s.started, a.now, s.cfg.window_secs());
+    if let Some(wf) = faults::window_fault(&s.cfg, site, window) {
         s.window_rejections.fetch_add(1, Ordering::Relaxed);
         s.faults.fetch_add(1, Ordering::Relaxed);
-        return match wf {
+        return Err(match wf {
             WindowFault::Unavailable => unavailable(),
             WindowFault::TooManyRequests => too_many_requests(s.cfg.retry_after_secs),
-        };
+        });
     }
-
-    let fault = faults::decide(&s.cfg, &url, attempt);
+    let fault = faults::decide(&s.cfg, &a.url, a.attempt);
     match fault {
         Fault::Status500 => {
             s.faults.fetch_add(1, Ordering::Relaxed);
-            return detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+            Err(detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ))
         }
         Fault::Status503 => {
             s.faults.fetch_add(1, Ordering::Relaxed);
-            return unavailable();
+            Err(unavailable())
         }
         Fault::Status429 => {
             s.faults.fetch_add(1, Ordering::Relaxed);
-            return too_many_requests(s.cfg.retry_after_secs);
+            Err(too_many_requests(s.cfg.retry_after_secs))
         }
-        Fault::None | Fault::Truncated | Fault::Garbage | Fault::Drop => {}
+        Fault::None | Fault::Truncated | Fault::Garbage | Fault::Drop => Ok(fault),
     }
+}
 
-    let q = match query::parse(uri.query()) {
-        Ok(q) => q,
-        Err(msg) => return detail(StatusCode::UNPROCESSABLE_ENTITY, &msg),
-    };
-    let interval_ms = s.cfg.interval_ms();
-    let large = q.page_size >= BLOCKING_PAGE_SIZE;
-    let build = move || {
-        let points = q
-            .points
-            .clone()
-            .unwrap_or_else(|| default_points(&site, DEFAULT_POINT_COUNT));
-        page::build(&site, &points, &q, interval_ms)
-    };
-    let built = if large {
-        match tokio::task::spawn_blocking(build).await {
-            Ok(r) => r,
-            Err(_) => return detail(StatusCode::INTERNAL_SERVER_ERROR, "page builder failed"),
-        }
+/// Runs `build` on the blocking pool when `large`, else inline.
+async fn run_build<T: Send + 'static>(
+    large: bool,
+    build: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    if large {
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|_| detail(StatusCode::INTERNAL_SERVER_ERROR, "page builder failed"))
     } else {
-        build()
-    };
-    let page = match built {
-        Ok(p) => p,
-        Err(msg) => return detail(StatusCode::UNPROCESSABLE_ENTITY, &msg),
-    };
+        Ok(build())
+    }
+}
 
+/// Sends a built body, applying the body fault, and counts a whole 200.
+fn finish(s: &Shared, site: &str, fault: Fault, page: Page) -> Response {
     match fault {
         Fault::Truncated => {
             s.faults.fetch_add(1, Ordering::Relaxed);
@@ -338,21 +452,295 @@ async fn timeseries(
             dropped_response(page.body)
         }
         Fault::None | Fault::Status500 | Fault::Status503 | Fault::Status429 => {
+            let bytes = page.body.len() as u64;
             s.pages_ok.fetch_add(1, Ordering::Relaxed);
             s.samples_served.fetch_add(page.samples, Ordering::Relaxed);
+            s.bytes_served.fetch_add(bytes, Ordering::Relaxed);
+            {
+                let mut by_site = lock(&s.by_site);
+                let e = by_site.entry(site.to_owned()).or_default();
+                e.bytes += bytes;
+                e.rows += page.samples;
+            }
             json_response(StatusCode::OK, page.body)
         }
     }
 }
 
+/// The site's sorted reporting points, built once (on the blocking pool
+/// for big sites) and cached.
+async fn site_catalogue(s: &AppState, site: &str) -> Result<Arc<SiteCatalogue>, Response> {
+    if let Some(c) = lock(&s.catalogues).get(site) {
+        return Ok(c.clone());
+    }
+    let large = site_size(site, &s.cfg) >= BLOCKING_CATALOGUE;
+    let (owned, cfg) = (site.to_owned(), s.cfg.clone());
+    let built = Arc::new(run_build(large, move || SiteCatalogue::new(&owned, &cfg)).await?);
+    let mut cache = lock(&s.catalogues);
+    let held: usize = cache.values().map(|c| c.rows.len()).sum();
+    if held + built.rows.len() > CATALOGUE_CACHE_POINTS {
+        cache.clear();
+    }
+    Ok(cache.entry(site.to_owned()).or_insert(built).clone())
+}
+
+/// `GET /sites/{site}/timeseries/paginated`.
+async fn timeseries(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.requests_paginated.fetch_add(1, Ordering::Relaxed);
+    let a = match admit(&s, &headers, &uri, Some(&site)).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if site.starts_with("unknown") {
+        return unknown_site(s.cfg.mode);
+    }
+    let fault = match site_faults(&s, &site, &a) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let interval_ms = s.cfg.interval_ms();
+    let built = match s.cfg.mode {
+        Mode::Kind => {
+            let q = match query::parse(uri.query()) {
+                Ok(q) => q,
+                Err(msg) => return detail(StatusCode::UNPROCESSABLE_ENTITY, &msg),
+            };
+            let large = q.page_size >= BLOCKING_PAGE_SIZE;
+            let site = site.clone();
+            let built = run_build(large, move || {
+                let points = q
+                    .points
+                    .clone()
+                    .unwrap_or_else(|| default_points(&site, DEFAULT_POINT_COUNT));
+                page::build(&site, &points, &q, interval_ms)
+            })
+            .await;
+            match built {
+                Ok(Ok(p)) => p,
+                Ok(Err(msg)) => return detail(StatusCode::UNPROCESSABLE_ENTITY, &msg),
+                Err(r) => return r,
+            }
+        }
+        Mode::Faithful => {
+            let q = match query::parse_ace_page(uri.query()) {
+                Ok(q) => q,
+                Err(errors) => return field_errors(&errors),
+            };
+            let cat = match site_catalogue(&s, &site).await {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let large = q.page_size >= BLOCKING_PAGE_SIZE;
+            let (fmt, fix) = (s.cfg.time_format, s.cfg.fix_cursor);
+            match run_build(large, move || {
+                ace_page::site_page(&cat, &q, interval_ms, fmt, fix)
+            })
+            .await
+            {
+                Ok(p) => p,
+                Err(r) => return r,
+            }
+        }
+    };
+    finish(&s, &site, fault, built)
+}
+
+/// The site a point name claims (its second segment without `ses_`), for
+/// counting and, in kind mode, for its values.
+fn claimed_site(name: &str) -> Option<&str> {
+    name.strip_prefix("ses/ses_")?.split('/').next()
+}
+
+/// `GET /points/{point_name}/timeseries`: one point, unpaginated.
+async fn point_timeseries(
+    State(s): State<AppState>,
+    point: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.requests_point.fetch_add(1, Ordering::Relaxed);
+    let name = point.ok().map(|Path(p)| p);
+    let site_hint = name.as_deref().and_then(claimed_site).map(str::to_owned);
+    // Kind mode serves a name without `ses_{site}` under the site "".
+    let counted = match s.cfg.mode {
+        Mode::Faithful => site_hint.clone(),
+        Mode::Kind => Some(site_hint.clone().unwrap_or_default()),
+    };
+    let a = match admit(&s, &headers, &uri, counted.as_deref()).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let not_found = || detail(StatusCode::NOT_FOUND, "Point not found");
+    let Some(name) = name else {
+        return not_found();
+    };
+    // A point of an unknown site: the site check answers first, as for
+    // the site endpoints.
+    if site_hint
+        .as_deref()
+        .is_some_and(|h| h.starts_with("unknown"))
+    {
+        return unknown_site(s.cfg.mode);
+    }
+    // (site, reporting?) or 404.
+    let (site, reporting) = match s.cfg.mode {
+        Mode::Faithful => match parse_default_point(&name) {
+            Some((site, k)) if k < site_size(site, &s.cfg) => {
+                let reporting = k < reporting_count(site_size(site, &s.cfg), &s.cfg);
+                (site.to_owned(), reporting)
+            }
+            _ => return not_found(),
+        },
+        Mode::Kind => (site_hint.clone().unwrap_or_default(), true),
+    };
+    let fault = match site_faults(&s, &site, &a) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let (start_ms, end_ms) = match query::parse_range(uri.query()) {
+        Ok(r) => r,
+        Err(errors) => return invalid(s.cfg.mode, &errors),
+    };
+    let interval_ms = s.cfg.interval_ms();
+    let fmt = match s.cfg.mode {
+        Mode::Faithful => s.cfg.time_format,
+        Mode::Kind => TimeFormat::Z,
+    };
+    let rows = (end_ms.saturating_sub(start_ms) / interval_ms.max(1)).unsigned_abs();
+    let site_for_build = site.clone();
+    let built = run_build(rows >= BLOCKING_PAGE_SIZE, move || {
+        ace_page::point_body(
+            &site_for_build,
+            &name,
+            reporting,
+            start_ms,
+            end_ms,
+            interval_ms,
+            fmt,
+        )
+    })
+    .await;
+    match built {
+        Ok(p) => finish(&s, &site, fault, p),
+        Err(r) => r,
+    }
+}
+
+/// `POST /points/get_timeseries`: in ACE's schema, but it answers 400.
+async fn get_timeseries_post() -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "message": "The browser (or proxy) sent a request that this server could not understand."
+        })
+        .to_string(),
+    )
+}
+
+/// `GET /sites/{site}/configured_points?page&per_page`: the whole catalogue
+/// (silent points included; kind mode: the 10 default points), 1-based pages.
+async fn configured_points(
+    State(s): State<AppState>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.requests_configured_points.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = check_auth(&s, &headers) {
+        return r;
+    }
+    if site.starts_with("unknown") {
+        return unknown_site(s.cfg.mode);
+    }
+    let q = match query::parse_list(uri.query()) {
+        Ok(q) => q,
+        Err(errors) => return invalid(s.cfg.mode, &errors),
+    };
+    let total = match s.cfg.mode {
+        Mode::Faithful => site_size(&site, &s.cfg),
+        Mode::Kind => DEFAULT_POINT_COUNT,
+    } as u64;
+    let interval = s.cfg.collect_interval_secs;
+    let large = q.per_page >= 10_000;
+    let built = run_build(large, move || {
+        list_body(&site, total, q.page, q.per_page, interval)
+    })
+    .await;
+    match built {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(r) => r,
+    }
+}
+
+/// One page of `configured_points`.
+fn list_body(site: &str, total: u64, page: u64, per_page: u64, collect_interval: u64) -> String {
+    let per_page = per_page.max(1);
+    let pages = total.div_ceil(per_page);
+    let from = page.saturating_sub(1).saturating_mul(per_page).min(total);
+    let to = from.saturating_add(per_page).min(total);
+    let mut site_json = String::with_capacity(site.len() + 2);
+    push_json_str(&mut site_json, site);
+    let mut body = String::with_capacity(
+        usize::try_from(to - from)
+            .unwrap_or(0)
+            .saturating_mul(site.len() + 360)
+            .saturating_add(128),
+    );
+    body.push_str("{\"items\":[");
+    for k in from..to {
+        let name = default_point(site, usize::try_from(k).unwrap_or(usize::MAX));
+        if k > from {
+            body.push(',');
+        }
+        // A stable id that fits a JavaScript number.
+        let id = seed_of(site, &name) >> 12;
+        body.push_str(&format!("{{\"id\":{id},\"name\":"));
+        push_json_str(&mut body, &name);
+        body.push_str(",\"site\":");
+        body.push_str(&site_json);
+        body.push_str(&format!(
+            ",\"client\":\"ace-sim\",\"point_type\":\"bacnet\",\"collect_enabled\":true,\
+             \"collect_interval\":{collect_interval},\"marker_tags\":[],\"kv_tags\":{{}},\
+             \"collect_config\":{{}},\"bacnet_data\":{{}},\
+             \"created\":\"2024-01-01T00:00:00\",\"updated\":\"2024-01-01T00:00:00\"}}"
+        ));
+    }
+    body.push_str(&format!(
+        "],\"page\":{page},\"pages\":{pages},\"per_page\":{per_page},\"total\":{total}}}"
+    ));
+    body
+}
+
 async fn stats(State(s): State<AppState>) -> Response {
+    let by_site: serde_json::Map<String, Value> = lock(&s.by_site)
+        .iter()
+        .map(|(site, st)| {
+            (
+                site.clone(),
+                json!({ "bytes": st.bytes, "rows": st.rows, "requests": st.requests }),
+            )
+        })
+        .collect();
+    let rows = s.samples_served.load(Ordering::Relaxed);
     json_response(
         StatusCode::OK,
         json!({
+            "mode": match s.cfg.mode { Mode::Faithful => "faithful", Mode::Kind => "kind" },
             "requests": s.requests.load(Ordering::Relaxed),
+            "requests_paginated": s.requests_paginated.load(Ordering::Relaxed),
+            "requests_point": s.requests_point.load(Ordering::Relaxed),
+            "requests_configured_points": s.requests_configured_points.load(Ordering::Relaxed),
             "pages_ok": s.pages_ok.load(Ordering::Relaxed),
-            "samples_served": s.samples_served.load(Ordering::Relaxed),
+            "samples_served": rows,
+            "rows_served": rows,
+            "bytes_served": s.bytes_served.load(Ordering::Relaxed),
             "faults": s.faults.load(Ordering::Relaxed),
+            "by_site": by_site,
         })
         .to_string(),
     )
