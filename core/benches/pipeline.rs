@@ -16,12 +16,12 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tsp_core::aggregate::aggregate;
 use tsp_core::codec::{build_block, encode_block};
-use tsp_core::sample::{parse_page, sort_dedup, Samples, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
 
 fn chunk(c: &mut Criterion) {
     let (start, end) = common::month();
     let (numeric, state) = common::numeric_and_state();
-    let cases: Vec<(&str, String, Vec<u8>)> = [("numeric", numeric), ("state", state)]
+    let mut cases: Vec<(&str, String, Vec<u8>)> = [("numeric", numeric), ("state", state)]
         .into_iter()
         .map(|(kind, point)| {
             let mut pages = common::pages(
@@ -32,19 +32,26 @@ fn chunk(c: &mut Criterion) {
             (kind, point, pages.remove(0))
         })
         .collect();
+    // The numeric page with ACE's naive times: parse only.
+    let naive = String::from_utf8(cases[0].2.clone())
+        .unwrap()
+        .replace("Z\"", "\"")
+        .into_bytes();
+    cases.push(("numeric_naive", cases[0].1.clone(), naive));
 
     let mut g = c.benchmark_group("chunk");
     for (kind, point, body) in &cases {
+        let points = &PointSet::new(std::slice::from_ref(point));
         let n = common::parse_chunk(point, start, end, [body.as_slice()]).len();
         assert_eq!(n, 8_640);
         g.throughput(Throughput::Elements(n as u64));
         // (a) parse only.
         g.bench_with_input(BenchmarkId::new("parse", kind), body, |b, body| {
             b.iter(|| {
-                let mut out = Samples::new();
+                let mut out = [Samples::new()];
                 parse_page(
                     body,
-                    point,
+                    points,
                     start,
                     end,
                     &mut TimeParser::default(),
@@ -54,22 +61,26 @@ fn chunk(c: &mut Criterion) {
                 out
             })
         });
+        if *kind == "numeric_naive" {
+            continue;
+        }
         // (b) parse + sort_dedup + aggregate.
         g.bench_with_input(
             BenchmarkId::new("parse_aggregate", kind),
             body,
             |b, body| {
                 b.iter(|| {
-                    let mut out = Samples::new();
+                    let mut out = [Samples::new()];
                     parse_page(
                         body,
-                        point,
+                        points,
                         start,
                         end,
                         &mut TimeParser::default(),
                         &mut out,
                     )
                     .unwrap();
+                    let [mut out] = out;
                     sort_dedup(&mut out);
                     aggregate(&out)
                 })
@@ -78,16 +89,17 @@ fn chunk(c: &mut Criterion) {
         // (c) the full chunk: parse + sort_dedup + aggregate + encode_block.
         g.bench_with_input(BenchmarkId::new("full", kind), body, |b, body| {
             b.iter(|| {
-                let mut out = Samples::new();
+                let mut out = [Samples::new()];
                 parse_page(
                     body,
-                    point,
+                    points,
                     start,
                     end,
                     &mut TimeParser::default(),
                     &mut out,
                 )
                 .unwrap();
+                let [mut out] = out;
                 sort_dedup(&mut out);
                 let aggregates = aggregate(&out);
                 let block = encode_block(0, &out).unwrap();
@@ -95,11 +107,37 @@ fn chunk(c: &mut Criterion) {
             })
         });
     }
+    // (d) one page of a 200-point site; the job keeps 10 points.
+    let site = common::points(200);
+    let body = common::site_page(&site, start, 50, common::FIVE_MIN_MS);
+    let mut job: Vec<String> = site.iter().step_by(20).cloned().collect();
+    job.sort();
+    let points = PointSet::new(&job);
+    let parse_site = || {
+        let mut outs = vec![Samples::new(); job.len()];
+        let page = parse_page(
+            &body,
+            &points,
+            start,
+            end,
+            &mut TimeParser::default(),
+            &mut outs,
+        )
+        .unwrap();
+        (page, outs)
+    };
+    let (page, outs) = parse_site();
+    assert_eq!((page.rows, page.kept), (10_000, 500));
+    assert!(outs.iter().all(|o| o.len() == 50));
+    g.throughput(Throughput::Elements(page.rows));
+    g.bench_function(BenchmarkId::new("parse_site", "200pt_keep10"), |b| {
+        b.iter(parse_site)
+    });
     g.finish();
 
     // The stages alone, on already parsed samples, to see where (c) goes.
     let mut g = c.benchmark_group("stage");
-    for (kind, point, body) in &cases {
+    for (kind, point, body) in &cases[..2] {
         let parsed = common::parse_chunk(point, start, end, [body.as_slice()]);
         let mut sorted = parsed.clone();
         sort_dedup(&mut sorted);

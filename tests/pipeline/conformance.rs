@@ -1,13 +1,16 @@
 //! One conformance suite for the storage ports, run against every native
-//! adapter: the fence on every holder write, the set-based aggregate write
-//! (exact floats through `json_each`), batches as transactions, and the
-//! object store's conditional puts and bulk deletes. The e2e tests exercise
+//! adapter: the fence on every holder write (the plan and traffic
+//! included), the per-point checkpoint counts behind `points_without_data`,
+//! the site cache, the set-based aggregate write (exact floats through
+//! `json_each`), batches as transactions, and the object store's
+//! conditional puts and bulk deletes. The e2e tests exercise
 //! the same behaviour against the local D1 and R2.
 
 use proptest::prelude::*;
 use tsp_core::aggregate::{Aggregate, Resolution};
 use tsp_core::budget::{Budget, Limits, Metered};
 use tsp_core::domain::{JobId, HOUR_MS};
+use tsp_core::plan::{Plan, PlanChoice, SiteInfo};
 use tsp_core::ports::{BlobMeta, BlobStore, SqlDb, Statement, MAX_DELETE_KEYS};
 use tsp_core::store::{self, AggTarget, Holder, NewJob};
 use tsp_core::timeout::{TimedBlobs, TimedDb};
@@ -15,17 +18,25 @@ use tsp_native::{MemBlobs, SqliteDb, TokioClock};
 
 use crate::support::NOW;
 
-/// A processing job held with `token`.
+/// A processing job of point `p` held with `token`.
 async fn held_job<D: SqlDb>(db: &D, id: &JobId, token: &str) {
+    held_job_of(db, id, token, r#"["p"]"#).await;
+}
+
+/// A processing job of these points (a JSON array) held with `token`.
+async fn held_job_of<D: SqlDb>(db: &D, id: &JobId, token: &str, points_json: &str) {
     let new = NewJob {
         id,
         owner: "alice",
         site: "s",
-        points_json: r#"["p"]"#.to_owned(),
+        points_json: points_json.to_owned(),
         start_ms: 0,
         end_ms: 30 * 24 * HOUR_MS,
         fingerprint: "f",
         chunks_total: 2,
+        quota_units: 2,
+        window_days: 31,
+        plan_requested: PlanChoice::Auto,
         now: NOW,
     };
     assert_eq!(
@@ -72,7 +83,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
         },
     );
     assert_eq!(
-        db.execute(&store::insert_chunk(theirs, 0, 10, 5))
+        db.execute(&store::insert_chunk(theirs, 0, 5, &[10]))
             .await
             .unwrap(),
         0
@@ -91,13 +102,13 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
     );
     assert_eq!(progress(db, &id).await, (0, 0));
     assert!(
-        db.execute(&store::insert_chunk(mine, 0, 10, 5))
+        db.execute(&store::insert_chunk(mine, 0, 5, &[10]))
             .await
             .unwrap()
             > 0
     );
     assert!(
-        db.execute(&store::insert_chunk(mine, 1, 7, 5))
+        db.execute(&store::insert_chunk(mine, 1, 5, &[7]))
             .await
             .unwrap()
             > 0
@@ -108,7 +119,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
         "progress follows by trigger"
     );
     assert_eq!(
-        db.execute(&store::insert_chunk(mine, 1, 7, 5))
+        db.execute(&store::insert_chunk(mine, 1, 5, &[7]))
             .await
             .unwrap(),
         0
@@ -131,7 +142,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
     let cancel = store::cancel_job(&id, "alice", NOW);
     assert_eq!(db.query(&cancel).await.unwrap().len(), 1);
     assert_eq!(
-        db.execute(&store::insert_chunk(mine, 1, 7, 5))
+        db.execute(&store::insert_chunk(mine, 1, 5, &[7]))
             .await
             .unwrap(),
         0
@@ -142,6 +153,76 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
             .unwrap(),
         0
     );
+}
+
+/// The plan, once chosen, stays; it and the traffic are fenced; the points
+/// no window found a sample of are listed at completion; the site cache
+/// answers while fresh.
+async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
+    let id = JobId::parse("0000000000000000000000000000cccc").unwrap();
+    held_job_of(db, &id, "mine", r#"["a","b","c"]"#).await;
+    let (mine, theirs) = (
+        Holder {
+            id: &id,
+            token: "mine",
+        },
+        Holder {
+            id: &id,
+            token: "theirs",
+        },
+    );
+    let set = |h, plan| store::set_plan(h, plan, 10, 50, (100, 1));
+    assert_eq!(db.execute(&set(theirs, Plan::Site)).await.unwrap(), 0);
+    assert_eq!(db.execute(&set(mine, Plan::Point)).await.unwrap(), 1);
+    assert_eq!(
+        db.execute(&set(mine, Plan::Site)).await.unwrap(),
+        0,
+        "a plan, once chosen, stays"
+    );
+    assert_eq!(
+        db.execute(&store::add_traffic(theirs, 7, 1)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        db.execute(&store::add_traffic(mine, 7, 1)).await.unwrap(),
+        1
+    );
+    for (idx, counts) in [(0, [4, 0, 0]), (1, [0, 0, 2])] {
+        let done = store::insert_chunk(mine, idx, 9, &counts);
+        assert_eq!(db.execute(&done).await.unwrap(), 1);
+    }
+    let done = store::complete_job(mine, NOW, "k", 1, "sha");
+    assert_eq!(db.execute(&done).await.unwrap(), 1);
+    let job = store::get_job(db, store::select_job(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.plan, job.page_size, job.site_points),
+        (Some(Plan::Point), Some(10), Some(50))
+    );
+    assert_eq!((job.upstream_bytes, job.upstream_requests), (107, 2));
+    assert_eq!(job.sample_count, 6);
+    assert_eq!(job.points_without_data, Some(vec!["b".to_owned()]));
+
+    let info = SiteInfo {
+        points: 50,
+        enabled: 40,
+        max_name_bytes: 90,
+    };
+    db.execute(&store::upsert_site_info("s", &info, NOW))
+        .await
+        .unwrap();
+    let read = |since| async move {
+        store::decode::<SiteInfo>(
+            db.query(&store::select_site_info("s", since))
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(read(NOW).await, vec![info]);
+    assert!(read(NOW + 1).await.is_empty(), "older than asked: refetch");
 }
 
 /// A batch is one transaction: a failing statement undoes the others.
@@ -197,17 +278,19 @@ async fn round_trip<D: SqlDb>(db: &D, values: &[[f64; 7]]) -> Vec<[f64; 7]> {
         .enumerate()
         .map(|(i, v)| row(i as i64, v))
         .collect();
+    let points = ["p".to_owned()];
     let to = AggTarget {
         owner: "alice",
         site: "s",
-        point: "p",
+        points: &points,
         range: (0, i64::MAX / 2),
     };
     let holder = Holder {
         id: &id,
         token: "t",
     };
-    db.execute(&store::upsert_aggregates(holder, to, &rows).unwrap())
+    let indexed: Vec<(u32, &Aggregate)> = rows.iter().map(|a| (0, a)).collect();
+    db.execute(&store::upsert_aggregates(holder, to, &indexed).unwrap())
         .await
         .unwrap();
     let read = store::select_aggregates("alice", "s", "p", "1h", 0, i64::MAX / 2, 100_000);
@@ -257,6 +340,19 @@ async fn sql_ports_fence_every_holder_write() {
     );
     fenced_writes(&Metered::new(&inner, &budget)).await;
     assert_eq!(budget.statements_used(), inner.statement_count());
+}
+
+#[tokio::test]
+async fn sql_ports_fence_the_plan_and_traffic_and_list_points_without_data() {
+    for (_, db) in sqlite_suites() {
+        plan_traffic_and_points_without_data(&db).await;
+    }
+    let timed = TimedDb::new(
+        SqliteDb::open_in_memory().unwrap(),
+        TokioClock::default(),
+        5_000,
+    );
+    plan_traffic_and_points_without_data(&timed).await;
 }
 
 #[tokio::test]

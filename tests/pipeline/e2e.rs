@@ -242,7 +242,10 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
 #[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_once() {
     let s = stack();
-    let body = json!({"site": "always-fails", "points": ["p1"], "days": 2});
+    // A point of the site's catalogue: the simulator finds the site of a
+    // per-point request from the name.
+    let point = ace_sim::default_points("always-fails", 1).remove(0);
+    let body = json!({"site": "always-fails", "points": [point], "days": 2});
     let (status, created) = s.post_job(&s.token, &body.to_string()).await;
     assert_eq!(status, 202, "{created}");
     let id = created["job_id"].as_str().unwrap().to_owned();

@@ -2,6 +2,8 @@
 //!
 //! - `native_*`: the core services over native adapters (real SQLite applying
 //!   `schema/`, the in-process simulator, wiremock). Fast; run by `cargo test`.
+//!   `native_upstream` holds the cases of the upstream as ACE really
+//!   behaves (its timestamps, cursor bug, error codes, plans).
 //! - `conformance`: one suite for the storage ports, run against every
 //!   native adapter (the e2e tests exercise the same behaviour on local D1/R2).
 //! - `faults`: the built Worker against a faulty simulator (windowed
@@ -19,5 +21,6 @@ mod native_commit;
 mod native_faults;
 mod native_flow;
 mod native_resilience;
+mod native_upstream;
 mod paging;
 mod support;

@@ -12,8 +12,9 @@ use tsp_core::store;
 
 use crate::support::*;
 
+/// Two days of the first point of `site`'s simulator catalogue.
 fn body(site: &str) -> serde_json::Value {
-    json!({"site": site, "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-03T00:00:00Z"})
+    json!({"site": site, "points": sim_points(site, 1), "start": "2025-10-01T00:00:00Z", "end": "2025-10-03T00:00:00Z"})
 }
 
 #[tokio::test]

@@ -42,9 +42,9 @@ impl SqlDb for Interleave<'_> {
 }
 
 fn two_month_body(site: &str, points: usize) -> serde_json::Value {
-    // Crosses a month boundary: two chunks per point.
+    // Crosses a month boundary: two month windows for a job of few points.
     let start = parse_rfc3339("2025-09-29T00:00:00Z").unwrap();
-    json!({"site": site, "points": ace_sim::default_points(site, points),
+    json!({"site": site, "points": sim_points(site, points),
            "start": format_rfc3339(start), "end": format_rfc3339(start + 3 * DAY_MS)})
 }
 
@@ -63,7 +63,7 @@ async fn a_stale_holder_whose_token_was_replaced_writes_nothing() {
     h.cfg.upstream_concurrency = 1;
     let id = h.submit_new(&two_month_body("stale", 2)).await;
     h.queue.drain();
-    // Before the second chunk's commit another invocation claims the job
+    // Before the second window's commit another invocation claims the job
     // (a new token): this holder's commit and everything after it is fenced.
     let takeover = Interleave {
         inner: &h.db,
@@ -90,12 +90,25 @@ async fn a_stale_holder_whose_token_was_replaced_writes_nothing() {
     );
     assert_eq!(
         job.chunks_done, 1,
-        "only the chunk committed before the takeover"
+        "only the window committed before the takeover"
     );
     let chunks = rows_of(&h, "SELECT COUNT(*) FROM job_chunks").await;
     assert_eq!(chunks, 1);
-    let points = rows_of(&h, "SELECT COUNT(DISTINCT point) FROM timeseries_agg").await;
-    assert_eq!(points, 1, "no rows of the fenced chunk");
+    // A window holds every point: the fenced one is the October window,
+    // and none of its buckets were written.
+    let oct = parse_rfc3339("2025-10-01T00:00:00Z").unwrap();
+    let before = rows_of(
+        &h,
+        &format!("SELECT COUNT(*) FROM timeseries_agg WHERE bucket_start < {oct}"),
+    )
+    .await;
+    let fenced = rows_of(
+        &h,
+        &format!("SELECT COUNT(*) FROM timeseries_agg WHERE bucket_start >= {oct}"),
+    )
+    .await;
+    assert_eq!(before, 2 * (2 + 2 * 24), "both points' September days");
+    assert_eq!(fenced, 0, "no rows of the fenced window");
     let token =
         h.db.query_raw("SELECT lease_token FROM queue_jobs")
             .unwrap();
@@ -134,14 +147,25 @@ async fn a_cancel_between_fetch_and_commit_leaves_no_rows_of_that_chunk() {
 
 #[tokio::test]
 async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
-    let sim = spawn_sim(SimConfig::default()).await;
-    let h = Harness::new(&sim);
-    // 4 jobs × 100 points × 2 chunks: 1,600 chunk commits of 2 statements,
-    // far more than one invocation may run.
+    // Daily samples and one-day windows: 4 jobs × 100 windows of about
+    // three statements each (aggregates, traffic, checkpoint), far more
+    // than one invocation may run. (Was 100 points × 2 chunks a job, when
+    // a chunk was a point × month; a window holds every point, so the
+    // statements now come from the windows.)
+    let sim = spawn_sim(SimConfig {
+        interval_secs: 86_400,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut h = Harness::new(&sim);
+    h.cfg.window_max_samples = 288 * 2;
+    let start = parse_rfc3339("2025-01-01T00:00:00Z").unwrap();
     let mut ids = Vec::new();
     for i in 0..4 {
         let site = format!("batch-{i}");
-        ids.push(h.submit_new(&two_month_body(&site, 100)).await);
+        let body = json!({"site": site, "points": sim_points(&site, 2), "plan": "site",
+                          "start": format_rfc3339(start), "end": format_rfc3339(start + 100 * DAY_MS)});
+        ids.push(h.submit_new(&body).await);
     }
     let (mut invocations, mut most, mut deferred, mut warnings) = (0, 0, 0, 0);
     for _ in 0..50 {
@@ -187,7 +211,9 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
         }
     }
     for id in &ids {
-        assert_eq!(h.job(id).await.status, JobStatus::Completed);
+        let job = h.job(id).await;
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.chunks_total, 100, "one-day windows");
     }
     assert!(most > 800, "the budget was used, not wasted: {most}");
     assert!(deferred > 0, "messages past the budget were deferred");
@@ -197,7 +223,7 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
     );
     assert!(
         invocations >= 2,
-        "1,600 statements need two invocations: {invocations}"
+        "1,200 statements need two invocations: {invocations}"
     );
 }
 
@@ -206,8 +232,17 @@ fn day0() -> i64 {
     parse_rfc3339("2025-09-29T00:00:00Z").unwrap()
 }
 
+/// The one point of [`one_point_job`]: the first numeric point of the
+/// site's catalogue (a state point's buckets count no numbers).
+fn the_point(site: &str) -> String {
+    ace_sim::reporting_points(site, &SimConfig::default())
+        .into_iter()
+        .find(|p| !ace_sim::is_state_point(site, p))
+        .expect("a numeric point")
+}
+
 fn one_point_job(site: &str, start: i64, end: i64) -> serde_json::Value {
-    json!({"site": site, "points": ["p1"], "start": format_rfc3339(start), "end": format_rfc3339(end)})
+    json!({"site": site, "points": [the_point(site)], "start": format_rfc3339(start), "end": format_rfc3339(end)})
 }
 
 async fn run_as(h: &Harness, owner: &str, body: &serde_json::Value) {
@@ -265,7 +300,9 @@ async fn owner_b_can_neither_read_nor_change_owner_a_aggregates() {
     )
     .await;
     assert_eq!(daily(&h, "alice", "iso"), alice, "alice's rows unchanged");
-    let read = |owner: &str| store::select_aggregates(owner, "iso", "p1", "1d", d, d + DAY_MS, 10);
+    let point = the_point("iso");
+    let read =
+        |owner: &str| store::select_aggregates(owner, "iso", &point, "1d", d, d + DAY_MS, 10);
     let bob_reads = h.db.query(&read("bob")).await.unwrap();
     assert_eq!(bob_reads.len(), 1);
     assert_eq!(
@@ -283,17 +320,23 @@ async fn owner_b_can_neither_read_nor_change_owner_a_aggregates() {
 async fn a_missing_part_at_finalize_reruns_its_chunk() {
     let sim = spawn_sim(SimConfig::default()).await;
     let body = two_month_body("heal", 2);
-    let clean = Harness::new(&sim);
+    // Three one-day windows, two per invocation: the part of a window
+    // checkpointed by the first invocation goes missing before finalize.
+    let one_day = 288 * 2;
+    let mut clean = Harness::new(&sim);
+    clean.cfg.window_max_samples = one_day;
     let clean_id = clean.submit_new(&body).await;
     clean.drain().await;
     let want = clean.job(&clean_id).await;
 
     let mut h = Harness::new(&sim);
-    h.cfg.chunks_per_invocation = 3;
+    h.cfg.window_max_samples = one_day;
+    h.cfg.chunks_per_invocation = 2;
     let id = h.submit_new(&body).await;
     let first = h.queue.drain();
     h.deliver(&first[0].0.job_id, 0, 1).await;
-    assert_eq!(h.job(&id).await.chunks_done, 3);
+    let mid = h.job(&id).await;
+    assert_eq!((mid.chunks_total, mid.chunks_done), (3, 2));
     // A lifecycle rule (or an operator) removed a checkpointed part.
     h.blobs.delete(&[part_key(&id, 1)]).await.unwrap();
     let handled = h.drain().await;

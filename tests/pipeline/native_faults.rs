@@ -2,6 +2,11 @@
 //! (and the alert webhook), the rest is the harness (real SQLite with
 //! `schema/`, memory blobs, the in-process queue, reqwest).
 //!
+//! The wiremock upstream speaks ACE: `configured_points` first (the plan is
+//! chosen from it), then the site walk over `/timeseries/paginated`
+//! (time-major rows of every point, naive UTC times, a base64 JSON cursor).
+//! The jobs here ask for the site walk.
+//!
 //! Every case checks both what `process::handle` decided (outcome and queue
 //! disposition) and what it left in the `queue_jobs` row.
 
@@ -29,33 +34,40 @@ const PAGES: &str = "/sites/s1/timeseries/paginated";
 /// The alert webhook's route.
 const HOOK: &str = "/hook";
 
-/// One point, one day: one chunk.
+/// One point of a three-point site, one day: one window, walked.
 fn one_day_job() -> serde_json::Value {
-    json!({"site": "s1", "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z"})
+    json!({"site": "s1", "points": ["p1"], "start": "2025-10-01T00:00:00Z",
+           "end": "2025-10-02T00:00:00Z", "plan": "site"})
 }
 
 /// An upstream page of point `p1`: `(time, value)` samples.
 fn page(samples: &[(&str, &str)], next_cursor: Option<&str>, has_more: bool) -> String {
-    let samples: Vec<_> = samples
-        .iter()
-        .map(|(t, v)| json!({"name": "p1", "value": v, "time": t}))
-        .collect();
-    json!({"point_samples": samples, "next_cursor": next_cursor, "has_more": has_more}).to_string()
+    let rows: Vec<(&str, &str, &str)> = samples.iter().map(|(t, v)| ("p1", *v, *t)).collect();
+    ace_page(&rows, next_cursor, has_more)
 }
 
-/// Three samples inside the job's day.
+/// Three samples inside the job's day, with naive UTC times as ACE writes them.
 const THREE: [(&str, &str); 3] = [
-    ("2025-10-01T00:00:00Z", "21.4"),
-    ("2025-10-01T00:05:00Z", "21.5"),
-    ("2025-10-01T12:00:00Z", "22.25"),
+    ("2025-10-01T00:00:00", "21.4"),
+    ("2025-10-01T00:05:00", "21.5"),
+    ("2025-10-01T12:00:00", "22.25"),
 ];
 
-/// A harness over `server` with fast retry and timeout settings.
-fn harness(server: &MockServer) -> Harness {
+/// A harness over `server` with fast retry and timeout settings; the
+/// catalogues of sites `s1` and `s2` (points `p1` to `p3`) are mounted.
+async fn harness(server: &MockServer) -> Harness {
+    for site in ["s1", "s2"] {
+        mount_catalogue(server, site, &names(3)).await;
+    }
     let mut h = Harness::new(&server.uri());
     h.cfg.page_retry_ms = 1_000; // one in-place retry (400 ms), not two (+800 ms)
     h.cfg.upstream_timeout_ms = 300;
     h
+}
+
+/// The site walk's requests `server` received (`configured_points` aside).
+async fn pages(server: &MockServer) -> Vec<wiremock::Request> {
+    received_on(server, PAGES).await
 }
 
 /// Submits the one-day job and drops its queue message, so only explicit
@@ -172,7 +184,7 @@ async fn an_upstream_slower_than_the_timeout_is_a_transient_timeout_and_the_job_
         )
         .mount(&server)
         .await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
@@ -182,7 +194,7 @@ async fn an_upstream_slower_than_the_timeout_is_a_transient_timeout_and_the_job_
     );
     assert_retried(&h, &id, &handled, 2, "timed out").await;
     // One try, one in-place retry within PAGE_RETRY_MS, then a delayed message.
-    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_eq!(pages(&server).await.len(), 2);
 }
 
 #[tokio::test]
@@ -190,17 +202,18 @@ async fn upstream_500_and_503_are_transient_and_the_job_is_retried_then_complete
     for status in [500u16, 503] {
         let server = MockServer::start().await;
         mount_page(&server, status, "upstream broke".into()).await;
-        let h = harness(&server);
+        let h = harness(&server).await;
         let id = queued_job(&h).await;
 
         let handled = h.deliver(&id, 0, 1).await;
         let want = Error::Upstream(UpstreamError::Status {
             status,
             retry_after_ms: None,
+            body: "upstream broke".into(),
         });
         assert_eq!(retry_error(&handled), want.to_string(), "{status}");
         assert_retried(&h, &id, &handled, 2, &status.to_string()).await;
-        assert_eq!(received(&server, "GET").await.len(), 2, "{status}");
+        assert_eq!(pages(&server).await.len(), 2, "{status}");
 
         // The `failed` job is claimable: the queue's redelivery finishes it.
         server.reset().await;
@@ -223,17 +236,13 @@ async fn a_429_retry_after_beyond_the_inline_cap_goes_to_the_queue_without_waiti
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
         .mount(&server)
         .await;
-    let h = harness(&server); // PAGE_RETRY_MS = 1 s: an in-place retry is allowed
+    let h = harness(&server).await; // PAGE_RETRY_MS = 1 s: an in-place retry is allowed
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
     assert!(retry_error(&handled).contains("429"));
     // 30 s is over PAGE_RETRY_MS: no in-place wait, a delayed message waits.
-    assert_eq!(
-        received(&server, "GET").await.len(),
-        1,
-        "not retried in place"
-    );
+    assert_eq!(pages(&server).await.len(), 1, "not retried in place");
     assert_retried(&h, &id, &handled, 30, "429").await;
 }
 
@@ -245,14 +254,14 @@ async fn a_429_retry_after_is_a_floor_under_the_queue_backoff() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
         .mount(&server)
         .await;
-    let mut h = harness(&server);
+    let mut h = harness(&server).await;
     // No in-place retry, so the 7 s hint (under the inline cap) is not slept.
     h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
 
     let first = h.deliver(&id, 0, 1).await;
     assert_retried(&h, &id, &first, 7, "429").await; // backoff 2 s < hint 7 s
-    assert_eq!(received(&server, "GET").await.len(), 1);
+    assert_eq!(pages(&server).await.len(), 1);
 
     // Backoff grows with the stalls (2, 4, 8, 16 s); at the fourth stall it
     // is above the hint and wins.
@@ -286,13 +295,13 @@ async fn a_short_429_retry_after_is_waited_in_place_and_the_page_succeeds() {
         .mount(&server)
         .await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
     assert_eq!(handled.outcome, Ok(Outcome::Completed));
     assert_eq!(handled.disposition, Disposition::Ack);
-    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_eq!(pages(&server).await.len(), 2);
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.attempts, 1, "no queue retry was needed");
@@ -303,14 +312,14 @@ async fn a_short_429_retry_after_is_waited_in_place_and_the_page_succeeds() {
 async fn garbage_json_is_retried_in_place_then_dead_lettered_past_the_malformed_limit() {
     let server = MockServer::start().await;
     mount_page(&server, 200, "not json".into()).await;
-    let mut h = harness(&server);
+    let mut h = harness(&server).await;
     h.cfg.malformed_limit = 1;
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
     // The first malformed body is transient (retried in place); the second
     // passes the bound of 1 and is permanent.
-    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_eq!(pages(&server).await.len(), 2);
     assert_dead_lettered(&h, &id, &handled, "malformed").await;
 }
 
@@ -321,12 +330,12 @@ async fn a_truncated_body_is_malformed_and_dead_lettered_like_garbage() {
     let truncated = full[..full.len() / 2].to_owned();
     assert!(serde_json::from_str::<serde_json::Value>(&truncated).is_err());
     mount_page(&server, 200, truncated).await;
-    let mut h = harness(&server);
+    let mut h = harness(&server).await;
     h.cfg.malformed_limit = 1;
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(received(&server, "GET").await.len(), 2);
+    assert_eq!(pages(&server).await.len(), 2);
     assert_dead_lettered(&h, &id, &handled, "malformed").await;
 }
 
@@ -344,13 +353,13 @@ async fn one_malformed_body_is_transient_and_the_retry_completes() {
             .mount(&server)
             .await;
         mount_page(&server, 200, page(&THREE, None, false)).await;
-        let mut h = harness(&server);
+        let mut h = harness(&server).await;
         h.cfg.malformed_limit = 1;
         let id = queued_job(&h).await;
 
         let handled = h.deliver(&id, 0, 1).await;
         assert_eq!(handled.outcome, Ok(Outcome::Completed), "{bad}");
-        assert_eq!(received(&server, "GET").await.len(), 2);
+        assert_eq!(pages(&server).await.len(), 2);
         let job = h.job(&id).await;
         assert_eq!(job.status, JobStatus::Completed);
         assert_eq!(job.sample_count, 3);
@@ -359,74 +368,104 @@ async fn one_malformed_body_is_transient_and_the_retry_completes() {
 }
 
 #[tokio::test]
-async fn an_empty_page_that_says_has_more_is_followed_to_the_data_page() {
+async fn an_empty_page_that_says_more_follow_is_refused_not_followed() {
+    // Was "followed to the data page" when the upstream's cursor was
+    // opaque and trusted. The walk now computes each cursor from the
+    // page's last row (ACE's own cursor is wrong), and an empty page that
+    // says more follow has no last row: it is malformed, re-read in place
+    // up to MALFORMED_LIMIT times, then the job dies, not looped on.
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(PAGES))
-        .and(query_param_is_missing("cursor"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(page(&[], Some("c1"), true)))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(PAGES))
-        .and(query_param("cursor", "c1"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(page(&THREE, None, false)))
-        .mount(&server)
-        .await;
-    let h = harness(&server);
+    mount_page(&server, 200, page(&[], Some("c1"), true)).await;
+    let mut h = harness(&server).await;
+    h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(handled.outcome, Ok(Outcome::Completed));
-    assert_eq!(handled.disposition, Disposition::Ack);
-    let gets = received(&server, "GET").await;
-    assert_eq!(gets.len(), 2);
-    assert!(gets[1]
-        .url
-        .query_pairs()
-        .any(|(k, v)| k == "cursor" && v == "c1"));
-
+    assert!(
+        matches!(&handled.outcome, Ok(Outcome::DeadLettered(e)) if e.contains("no rows says more follow")),
+        "{handled:?}"
+    );
+    let limit = h.cfg.malformed_limit as usize;
+    assert_eq!(pages(&server).await.len(), 1 + limit, "re-read, then refused");
     let job = h.job(&id).await;
-    assert_eq!(job.status, JobStatus::Completed);
-    assert_eq!(job.chunks_done, 1);
-    assert_eq!(job.sample_count, 3);
-    let (bytes, _) = h.blobs.object(&job.result_key.unwrap()).expect("result");
-    let (_, series) = decode_object(&bytes).unwrap();
-    assert_eq!(series.len(), 1);
-    assert_eq!(series[0].len(), 3);
-    for ((t, v), (wt, wv)) in series[0].iter().zip(THREE) {
-        assert_eq!(*t, tsp_core::domain::parse_rfc3339(wt).unwrap());
-        assert!(same_value(v, wv), "{v:?} vs {wv}");
-    }
+    assert_eq!(job.status, JobStatus::FailedPermanent);
+    assert_eq!(job.chunks_done, 0);
 }
 
 #[tokio::test]
-async fn has_more_without_a_next_cursor_is_malformed_and_dead_lettered_past_the_bound() {
-    let sample = r#"{"name":"p1","value":"21.4","time":"2025-10-01T00:00:00Z"}"#;
-    for body in [
-        format!(r#"{{"point_samples":[{sample}],"has_more":true}}"#),
-        format!(r#"{{"point_samples":[{sample}],"next_cursor":null,"has_more":true}}"#),
-        format!(r#"{{"point_samples":[{sample}],"next_cursor":"","has_more":true}}"#),
-    ] {
+async fn has_more_without_a_next_cursor_is_followed_from_the_page_itself() {
+    // Was "malformed, dead-lettered past the bound": the next cursor is now
+    // computed from the page (its last row's time, and the rows of that
+    // bucket it took), so the upstream's `next_cursor`, absent, null or
+    // empty, is not needed.
+    let first = [
+        ("p1", "21.4", "2025-10-01T00:00:00"),
+        ("p2", "1", "2025-10-01T00:00:00"),
+        ("p3", "2", "2025-10-01T00:00:00"),
+    ];
+    let rest = ace_page(
+        &[
+            ("p1", "21.5", "2025-10-01T00:05:00"),
+            ("p2", "1", "2025-10-01T00:05:00"),
+            ("p1", "22.25", "2025-10-01T12:00:00"),
+        ],
+        None,
+        false,
+    );
+    let full = ace_page(&first, None, true);
+    let variants = [
+        full.replace(r#""next_cursor":null,"#, ""),
+        full.clone(),
+        full.replace(r#""next_cursor":null"#, r#""next_cursor":"""#),
+    ];
+    // Three rows of the 00:00 bucket taken: the next page starts 3 rows
+    // after its first row.
+    let want = ace_cursor(3, "2025-10-01T00:00:00");
+    for body in variants {
         let server = MockServer::start().await;
-        mount_page(&server, 200, body.clone()).await;
-        let mut h = harness(&server);
-        h.cfg.malformed_limit = 1;
+        Mock::given(method("GET"))
+            .and(path(PAGES))
+            .and(query_param_is_missing("cursor"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(PAGES))
+            .and(query_param("cursor", want.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_string(rest.clone()))
+            .mount(&server)
+            .await;
+        let h = harness(&server).await;
         let id = queued_job(&h).await;
 
         let handled = h.deliver(&id, 0, 1).await;
-        assert_eq!(received(&server, "GET").await.len(), 2, "{body}");
-        assert_dead_lettered(&h, &id, &handled, "next_cursor").await;
+        assert_eq!(handled.outcome, Ok(Outcome::Completed), "{body}");
+        assert_eq!(pages(&server).await.len(), 2, "{body}");
+        let job = h.job(&id).await;
+        assert_eq!(job.sample_count, 3, "p1's rows only: {body}");
+        let (bytes, _) = h.blobs.object(&job.result_key.unwrap()).expect("result");
+        let (_, series) = decode_object(&bytes).unwrap();
+        assert_eq!(series.len(), 1);
+        for ((t, v), (wt, wv)) in series[0].iter().zip(THREE) {
+            assert_eq!(
+                *t,
+                tsp_core::domain::parse_rfc3339(&format!("{wt}Z")).unwrap()
+            );
+            assert!(same_value(v, wv), "{v:?} vs {wv}");
+        }
     }
 }
 
 #[tokio::test]
-async fn has_more_without_a_next_cursor_once_is_transient_and_its_samples_are_discarded() {
+async fn a_next_cursor_naming_another_row_is_refused_and_its_samples_discarded() {
+    // Was "has_more without a next_cursor once is transient": the cursor
+    // the walk cannot trust is now one that names a row other than the
+    // page's last. That page's samples never reach the result.
     let server = MockServer::start().await;
-    // A bad page with other samples, then the real one.
+    let odd = ace_cursor(1, "2030-01-01T00:00:00");
     let bad = page(
-        &[("2025-10-01T01:00:00Z", "1"), ("2025-10-01T02:00:00Z", "2")],
-        None,
+        &[("2025-10-01T01:00:00", "1"), ("2025-10-01T02:00:00", "2")],
+        Some(&odd),
         true,
     );
     Mock::given(method("GET"))
@@ -436,13 +475,15 @@ async fn has_more_without_a_next_cursor_once_is_transient_and_its_samples_are_di
         .mount(&server)
         .await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    let mut h = harness(&server);
-    h.cfg.malformed_limit = 1;
+    let mut h = harness(&server).await;
+    h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
 
-    let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(handled.outcome, Ok(Outcome::Completed));
-    assert_eq!(received(&server, "GET").await.len(), 2);
+    // The page is re-read in place (a malformed page), and the second
+    // answer is good: one delivery completes the job.
+    let first = h.deliver(&id, 0, 1).await;
+    assert_eq!(first.outcome, Ok(Outcome::Completed));
+    assert_eq!(pages(&server).await.len(), 2);
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(
@@ -455,19 +496,19 @@ async fn has_more_without_a_next_cursor_once_is_transient_and_its_samples_are_di
 async fn upstream_404_is_permanent_and_dead_letters_without_retry() {
     let server = MockServer::start().await;
     mount_page(&server, 404, "{}".into()).await;
-    let mut h = harness(&server);
+    let mut h = harness(&server).await;
     h.cfg.page_retry_ms = 3_000; // in-place retries allowed, and not used
     let id = queued_job(&h).await;
 
     let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(received(&server, "GET").await.len(), 1);
+    assert_eq!(pages(&server).await.len(), 1);
     assert_dead_lettered(&h, &id, &handled, "404").await;
 
     // A duplicate delivery does nothing: no upstream call, no new state.
     let dup = h.deliver(&id, 0, 2).await;
     assert!(matches!(dup.outcome, Ok(Outcome::Skipped(_))), "{dup:?}");
     assert_eq!(dup.disposition, Disposition::Ack);
-    assert_eq!(received(&server, "GET").await.len(), 1);
+    assert_eq!(pages(&server).await.len(), 1);
     assert_eq!(h.job(&id).await.attempts, 1);
 }
 
@@ -476,14 +517,10 @@ async fn an_upstream_401_opens_the_circuit_and_the_job_waits_without_a_stall() {
     // A token rotation: the upstream rejects our credentials for a while.
     let server = MockServer::start().await;
     mount_page(&server, 401, "{}".into()).await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
     let handled = h.deliver(&id, 0, 1).await;
-    assert_eq!(
-        received(&server, "GET").await.len(),
-        1,
-        "not hammered in place"
-    );
+    assert_eq!(pages(&server).await.len(), 1, "not hammered in place");
     assert!(
         matches!(&handled.outcome, Ok(Outcome::Retrying { delay_seconds: 30, progressed: false, error })
             if error.contains("401")),
@@ -499,7 +536,14 @@ async fn an_upstream_401_opens_the_circuit_and_the_job_waits_without_a_stall() {
     assert!(job
         .waiting_for
         .unwrap_or_default()
-        .contains("credentials rejected"));
+        .contains("credentials missing or rejected"));
+    let circuit = h.circuit();
+    assert_eq!(circuit[0]["state"], "open", "at once, from one site");
+    let reason = circuit[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("credentials missing or rejected") && reason.contains("HTTP 401"),
+        "{reason}"
+    );
     let logs = h.logs.borrow().join("\n");
     assert!(
         logs.contains("\"event\":\"circuit\"") && logs.contains("opened"),
@@ -551,7 +595,7 @@ async fn one_broken_site_never_opens_the_circuit_but_two_failing_sites_do() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&server)
         .await;
-    let mut h = harness(&server);
+    let mut h = harness(&server).await;
     h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
     for _ in 0..4 {
@@ -711,7 +755,7 @@ fn message(id: &JobId) -> JobMessage {
 async fn a_hanging_d1_is_a_transient_store_timeout_and_changes_nothing() {
     let server = MockServer::start().await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
     let before = h.job(&id).await;
 
@@ -741,7 +785,7 @@ async fn a_hanging_d1_is_a_transient_store_timeout_and_changes_nothing() {
 async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
     let server = MockServer::start().await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
 
     // Only the chunk's commit batch hangs; recording the failure works.
@@ -782,7 +826,7 @@ async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
 async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
     let server = MockServer::start().await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    let h = harness(&server);
+    let h = harness(&server).await;
     let id = queued_job(&h).await;
 
     let blobs = TimedBlobs::new(SlowPut { inner: &h.blobs }, h.clock.clone(), STORAGE_MS);
@@ -808,7 +852,7 @@ async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
 
 /// A harness whose alert webhook is `server`'s [`HOOK`], with a queued job.
 async fn alerting(server: &MockServer) -> (Harness, JobId) {
-    let mut h = harness(server);
+    let mut h = harness(server).await;
     h.cfg.alert_webhook_url = Some(format!("{}{HOOK}", server.uri()).into());
     h.cfg.alert_timeout_ms = 200;
     let id = queued_job(&h).await;

@@ -7,7 +7,6 @@ use ace_sim::SimConfig;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tsp_core::aggregate::Aggregate;
-use tsp_core::codec::decode_object;
 use tsp_core::domain::{format_rfc3339, parse_rfc3339, JobId, DAY_MS};
 use tsp_core::error::{Disposition, StoreError};
 use tsp_core::job::JobStatus;
@@ -20,7 +19,7 @@ use tsp_native::MemBlobs;
 use crate::support::*;
 
 fn range() -> (i64, i64) {
-    // Crosses a month boundary: two chunks per point.
+    // Crosses a month boundary: a job of few points gets two month windows.
     let start = parse_rfc3339("2025-09-28T00:00:00Z").unwrap();
     (start, start + 5 * DAY_MS)
 }
@@ -28,6 +27,12 @@ fn range() -> (i64, i64) {
 fn body(site: &str, points: &[String]) -> serde_json::Value {
     let (s, e) = range();
     json!({"site": site, "points": points, "start": format_rfc3339(s), "end": format_rfc3339(e)})
+}
+
+/// Windows of one day for jobs of `points` points submitted through `h`:
+/// `range()` is then five windows, not two.
+fn one_day_windows(h: &mut Harness, points: usize) {
+    h.cfg.window_max_samples = 288 * points as u64;
 }
 
 /// Compares stored aggregate rows with reference aggregates.
@@ -67,8 +72,11 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
 
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Completed);
-    assert_eq!(job.chunks_total, 8);
-    assert_eq!(job.chunks_done, 8);
+    // A chunk is a window of every point (no longer a point × month): four
+    // points are month windows, and the range crosses one month boundary.
+    assert_eq!(job.window_days, 31);
+    assert_eq!(job.chunks_total, 2);
+    assert_eq!(job.chunks_done, 2);
     let (start, end) = range();
     let expected: usize = points
         .iter()
@@ -86,16 +94,12 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
     assert!(meta
         .custom
         .contains(&("sample_count".into(), expected.to_string())));
-    let (header, series) = decode_object(&bytes).unwrap();
-    assert_eq!(header.points, points);
-    for (p, got) in points.iter().zip(&series) {
-        let want = ace_sim::samples("flow", p, start, end, FIVE_MIN);
-        assert_eq!(got.len(), want.len(), "{p}");
-        for ((t, v), (wt, wv)) in got.iter().zip(&want) {
-            assert_eq!(t, wt);
-            assert!(same_value(v, wv), "{p} at {t}: {v:?} vs {wv}");
-        }
-    }
+    assert_exact(&bytes, "flow", &points, (start, end), &[]);
+    assert_eq!(
+        bytes,
+        expected_object("flow", &points, start, end, job.window_days),
+        "window-major: per window, one block per point in point order"
+    );
 
     // Aggregates: hourly and daily, equal to the reference over the range.
     let rows = h.agg_rows("flow");
@@ -110,29 +114,35 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
 }
 
 #[tokio::test]
-async fn a_job_of_over_1000_parts_deletes_them_all_in_bulk_batches() {
-    // Daily samples keep 100 points × 11 months (1,100 chunks, so 1,100
-    // parts) quick. The memory store refuses a delete of over 1,000 keys,
-    // as R2 does, so the parts only vanish if finalize batches them.
+async fn a_job_of_a_year_of_one_day_windows_deletes_every_part() {
+    // Was "over 1,000 parts": a part is now a window of every point, and a
+    // job's windows are at least a day over at most 366 days, so no job
+    // has over 1,000 parts any more. The property that stays: a job of
+    // hundreds of windows (one-day windows) leaves no part behind. Daily
+    // samples keep the year quick.
     let sim = spawn_sim(SimConfig {
         interval_secs: 86_400,
         ..SimConfig::default()
     })
     .await;
-    let h = Harness::new(&sim);
-    let mut points: Vec<String> = ace_sim::default_points("many", 100);
-    points.sort();
+    let mut h = Harness::new(&sim);
+    let site = "many";
+    let points = sim_points(site, 10);
+    one_day_windows(&mut h, points.len());
     let body = json!({
-        "site": "many",
+        "site": site,
         "points": points,
         "start": "2024-01-01T00:00:00Z",
         "end": "2024-12-01T00:00:00Z",
+        "plan": "site",
     });
     let id = h.submit_new(&body).await;
     h.drain().await;
     let job = h.job(&id).await;
-    assert_eq!(job.status, JobStatus::Completed);
-    assert_eq!(job.chunks_total, 1_100);
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.last_error);
+    assert_eq!(job.window_days, 1);
+    assert_eq!(job.chunks_total, 335, "one window per day of Jan-Nov 2024");
+    assert_eq!(job.sample_count, 335 * 10);
     assert!(h.blobs.keys("parts/").is_empty());
 }
 
@@ -141,7 +151,8 @@ async fn continuations_and_multipart_give_the_same_result() {
     let sim = spawn_sim(SimConfig::default()).await;
     let points: Vec<String> = ace_sim::default_points("cont", 3);
 
-    let clean = Harness::new(&sim);
+    let mut clean = Harness::new(&sim);
+    one_day_windows(&mut clean, points.len());
     let id = clean.submit_new(&body("cont", &points)).await;
     clean.drain().await;
     let clean_job = clean.job(&id).await;
@@ -152,6 +163,7 @@ async fn continuations_and_multipart_give_the_same_result() {
     let total = clean_job.result_bytes.expect("completed job has a size") as u64;
     let part = total / 4 + 1;
     let mut step = Harness::new(&sim);
+    one_day_windows(&mut step, points.len());
     step.blobs = MemBlobs::with_min_part_bytes(256);
     step.cfg.chunks_per_invocation = 1;
     step.cfg.single_put_max_bytes = 0;
@@ -162,7 +174,7 @@ async fn continuations_and_multipart_give_the_same_result() {
         .iter()
         .filter(|x| matches!(x.outcome, Ok(Outcome::Continued { .. })))
         .count();
-    assert_eq!(continued, 5, "six chunks, one per invocation");
+    assert_eq!(continued, 4, "five one-day windows, one per invocation");
     let job = step.job(&id2).await;
     assert_eq!(job.attempts, 1, "continuations are progress, not attempts");
     assert_eq!(job.resends, 0);
@@ -201,14 +213,17 @@ impl SqlDb for FailingBatch<'_> {
 async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clean_run() {
     let sim = spawn_sim(SimConfig::default()).await;
     let points: Vec<String> = ace_sim::default_points("redo", 2);
-    let clean = Harness::new(&sim);
+    // Five one-day windows, so the crash falls between windows.
+    let mut clean = Harness::new(&sim);
+    one_day_windows(&mut clean, points.len());
     let id = clean.submit_new(&body("redo", &points)).await;
     clean.drain().await;
     let want_rows = clean.agg_rows("redo");
     let want = clean.job(&id).await;
 
-    // Interrupted: the third chunk's commit fails after its part was written.
+    // Interrupted: the third window's commit fails after its part was written.
     let mut h = Harness::new(&sim);
+    one_day_windows(&mut h, points.len());
     h.cfg.upstream_concurrency = 1;
     let id = h.submit_new(&body("redo", &points)).await;
     h.queue.drain();
@@ -240,8 +255,9 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
     assert_eq!(mid.status, JobStatus::Failed);
     assert_eq!(mid.stalls, 0, "progress is not a stall");
     assert_eq!(
-        mid.chunks_done, 2,
-        "two chunks checkpointed before the crash"
+        (mid.chunks_total, mid.chunks_done),
+        (5, 2),
+        "two windows checkpointed before the crash"
     );
     // The redelivery resumes and finishes.
     let second = handle(&deps, &msg, 2, &log).await;
@@ -254,6 +270,7 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
     // Duplicate processing: two deliveries of one message run at once (the
     // lease lapses at once), so every chunk is processed twice.
     let mut d = Harness::new(&sim);
+    one_day_windows(&mut d, points.len());
     d.cfg.lease_ms = 0;
     let id = d.submit_new(&body("redo", &points)).await;
     d.queue.drain();
@@ -304,8 +321,11 @@ async fn unknown_site_is_permanent_and_dead_letters_once() {
         .submit_new(&body("unknown-site", &["p".to_string()]))
         .await;
     let handled = h.drain().await;
+    // ACE answers 403 for a site it does not know (its configured_points,
+    // the job's first call).
     assert!(
-        matches!(&handled[0].outcome, Ok(Outcome::DeadLettered(r)) if r.contains("404")),
+        matches!(&handled[0].outcome, Ok(Outcome::DeadLettered(r))
+            if r.contains("403") && r.contains("site unknown or not permitted")),
         "{handled:?}"
     );
     assert_eq!(handled[0].disposition, Disposition::Ack);
@@ -335,8 +355,10 @@ async fn an_always_failing_upstream_backs_off_then_dies_of_stalls_alone() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
     h.cfg.page_retry_ms = 1_000; // one in-place retry (400 ms), not two (+800 ms)
+                                 // A point of the site's catalogue: the point endpoint reaches the
+                                 // site's faults (an unknown name would be a 404 before them).
     let id = h
-        .submit_new(&body("always-fails", &["p".to_string()]))
+        .submit_new(&body("always-fails", &sim_points("always-fails", 1)))
         .await;
     h.queue.drain();
     // Each delivery without progress backs off longer: 2, 4, 8, 16 s.
@@ -371,7 +393,7 @@ async fn the_reaper_resends_lost_and_stalled_jobs() {
     let h = Harness::new(&sim);
     h.queue.fail.set(true);
     let out = h
-        .submit_as("alice", &body("reap", &["p".to_string()]))
+        .submit_as("alice", &body("reap", &sim_points("reap", 1)))
         .await;
     let tsp_core::service::submit::Submitted::Created { job, enqueued } = out else {
         panic!("expected a new job");
@@ -397,7 +419,9 @@ async fn the_reaper_resends_lost_and_stalled_jobs() {
         .unwrap();
     assert!(again.resent.is_empty(), "resent once per idle period");
     later.drain().await;
-    assert_eq!(later.job(&job.id).await.status, JobStatus::Completed);
+    let done = later.job(&job.id).await;
+    assert_eq!(done.status, JobStatus::Completed);
+    assert!(done.sample_count > 0);
 }
 
 #[tokio::test]
@@ -461,7 +485,7 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
     h.cfg.chunks_per_invocation = 1;
-    let id = h.submit_new(&body("lost", &["p".to_string()])).await;
+    let id = h.submit_new(&body("lost", &sim_points("lost", 1))).await;
     h.queue.drain();
     let first = h.deliver(&id, 0, 1).await;
     assert!(matches!(first.outcome, Ok(Outcome::Continued { .. })));
@@ -495,7 +519,7 @@ async fn a_completed_job_is_reused_only_while_its_object_exists() {
     use tsp_core::service::submit::Submitted;
     let sim = spawn_sim(SimConfig::default()).await;
     let h = Harness::new(&sim);
-    let b = body("reuse", &["p".to_string()]);
+    let b = body("reuse", &sim_points("reuse", 1));
     let id = h.submit_new(&b).await;
     h.drain().await;
     let job = h.job(&id).await;
@@ -520,7 +544,7 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
     let mut h = Harness::new(&sim);
     h.cfg.job_retention_ms = 3_600_000;
     let quiet = |_: &str| {};
-    let one = |site: &str| body(site, &["p".to_string()]);
+    let one = |site: &str| body(site, &sim_points(site, 1));
 
     let completed = h.submit_new(&one("ret-done")).await;
     h.drain().await;

@@ -6,7 +6,7 @@
 use tsp_core::aggregate::{aggregate, Aggregate};
 use tsp_core::codec::encode_block;
 use tsp_core::domain::{parse_rfc3339, EpochMs};
-use tsp_core::sample::{parse_page, sort_dedup, Samples, TimeParser};
+use tsp_core::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
 
 /// The site `scripts/run.sh` uses.
 pub const SITE: &str = "demo-building";
@@ -105,6 +105,48 @@ pub fn page(point: &str, samples: &[(i64, String)], next_cursor: Option<&str>) -
     out
 }
 
+/// One page of a whole site as ACE sends it (`point_names` is ignored):
+/// every point of `points` at each of `steps` times from `start`, every
+/// `interval_ms`, ordered by time, then name, with ACE's naive UTC times
+/// (`2025-11-01T00:05:00`) and simulated values. A middle page of a pass:
+/// a cursor follows.
+pub fn site_page(points: &[String], start: EpochMs, steps: usize, interval_ms: i64) -> Vec<u8> {
+    let mut names: Vec<&String> = points.iter().collect();
+    names.sort();
+    let end = start + steps as i64 * interval_ms;
+    let values: Vec<Vec<(i64, String)>> = names
+        .iter()
+        .map(|p| sim(p, start, end, interval_ms))
+        .collect();
+    let mut out = Vec::with_capacity(steps * points.len() * 160 + 64);
+    out.extend_from_slice(b"{\"point_samples\":[");
+    for k in 0..steps {
+        let t = start + k as i64 * interval_ms;
+        let time = ace_sim::format_time(t);
+        let time = time.strip_suffix('Z').unwrap_or(&time);
+        for (name, values) in names.iter().zip(&values) {
+            if out.last() == Some(&b'}') {
+                out.push(b',');
+            }
+            let v = values
+                .iter()
+                .find(|(at, _)| *at == t)
+                .map_or("0", |(_, v)| v);
+            out.extend_from_slice(b"{\"name\":");
+            push_str(&mut out, name);
+            out.extend_from_slice(b",\"value\":");
+            push_str(&mut out, v);
+            out.extend_from_slice(b",\"time\":");
+            push_str(&mut out, time);
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    push_str(&mut out, &cursor(steps * points.len()));
+    out.extend_from_slice(b",\"has_more\":true}");
+    out
+}
+
 /// The pages of one chunk query, [`PAGE_SIZE`] samples each.
 pub fn pages(point: &str, samples: &[(i64, String)]) -> Vec<Vec<u8>> {
     if samples.is_empty() {
@@ -134,11 +176,13 @@ pub fn parse_chunk<'a>(
     end: EpochMs,
     pages: impl IntoIterator<Item = &'a [u8]>,
 ) -> Samples {
+    let points = PointSet::new(&[point.to_owned()]);
     let mut times = TimeParser::default();
-    let mut out = Samples::new();
+    let mut out = [Samples::new()];
     for body in pages {
-        parse_page(body, point, start, end, &mut times, &mut out).expect("a valid page");
+        parse_page(body, &points, start, end, &mut times, &mut out).expect("a valid page");
     }
+    let [out] = out;
     out
 }
 

@@ -1,5 +1,20 @@
 //! Samples: upstream page parsing and value classification.
 //!
+//! The upstream (ACE's `/sites/{site}/timeseries/paginated`) ignores
+//! `point_names` and returns every point of the site, ordered by time, then
+//! name. [`parse_page`] demultiplexes such a page: the rows of the job's
+//! points ([`PointSet`]) inside the job's range go to their point's
+//! [`Samples`], the rest are only counted. It takes the body of the
+//! per-point endpoint too (`{"point_samples":[…]}` alone, no cursor keys;
+//! a sample without `name` is the only point's).
+//!
+//! Timestamps ([`TimeParser`]) are ACE's naive UTC `2026-08-07T16:25:00`,
+//! with or without a fraction (`…:00.627593`) and with or without `Z`; an
+//! offset (`+02:00`), a lowercase `t`/`z` or a space for `T` are accepted
+//! too. A fraction is **truncated** to milliseconds (`.627593` is 627 ms,
+//! `.9999999` is 999 ms), never rounded. An invalid date or time, a signed
+//! or five-digit year, or anything else is an error naming the string.
+//!
 //! The upstream sends every value as a string. Each is classified once, at
 //! parse time, into a [`Value`]; the aggregation engine and the codec work on
 //! that. A decimal string such as `"21.4"` becomes an exact mantissa and
@@ -10,7 +25,8 @@
 //! # Layout
 //! - this file: [`Value`], [`Sample`], a chunk's [`Samples`] and [`sort_dedup`].
 //! - `text`: the per-chunk string table.
-//! - `page`: [`parse_page`] and its serde_json reference path, [`TimeParser`].
+//! - `page`: [`parse_page`] and its serde_json reference path, [`PointSet`],
+//!   [`Page`], [`TimeParser`].
 //! - `fast`: the parser specialised to the upstream's own page bytes.
 
 mod fast;
@@ -21,7 +37,7 @@ use std::ops::Deref;
 
 use crate::domain::EpochMs;
 
-pub use page::{parse_page, parse_page_serde, Page, TimeParser};
+pub use page::{parse_page, parse_page_serde, Page, PointSet, TimeParser};
 pub use text::{TextId, Texts};
 
 /// Largest mantissa whose `f64` is exact, so `m / 10^s` rounds once.

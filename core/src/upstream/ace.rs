@@ -23,7 +23,7 @@ use crate::domain::{format_rfc3339, EpochMs, HOUR_MS};
 use crate::error::{Error, UpstreamError};
 use crate::plan::{Plan, SiteInfo};
 use crate::ports::{Clock, HttpClient};
-use crate::sample::{parse_page, Page, PointSet, Samples, TimeParser};
+use crate::sample::{parse_page, PointSet, Samples, TimeParser};
 
 /// `per_page` for `configured_points`: one of ACE's sizes, enough for a
 /// large site in one request.
@@ -200,10 +200,27 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                 .into());
             }
             let url = self.walk_url(q, &pos);
-            let (page, edges): (Page, PageEdges) =
+            // The next cursor is part of reading the page: a page it cannot
+            // be computed from (no rows yet more to come, a cursor naming
+            // another row) is malformed, retried in place up to
+            // MALFORMED_LIMIT, then permanent, and leaves `outs` as it was.
+            let (next, edges): (Option<Position>, PageEdges) =
                 send_with_retry(self.http, self.clock, self.cfg, (&url, false), traffic, &status, |b| {
+                    let marks: Vec<_> = outs.iter().map(Samples::mark).collect();
                     let page = parse_page(b, q.points, q.start, q.end, &mut times, outs)?;
-                    Ok((page, PageEdges::of(b)))
+                    let next = match page.has_more {
+                        false => None,
+                        true => match cursor::next(&pos, &page, &mut times) {
+                            Ok(next) => Some(next),
+                            Err(e) => {
+                                for (out, m) in outs.iter_mut().zip(marks) {
+                                    out.rewind(m);
+                                }
+                                return Err(e);
+                            }
+                        },
+                    };
+                    Ok((next, PageEdges::of(b)))
                 })
                 .await?;
             pages += 1;
@@ -211,10 +228,10 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                 return Err(malformed("the upstream sent the same page twice in a row", true));
             }
             self.check_cap(q, outs)?;
-            if !page.has_more {
+            let Some(next) = next else {
                 return Ok(());
-            }
-            pos = cursor::next(&pos, &page, &mut times).map_err(|d| malformed(&d, false))?;
+            };
+            pos = next;
             prev = Some(edges);
         }
     }
