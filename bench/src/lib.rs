@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tsp_core::aggregate::aggregate;
 use tsp_core::codec::encode_block;
 use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, TimeParser, PointSet};
+use tsp_core::sample::{parse_page, sort_dedup, PointSet, TimeParser};
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

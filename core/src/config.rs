@@ -64,7 +64,7 @@ pub const SETTINGS: &[Setting] = &[
     var("SUBREQUEST_BUDGET", "9000", "subrequests (upstream pages, R2 calls, queue sends) one consumer invocation makes at most, across all its messages; under the 10,000 of current paid plans. An account on the older 1,000 limit sets it to 900; finalize then needs one read per chunk in one invocation, so a 100-point, 13-month job (1,300 chunks) cannot finish there"),
     var("MAX_POINTS", "100", "points per job"),
     var("MAX_ACTIVE_JOBS", "1000", "queued, processing or failed jobs one owner may have at once; a submit beyond it gets `429` with `Retry-After: 30` and writes nothing (0: no limit). The count and the insert are one statement, so concurrent submits cannot overshoot"),
-    var("DAILY_CHUNK_QUOTA", "50000", "chunks (a point over a UTC month) one owner may order per UTC day, `force` included; past it a submit gets `429` with `Retry-After` until midnight UTC and a problem+json naming the quota (0: none)"),
+    var("DAILY_CHUNK_QUOTA", "50000", "chunks one owner may order per UTC day, counted as a point over a UTC month the range touches (the unit predates windows, so a job costs what it did), `force` included; past it a submit gets `429` with `Retry-After` until midnight UTC and a problem+json naming the quota (0: none)"),
     var("FRESHNESS_MS", "3600000", "how long a completed job is reused for an identical request"),
     var("MAX_RETRIES", "4", "mirror of the queue's `max_retries` (the queue now only retries invocations that crash; the consumer reschedules failures itself)"),
     var("SINGLE_PUT_MAX_BYTES", "16777216", "results up to this size (16 MiB) are written with one PUT; larger ones with a multipart upload"),
@@ -206,12 +206,12 @@ impl Config {
             page_size: num(&get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
             upstream_plan: match get("UPSTREAM_PLAN").filter(|s| !s.trim().is_empty()) {
                 None => d.upstream_plan,
-                Some(s) => s.trim().parse().map_err(|e: String| {
-                    ValidationError::single("UPSTREAM_PLAN", &e)
-                })?,
+                Some(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|e: String| ValidationError::single("UPSTREAM_PLAN", &e))?,
             },
-            upstream_sample_secs: num(&get, "UPSTREAM_SAMPLE_SECS", d.upstream_sample_secs)?
-                .max(1),
+            upstream_sample_secs: num(&get, "UPSTREAM_SAMPLE_SECS", d.upstream_sample_secs)?.max(1),
             window_max_samples: num(&get, "WINDOW_MAX_SAMPLES", d.window_max_samples)?.max(1),
             site_info_ttl_ms: num(&get, "SITE_INFO_TTL_MS", d.site_info_ttl_ms)?,
             upstream_request_cost_bytes: num(

@@ -377,7 +377,10 @@ mod tests {
     fn a_rejected_site_is_permanent_and_says_why() {
         let e = Error::Upstream(UpstreamError::SiteRejected("nowhere".into()));
         assert_eq!(e.class(), ErrorClass::Permanent);
-        assert!(e.to_string().contains("site unknown or not permitted"), "{e}");
+        assert!(
+            e.to_string().contains("site unknown or not permitted"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -140,8 +140,10 @@ pub struct Estimate {
 
 impl Estimate {
     fn cost(self, cfg: &Config) -> u64 {
-        self.bytes
-            .saturating_add(self.requests.saturating_mul(cfg.upstream_request_cost_bytes))
+        self.bytes.saturating_add(
+            self.requests
+                .saturating_mul(cfg.upstream_request_cost_bytes),
+        )
     }
 }
 

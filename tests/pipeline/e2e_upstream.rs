@@ -42,7 +42,11 @@ fn one_pass_bytes(site: &str, start: i64, end: i64) -> u64 {
         .map(|p| {
             ace_sim::samples(site, p, start, end, FIVE_MIN)
                 .iter()
-                .map(|(_, v)| (r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len() + p.len() + v.len()) as u64)
+                .map(|(_, v)| {
+                    (r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len()
+                        + p.len()
+                        + v.len()) as u64
+                })
                 .sum::<u64>()
         })
         .sum()
@@ -106,7 +110,11 @@ async fn e2e_ten_points_of_a_200_point_site_are_exact_and_byte_identical_under_b
         .map(|p| {
             ace_sim::samples(site, p, start, end, FIVE_MIN)
                 .iter()
-                .map(|(_, v)| (r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len() + p.len() + v.len()) as u64)
+                .map(|(_, v)| {
+                    (r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len()
+                        + p.len()
+                        + v.len()) as u64
+                })
                 .sum::<u64>()
         })
         .sum();
@@ -123,7 +131,11 @@ async fn e2e_an_unknown_site_fails_alone_at_once_and_opens_no_circuit() {
     let s = stack();
     let circuit_alerts = |all: &[Value]| {
         all.iter()
-            .filter(|a| a["event"].as_str().is_some_and(|e| e.starts_with("circuit")))
+            .filter(|a| {
+                a["event"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("circuit"))
+            })
             .count()
     };
     let all_alerts = || async {
@@ -141,7 +153,8 @@ async fn e2e_an_unknown_site_fails_alone_at_once_and_opens_no_circuit() {
     let before = circuit_alerts(&all_alerts().await);
     let good_site = "e2e-beside";
     let good = json!({"site": good_site, "points": &reporting(good_site)[..3], "days": 3});
-    let bad = json!({"site": "unknown-e2e-site", "points": ["ses/ses_unknown-e2e-site/x"], "days": 3});
+    let bad =
+        json!({"site": "unknown-e2e-site", "points": ["ses/ses_unknown-e2e-site/x"], "days": 3});
     let t0 = Instant::now();
     let bad_id = submit(&s, &bad).await;
     let good_id = submit(&s, &good).await;

@@ -386,7 +386,11 @@ async fn an_empty_page_that_says_more_follow_is_refused_not_followed() {
         "{handled:?}"
     );
     let limit = h.cfg.malformed_limit as usize;
-    assert_eq!(pages(&server).await.len(), 1 + limit, "re-read, then refused");
+    assert_eq!(
+        pages(&server).await.len(),
+        1 + limit,
+        "re-read, then refused"
+    );
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::FailedPermanent);
     assert_eq!(job.chunks_done, 0);

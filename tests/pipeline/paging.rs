@@ -31,7 +31,10 @@ async fn paging_a_50_point_site_in_pages_of_ten_completes_exact() {
     let rows = (all.len() * 2 * 288) as u64;
     let requests = job["upstream"]["requests"].as_u64().unwrap();
     assert!(requests >= rows / 10, "{requests} requests for {rows} rows");
-    assert!(requests <= rows / 10 + 10, "{requests} requests for {rows} rows");
+    assert!(
+        requests <= rows / 10 + 10,
+        "{requests} requests for {rows} rows"
+    );
 
     let r = s.raw_get(&s.token, &format!("/v1/jobs/{id}/result")).await;
     let bytes = r.bytes().await.unwrap();

@@ -76,7 +76,11 @@ fn main() -> Result<(), String> {
     let points = common::points(10);
     // The old point × month chunks: each point over each month.
     let chunks: Vec<(u32, tsp_core::chunk::Chunk)> = (0..points.len() as u32)
-        .flat_map(|p| plan(start, end, MAX_WINDOW_DAYS).into_iter().map(move |c| (p, c)))
+        .flat_map(|p| {
+            plan(start, end, MAX_WINDOW_DAYS)
+                .into_iter()
+                .map(move |c| (p, c))
+        })
         .collect();
     for n in [1usize, 12, 120] {
         let base = CURRENT.load(Relaxed);

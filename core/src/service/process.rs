@@ -973,8 +973,17 @@ async fn commit_chunk<D: SqlDb>(
         let rows: Vec<(u32, &Aggregate)> = rows.iter().map(|(p, a)| (*p, a)).collect();
         stmts.push(store::upsert_aggregates(lease.holder(), target, &rows)?);
     }
-    stmts.push(store::add_traffic(lease.holder(), traffic.bytes, traffic.requests));
-    stmts.push(store::insert_chunk(lease.holder(), done.idx, done.bytes, counts));
+    stmts.push(store::add_traffic(
+        lease.holder(),
+        traffic.bytes,
+        traffic.requests,
+    ));
+    stmts.push(store::insert_chunk(
+        lease.holder(),
+        done.idx,
+        done.bytes,
+        counts,
+    ));
     let changed = db.batch(&stmts).await?;
     fenced(changed.last().copied().unwrap_or(0))
 }

@@ -88,11 +88,16 @@ impl<H: HttpClient, C: Clock> Source for Ace<'_, H, C> {
                 "/sites/{}/configured_points?page={page}&per_page={CATALOGUE_PER_PAGE}",
                 escape(site)
             ));
-            let body: CataloguePage =
-                send_with_retry(self.http, self.clock, self.cfg, (&url, false), traffic, &status, |b| {
-                    serde_json::from_slice(b).map_err(|e| format!("configured_points: {e}"))
-                })
-                .await?;
+            let body: CataloguePage = send_with_retry(
+                self.http,
+                self.clock,
+                self.cfg,
+                (&url, false),
+                traffic,
+                &status,
+                |b| serde_json::from_slice(b).map_err(|e| format!("configured_points: {e}")),
+            )
+            .await?;
             for item in &body.items {
                 info.points += 1;
                 info.enabled += u64::from(item.collect_enabled.unwrap_or(true));
@@ -141,10 +146,7 @@ impl PageEdges {
 /// in pages, and never more than one invocation may request.
 pub fn page_bound(cfg: &Config, q: &WindowQuery<'_>) -> u64 {
     let job = q.names.len().max(1) as u64;
-    let site_rows = cfg
-        .chunk_max_samples
-        .saturating_mul(q.site_points.max(job))
-        / job;
+    let site_rows = cfg.chunk_max_samples.saturating_mul(q.site_points.max(job)) / job;
     (site_rows.div_ceil(u64::from(q.page_size.max(1))) + 2).min(cfg.subrequest_budget.max(3))
 }
 
@@ -204,8 +206,14 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
             // be computed from (no rows yet more to come, a cursor naming
             // another row) is malformed, retried in place up to
             // MALFORMED_LIMIT, then permanent, and leaves `outs` as it was.
-            let (next, edges): (Option<Position>, PageEdges) =
-                send_with_retry(self.http, self.clock, self.cfg, (&url, false), traffic, &status, |b| {
+            let (next, edges): (Option<Position>, PageEdges) = send_with_retry(
+                self.http,
+                self.clock,
+                self.cfg,
+                (&url, false),
+                traffic,
+                &status,
+                |b| {
                     let marks: Vec<_> = outs.iter().map(Samples::mark).collect();
                     let page = parse_page(b, q.points, q.start, q.end, &mut times, outs)?;
                     let next = match page.has_more {
@@ -221,11 +229,15 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                         },
                     };
                     Ok((next, PageEdges::of(b)))
-                })
-                .await?;
+                },
+            )
+            .await?;
             pages += 1;
             if prev.as_ref() == Some(&edges) {
-                return Err(malformed("the upstream sent the same page twice in a row", true));
+                return Err(malformed(
+                    "the upstream sent the same page twice in a row",
+                    true,
+                ));
             }
             self.check_cap(q, outs)?;
             let Some(next) = next else {
@@ -269,9 +281,9 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                 between().await?;
                 match self.point_span(name, &one, s, e, out, traffic).await {
                     Ok(()) => {}
-                    Err(Error::Upstream(UpstreamError::TooLarge(_) | UpstreamError::Timeout(_)))
-                        if e - s > MIN_SPLIT_MS =>
-                    {
+                    Err(Error::Upstream(
+                        UpstreamError::TooLarge(_) | UpstreamError::Timeout(_),
+                    )) if e - s > MIN_SPLIT_MS => {
                         let mid = s + (e - s) / 2;
                         spans.push((mid, e));
                         spans.push((s, mid));
@@ -304,9 +316,15 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
         let mut times = TimeParser::default();
         let outs = std::slice::from_mut(out);
         let target = (url.as_str(), splittable);
-        let got = send_with_retry(self.http, self.clock, self.cfg, target, traffic, &plain_status, |b| {
-            parse_page(b, one, s, e, &mut times, outs).map(drop)
-        })
+        let got = send_with_retry(
+            self.http,
+            self.clock,
+            self.cfg,
+            target,
+            traffic,
+            &plain_status,
+            |b| parse_page(b, one, s, e, &mut times, outs).map(drop),
+        )
         .await;
         match got {
             // A point the upstream does not know has no samples, as in a

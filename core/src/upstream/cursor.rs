@@ -161,10 +161,20 @@ mod tests {
         assert_eq!(next.cursor, Some(theirs));
         assert_eq!(next.at, Some(t1));
         // The first page (no cursor) too.
-        let first = super::next(&Position::default(), &page(5, t0, t0, 5, &Cursor {
-            offset: 5,
-            timestamp: "2024-02-20T00:00:00".into(),
-        }), &mut times)
+        let first = super::next(
+            &Position::default(),
+            &page(
+                5,
+                t0,
+                t0,
+                5,
+                &Cursor {
+                    offset: 5,
+                    timestamp: "2024-02-20T00:00:00".into(),
+                },
+            ),
+            &mut times,
+        )
         .unwrap();
         assert_eq!(first.cursor.unwrap().offset, 5);
     }
