@@ -4,6 +4,13 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ValidationError;
 
+/// The page sizes ACE accepts on `/timeseries/paginated`; any other is a
+/// 400 there. `UPSTREAM_PAGE_SIZE` must be one of them (or 0), and
+/// [`crate::plan::page_size`] picks among them.
+pub const PAGE_SIZES: [u32; 12] = [
+    3, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 300_000, 500_000,
+];
+
 /// One setting: its var or secret name, its default as written in
 /// `wrangler.toml` and the README, whether it is a secret, and what it does.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +108,7 @@ pub struct Config {
     /// of ACE's sizes under a quarter of the page byte cap).
     pub page_size: u32,
     /// `UPSTREAM_PLAN`: the plan of a job whose request names none.
-    pub upstream_plan: crate::plan::PlanChoice,
+    pub upstream_plan: crate::domain::PlanChoice,
     /// `UPSTREAM_SAMPLE_SECS`: the upstream's sample interval, for sizing.
     pub upstream_sample_secs: u64,
     /// `WINDOW_MAX_SAMPLES`: samples one window should hold (sizing).
@@ -256,7 +263,7 @@ impl Config {
                 .to_owned(),
             job_retention_ms: num(&get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
         };
-        if cfg.page_size != 0 && !crate::plan::PAGE_SIZES.contains(&cfg.page_size) {
+        if cfg.page_size != 0 && !PAGE_SIZES.contains(&cfg.page_size) {
             return Err(ValidationError::single(
                 "UPSTREAM_PAGE_SIZE",
                 "must be 0 or one of ACE's page sizes (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000)",
@@ -281,7 +288,7 @@ impl Default for Config {
             upstream_url: String::new(),
             upstream_token: SecretString::default(),
             page_size: 0,
-            upstream_plan: crate::plan::PlanChoice::Auto,
+            upstream_plan: crate::domain::PlanChoice::Auto,
             upstream_sample_secs: 300,
             window_max_samples: 250_000,
             site_info_ttl_ms: 86_400_000,

@@ -225,6 +225,42 @@ pub fn parse_rfc3339(s: &str) -> Option<EpochMs> {
         .map(|t| t.timestamp_millis())
 }
 
+/// What a request (or `UPSTREAM_PLAN`) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanChoice {
+    /// Whichever costs less for this site and job.
+    #[default]
+    Auto,
+    /// Always the site walk.
+    Site,
+    /// Always per-point requests.
+    Point,
+}
+
+impl PlanChoice {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanChoice::Auto => "auto",
+            PlanChoice::Site => "site",
+            PlanChoice::Point => "point",
+        }
+    }
+}
+
+impl std::str::FromStr for PlanChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(PlanChoice::Auto),
+            "site" => Ok(PlanChoice::Site),
+            "point" => Ok(PlanChoice::Point),
+            _ => Err(format!("must be auto, site or point, not {s:?}")),
+        }
+    }
+}
+
 /// The wire form of a job submission, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +273,7 @@ struct RawJobRequest {
     #[serde(default)]
     force: bool,
     #[serde(default)]
-    plan: Option<crate::plan::PlanChoice>,
+    plan: Option<PlanChoice>,
 }
 
 /// A validated job submission.
@@ -253,7 +289,7 @@ pub struct JobRequest {
     pub force: bool,
     /// How to fetch, if the request says (not part of the fingerprint: the
     /// result does not depend on it).
-    pub plan: Option<crate::plan::PlanChoice>,
+    pub plan: Option<PlanChoice>,
 }
 
 impl JobRequest {

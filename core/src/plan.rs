@@ -20,27 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
-/// The page sizes ACE accepts on `/timeseries/paginated`; any other is a 400.
-pub const PAGE_SIZES: [u32; 12] = [
-    3, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000, 300_000, 500_000,
-];
+pub use crate::config::PAGE_SIZES;
+pub use crate::domain::PlanChoice;
 
 /// Bytes of one row besides its name: `{"name":"","value":"…","time":"…"},`
 /// with a value of up to 20 characters and a time with microseconds.
 const ROW_OVERHEAD_BYTES: u64 = 80;
-
-/// What a request (or `UPSTREAM_PLAN`) asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanChoice {
-    /// Whichever costs less for this site and job.
-    #[default]
-    Auto,
-    /// Always the site walk.
-    Site,
-    /// Always per-point requests.
-    Point,
-}
 
 /// How a job's windows are fetched, once chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,29 +35,6 @@ pub enum Plan {
     Site,
     /// One request per point and window.
     Point,
-}
-
-impl PlanChoice {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanChoice::Auto => "auto",
-            PlanChoice::Site => "site",
-            PlanChoice::Point => "point",
-        }
-    }
-}
-
-impl FromStr for PlanChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(PlanChoice::Auto),
-            "site" => Ok(PlanChoice::Site),
-            "point" => Ok(PlanChoice::Point),
-            _ => Err(format!("must be auto, site or point, not {s:?}")),
-        }
-    }
 }
 
 impl Plan {
