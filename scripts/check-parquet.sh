@@ -5,13 +5,14 @@
 # pandas and polars (pinned, from PyPI, into .state/venv) and checked
 # against the result object (decoded in Python, independently of core) and
 # /v1/aggregates row for row. The README's analyst commands run verbatim.
-# Needs TSP_URL and TSP_TOKEN (tsp_up).
+# Needs TSP_URL, TSP_TOKEN and TSP_SIM_URL (tsp_up).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.state/venv"
 PINS=("duckdb-cli==1.5.6" "pyarrow==26.0.1" "pandas==3.1.1" "numpy==2.4.6" "polars==2.1.0" "msgpack==1.2.4")
 : "${TSP_URL:?TSP_URL must point at the running Worker (tsp_up)}"
 : "${TSP_TOKEN:?TSP_TOKEN must hold an API token (tsp_up)}"
+: "${TSP_SIM_URL:?TSP_SIM_URL must point at the simulator (tsp_up)}"
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
@@ -28,10 +29,34 @@ TSP="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tsp"
 WORK="$ROOT/.state/parquet-check"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 
-# Three points, one of them a state point (text samples "active"/"inactive"),
-# over two UTC months; starting at 12:00 makes the first daily bucket partial.
+# Three reporting points of the site's catalogue (the simulator's
+# configured_points, in ACE's shape; the first 75 % of a catalogue report):
+# two numeric ones and a fan status, a state point (text samples
+# "active"/"inactive"), over two UTC months; starting at 12:00 makes the
+# first daily bucket partial. A point's kind is read off one hour of its
+# samples (some points of any name are state points).
 SITE=parquet-check
-POINTS=("AHU-1/Supply_Air_Temp" "AHU-1/Supply_Fan_Status" "VAV 2/Zone_Temp")
+mapfile -t POINTS < <(python3 - "$TSP_SIM_URL" "$SITE" <<'PY'
+import itertools, json, sys, urllib.parse, urllib.request
+url, site = sys.argv[1:3]
+def get(path):
+    req = urllib.request.Request(url + path, headers={"Authorization": "Bearer dev-token"})
+    return json.load(urllib.request.urlopen(req, timeout=30))
+def numeric(p):
+    q = "start_time=2025-09-28T12:00:00&end_time=2025-09-28T13:00:00"
+    rows = get(f"/points/{urllib.parse.quote(p, safe='')}/timeseries?{q}")["point_samples"]
+    try:
+        return bool(rows) and all(float(r["value"]) == float(r["value"]) for r in rows)
+    except ValueError:
+        return False
+page = get(f"/sites/{site}/configured_points?per_page=100")
+reporting = [p["name"] for p in page["items"][: page["total"] - page["total"] // 4]]
+status = next(p for p in reporting if p.endswith("_Status"))
+nums = list(itertools.islice((p for p in reporting if p != status and numeric(p)), 2))
+print("\n".join([nums[0], status, nums[1]]))
+PY
+)
+[ "${#POINTS[@]}" = 3 ] || { echo "[parquet] no catalogue points from $TSP_SIM_URL" >&2; exit 1; }
 START=2025-09-28T12:00:00Z END=2025-11-04T00:00:00Z
 args=()
 for p in "${POINTS[@]}"; do args+=(--point "$p"); done

@@ -23,8 +23,9 @@ if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("
   "$VENV/bin/pip" install -q "schemathesis==$VERSION"
 fi
 
-# One dead job (the simulator answers 404 for sites named unknown*, which is
-# permanent), so the archive, retry and dead-letter routes see real data.
+# One dead job (the simulator, like ACE, answers 403 for a site it does not
+# know, here any site named unknown*, which is permanent), so the archive,
+# retry and dead-letter routes see real data.
 # Best effort: the run goes on without it.
 seed=$(curl -fsS -m 30 -X POST "$TSP_URL/v1/jobs" -H "Authorization: Bearer $TSP_TOKEN" \
   -H 'content-type: application/json' \

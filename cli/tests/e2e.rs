@@ -47,10 +47,40 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Two points of the site's catalogue that report (the simulator, like ACE,
+/// lists points that never report), in the order the job stores them.
 fn points() -> Vec<String> {
-    let mut p = ace_sim::default_points(SITE, 2);
+    let mut p = ace_sim::reporting_points(SITE, &ace_sim::SimConfig::default());
+    p.truncate(2);
     p.sort();
     p
+}
+
+/// The simulator's samples of the job in the result object's order (the
+/// order `fetch` writes): window by window (whole UTC days within a month,
+/// sized as a submit with the default settings sizes them), and within a
+/// window point by point.
+fn expected_samples() -> Vec<(String, i64, String)> {
+    let (start, end) = (
+        parse_rfc3339(START).expect("start"),
+        parse_rfc3339(END).expect("end"),
+    );
+    let points = points();
+    let cfg = tsp_core::config::Config::default();
+    let days = tsp_core::chunk::window_days(
+        points.len(),
+        cfg.upstream_sample_secs,
+        cfg.window_max_samples,
+    );
+    let mut want = Vec::new();
+    for w in tsp_core::chunk::plan(start, end, days) {
+        for p in &points {
+            for (t, v) in ace_sim::samples(SITE, p, w.start, w.end, FIVE_MIN) {
+                want.push((p.clone(), t, v));
+            }
+        }
+    }
+    want
 }
 
 fn csv_field(s: &str) -> String {
@@ -103,10 +133,6 @@ fn submit_and_wait() -> String {
 fn e2e_submit_wait_fetch_csv_matches_the_simulator_and_aggregates_print() {
     require_stack();
     let id = submit_and_wait();
-    let (start, end) = (
-        parse_rfc3339(START).expect("start"),
-        parse_rfc3339(END).expect("end"),
-    );
 
     // fetch: streamed, decoded client-side, hash-checked.
     let file = temp_path("result.csv");
@@ -116,16 +142,16 @@ fn e2e_submit_wait_fetch_csv_matches_the_simulator_and_aggregates_print() {
     let csv = std::fs::read_to_string(&file).expect("the CSV file");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("point,time,value"));
-    let mut want = Vec::new();
-    for p in points() {
-        for (t, v) in ace_sim::samples(SITE, &p, start, end, FIVE_MIN) {
+    let want: Vec<String> = expected_samples()
+        .into_iter()
+        .map(|(p, t, v)| {
             let value = match Decoded::of_upstream(&v) {
                 Decoded::Number(n) => n.to_string(),
                 Decoded::Text(t) => csv_field(&t),
             };
-            want.push(format!("{},{},{value}", csv_field(&p), format_rfc3339(t)));
-        }
-    }
+            format!("{},{},{value}", csv_field(&p), format_rfc3339(t))
+        })
+        .collect();
     let got: Vec<&str> = lines.collect();
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -180,16 +206,10 @@ fn e2e_fetch_parquet_holds_the_simulators_samples_exactly() {
     let o = tsp(&["fetch", &id, "--format", "parquet", "-o", &file_arg]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let got = parquet_rows(std::fs::read(&file).expect("the Parquet file"));
-    let (start, end) = (
-        parse_rfc3339(START).expect("start"),
-        parse_rfc3339(END).expect("end"),
-    );
-    let mut want = Vec::new();
-    for p in points() {
-        for (t, v) in ace_sim::samples(SITE, &p, start, end, FIVE_MIN) {
-            want.push((p.clone(), t, Decoded::of_upstream(&v)));
-        }
-    }
+    let want: Vec<(String, i64, Decoded)> = expected_samples()
+        .into_iter()
+        .map(|(p, t, v)| (p, t, Decoded::of_upstream(&v)))
+        .collect();
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!((&g.0, g.1), (&w.0, w.1), "row {i}");
@@ -213,6 +233,16 @@ fn e2e_status_raw_fetch_and_cancel_of_a_completed_job() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let job: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
     assert_eq!(job["status"], "completed");
+    // Both points reported, and the job says how it fetched them.
+    assert_eq!(job["points_without_data"], serde_json::json!([]), "{job}");
+    let up = &job["upstream"];
+    assert_eq!(up["plan_requested"], "auto", "{job}");
+    assert!(
+        matches!(up["plan"].as_str(), Some("site" | "point")),
+        "{job}"
+    );
+    assert!(up["requests"].as_u64().is_some_and(|n| n > 0), "{job}");
+    assert!(up["bytes"].as_u64().is_some_and(|n| n > 0), "{job}");
 
     // Raw bytes: exactly the object the job describes.
     let file = temp_path(&format!("{id}.msgpack.gz"));

@@ -1,6 +1,7 @@
 // Browser test of the status page served at `GET /`.
 //
-//   TSP_URL=http://127.0.0.1:8787 TSP_TOKEN=... node tests/browser/page.test.mjs
+//   TSP_URL=http://127.0.0.1:8787 TSP_TOKEN=... TSP_SIM_URL=http://127.0.0.1:9100 \
+//     node tests/browser/page.test.mjs
 //
 // The caller starts the stack (scripts/stack.sh tsp_up); tests/browser/run.sh
 // installs what is missing and runs this file. Exits non-zero on any failed
@@ -15,8 +16,10 @@ import { chromium } from "playwright-core";
 
 const BASE = (process.env.TSP_URL || "").replace(/\/+$/, "");
 const TOKEN = process.env.TSP_TOKEN || "";
+const SIM = (process.env.TSP_SIM_URL || "").replace(/\/+$/, "");
 assert.ok(BASE, "TSP_URL is not set");
 assert.ok(TOKEN, "TSP_TOKEN is not set");
+assert.ok(SIM, "TSP_SIM_URL is not set");
 
 const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
 const TERMINAL = new Set(["completed", "failed_permanent", "cancelled"]);
@@ -59,13 +62,33 @@ async function waitForStatus(id, want, timeoutMs = 90_000) {
   assert.fail(`job ${id} still ${job?.status} after ${timeoutMs} ms (wanted ${want})`);
 }
 
+// The site's catalogue, as the simulator lists it (ACE's configured_points):
+// its first 75 % report, the rest never do.
+async function catalogue(site) {
+  const res = await fetch(`${SIM}/sites/${site}/configured_points?per_page=100`, {
+    headers: { authorization: "Bearer dev-token" },
+  });
+  assert.equal(res.status, 200, `configured_points of ${site}`);
+  const page = await res.json();
+  const names = page.items.map((p) => p.name);
+  const reporting = page.total - Math.floor(page.total / 4);
+  return { reporting: names.slice(0, reporting), silent: names.slice(reporting) };
+}
+
 // ---- 1. the two jobs, through the API ----
+// Two points that report and one that never does: the page shows it
+// among the points without data.
+const cat = await catalogue("browser-ok");
+const reporting = cat.reporting.slice(0, 2);
+const silent = cat.silent[cat.silent.length - 1];
 const okJob = await submit({
   site: "browser-ok",
-  points: ["p1", "p2"],
+  points: [...reporting, silent],
   start: "2025-10-01T00:00:00Z",
   end: "2025-10-04T00:00:00Z",
 });
+// A site ACE does not know answers 403: the job dies at once. Its point
+// name never reaches a timeseries endpoint.
 const deadJob = await submit({
   site: "unknown-browser",
   points: ["p1"],
@@ -77,7 +100,10 @@ const [okDone, deadDone] = await Promise.all([
   waitForStatus(okJob.job_id, "completed"),
   waitForStatus(deadJob.job_id, "failed_permanent"),
 ]);
-log(`API: ${okDone.job_id} completed (${okDone.progress.samples} samples), ${deadDone.job_id} failed_permanent (${deadDone.last_error})`);
+log(`API: ${okDone.job_id} completed (${okDone.progress.samples} samples, ${okDone.upstream.plan} plan), ${deadDone.job_id} failed_permanent (${deadDone.last_error})`);
+assert.equal(okDone.progress.samples, 2 * 3 * 288, "two reporting points, three days of 5-minute samples");
+assert.deepEqual(okDone.points_without_data, [silent], "the silent point has no data");
+assert.ok(["site", "point"].includes(okDone.upstream.plan), `plan ${okDone.upstream.plan}`);
 
 // ---- 2. the page ----
 const browser = await chromium.launch({
@@ -118,9 +144,22 @@ try {
   await okRow.locator(".status", { hasText: /^completed$/ }).waitFor();
   const okText = await okRow.innerText();
   assert.match(okText, /browser-ok/);
-  assert.match(okText, /100% · 2\/2 chunks · 1,728 samples/, `progress text of the completed job: ${okText}`);
+  const chunks = okDone.progress.chunks_total;
+  assert.ok(chunks >= 1, `chunks_total ${chunks}`);
+  assert.ok(okText.includes(`100% · ${chunks}/${chunks} chunks · 1,728 samples`), `progress text of the completed job: ${okText}`);
   assert.equal(await okRow.locator('[role="progressbar"]').getAttribute("aria-valuenow"), "100");
   log("jobs list shows the completed job at 100%");
+
+  // The new job fields: the points without data and the upstream plan.
+  assert.equal(await okRow.locator(".points").innerText(), "3 points · 1 without data");
+  assert.equal(await okRow.locator(".nodata").getAttribute("title"), `No data over the range:\n${silent}`);
+  const up = okRow.locator(".upstream");
+  assert.equal(await up.getAttribute("data-plan"), okDone.upstream.plan);
+  const label = { site: "site walk", point: "per point" }[okDone.upstream.plan];
+  const n = okDone.upstream.requests;
+  assert.match(await up.innerText(), new RegExp(`^${label} · ${n.toLocaleString("en-US")} requests? · [\\d.]+ (B|kB|MB)$`));
+  assert.match(await up.getAttribute("title"), new RegExp(`asked auto\\); ${n.toLocaleString("en-US")} requests, ${okDone.upstream.bytes.toLocaleString("en-US")} bytes$`));
+  log(`jobs list shows the plan (${await up.innerText()}) and the point without data`);
 
   // Stats figures.
   await page.locator("#stat-completed dd").waitFor();
@@ -144,19 +183,25 @@ try {
   );
   const bands = paths.filter((p) => p.cls === "band");
   const means = paths.filter((p) => p.cls === "mean");
-  assert.equal(bands.length, 2, "two band paths");
-  assert.equal(means.length, 2, "two mean paths");
-  for (const p of paths) assert.match(p.d, /^M[-\d.]+,[-\d.]+L/, `${p.cls} path of ${p.point} has data: "${p.d.slice(0, 40)}"`);
-  assert.deepEqual(bands.map((b) => b.point).sort(), ["p1", "p2"]);
-  // Three daily buckets: each mean line has three vertices.
-  for (const m of means) assert.equal(m.d.split("L").length, 3, `mean of ${m.point} has 3 points`);
-  assert.match(await page.locator("#chart-legend").innerText(), /p1[\s\S]*p2/);
-  log("chart rendered: 2 band + 2 mean paths");
+  assert.equal(bands.length, 3, "a band path per point");
+  assert.equal(means.length, 3, "a mean path per point");
+  assert.deepEqual(bands.map((b) => b.point).sort(), [...reporting, silent].sort());
+  for (const p of paths) {
+    if (p.point === silent) assert.equal(p.d, "", `${p.cls} path of the silent point is empty`);
+    else assert.match(p.d, /^M[-\d.]+,[-\d.]+L/, `${p.cls} path of ${p.point} has data: "${p.d.slice(0, 40)}"`);
+  }
+  // Three daily buckets: each mean line of a reporting point has three vertices.
+  for (const m of means) if (m.point !== silent) assert.equal(m.d.split("L").length, 3, `mean of ${m.point} has 3 points`);
+  const legend = await page.locator("#chart-legend li").allInnerTexts();
+  assert.equal(legend.length, 3, `legend: ${legend}`);
+  for (const p of reporting) assert.ok(legend.includes(p), `legend lists ${p}: ${legend}`);
+  assert.ok(legend.includes(`${silent} (no data)`), `legend marks the silent point: ${legend}`);
+  log("chart rendered: 2 band + 2 mean paths with data, the silent point marked (no data)");
 
   // ---- dead letter and retry ----
   const deadItem = page.locator(`#dead-letters li[data-job-id="${deadJob.job_id}"]`);
   await deadItem.waitFor();
-  assert.match(await deadItem.innerText(), /404/, "dead letter shows the last error");
+  assert.match(await deadItem.innerText(), /403/, "dead letter shows the last error");
   const before = (await api("GET", `/v1/jobs/${deadJob.job_id}`)).json;
   assert.equal(before.status, "failed_permanent");
   const retryResponse = page.waitForResponse(
@@ -177,7 +222,7 @@ try {
   const { gone, st } = await pageState.jsonValue();
   assert.match(await page.locator("#notice").innerText(), new RegExp(`${deadJob.job_id.slice(0, 8)} re-queued at`));
   log(`page after retry: dead letter ${gone ? "removed" : "still listed"}, job row ${st}`);
-  // The API: no longer failed_permanent, or (the simulator answers 404 again
+  // The API: no longer failed_permanent, or (the simulator answers 403 again
   // within about a second) already re-run and dead again with one more attempt.
   const after = (await api("GET", `/v1/jobs/${deadJob.job_id}`)).json;
   assert.ok(
@@ -186,7 +231,7 @@ try {
   );
   log(`API after retry: retry answered ${retried.status}; now ${after.status}, attempts ${before.attempts} -> ${after.attempts}`);
 
-  // The simulator still answers 404, so the re-run dies again; the live
+  // The simulator still answers 403, so the re-run dies again; the live
   // refresh brings the dead letter back with one more attempt.
   await page
     .locator(`#dead-letters li[data-job-id="${deadJob.job_id}"]`, { hasText: `${before.attempts + 1} attempts` })

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the status-page browser test against a running stack.
 #
-#   source scripts/stack.sh; tsp_build; tsp_up /tmp/state   # exports TSP_URL, TSP_TOKEN
+#   source scripts/stack.sh; tsp_build; tsp_up /tmp/state   # exports TSP_URL, TSP_TOKEN, TSP_SIM_URL
 #   bash tests/browser/run.sh
 #   tsp_down
 #
@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 : "${TSP_URL:?TSP_URL must point at a running Worker (scripts/stack.sh tsp_up)}"
 : "${TSP_TOKEN:?TSP_TOKEN must be an API token of that Worker}"
+: "${TSP_SIM_URL:?TSP_SIM_URL must point at the simulator of that Worker (tsp_up)}"
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "[browser] installing chromium (apt-get)" >&2

@@ -738,3 +738,88 @@ async fn a_point_name_with_a_comma_a_slash_and_a_space_reaches_the_upstream_inta
         );
     }
 }
+
+/// A per-point endpoint that answers a span of more than `max_hours` with
+/// `long` (too slow, or too large) and a shorter span with one sample at
+/// its start; it counts the requests.
+struct SpanUpstream {
+    max_hours: i64,
+    long: ResponseTemplate,
+    requests: AtomicU64,
+}
+
+impl Respond for SpanUpstream {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let q: std::collections::HashMap<String, String> =
+            req.url.query_pairs().into_owned().collect();
+        let at = |k: &str| parse_rfc3339(&q[k]).expect("an RFC 3339 bound");
+        let (s, e) = (at("start_time"), at("end_time"));
+        if e - s > self.max_hours * HOUR_MS {
+            return self.long.clone();
+        }
+        let body =
+            json!({"point_samples": [{"name": "p1", "value": "1.5", "time": naive_time(s)}]});
+        ResponseTemplate::new(200).set_body_string(body.to_string())
+    }
+}
+
+/// A one-day, one-point job under the point plan against `upstream`.
+async fn halving_job(upstream: SpanUpstream, tweak: impl Fn(&mut Harness)) -> (Job, u64) {
+    let server = MockServer::start().await;
+    mount_catalogue(&server, "halve", &names(1)).await;
+    let upstream = std::sync::Arc::new(upstream);
+    Mock::given(method("GET"))
+        .and(path("/points/p1/timeseries"))
+        .respond_with(ArcRespond(upstream.clone()))
+        .mount(&server)
+        .await;
+    let mut h = Harness::new(&server.uri());
+    tweak(&mut h);
+    let (_, job) = run(&h, &job_body("halve", &names(1), day(), "point")).await;
+    (job, upstream.requests.load(Ordering::SeqCst))
+}
+
+struct ArcRespond(std::sync::Arc<SpanUpstream>);
+
+impl Respond for ArcRespond {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.0.respond(req)
+    }
+}
+
+#[tokio::test]
+async fn a_per_point_span_that_times_out_is_halved_until_it_answers() {
+    // The harness's upstream timeout is 2 s; a whole day takes 5 s.
+    let slow = SpanUpstream {
+        max_hours: 12,
+        long: ResponseTemplate::new(200)
+            .set_body_string(r#"{"point_samples":[]}"#)
+            .set_delay(Duration::from_secs(5)),
+        requests: AtomicU64::new(0),
+    };
+    let t0 = Instant::now();
+    let (job, requests) = halving_job(slow, |_| {}).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.last_error);
+    // The day timed out once (no retry in place: it can be halved), then
+    // its two halves answered, one sample each.
+    assert_eq!(requests, 3);
+    assert_eq!(job.sample_count, 2);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+#[tokio::test]
+async fn a_per_point_span_past_the_byte_cap_is_halved_until_it_fits() {
+    // A day's answer is 64 KiB; the cap is 16 KiB. Six hours fit.
+    let big = format!(r#"{{"point_samples":[],"pad":"{}"}}"#, "x".repeat(64 << 10));
+    let large = SpanUpstream {
+        max_hours: 6,
+        long: ResponseTemplate::new(200).set_body_string(big),
+        requests: AtomicU64::new(0),
+    };
+    let (job, requests) = halving_job(large, |h| h.cfg.upstream_max_page_bytes = 16 << 10).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.last_error);
+    // 24 h, then 2 × 12 h, then 4 × 6 h: four samples, seven requests.
+    assert_eq!(requests, 7);
+    assert_eq!(job.sample_count, 4);
+}
