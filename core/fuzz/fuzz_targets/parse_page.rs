@@ -3,26 +3,29 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tsp_core::sample::{parse_page, parse_page_serde, Page, Samples, TimeParser};
+use tsp_core::sample::{parse_page, parse_page_serde, Page, PointSet, Samples, TimeParser};
 
-/// The point the seed pages are for (`seeds/`).
-const POINT: &str = "a/b.points.T";
+/// The points the seed pages are for (`seeds/`), and one more a site
+/// page may carry.
+const POINTS: [&str; 2] = ["a/b.points.T", "a/b.points.U"];
 const START: i64 = 1_761_955_200_000; // 2025-11-01T00:00:00Z
 const END: i64 = START + 86_400_000;
 
-type Parser = fn(&[u8], &str, i64, i64, &mut TimeParser, &mut Samples) -> Result<Page, String>;
+type Parser =
+    fn(&[u8], &PointSet, i64, i64, &mut TimeParser, &mut [Samples]) -> Result<Page, String>;
 
-fn run(f: Parser, body: &[u8]) -> (Result<Page, String>, Samples) {
-    let mut out = Samples::new();
+fn run(f: Parser, body: &[u8]) -> (Result<Page, String>, Vec<Samples>) {
+    let names: Vec<String> = POINTS.iter().map(|p| p.to_string()).collect();
+    let mut outs = vec![Samples::new(), Samples::new()];
     let page = f(
         body,
-        POINT,
+        &PointSet::new(&names),
         START,
         END,
         &mut TimeParser::default(),
-        &mut out,
+        &mut outs,
     );
-    (page, out)
+    (page, outs)
 }
 
 fuzz_target!(|body: &[u8]| {
