@@ -39,3 +39,7 @@ CREATE TABLE upstream_sites (
 -- takes their counts along): those jobs run again from the start.
 DELETE FROM job_chunks WHERE job_id IN
     (SELECT id FROM queue_jobs WHERE status IN ('queued', 'processing', 'failed'));
+-- Their plan was points × months; under month windows (`window_days` 31,
+-- the default above) it is the months alone.
+UPDATE queue_jobs SET chunks_total = chunks_total / json_array_length(points)
+ WHERE status IN ('queued', 'processing', 'failed') AND json_array_length(points) > 0;
