@@ -1,9 +1,9 @@
 """Checks what scripts/check-parquet.sh wrote into its working directory.
 
 out.parquet (tsp fetch --format parquet) against out.msgpack.gz (the same
-job's object, decoded here with the README's Python reader, independently
-of core): the schema, zstd, every row exactly (float bits, text, nulls),
-and DuckDB's, pandas' and polars' counts and sums per point.
+job's object, decoded here with the Python reader of docs/DESIGN.md,
+Result format, independently of core): the schema, zstd, every row
+exactly (float bits, text, nulls), and DuckDB's, pandas' and polars' counts and sums per point.
 agg-*.parquet (tsp aggregates --format parquet) against /v1/aggregates,
 row for row and column by column.
 
@@ -37,7 +37,7 @@ def bits(x):
 
 
 def decode(path):
-    """The README's reader: (point, epoch ms, float or str) per sample."""
+    """docs/DESIGN.md's reader: (point, epoch ms, float or str) per sample."""
     rows = []
     with gzip.open(path) as f:
         u = msgpack.Unpacker(f, raw=False)

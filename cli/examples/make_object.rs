@@ -1,7 +1,7 @@
 //! Writes a result object the way the pipeline would, without the stack:
 //! the simulator's samples for every chunk (a point over a UTC month, in
 //! plan order), encoded with core's codec. For measuring `tsp fetch` on a
-//! full-size result locally (see the README's benchmarks).
+//! full-size result locally (see docs/BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo run --release -p tsp-cli --example make_object -- OUT [POINTS] [DAYS] [INTERVAL_SECS]

@@ -1,4 +1,4 @@
-//! Figures for the README: compression, memory per chunk, throughput.
+//! Figures for docs/BENCHMARKS.md: compression, memory per chunk, throughput.
 //!
 //! ```sh
 //! cargo run --release -p tsp-core --example measure

@@ -364,7 +364,7 @@ async fn sql_batches_are_transactions() {
 
 /// Finite doubles from their bits, across the whole range (subnormals
 /// included); `-0.0` is left out: SQLite stores an integral REAL as an
-/// integer, which has no negative zero (see README, Aggregates).
+/// integer, which has no negative zero (see docs/DESIGN.md, Aggregates).
 fn finite() -> impl Strategy<Value = f64> {
     any::<u64>()
         .prop_map(f64::from_bits)
