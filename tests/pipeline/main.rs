@@ -14,7 +14,6 @@
 
 mod conformance;
 mod e2e;
-mod e2e_methods;
 mod e2e_upstream;
 mod faults;
 mod native_api;
