@@ -33,12 +33,16 @@ async fn result_bytes(s: &Stack, id: &str) -> Vec<u8> {
     r.bytes().await.unwrap().to_vec()
 }
 
-/// Bytes of one pass over the site's reporting points for `[start, end)`:
-/// every row as the simulator writes it (`{"name","value","time"}` and a
-/// comma), without the page envelopes.
-fn one_pass_bytes(site: &str, start: i64, end: i64) -> u64 {
-    reporting(site)
-        .iter()
+/// Bytes of `points`' rows over `[start, end)` as the simulator writes
+/// them (`{"name","value","time"}` and a comma), without page envelopes.
+fn row_bytes<'a>(
+    site: &str,
+    points: impl IntoIterator<Item = &'a String>,
+    start: i64,
+    end: i64,
+) -> u64 {
+    points
+        .into_iter()
         .map(|p| {
             ace_sim::samples(site, p, start, end, FIVE_MIN)
                 .iter()
@@ -50,6 +54,11 @@ fn one_pass_bytes(site: &str, start: i64, end: i64) -> u64 {
                 .sum::<u64>()
         })
         .sum()
+}
+
+/// Bytes of one pass over the site's reporting points for `[start, end)`.
+fn one_pass_bytes(site: &str, start: i64, end: i64) -> u64 {
+    row_bytes(site, &reporting(site), start, end)
 }
 
 #[tokio::test]
@@ -104,20 +113,7 @@ async fn e2e_ten_points_of_a_200_point_site_are_exact_and_byte_identical_under_b
         walked as f64 <= 1.1 * pass as f64,
         "site walk read {walked} bytes, one pass is {pass}"
     );
-    let own: u64 = points
-        .iter()
-        .filter(|p| **p != quiet)
-        .map(|p| {
-            ace_sim::samples(site, p, start, end, FIVE_MIN)
-                .iter()
-                .map(|(_, v)| {
-                    (r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len()
-                        + p.len()
-                        + v.len()) as u64
-                })
-                .sum::<u64>()
-        })
-        .sum();
+    let own = row_bytes(site, points.iter().filter(|p| **p != quiet), start, end);
     let asked = point_job["upstream"]["bytes"].as_u64().unwrap();
     assert!(
         asked as f64 <= 1.2 * own as f64,
