@@ -178,9 +178,11 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
     let start = parse_rfc3339("2025-06-01T00:00:00Z").unwrap();
     let sites = ["faults-outage-a", "faults-outage-b"];
     let mut ids = Vec::new();
+    // A year of 10 points is 13 windows: both jobs are still running when
+    // the outage begins (90 days, three windows, could finish first).
     for site in sites {
         let (status, id) = s
-            .submit(&job_body(site, &points(site, 10), start, 90))
+            .submit(&job_body(site, &points(site, 10), start, 366))
             .await;
         assert_eq!(status, 202);
         ids.push(id);
@@ -203,6 +205,10 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
         .expect("outage");
     assert_eq!(down.status(), 200);
     let outage_end = Instant::now() + Duration::from_secs(90);
+    for id in &ids {
+        let j = s.view(&format!("/v1/jobs/{id}")).await;
+        assert_ne!(j["status"], "completed", "finished before the outage: {j}");
+    }
     let done_at_end: Vec<u64> = {
         tokio::time::sleep(Duration::from_secs(89)).await;
         let mut v = Vec::new();
