@@ -228,15 +228,6 @@ pub fn rounded(v: Option<&Value>, decimals: usize) -> String {
     }
 }
 
-/// An RFC 4180 CSV field.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// Cuts `s` to `max` characters, marking the cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -271,10 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_quoting_and_truncation() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
+    fn truncation() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
     }

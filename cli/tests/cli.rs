@@ -6,8 +6,10 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tsp_core::api::RESULT_GZIP_MEDIA_TYPE;
 use tsp_core::codec::{encode_block, encode_header, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::domain::format_rfc3339;
+use tsp_core::export::csv_field;
 use tsp_core::sample::Samples;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -390,14 +392,6 @@ fn object() -> (Vec<u8>, String) {
     (obj, csv)
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "tsp-cli-test-{}-{:?}",
@@ -416,7 +410,7 @@ async fn result_server(body: &[u8], sha: &str) -> MockServer {
         .respond_with(
             ResponseTemplate::new(200)
                 .insert_header("x-content-sha256", sha)
-                .set_body_raw(body.to_vec(), "application/vnd.tsp.columnar+msgpack+gzip"),
+                .set_body_raw(body.to_vec(), RESULT_GZIP_MEDIA_TYPE),
         )
         .mount(&server)
         .await;

@@ -17,6 +17,7 @@ use std::process::{Command, Output};
 
 use tsp_core::codec::Decoded;
 use tsp_core::domain::{format_rfc3339, parse_rfc3339};
+use tsp_core::export::csv_field;
 
 mod support;
 use support::parquet_rows;
@@ -81,14 +82,6 @@ fn expected_samples() -> Vec<(String, i64, String)> {
         }
     }
     want
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 fn temp_path(name: &str) -> PathBuf {

@@ -138,10 +138,27 @@ pub struct ResultLink {
     pub content_encoding: ResultEncoding,
 }
 
+/// The literal behind both media types below: a serde attribute takes no
+/// constant, and `concat!` only literals.
+macro_rules! result_media_type {
+    () => {
+        "application/vnd.tsp.columnar+msgpack"
+    };
+}
+
+/// The result object's media type: columnar MessagePack (the object's
+/// stored `Content-Type`, and [`ResultContentType::Columnar`] on the wire).
+pub const RESULT_MEDIA_TYPE: &str = result_media_type!();
+
+/// The media type of the binary result download: the object as stored, a
+/// gzip stream (the `+gzip` structured suffix).
+pub const RESULT_GZIP_MEDIA_TYPE: &str = concat!(result_media_type!(), "+gzip");
+
 /// The result object's media type.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub enum ResultContentType {
     /// Columnar MessagePack.
+    // Must equal `RESULT_MEDIA_TYPE` (a test checks it).
     #[serde(rename = "application/vnd.tsp.columnar+msgpack")]
     Columnar,
 }
@@ -655,6 +672,16 @@ mod tests {
                 "{back}"
             );
         }
+    }
+
+    #[test]
+    fn the_result_media_type_is_what_the_job_view_names() {
+        let named = serde_json::to_value(ResultContentType::Columnar).unwrap();
+        assert_eq!(named, RESULT_MEDIA_TYPE);
+        assert_eq!(
+            RESULT_GZIP_MEDIA_TYPE,
+            "application/vnd.tsp.columnar+msgpack+gzip"
+        );
     }
 
     #[test]

@@ -117,6 +117,48 @@ pub fn body_snippet(body: &[u8]) -> String {
     out
 }
 
+/// What an HTTP status from a service we call (the upstream, the alert
+/// webhook) means for the caller. The one place that sorts statuses: the
+/// error class, the circuit and the webhook's refusal rule all read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx: it worked.
+    Success,
+    /// 401: credentials missing or rejected.
+    Unauthorized,
+    /// 403: refused. ACE answers it for a site it does not know; the
+    /// upstream client reports that as [`UpstreamError::SiteRejected`].
+    Forbidden,
+    /// 408, 425, 429 and 5xx: the failure goes away on its own.
+    Transient,
+    /// Any other 4xx: the request is wrong, and retrying repeats it.
+    Permanent,
+    /// Anything else (1xx, 3xx, out of range): unexpected, worth a retry.
+    Unexpected,
+}
+
+impl StatusClass {
+    /// Sorts one status.
+    pub fn of(status: u16) -> Self {
+        match status {
+            200..=299 => StatusClass::Success,
+            401 => StatusClass::Unauthorized,
+            403 => StatusClass::Forbidden,
+            408 | 425 | 429 | 500..=599 => StatusClass::Transient,
+            400..=499 => StatusClass::Permanent,
+            _ => StatusClass::Unexpected,
+        }
+    }
+
+    /// A 4xx that a retry would repeat: every 4xx but 408, 425 and 429.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            StatusClass::Unauthorized | StatusClass::Forbidden | StatusClass::Permanent
+        )
+    }
+}
+
 /// Whether a failure may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -186,9 +228,6 @@ pub enum Error {
         /// Why it opened.
         reason: String,
     },
-    /// The job was cancelled while it ran.
-    #[error("job was cancelled")]
-    Cancelled,
     /// A fenced write changed nothing: this holder no longer holds the job
     /// (it was cancelled, died, or another invocation claimed it).
     #[error("this invocation no longer holds the job")]
@@ -196,6 +235,10 @@ pub enum Error {
     /// The job's queue could not take the message.
     #[error("queue send failed: {0}")]
     Queue(String),
+    /// An operator alert (the webhook) was not delivered, or was refused.
+    /// Retried like a queue failure: the next delivery alerts again.
+    #[error("{0}")]
+    Alert(String),
     /// The Worker's configuration is wrong (a var that does not parse, a
     /// missing binding): an operator's problem, never shown to a client.
     #[error("configuration error: {0}")]
@@ -217,7 +260,6 @@ impl Error {
             | Error::TooManyActiveJobs(_)
             | Error::QuotaExceeded { .. }
             | Error::UnsupportedMediaType
-            | Error::Cancelled
             | Error::Fenced => Permanent,
             Error::Store(StoreError::Corrupt(_)) => Permanent,
             // The delay is computed by the consumer from `until`.
@@ -225,7 +267,7 @@ impl Error {
                 retry_after_ms: None,
             },
             // Retried: an operator's fix makes the next delivery work.
-            Error::Store(_) | Error::Queue(_) | Error::Config(_) => Transient {
+            Error::Store(_) | Error::Queue(_) | Error::Alert(_) | Error::Config(_) => Transient {
                 retry_after_ms: None,
             },
             Error::Upstream(u) => match u {
@@ -234,25 +276,23 @@ impl Error {
                     status,
                     retry_after_ms,
                     ..
-                } => match status {
-                    404 | 422 => Permanent,
+                } => match StatusClass::of(*status) {
+                    // Our request is wrong: retrying repeats it.
+                    StatusClass::Permanent => Permanent,
                     // Credentials rejected (a token rotation in progress):
                     // wait a minute and try again; the stall count bounds it.
                     // (ACE answers 500, not 401, for a wrong token: that is
                     // transient below, and the circuit's alert quotes it.)
-                    401 | 403 => Transient {
+                    StatusClass::Unauthorized | StatusClass::Forbidden => Transient {
                         retry_after_ms: Some(retry_after_ms.unwrap_or(60_000)),
                     },
                     // Request timeout, too early, too many requests, and
                     // server errors go away on their own.
-                    408 | 425 | 429 | 500..=599 => Transient {
-                        retry_after_ms: *retry_after_ms,
-                    },
-                    // Any other 4xx means our request is wrong: retrying repeats it.
-                    400..=499 => Permanent,
-                    _ => Transient {
-                        retry_after_ms: *retry_after_ms,
-                    },
+                    StatusClass::Transient | StatusClass::Success | StatusClass::Unexpected => {
+                        Transient {
+                            retry_after_ms: *retry_after_ms,
+                        }
+                    }
                 },
                 UpstreamError::TooLarge(_) => Permanent,
                 UpstreamError::Timeout(_) | UpstreamError::Network(_) => Transient {
@@ -288,10 +328,10 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::TooManyActiveJobs(_) | Error::QuotaExceeded { .. } => 429,
             Error::UnsupportedMediaType => 415,
-            Error::Cancelled | Error::Fenced => 409,
+            Error::Fenced => 409,
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
-            Error::Store(_) | Error::Queue(_) => 503,
+            Error::Store(_) | Error::Queue(_) | Error::Alert(_) => 503,
             Error::Config(_) => 500,
         }
     }
@@ -302,7 +342,7 @@ impl Error {
             Error::Validation(_) => "Invalid request",
             Error::Unauthorized => "Unauthorized",
             Error::NotFound => "Not found",
-            Error::Conflict(_) | Error::Cancelled | Error::Fenced => "Conflict",
+            Error::Conflict(_) | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",
             Error::PayloadTooLarge(_) => "Payload too large",
             Error::MethodNotAllowed(_) => "Method not allowed",
@@ -310,7 +350,7 @@ impl Error {
             Error::QuotaExceeded { .. } => "Daily quota exceeded",
             Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => "Upstream failure",
-            Error::Store(_) | Error::Queue(_) => "Service unavailable",
+            Error::Store(_) | Error::Queue(_) | Error::Alert(_) => "Service unavailable",
             Error::Config(_) => "Internal server error",
         }
     }
@@ -321,6 +361,8 @@ impl Error {
         match self {
             Error::Store(_) => "storage is unavailable; retry later".to_owned(),
             Error::Queue(_) => "the job queue is unavailable; retry later".to_owned(),
+            // The webhook's address is a secret; its failure stays in the logs.
+            Error::Alert(_) => "an operator alert could not be sent; retry later".to_owned(),
             Error::Config(_) => {
                 "the service is misconfigured; its operators have been told".to_owned()
             }
@@ -362,10 +404,11 @@ impl Disposition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn status(code: u16) -> Error {
+    /// An upstream error status without a body or hint.
+    pub(crate) fn status(code: u16) -> Error {
         Error::Upstream(UpstreamError::Status {
             status: code,
             retry_after_ms: None,
@@ -421,6 +464,51 @@ mod tests {
         let big = Error::Upstream(UpstreamError::TooLarge("page".into()));
         assert_eq!(big.class(), ErrorClass::Permanent);
         assert!(Error::Upstream(UpstreamError::Timeout(10)).is_transient());
+    }
+
+    #[test]
+    fn statuses_are_sorted_once() {
+        use StatusClass::*;
+        for (code, class) in [
+            (200, Success),
+            (204, Success),
+            (101, Unexpected),
+            (304, Unexpected),
+            (401, Unauthorized),
+            (403, Forbidden),
+            (400, Permanent),
+            (404, Permanent),
+            (410, Permanent),
+            (422, Permanent),
+            (408, Transient),
+            (425, Transient),
+            (429, Transient),
+            (500, Transient),
+            (599, Transient),
+            (600, Unexpected),
+        ] {
+            assert_eq!(StatusClass::of(code), class, "{code}");
+        }
+        // The webhook's rule: every 4xx but 408, 425 and 429 is final.
+        for code in 0..1000u16 {
+            let refusal = (400..500).contains(&code) && !matches!(code, 408 | 425 | 429);
+            assert_eq!(StatusClass::of(code).is_refusal(), refusal, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_alert_failure_is_retried_like_a_queue_failure() {
+        let alert = Error::Alert("alert webhook failed: upstream network error: x".into());
+        let queue = Error::Queue("x".into());
+        assert!(alert.is_transient());
+        assert_eq!(alert.class(), queue.class());
+        assert_eq!(alert.http_status(), queue.http_status());
+        assert_eq!(alert.title(), queue.title());
+        assert_eq!(
+            Disposition::for_error(&alert, 2),
+            Disposition::for_error(&queue, 2)
+        );
+        assert!(!alert.public_detail().contains("webhook"));
     }
 
     #[test]

@@ -60,7 +60,9 @@ fn incomplete(e: &rmp_serde::decode::Error) -> bool {
     }
 }
 
-fn csv_field(s: &str) -> String {
+/// One RFC 4180 CSV field: quoted (quotes doubled) when it holds a comma,
+/// a quote or a line break, as is otherwise.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -282,6 +284,13 @@ mod tests {
         obj.extend(encode_block(0, &samples).unwrap());
         obj.extend(encode_block(1, &first).unwrap());
         obj
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
     }
 
     #[test]

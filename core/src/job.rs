@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::{EpochMs, JobId};
+use crate::store::NewJob;
 
 /// Where a job is in its life.
 ///
@@ -190,6 +191,52 @@ pub struct Job {
     /// Points that yielded no sample over the whole range (once completed).
     #[serde(default, deserialize_with = "de::opt_json_text")]
     pub points_without_data: Option<Vec<String>>,
+}
+
+impl Job {
+    /// The row [`store::insert_job`](crate::store::insert_job) writes for
+    /// `new`, as a read would return it: built rather than read back.
+    pub fn queued(new: &NewJob<'_>, points: Vec<String>) -> Self {
+        Job {
+            id: new.id.clone(),
+            owner: new.owner.to_owned(),
+            site: new.site.to_owned(),
+            points,
+            start_ms: new.start_ms,
+            end_ms: new.end_ms,
+            fingerprint: new.fingerprint.to_owned(),
+            status: JobStatus::Queued,
+            attempts: 0,
+            chunks_total: new.chunks_total,
+            chunks_done: 0,
+            sample_count: 0,
+            created_at: new.now,
+            updated_at: new.now,
+            started_at: None,
+            finished_at: None,
+            sent_at: None,
+            lease_until: None,
+            last_error: None,
+            result_key: None,
+            result_bytes: None,
+            result_sha256: None,
+            resends: 0,
+            alerted_at: None,
+            stalls: 0,
+            next_attempt_at: None,
+            alert_error: None,
+            waiting_until: None,
+            waiting_for: None,
+            window_days: new.window_days,
+            plan_requested: new.plan_requested,
+            plan: None,
+            page_size: None,
+            site_points: None,
+            upstream_bytes: 0,
+            upstream_requests: 0,
+            points_without_data: None,
+        }
+    }
 }
 
 fn default_window_days() -> u32 {

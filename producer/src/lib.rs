@@ -8,12 +8,16 @@
 //! - `openapi`: the OpenAPI 3.1 document, generated from the routes'
 //!   annotations and the wire types (`tsp_core::api`).
 //!
-//! Routes: `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs`,
+//! Routes (one table, `routes`, drives dispatch, `Allow` and the
+//! document's paths): `GET /` (the status page, open), `GET /healthz` (open), `POST /v1/jobs`, `GET /v1/jobs`,
 //! `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}`, `GET /v1/jobs/{id}/result`,
 //! `GET /v1/jobs/{id}/archive`, `POST /v1/jobs/{id}/retry`,
 //! `GET /v1/dead-letters`, `GET /v1/stats`, `GET /v1/aggregates` and
 //! `GET /openapi.json` (this API's OpenAPI 3.1 document,
-//! `producer/openapi.json`, generated). Every route but `/healthz` needs a bearer token.
+//! `producer/openapi.json`, generated). Every route but the page and
+//! `/healthz` needs a bearer token. Every GET route answers HEAD alike
+//! without the body; another method on a known path answers 405 with
+//! `Allow`.
 
 #![deny(missing_docs)]
 
@@ -24,39 +28,52 @@
 mod openapi;
 mod routes;
 
+use routes::{Access, Match};
 use tsp_cloudflare::{env_string, names, Bindings};
 use tsp_core::api::{Problem, ProblemType, QuotaProblem};
 use tsp_core::auth::TokenTable;
 use tsp_core::error::Error;
-use worker::{Env, Headers, Request, Response, ResponseBuilder};
-
-/// The status page, served at `/` (inline CSS and JS, no CDN).
-const STATUS_PAGE: &str = include_str!("page.html");
+use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Handles one HTTP request. Never fails: every error becomes a response.
-pub async fn handle(req: Request, env: &Env) -> Response {
+///
+/// The route table (`routes`) says what the request is: an `open` route
+/// (the page, `/healthz`) answers at once; anything else needs a token
+/// first, then is dispatched, or answers 405 (with `Allow`) or 404.
+pub async fn handle(mut req: Request, env: &Env) -> Response {
     let path = req.path();
+    // The method as sent: workers-rs reads one it does not know as GET.
+    let method = req.inner().method();
+    let found = routes::find(&method, &path);
+    let resp = match &found {
+        Match::Route(route) if route.access == Access::Open => {
+            routes::dispatch(route, &mut req, None)
+                .await
+                .unwrap_or_else(|e| problem(&e, &path))
+        }
+        Match::NotAllowed {
+            allow,
+            access: Access::Open,
+        } => problem(&Error::MethodNotAllowed(allow), &path),
+        _ => authenticated(req, env, &method, found).await,
+    };
     // HEAD is GET without the body (RFC 9110 §9.3.2).
-    let head = req.method() == worker::Method::Head;
-    if path == "/" && req.method() == worker::Method::Get {
-        // The status page holds no data: it asks for a token and calls the API.
-        let headers = Headers::new();
-        let _ = headers.set("content-type", "text/html; charset=utf-8");
-        let _ = headers.set("content-security-policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:");
-        return ResponseBuilder::new()
-            .with_status(200)
-            .with_headers(headers)
-            .fixed(STATUS_PAGE.as_bytes().to_vec());
+    if method == "HEAD" {
+        return without_body(resp);
     }
-    if path == "/healthz" {
-        return routes::meta::healthz();
-    }
+    resp
+}
+
+/// A request to a `token` path (or to no known path): the caller's token,
+/// then the route, 405 or 404; with its cost in `Server-Timing` and one
+/// log line.
+async fn authenticated(mut req: Request, env: &Env, method: &str, found: Match<'_>) -> Response {
+    let path = req.path();
     let started = worker::Date::now().as_millis() as f64;
     let request_id = request_id(&req);
-    let method = req.method().to_string();
     let bindings = Bindings::from_env(env);
     let mut owner_seen = None;
     let result = async {
@@ -64,7 +81,12 @@ pub async fn handle(req: Request, env: &Env) -> Response {
         let auth = req.headers().get("authorization").ok().flatten();
         let owner = with_tokens(env, |t| t.owner(auth.as_deref()))?;
         owner_seen = Some(owner.0.clone());
-        routes::route(req, b, &owner.0).await
+        let cx = routes::Cx { b, owner: &owner.0 };
+        match &found {
+            Match::Route(route) => routes::dispatch(route, &mut req, Some(cx)).await,
+            Match::NotAllowed { allow, .. } => Err(Error::MethodNotAllowed(allow)),
+            Match::NotFound => Err(Error::NotFound),
+        }
     }
     .await;
     let mut resp = result.unwrap_or_else(|e| problem(&e, &path));
@@ -89,9 +111,6 @@ pub async fn handle(req: Request, env: &Env) -> Response {
         "d1_queries": cost.d1.map_or(0, |d| d.1), "owner": owner_seen,
     });
     worker::console_log!("{}", serde_json::to_string(&line).unwrap_or_default());
-    if head {
-        return without_body(resp);
-    }
     resp
 }
 
@@ -187,9 +206,16 @@ fn with_table<T>(raw: String, f: impl FnOnce(&TokenTable) -> T) -> T {
     })
 }
 
-/// A HEAD answer: the GET's status and headers, no body.
+/// A HEAD answer: the GET's status and headers, no body. A body held in
+/// memory says its length (`Content-Length`), as the GET's would; a
+/// stream keeps the length its route declared, if any.
 fn without_body(resp: Response) -> Response {
     let (status, headers) = (resp.status_code(), resp.headers().clone());
+    if let ResponseBody::Body(bytes) = resp.body() {
+        if !headers.has("content-length").unwrap_or(false) {
+            let _ = headers.set("content-length", &bytes.len().to_string());
+        }
+    }
     ResponseBuilder::new()
         .with_status(status)
         .with_headers(headers)

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the code.
 //!
-//! The routes' `#[utoipa::path]` annotations and the wire types of
+//! The routes' `#[utoipa::path]` annotations, named in the route table
+//! (`routes`, which also drives dispatch), and the wire types of
 //! `tsp_core::api` make the document; [`document`] assembles it and adds
 //! what utoipa 5 cannot say (required response headers, the bearer
 //! scheme, and the links from a job to its operations). The output is
@@ -27,14 +28,6 @@ use crate::routes::doc::{
 #[openapi(
     info(title = "timeseries-pipeline API", version = "1.0.0",
         description = "Large time-series jobs on Cloudflare Workers. Every route but `/healthz` needs `Authorization: Bearer <token>`; a token maps to an owner, and another owner's job answers 404. Errors are RFC 9457 `application/problem+json`, with `errors: [{field, message}]` for invalid input."),
-    paths(
-        routes::meta::healthz, routes::meta::openapi_json,
-        routes::jobs::submit, routes::jobs::list, routes::jobs::get, routes::jobs::cancel,
-        routes::results::get,
-        routes::dead_letters::list, routes::dead_letters::archive, routes::dead_letters::retry,
-        routes::stats::stats, routes::stats::metrics,
-        routes::aggregates::get,
-    ),
     components(
         schemas(Health, JobSubmission, JobView, SubmittedJob, DeadLetter, JobList, DeadLetterList,
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
@@ -49,7 +42,10 @@ struct ApiDoc;
 
 /// The document generated from the code, as pretty JSON with a final newline.
 pub fn document() -> String {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    let mut api = ApiDoc::openapi();
+    // The paths come from the route table, like dispatch and `Allow`.
+    api.paths = routes::openapi_paths();
+    let mut doc = serde_json::to_value(api).unwrap_or(Value::Null);
     finish(&mut doc);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');

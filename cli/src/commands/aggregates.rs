@@ -13,9 +13,10 @@ use anyhow::{bail, Context};
 use comfy_table::Table;
 use serde_json::{Map, Value};
 use tsp_core::domain::{format_rfc3339, parse_rfc3339};
+use tsp_core::export::csv_field;
 
 use crate::api::{AggregateQuery, Client};
-use crate::output::{csv_field, num_cell, plain, rounded, table};
+use crate::output::{num_cell, plain, rounded, table};
 use crate::parquet::{AggregateWriter, Limits};
 use crate::sink::Sink;
 
@@ -56,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value = "1d", value_parser = ["1h", "1d"])]
     pub resolution: String,
     /// Output: a table (rounded, for reading), or the exact values as CSV or
-    /// Parquet (zstd; see the README for its column types).
+    /// Parquet (zstd; see docs/DESIGN.md, Parquet, for its column types).
     #[arg(long, value_enum, default_value_t = AggFormat::Table)]
     pub format: AggFormat,
     /// Same as --format csv.

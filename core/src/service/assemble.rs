@@ -12,6 +12,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::api::RESULT_MEDIA_TYPE;
 use crate::budget::{Budget, Cost};
 use crate::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
 use crate::error::{Error, StoreError};
@@ -165,7 +166,7 @@ fn shape(cfg: &crate::config::Config, header: u64, chunks: &[DoneChunk]) -> Shap
 
 fn metadata(job: &Job, samples: u64) -> BlobMeta {
     let mut meta = BlobMeta {
-        content_type: "application/vnd.tsp.columnar+msgpack".to_owned(),
+        content_type: RESULT_MEDIA_TYPE.to_owned(),
         custom: vec![
             ("job_id".to_owned(), job.id.to_string()),
             ("sample_count".to_owned(), samples.to_string()),

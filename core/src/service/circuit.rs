@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::{format_rfc3339, EpochMs};
-use crate::error::{Error, UpstreamError};
+use crate::error::{Error, StatusClass, UpstreamError};
 use crate::ports::{Clock, HttpClient, SqlDb};
 use crate::service::{dead_letter, Deps};
 use crate::store;
@@ -116,9 +116,9 @@ pub fn upstream_fault(err: &Error) -> Option<bool> {
     match err {
         // ACE answers 403 for a site it does not know: that job's problem
         // (`SiteRejected`), never the upstream's. A 401 is a missing token.
-        Error::Upstream(UpstreamError::Status { status, .. }) => match status {
-            401 => Some(true),
-            408 | 425 | 429 | 500..=599 => Some(false),
+        Error::Upstream(UpstreamError::Status { status, .. }) => match StatusClass::of(*status) {
+            StatusClass::Unauthorized => Some(true),
+            StatusClass::Transient => Some(false),
             _ => None,
         },
         Error::Upstream(UpstreamError::Timeout(_) | UpstreamError::Network(_)) => Some(false),
@@ -234,5 +234,26 @@ async fn alert<D, B, Q, H: HttpClient, C: Clock>(
     log(&json!({ "event": "circuit", "state": kind, "text": text }).to_string());
     if let Err(e) = dead_letter::send_operator_alert(deps, &key, &payload, log).await {
         log(&format!("circuit alert not sent: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::tests::status;
+
+    #[test]
+    fn the_circuit_counts_the_upstream_being_unwell_and_nothing_else() {
+        assert_eq!(upstream_fault(&status(401)), Some(true), "credentials");
+        for code in [408, 425, 429, 500, 503, 599] {
+            assert_eq!(upstream_fault(&status(code)), Some(false), "{code}");
+        }
+        for code in [200, 304, 400, 403, 404, 422, 600] {
+            assert_eq!(upstream_fault(&status(code)), None, "{code}");
+        }
+        let site = Error::Upstream(UpstreamError::SiteRejected("s".into()));
+        assert_eq!(upstream_fault(&site), None, "one job's problem");
+        let timeout = Error::Upstream(UpstreamError::Timeout(10));
+        assert_eq!(upstream_fault(&timeout), Some(false));
     }
 }

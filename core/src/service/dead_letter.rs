@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ExposeSecret;
 use crate::domain::{format_rfc3339, EpochMs, JobId};
-use crate::error::{Error, UpstreamError};
+use crate::error::{Error, StatusClass, UpstreamError};
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, SqlDb};
 use crate::service::{transition_log, Deps};
@@ -249,7 +249,7 @@ pub(crate) async fn send_operator_alert<D, B, Q, H: HttpClient, C: Clock>(
 ) -> Result<(), Error> {
     match send_alert(deps, key, payload, log).await? {
         Alert::Sent => Ok(()),
-        Alert::Refused(why) => Err(Error::Queue(why)),
+        Alert::Refused(why) => Err(Error::Alert(why)),
     }
 }
 
@@ -288,10 +288,10 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
             max_body_bytes: 64 << 10,
         };
         match deps.http.send(req).await {
-            Ok(r) if (200..300).contains(&r.status) => return Ok(Alert::Sent),
+            Ok(r) if StatusClass::of(r.status) == StatusClass::Success => return Ok(Alert::Sent),
             // The webhook refuses this alert (revoked, malformed): retrying
             // repeats the refusal, so it is a permanent alert failure.
-            Ok(r) if (400..500).contains(&r.status) && !matches!(r.status, 408 | 425 | 429) => {
+            Ok(r) if StatusClass::of(r.status).is_refusal() => {
                 let why = format!("alert webhook refused the alert: HTTP {}", r.status);
                 log(
                     &json!({"event": "alert_refused", "archive_key": key, "error": why})
@@ -315,5 +315,5 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
     let err = last.unwrap_or(UpstreamError::Network("alert not sent".to_owned()));
     log(&format!("alert webhook failed: {err}"));
     // Always retryable: the job stays unalerted and the delivery is retried.
-    Err(Error::Queue(format!("alert webhook failed: {err}")))
+    Err(Error::Alert(format!("alert webhook failed: {err}")))
 }

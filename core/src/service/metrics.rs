@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::api::{InvocationMaxima, LastHour, Stats, StatusCounts};
 use crate::error::Error;
 use crate::ports::{Clock, SqlDb};
 use crate::service::manage;
@@ -21,8 +22,7 @@ pub async fn render<D: SqlDb, C: Clock>(
     owner: &str,
     quota: u64,
 ) -> Result<String, Error> {
-    let st = serde_json::to_value(manage::stats(db, clock, owner, quota).await?)
-        .map_err(|e| crate::error::StoreError::Corrupt(e.to_string()))?;
+    let st = manage::stats(db, clock, owner, quota).await?;
     let circuit = db
         .query(&store::select_circuit())
         .await?
@@ -34,8 +34,9 @@ pub async fn render<D: SqlDb, C: Clock>(
     Ok(text(&st, &circuit))
 }
 
-fn num(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(0.0)
+/// A count as a sample value (the text format has only floats).
+fn num(n: i64) -> f64 {
+    n as f64
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
@@ -46,124 +47,127 @@ fn gauge(out: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
     }
 }
 
+/// A family with one unlabelled sample.
+fn single(out: &mut String, name: &str, help: &str, value: f64) {
+    gauge(out, name, help, &[("", value)]);
+}
+
 /// The exposition text: gauges only, one family each, `# EOF` last.
-pub fn text(st: &Value, circuit: &str) -> String {
+pub fn text(st: &Stats, circuit: &str) -> String {
     let mut out = String::new();
-    let c = &st["counts"];
-    let statuses = [
-        "queued",
-        "processing",
-        "failed",
-        "completed",
-        "failed_permanent",
-        "cancelled",
-    ];
-    let labels: Vec<String> = statuses
-        .iter()
-        .map(|s| format!("{{status=\"{s}\"}}"))
-        .collect();
-    let by_status: Vec<(&str, f64)> = statuses
-        .iter()
-        .zip(&labels)
-        .map(|(s, l)| (l.as_str(), num(&c[*s])))
-        .collect();
-    gauge(
-        &mut out,
-        "tsp_jobs",
-        "Jobs of the caller by status.",
-        &by_status,
-    );
-    let depth = num(&c["queued"]) + num(&c["failed"]);
-    gauge(
-        &mut out,
-        "tsp_queue_depth",
-        "Jobs waiting for a delivery (queued, or failed with a retry scheduled).",
-        &[("", depth)],
-    );
-    let h = &st["last_hour"];
-    gauge(
-        &mut out,
-        "tsp_completed_last_hour",
-        "Jobs completed in the last hour.",
-        &[("", num(&h["completed"]))],
-    );
-    gauge(
-        &mut out,
-        "tsp_samples_last_hour",
-        "Samples in jobs completed in the last hour.",
-        &[("", num(&h["samples"]))],
-    );
-    gauge(
-        &mut out,
-        "tsp_failure_rate_last_hour",
-        "Share of the last hour's finished jobs that died.",
-        &[("", num(&h["failure_rate"]))],
-    );
-    gauge(
+    jobs(&mut out, &st.counts);
+    last_hour(&mut out, &st.last_hour);
+    single(
         &mut out,
         "tsp_dead_letters_last_day",
         "Jobs dead-lettered in the last 24 hours.",
-        &[("", num(&st["dead_letters_last_24h"]))],
+        num(st.dead_letters_last_24h),
     );
-    let open = f64::from(u8::from(circuit != "closed"));
-    let states = [
-        ("{state=\"closed\"}", "closed"),
-        ("{state=\"open\"}", "open"),
-        ("{state=\"half_open\"}", "half_open"),
+    upstream_circuit(&mut out, circuit);
+    invocations(&mut out, &st.invocations_last_24h);
+    out.push_str("# EOF\n");
+    out
+}
+
+/// `tsp_jobs` by status, and the queue depth.
+fn jobs(out: &mut String, c: &StatusCounts) {
+    let by_status = [
+        ("{status=\"queued\"}", num(c.queued)),
+        ("{status=\"processing\"}", num(c.processing)),
+        ("{status=\"failed\"}", num(c.failed)),
+        ("{status=\"completed\"}", num(c.completed)),
+        ("{status=\"failed_permanent\"}", num(c.failed_permanent)),
+        ("{status=\"cancelled\"}", num(c.cancelled)),
     ];
-    let circuit_samples: Vec<(&str, f64)> = states
-        .iter()
-        .map(|(l, s)| (*l, f64::from(u8::from(*s == circuit))))
-        .collect();
+    gauge(out, "tsp_jobs", "Jobs of the caller by status.", &by_status);
+    single(
+        out,
+        "tsp_queue_depth",
+        "Jobs waiting for a delivery (queued, or failed with a retry scheduled).",
+        num(c.queued) + num(c.failed),
+    );
+}
+
+/// The last hour's throughput and failure rate.
+fn last_hour(out: &mut String, h: &LastHour) {
+    single(
+        out,
+        "tsp_completed_last_hour",
+        "Jobs completed in the last hour.",
+        num(h.completed),
+    );
+    single(
+        out,
+        "tsp_samples_last_hour",
+        "Samples in jobs completed in the last hour.",
+        num(h.samples),
+    );
+    single(
+        out,
+        "tsp_failure_rate_last_hour",
+        "Share of the last hour's finished jobs that died.",
+        h.failure_rate,
+    );
+}
+
+/// The circuit's state, one-hot, and whether it holds jobs back.
+fn upstream_circuit(out: &mut String, circuit: &str) {
+    let state = |s: &str| f64::from(u8::from(s == circuit));
+    let states = [
+        ("{state=\"closed\"}", state("closed")),
+        ("{state=\"open\"}", state("open")),
+        ("{state=\"half_open\"}", state("half_open")),
+    ];
     gauge(
-        &mut out,
+        out,
         "tsp_upstream_circuit_state",
         "The upstream circuit's state (1 for the current one).",
-        &circuit_samples,
+        &states,
     );
-    gauge(
-        &mut out,
+    single(
+        out,
         "tsp_upstream_circuit_open",
         "1 while the upstream circuit holds jobs back.",
-        &[("", open)],
+        f64::from(u8::from(circuit != "closed")),
     );
-    let inv = &st["invocations_last_24h"];
-    for (key, name, help) in [
+}
+
+/// The last day's consumer invocations and the most each used of a limit.
+fn invocations(out: &mut String, inv: &InvocationMaxima) {
+    for (value, name, help) in [
         (
-            "invocations",
+            inv.invocations,
             "tsp_invocations_last_day",
             "Consumer invocations in the last 24 hours.",
         ),
         (
-            "max_d1_statements",
+            inv.max_d1_statements,
             "tsp_invocation_max_d1_statements",
             "Most D1 statements one invocation ran (platform limit 1,000).",
         ),
         (
-            "max_subrequests",
+            inv.max_subrequests,
             "tsp_invocation_max_subrequests",
             "Most subrequests one invocation made.",
         ),
         (
-            "max_wasm_memory_bytes",
+            inv.max_wasm_memory_bytes,
             "tsp_invocation_max_wasm_memory_bytes",
             "Largest wasm linear memory at the end of an invocation (platform limit 128 MB).",
         ),
         (
-            "max_wall_ms",
+            inv.max_wall_ms,
             "tsp_invocation_max_wall_ms",
             "Longest invocation wall time.",
         ),
         (
-            "limit_warnings",
+            inv.limit_warnings,
             "tsp_invocation_limit_warnings",
             "Invocations that passed 80 % of a platform limit.",
         ),
     ] {
-        gauge(&mut out, name, help, &[("", num(&inv[key]))]);
+        single(out, name, help, num(value));
     }
-    out.push_str("# EOF\n");
-    out
 }
 
 #[cfg(test)]
@@ -172,7 +176,15 @@ mod tests {
 
     #[test]
     fn every_family_is_typed_once_and_the_text_ends_with_eof() {
-        let st = serde_json::json!({"counts": {"queued": 2, "failed": 1}, "last_hour": {}, "invocations_last_24h": {}});
+        let mut st = super::pinned::sample();
+        st.counts = crate::api::StatusCounts {
+            queued: 2,
+            processing: 0,
+            completed: 0,
+            failed: 1,
+            failed_permanent: 0,
+            cancelled: 0,
+        };
         let t = text(&st, "open");
         assert!(t.ends_with("# EOF\n"));
         assert!(t.contains("tsp_jobs{status=\"queued\"} 2\n"));
@@ -185,5 +197,113 @@ mod tests {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .collect();
         assert_eq!(types, names.len(), "one TYPE per family");
+    }
+}
+
+#[cfg(test)]
+mod pinned {
+    use super::*;
+    use crate::api::{Durations, UsageToday};
+
+    /// A `Stats` with a distinct value in every field the text reads.
+    pub(super) fn sample() -> Stats {
+        Stats {
+            counts: StatusCounts {
+                queued: 3,
+                processing: 5,
+                completed: 7,
+                failed: 11,
+                failed_permanent: 13,
+                cancelled: 17,
+            },
+            oldest_queued_age_ms: Some(1_234),
+            last_hour: LastHour {
+                completed: 19,
+                failed_permanent: 23,
+                samples: 29_000_000_000,
+                failure_rate: 0.375,
+            },
+            dead_letters_last_24h: 31,
+            alerts_refused: 37,
+            invocations_last_24h: InvocationMaxima {
+                invocations: 41,
+                max_d1_statements: 43,
+                max_subrequests: 47,
+                max_wasm_memory_bytes: 53_000_000,
+                max_wall_ms: 59,
+                limit_warnings: 61,
+            },
+            usage_today: UsageToday {
+                chunks: 67,
+                quota: Some(71),
+            },
+            duration_ms_last_24h: Durations {
+                jobs: 73,
+                p50: Some(79),
+                p95: Some(83),
+            },
+        }
+    }
+
+    pub(super) const EXPECTED: &str = "\
+# TYPE tsp_jobs gauge
+# HELP tsp_jobs Jobs of the caller by status.
+tsp_jobs{status=\"queued\"} 3
+tsp_jobs{status=\"processing\"} 5
+tsp_jobs{status=\"failed\"} 11
+tsp_jobs{status=\"completed\"} 7
+tsp_jobs{status=\"failed_permanent\"} 13
+tsp_jobs{status=\"cancelled\"} 17
+# TYPE tsp_queue_depth gauge
+# HELP tsp_queue_depth Jobs waiting for a delivery (queued, or failed with a retry scheduled).
+tsp_queue_depth 14
+# TYPE tsp_completed_last_hour gauge
+# HELP tsp_completed_last_hour Jobs completed in the last hour.
+tsp_completed_last_hour 19
+# TYPE tsp_samples_last_hour gauge
+# HELP tsp_samples_last_hour Samples in jobs completed in the last hour.
+tsp_samples_last_hour 29000000000
+# TYPE tsp_failure_rate_last_hour gauge
+# HELP tsp_failure_rate_last_hour Share of the last hour's finished jobs that died.
+tsp_failure_rate_last_hour 0.375
+# TYPE tsp_dead_letters_last_day gauge
+# HELP tsp_dead_letters_last_day Jobs dead-lettered in the last 24 hours.
+tsp_dead_letters_last_day 31
+# TYPE tsp_upstream_circuit_state gauge
+# HELP tsp_upstream_circuit_state The upstream circuit's state (1 for the current one).
+tsp_upstream_circuit_state{state=\"closed\"} 0
+tsp_upstream_circuit_state{state=\"open\"} 0
+tsp_upstream_circuit_state{state=\"half_open\"} 1
+# TYPE tsp_upstream_circuit_open gauge
+# HELP tsp_upstream_circuit_open 1 while the upstream circuit holds jobs back.
+tsp_upstream_circuit_open 1
+# TYPE tsp_invocations_last_day gauge
+# HELP tsp_invocations_last_day Consumer invocations in the last 24 hours.
+tsp_invocations_last_day 41
+# TYPE tsp_invocation_max_d1_statements gauge
+# HELP tsp_invocation_max_d1_statements Most D1 statements one invocation ran (platform limit 1,000).
+tsp_invocation_max_d1_statements 43
+# TYPE tsp_invocation_max_subrequests gauge
+# HELP tsp_invocation_max_subrequests Most subrequests one invocation made.
+tsp_invocation_max_subrequests 47
+# TYPE tsp_invocation_max_wasm_memory_bytes gauge
+# HELP tsp_invocation_max_wasm_memory_bytes Largest wasm linear memory at the end of an invocation (platform limit 128 MB).
+tsp_invocation_max_wasm_memory_bytes 53000000
+# TYPE tsp_invocation_max_wall_ms gauge
+# HELP tsp_invocation_max_wall_ms Longest invocation wall time.
+tsp_invocation_max_wall_ms 59
+# TYPE tsp_invocation_limit_warnings gauge
+# HELP tsp_invocation_limit_warnings Invocations that passed 80 % of a platform limit.
+tsp_invocation_limit_warnings 61
+# EOF
+";
+
+    #[test]
+    fn the_text_for_a_sample_is_pinned() {
+        let st = sample();
+        assert_eq!(text(&st, "half_open"), EXPECTED);
+        let closed = text(&st, "closed");
+        assert!(closed.contains("tsp_upstream_circuit_state{state=\"closed\"} 1\n"));
+        assert!(closed.contains("tsp_upstream_circuit_open 0\n"));
     }
 }

@@ -1,8 +1,9 @@
 //! `POST /v1/jobs`: validate, deduplicate, record, enqueue.
 
 use crate::chunk;
+use crate::config::Config;
 use crate::domain::DAY_MS;
-use crate::domain::{JobId, JobRequest, PointName};
+use crate::domain::{EpochMs, JobId, JobRequest, PointName};
 use crate::error::Error;
 use crate::fingerprint::fingerprint;
 use crate::job::{Job, JobStatus};
@@ -54,39 +55,12 @@ where
     let req = JobRequest::parse(body, now, cfg.max_points)?;
     let fp = fingerprint(&req);
     if !req.force {
-        let q = store::select_reusable_job(owner, &fp, now - cfg.freshness_ms);
-        if let Some(job) = store::get_job(db, q).await? {
-            let object_gone = match (&job.status, &job.result_key) {
-                (JobStatus::Completed, Some(key)) => blobs.head(key).await?.is_none(),
-                _ => false,
-            };
-            if !object_gone {
-                return Ok(Submitted::Existing(job));
-            }
+        if let Some(job) = reusable(db, blobs, owner, &fp, now - cfg.freshness_ms).await? {
+            return Ok(Submitted::Existing(job));
         }
     }
     let id = JobId::from_bytes(clock.random_bytes());
-    let points: Vec<&str> = req.points.iter().map(PointName::as_str).collect();
-    let (start, end) = (req.range.start(), req.range.end());
-    let window_days = chunk::window_days(
-        points.len(),
-        cfg.upstream_sample_secs,
-        cfg.window_max_samples,
-    );
-    let new = NewJob {
-        id: &id,
-        owner,
-        site: req.site.as_str(),
-        points_json: serde_json::to_string(&points).unwrap_or_else(|_| "[]".to_owned()),
-        start_ms: req.range.start(),
-        end_ms: req.range.end(),
-        fingerprint: &fp,
-        chunks_total: chunk::plan(start, end, window_days).len() as i64,
-        quota_units: chunk::quota_units(start, end, points.len()),
-        window_days,
-        plan_requested: req.plan.unwrap_or(cfg.upstream_plan),
-        now,
-    };
+    let new = new_job(&req, &id, owner, &fp, cfg, now);
     let max_active = i64::try_from(cfg.max_active_jobs).unwrap_or(i64::MAX);
     let quota = store::Quota {
         chunks_per_day: i64::try_from(cfg.daily_chunk_quota).unwrap_or(i64::MAX),
@@ -116,46 +90,61 @@ where
         .await
         .is_ok();
     // The row is what we just wrote; build it rather than read it back.
-    let job = Job {
-        id: id.clone(),
-        owner: owner.to_owned(),
-        site: new.site.to_owned(),
-        points: points.iter().map(|p| p.to_string()).collect(),
-        start_ms: new.start_ms,
-        end_ms: new.end_ms,
-        fingerprint: fp.clone(),
-        status: JobStatus::Queued,
-        attempts: 0,
-        chunks_total: new.chunks_total,
-        chunks_done: 0,
-        sample_count: 0,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        finished_at: None,
-        sent_at: None,
-        lease_until: None,
-        last_error: None,
-        result_key: None,
-        result_bytes: None,
-        result_sha256: None,
-        resends: 0,
-        alerted_at: None,
-        stalls: 0,
-        next_attempt_at: None,
-        alert_error: None,
-        waiting_until: None,
-        waiting_for: None,
-        window_days,
-        plan_requested: new.plan_requested,
-        plan: None,
-        page_size: None,
-        site_points: None,
-        upstream_bytes: 0,
-        upstream_requests: 0,
-        points_without_data: None,
-    };
+    let points = req.points.iter().map(|p| p.as_str().to_owned()).collect();
+    let job = Job::queued(&new, points);
     Ok(Submitted::Created { job, enqueued })
+}
+
+/// The row a parsed request becomes: its chunk plan, quota units and plan.
+fn new_job<'a>(
+    req: &'a JobRequest,
+    id: &'a JobId,
+    owner: &'a str,
+    fp: &'a str,
+    cfg: &Config,
+    now: EpochMs,
+) -> NewJob<'a> {
+    let points: Vec<&str> = req.points.iter().map(PointName::as_str).collect();
+    let (start, end) = (req.range.start(), req.range.end());
+    let window_days = chunk::window_days(
+        points.len(),
+        cfg.upstream_sample_secs,
+        cfg.window_max_samples,
+    );
+    NewJob {
+        id,
+        owner,
+        site: req.site.as_str(),
+        points_json: serde_json::to_string(&points).unwrap_or_else(|_| "[]".to_owned()),
+        start_ms: start,
+        end_ms: end,
+        fingerprint: fp,
+        chunks_total: chunk::plan(start, end, window_days).len() as i64,
+        quota_units: chunk::quota_units(start, end, points.len()),
+        window_days,
+        plan_requested: req.plan.unwrap_or(cfg.upstream_plan),
+        now,
+    }
+}
+
+/// An identical job of the owner's that is live, or completed since
+/// `fresh_since` with its object still in R2.
+async fn reusable<D: SqlDb, B: BlobStore>(
+    db: &D,
+    blobs: &B,
+    owner: &str,
+    fp: &str,
+    fresh_since: i64,
+) -> Result<Option<Job>, Error> {
+    let q = store::select_reusable_job(owner, fp, fresh_since);
+    let Some(job) = store::get_job(db, q).await? else {
+        return Ok(None);
+    };
+    let object_gone = match (&job.status, &job.result_key) {
+        (JobStatus::Completed, Some(key)) => blobs.head(key).await?.is_none(),
+        _ => false,
+    };
+    Ok((!object_gone).then_some(job))
 }
 
 /// Why the insert changed nothing: an identical live job holds the live key

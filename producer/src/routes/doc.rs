@@ -67,7 +67,7 @@ impl utoipa::PartialSchema for ResultObject {
     fn schema() -> RefOr<utoipa::openapi::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
-            .content_media_type("application/vnd.tsp.columnar+msgpack+gzip")
+            .content_media_type(tsp_core::api::RESULT_GZIP_MEDIA_TYPE)
             .build()
             .into()
     }

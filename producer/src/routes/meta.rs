@@ -1,9 +1,23 @@
-//! `/healthz` and `/openapi.json`.
+//! The status page (`/`), `/healthz` and `/openapi.json`.
 
 use tsp_core::api::{Health, HealthStatus};
 use worker::{Headers, Response, ResponseBuilder};
 
 use super::doc::{GatewayTimeout, ServiceUnavailable, Unauthorized};
+
+/// The status page, served at `/` (inline CSS and JS, no CDN).
+const STATUS_PAGE: &str = include_str!("../page.html");
+
+/// The status page. It holds no data: it asks for a token and calls the API.
+pub fn page() -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "text/html; charset=utf-8");
+    let _ = headers.set("content-security-policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:");
+    ResponseBuilder::new()
+        .with_status(200)
+        .with_headers(headers)
+        .fixed(STATUS_PAGE.as_bytes().to_vec())
+}
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "meta",

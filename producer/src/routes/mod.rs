@@ -25,35 +25,236 @@ use tsp_core::job::{Job, JobStatus};
 use tsp_core::ports::SqlDb;
 use tsp_core::store;
 use utoipa::IntoParams;
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
 use crate::MAX_BODY_BYTES;
 
-/// Dispatches an authenticated request.
-pub async fn route(mut req: Request, b: &Bindings, owner: &str) -> Result<Response, Error> {
-    let path = req.path();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = match req.method() {
-        Method::Head => Method::Get,
-        // workers-rs reads any method it does not know (QUERY, …) as GET.
-        Method::Get if req.inner().method() != "GET" => Method::Options,
-        m => m,
+/// The route table: every route once, by path, with who may call it,
+/// its methods (the first GET also answers HEAD), its OpenAPI operation
+/// and its handler. Dispatch ([`dispatch`]), the `Allow` header of a 405
+/// ([`find`]) and the document's path list ([`openapi_paths`]) all come
+/// from it. A path is `open` (no token, no bindings) or `token`.
+macro_rules! route_table {
+    (|$req:ident, $cx:ident, $p:ident| {
+        $($path:literal ($access:ident) {
+            $($method:ident $([$doc:path])? => $call:expr,)+
+        })*
+    }) => {
+        /// Every path, its access, methods and `Allow` header.
+        pub const PATHS: &[PathRoutes] = &[$(PathRoutes {
+            pattern: $path,
+            access: route_table!(@access $access),
+            methods: &[$(stringify!($method)),+],
+            allow: route_table!(@allow $($method)+),
+        }),*];
+
+        /// Runs the route `found` names. A `token` route runs only with
+        /// the caller's context.
+        pub async fn dispatch(
+            found: &Found<'_>,
+            $req: &mut Request,
+            cx: Option<Cx<'_>>,
+        ) -> Result<Response, Error> {
+            let $p = &found.params;
+            match (found.pattern, found.method) {
+                $($(($path, stringify!($method)) => route_table!(@call $access, cx, $cx, $call),)+)*
+                _ => Err(Error::NotFound),
+            }
+        }
+
+        /// The documented operations, for the OpenAPI document.
+        #[allow(dead_code)]
+        pub fn openapi_paths() -> utoipa::openapi::Paths {
+            utoipa::openapi::path::PathsBuilder::new()
+                $($($(.path_from::<Documented<$doc>>())?)+)*
+                .build()
+        }
     };
-    let cx = Cx { b, owner };
-    match (method, segs.as_slice()) {
-        (Method::Post, ["v1", "jobs"]) => jobs::submit(&mut req, cx).await,
-        (Method::Get, ["v1", "jobs"]) => jobs::list(&req, cx).await,
-        (Method::Get, ["v1", "jobs", id]) => jobs::get(cx, id).await,
-        (Method::Delete, ["v1", "jobs", id]) => jobs::cancel(cx, id).await,
-        (Method::Get, ["v1", "jobs", id, "result"]) => results::get(&req, cx, id).await,
-        (Method::Get, ["v1", "jobs", id, "archive"]) => dead_letters::archive(cx, id).await,
-        (Method::Post, ["v1", "jobs", id, "retry"]) => dead_letters::retry(cx, id).await,
-        (Method::Get, ["v1", "dead-letters"]) => dead_letters::list(&req, cx).await,
-        (Method::Get, ["v1", "stats"]) => stats::stats(cx).await,
-        (Method::Get, ["v1", "metrics"]) => stats::metrics(cx).await,
-        (Method::Get, ["v1", "aggregates"]) => aggregates::get(&req, cx).await,
-        (Method::Get, ["openapi.json"]) => Ok(meta::openapi_json()),
-        (_, segs) => Err(allowed(segs).map_or(Error::NotFound, Error::MethodNotAllowed)),
+    (@access open) => { Access::Open };
+    (@access token) => { Access::Token };
+    (@call open, $opt:ident, $cx:ident, $call:expr) => { $call };
+    (@call token, $opt:ident, $cx:ident, $call:expr) => {
+        match $opt {
+            // A token route need not read its context (`/openapi.json`).
+            #[allow(unused_variables)]
+            Some($cx) => $call,
+            None => Err(Error::NotFound),
+        }
+    };
+    (@allow $first:ident $($rest:ident)*) => {
+        concat!(route_table!(@name $first) $(, ", ", route_table!(@name $rest))*)
+    };
+    (@name GET) => { "GET, HEAD" };
+    (@name POST) => { "POST" };
+    (@name DELETE) => { "DELETE" };
+}
+
+route_table! {
+    |req, cx, p| {
+        "/" (open) {
+            GET => Ok(meta::page()),
+        }
+        "/healthz" (open) {
+            GET [meta::__path_healthz] => Ok(meta::healthz()),
+        }
+        "/openapi.json" (token) {
+            GET [meta::__path_openapi_json] => Ok(meta::openapi_json()),
+        }
+        "/v1/jobs" (token) {
+            GET [jobs::__path_list] => jobs::list(req, cx).await,
+            POST [jobs::__path_submit] => jobs::submit(req, cx).await,
+        }
+        "/v1/jobs/{id}" (token) {
+            GET [jobs::__path_get] => jobs::get(cx, p.get("id")).await,
+            DELETE [jobs::__path_cancel] => jobs::cancel(cx, p.get("id")).await,
+        }
+        "/v1/jobs/{id}/result" (token) {
+            GET [results::__path_get] => results::get(req, cx, p.get("id")).await,
+        }
+        "/v1/jobs/{id}/archive" (token) {
+            GET [dead_letters::__path_archive] => dead_letters::archive(cx, p.get("id")).await,
+        }
+        "/v1/jobs/{id}/retry" (token) {
+            POST [dead_letters::__path_retry] => dead_letters::retry(cx, p.get("id")).await,
+        }
+        "/v1/dead-letters" (token) {
+            GET [dead_letters::__path_list] => dead_letters::list(req, cx).await,
+        }
+        "/v1/stats" (token) {
+            GET [stats::__path_stats] => stats::stats(cx).await,
+        }
+        "/v1/metrics" (token) {
+            GET [stats::__path_metrics] => stats::metrics(cx).await,
+        }
+        "/v1/aggregates" (token) {
+            GET [aggregates::__path_get] => aggregates::get(req, cx).await,
+        }
+    }
+}
+
+/// A route's `#[utoipa::path]` operation with its tags, as the `OpenApi`
+/// derive adds one from its `paths(...)` list.
+#[allow(dead_code)]
+struct Documented<P>(std::marker::PhantomData<P>);
+
+impl<P: utoipa::Path + utoipa::__dev::Tags<'static>> utoipa::__dev::PathConfig for Documented<P> {
+    fn path() -> String {
+        P::path()
+    }
+    fn methods() -> Vec<utoipa::openapi::path::HttpMethod> {
+        P::methods()
+    }
+    fn tags_and_operation() -> (Vec<&'static str>, utoipa::openapi::path::Operation) {
+        (P::tags(), P::operation())
+    }
+}
+
+/// Who may call a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: no token, and no bindings are read.
+    Open,
+    /// A caller with a bearer token.
+    Token,
+}
+
+/// One path of the table.
+#[derive(Debug)]
+pub struct PathRoutes {
+    /// The path, `{name}` standing for one segment.
+    pub pattern: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Its methods, as on the wire (HEAD is implied by GET).
+    pub methods: &'static [&'static str],
+    /// Its `Allow` header.
+    pub allow: &'static str,
+}
+
+/// The values of a route's `{name}` segments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Params<'a>(Vec<(&'static str, &'a str)>);
+
+impl Params<'_> {
+    /// The segment named `name` (empty if the pattern has none).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v)
+    }
+}
+
+/// A route found for a request.
+#[derive(Debug)]
+pub struct Found<'a> {
+    /// The path's pattern.
+    pub pattern: &'static str,
+    /// The method of the route (GET for a HEAD).
+    pub method: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The values of its `{name}` segments.
+    pub params: Params<'a>,
+}
+
+/// What the table says about a request.
+#[derive(Debug)]
+pub enum Match<'a> {
+    /// A route.
+    Route(Found<'a>),
+    /// A known path, another method: 405 with this `Allow`.
+    NotAllowed {
+        /// The path's `Allow` header.
+        allow: &'static str,
+        /// Who may call the path.
+        access: Access,
+    },
+    /// No such path: 404.
+    NotFound,
+}
+
+/// Looks a request up in the table. `method` is the request's method as
+/// sent (workers-rs reads methods it does not know as GET, so the raw one
+/// is needed); HEAD finds the GET route (RFC 9110 §9.3.2). Slashes at the
+/// ends of the path are ignored.
+pub fn find<'a>(method: &str, path: &'a str) -> Match<'a> {
+    let wanted = if method == "HEAD" { "GET" } else { method };
+    for entry in PATHS {
+        let Some(params) = matches(entry.pattern, path) else {
+            continue;
+        };
+        return match entry.methods.iter().find(|m| **m == wanted) {
+            Some(method) => Match::Route(Found {
+                pattern: entry.pattern,
+                method,
+                access: entry.access,
+                params,
+            }),
+            None => Match::NotAllowed {
+                allow: entry.allow,
+                access: entry.access,
+            },
+        };
+    }
+    Match::NotFound
+}
+
+/// The `{name}` values when `path` fits `pattern`, segment by segment.
+fn matches<'a>(pattern: &'static str, path: &'a str) -> Option<Params<'a>> {
+    let mut want = pattern.trim_matches('/').split('/');
+    let mut got = path.trim_matches('/').split('/');
+    let mut params = Params::default();
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) => match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) => params.0.push((name, g)),
+                None if w == g => {}
+                None => return None,
+            },
+            _ => return None,
+        }
     }
 }
 
@@ -64,21 +265,6 @@ pub struct Cx<'a> {
     pub b: &'a Bindings,
     /// The authenticated owner.
     pub owner: &'a str,
-}
-
-/// The methods a known route takes (its `Allow` header), or `None` for an
-/// unknown path.
-fn allowed(segs: &[&str]) -> Option<&'static str> {
-    Some(match segs {
-        ["v1", "jobs"] => "GET, HEAD, POST",
-        ["v1", "jobs", _] => "GET, HEAD, DELETE",
-        ["v1", "jobs", _, "result" | "archive"] => "GET, HEAD",
-        ["v1", "jobs", _, "retry"] => "POST",
-        ["v1", "dead-letters" | "stats" | "metrics" | "aggregates"] | ["openapi.json"] => {
-            "GET, HEAD"
-        }
-        _ => return None,
-    })
 }
 
 /// The query string as `T`, decoded once. Every field of a parameter set
@@ -256,6 +442,141 @@ mod tests {
             let e = page(None, Some(bad)).err().unwrap();
             assert_eq!(e.errors[0].field, "cursor", "{bad}");
         }
+    }
+
+    /// Every GET route in the table, with a path that fits it.
+    fn get_routes() -> Vec<String> {
+        PATHS
+            .iter()
+            .filter(|e| e.methods.contains(&"GET"))
+            .map(|e| {
+                e.pattern
+                    .replace("{id}", "0123456789abcdef0123456789abcdef")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn head_finds_the_get_route_of_every_get_path_with_the_same_params() {
+        let paths = get_routes();
+        assert!(
+            paths.contains(&"/".to_owned()) && paths.len() == 11,
+            "{paths:?}"
+        );
+        for path in &paths {
+            let (Match::Route(get), Match::Route(head)) = (find("GET", path), find("HEAD", path))
+            else {
+                panic!("GET and HEAD {path} must both find a route");
+            };
+            assert_eq!((head.pattern, head.method), (get.pattern, "GET"), "{path}");
+            assert_eq!(
+                (head.access, &head.params),
+                (get.access, &get.params),
+                "{path}"
+            );
+        }
+        // HEAD / is the page, open like GET / (it answered 401/404 before).
+        let Match::Route(page) = find("HEAD", "/") else {
+            panic!("HEAD / must be the page")
+        };
+        assert_eq!((page.pattern, page.access), ("/", Access::Open));
+    }
+
+    #[test]
+    fn any_other_method_on_a_known_path_is_405_with_its_allow() {
+        let allow = |method: &str, path: &str| match find(method, path) {
+            Match::NotAllowed { allow, access } => Some((allow, access)),
+            _ => None,
+        };
+        for path in ["/", "/healthz"] {
+            for method in [
+                "TRACE", "POST", "PUT", "DELETE", "OPTIONS", "PURGE", "QUERY", "BREW", "get",
+            ] {
+                assert_eq!(
+                    allow(method, path),
+                    Some(("GET, HEAD", Access::Open)),
+                    "{method} {path}"
+                );
+            }
+        }
+        let id = "/v1/jobs/0123456789abcdef0123456789abcdef";
+        let cases = [
+            ("PUT", "/v1/jobs", "GET, HEAD, POST"),
+            ("PATCH", id, "GET, HEAD, DELETE"),
+            ("DELETE", &*format!("{id}/result"), "GET, HEAD"),
+            ("POST", &*format!("{id}/archive"), "GET, HEAD"),
+            ("GET", &*format!("{id}/retry"), "POST"),
+            ("HEAD", &*format!("{id}/retry"), "POST"),
+            ("POST", "/v1/dead-letters", "GET, HEAD"),
+            ("TRACE", "/v1/stats", "GET, HEAD"),
+            ("QUERY", "/v1/metrics", "GET, HEAD"),
+            ("DELETE", "/v1/aggregates", "GET, HEAD"),
+            ("POST", "/openapi.json", "GET, HEAD"),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(
+                allow(method, path),
+                Some((want, Access::Token)),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_match_segment_by_segment_and_unknown_ones_are_not_found() {
+        let Match::Route(r) = find("POST", "/v1/jobs/abc/retry") else {
+            panic!("retry")
+        };
+        assert_eq!(
+            (r.pattern, r.method, r.params.get("id")),
+            ("/v1/jobs/{id}/retry", "POST", "abc")
+        );
+        // Slashes at the ends are ignored, as before the table.
+        assert!(matches!(
+            find("GET", "/v1/jobs/"),
+            Match::Route(Found {
+                pattern: "/v1/jobs",
+                ..
+            })
+        ));
+        for path in [
+            "/v1",
+            "/v1/jobs/a/b",
+            "/v1/jobs/a/result/x",
+            "/nope",
+            "/v1/stats/x",
+            "/healthz/x",
+        ] {
+            assert!(matches!(find("GET", path), Match::NotFound), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_but_the_page_is_in_the_openapi_document_and_nothing_else() {
+        let paths = openapi_paths();
+        let mut documented: Vec<(String, String)> = paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = serde_json::to_value(item).unwrap();
+                let methods: Vec<String> = methods.as_object().unwrap().keys().cloned().collect();
+                methods
+                    .into_iter()
+                    .map(move |m| (path.clone(), m.to_uppercase()))
+            })
+            .collect();
+        let mut table: Vec<(String, String)> = PATHS
+            .iter()
+            .filter(|e| e.pattern != "/")
+            .flat_map(|e| {
+                e.methods
+                    .iter()
+                    .map(|m| (e.pattern.to_owned(), (*m).to_owned()))
+            })
+            .collect();
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `/v1/jobs/{id}/result`: a completed job's object, as stored or converted.
 
 use futures::StreamExt;
+use tsp_core::api::RESULT_GZIP_MEDIA_TYPE;
 use tsp_core::error::{Error, StoreError};
 use tsp_core::export::{Exporter, Format};
 use tsp_core::job::JobStatus;
@@ -42,7 +43,7 @@ pub struct ResultFormatParams {
                 ("Content-Disposition" = String, description = "`attachment; filename=\"{id}.msgpack.gz\"` (or `.csv`, `.jsonl`)."),
                 ("X-Content-SHA256" = String, description = "SHA-256 (hex) of the object (binary form only).")),
             content(
-                (inline(ResultObject) = "application/vnd.tsp.columnar+msgpack+gzip"),
+                (inline(ResultObject) = RESULT_GZIP_MEDIA_TYPE),
                 (String = "text/csv"),
                 (String = "application/x-ndjson"))),
         (status = 304, description = "The client's copy of the binary object (`If-None-Match`) is current.",
@@ -90,7 +91,7 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, Error>
             .with_headers(headers)
             .empty());
     }
-    let _ = headers.set("content-type", "application/vnd.tsp.columnar+msgpack+gzip");
+    let _ = headers.set("content-type", RESULT_GZIP_MEDIA_TYPE);
     let _ = headers.set(
         "content-disposition",
         &format!("attachment; filename=\"{}.msgpack.gz\"", job.id),

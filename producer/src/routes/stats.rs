@@ -30,7 +30,7 @@ pub async fn stats(cx: Cx<'_>) -> Result<Response, Error> {
 /// gauges (`# EOF` terminated). Authenticated like every route.
 #[utoipa::path(get, path = "/v1/metrics", operation_id = "getMetrics", tag = "stats",
     responses((status = 200, description = "OpenMetrics text.",
-            content((String = "application/openmetrics-text; version=1.0.0; charset=utf-8"))),
+            content((String = openmetrics::CONTENT_TYPE))),
         (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn metrics(cx: Cx<'_>) -> Result<Response, Error> {
