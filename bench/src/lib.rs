@@ -11,10 +11,10 @@
 #![deny(missing_docs)]
 
 use sha2::{Digest, Sha256};
-use tsp_core::aggregate::aggregate;
-use tsp_core::codec::encode_block;
-use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, PointSet, TimeParser};
+use tsp_format::aggregate::aggregate;
+use tsp_format::codec::encode_block;
+use tsp_format::sample::{parse_page, sort_dedup, PointSet, TimeParser};
+use tsp_format::time::EpochMs;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -141,12 +141,12 @@ pub fn chunk_path(c: &Chunk, fresh_bodies: bool) -> Result<(ChunkOut, Vec<u8>), 
 }
 
 #[cfg(not(feature = "baseline-api"))]
-fn new_samples() -> tsp_core::sample::Samples {
-    tsp_core::sample::Samples::new()
+fn new_samples() -> tsp_format::sample::Samples {
+    tsp_format::sample::Samples::new()
 }
 
 #[cfg(feature = "baseline-api")]
-fn new_samples() -> Vec<tsp_core::sample::Sample> {
+fn new_samples() -> Vec<tsp_format::sample::Sample> {
     Vec::new()
 }
 

@@ -13,10 +13,10 @@
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
-use tsp_core::chunk::{plan, MAX_WINDOW_DAYS};
-use tsp_core::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
-use tsp_core::domain::{parse_rfc3339, DAY_MS};
-use tsp_core::sample::Samples;
+use tsp_format::chunk::{plan, MAX_WINDOW_DAYS};
+use tsp_format::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
+use tsp_format::sample::Samples;
+use tsp_format::time::{parse_rfc3339, DAY_MS};
 
 const SITE: &str = "bench";
 const END: &str = "2026-11-30T00:00:00Z";

@@ -20,6 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+pub use tsp_api::{JobView, Problem};
 
 /// Characters escaped in a path segment: everything but RFC 3986 unreserved.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -44,35 +45,6 @@ pub enum ApiError {
     Decode(String),
 }
 
-/// An RFC 9457 problem document (or a best-effort stand-in for a non-JSON
-/// error body).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Problem {
-    /// HTTP status.
-    #[serde(default)]
-    pub status: u16,
-    /// Short summary.
-    #[serde(default)]
-    pub title: String,
-    /// What happened, for a person.
-    #[serde(default)]
-    pub detail: String,
-    /// Field errors of a validation failure.
-    #[serde(default)]
-    pub errors: Vec<FieldError>,
-}
-
-/// One invalid field.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FieldError {
-    /// The field, as a JSON path.
-    #[serde(default)]
-    pub field: String,
-    /// What is wrong with it.
-    #[serde(default)]
-    pub message: String,
-}
-
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -82,13 +54,13 @@ impl fmt::Display for ApiError {
                 } else {
                     p.title.clone()
                 };
-                let detail = p.shown_detail();
+                let detail = shown_detail(p);
                 if detail.is_empty() {
                     write!(f, "{title}")?;
                 } else {
                     write!(f, "{title}: {detail}")?;
                 }
-                for e in &p.errors {
+                for e in p.errors.iter().flatten() {
                     write!(f, "\n  {}: {}", e.field, e.message)?;
                 }
                 Ok(())
@@ -100,13 +72,13 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl Problem {
-    /// The detail without what the title and field errors already say: the
-    /// API's details often repeat the title (`Conflict` / `conflict: …`) or
-    /// list the field errors again.
-    fn shown_detail(&self) -> &str {
-        let mut d = self.detail.trim();
-        let t = self.title.trim();
+/// The detail without what the title and field errors already say: the
+/// API's details often repeat the title (`Conflict` / `conflict: …`) or
+/// list the field errors again.
+fn shown_detail(p: &Problem) -> &str {
+    {
+        let mut d = p.detail.trim();
+        let t = p.title.trim();
         if d.eq_ignore_ascii_case(t) {
             return "";
         }
@@ -115,9 +87,10 @@ impl Problem {
                 d = &d[t.len() + 2..];
             }
         }
-        let listed: Vec<String> = self
+        let listed: Vec<String> = p
             .errors
             .iter()
+            .flatten()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect();
         if !listed.is_empty() && d == listed.join("; ") {
@@ -160,92 +133,25 @@ pub fn network_error(base: &str, e: &reqwest::Error) -> ApiError {
     ApiError::Network(msg.replace('\n', " "))
 }
 
-/// A job as `GET /v1/jobs/{id}` shows it.
+/// A job as the API shows it ([`JobView`]), with the note a submit or a
+/// retry adds, and the document as received (for `--json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Job {
-    /// 32 hex characters.
-    pub job_id: String,
-    /// `queued`, `processing`, `completed`, `failed`, `failed_permanent`, `cancelled`.
-    pub status: String,
-    /// Site.
-    #[serde(default)]
-    pub site: String,
-    /// Point names.
-    #[serde(default)]
-    pub points: Vec<String>,
-    /// Range start, RFC 3339.
-    #[serde(default)]
-    pub start: String,
-    /// Range end (exclusive), RFC 3339.
-    #[serde(default)]
-    pub end: String,
-    /// Deliveries so far.
-    #[serde(default)]
-    pub attempts: u64,
-    /// Chunk progress.
-    #[serde(default)]
-    pub progress: Progress,
-    /// The last failure, if any.
-    #[serde(default)]
-    pub last_error: Option<String>,
-    /// Creation time.
-    #[serde(default)]
-    pub created_at: String,
-    /// First claim.
-    #[serde(default)]
-    pub started_at: Option<String>,
-    /// Terminal time.
-    #[serde(default)]
-    pub finished_at: Option<String>,
-    /// Result links, once completed.
-    #[serde(default)]
-    pub result: Option<ResultInfo>,
+    /// The job.
+    #[serde(flatten)]
+    pub view: JobView,
     /// A remark from submit or retry.
     #[serde(default)]
     pub note: Option<String>,
-    /// The document as received (for `--json`).
+    /// The document as received.
     #[serde(skip)]
     pub raw: Value,
 }
 
-/// Progress of a job.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Progress {
-    /// Chunks finished.
-    #[serde(default)]
-    pub chunks_done: u64,
-    /// Chunks planned (0 until the job is first claimed).
-    #[serde(default)]
-    pub chunks_total: u64,
-    /// Samples stored.
-    #[serde(default)]
-    pub samples: u64,
-    /// `chunks_done / chunks_total`, in percent.
-    #[serde(default)]
-    pub percent: f64,
-}
-
-/// Where a completed job's result is.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ResultInfo {
-    /// Path of the result route.
-    #[serde(default)]
-    pub url: String,
-    /// Object size.
-    #[serde(default)]
-    pub bytes: Option<u64>,
-    /// SHA-256 of the object, hex.
-    #[serde(default)]
-    pub sha256: Option<String>,
-}
-
-impl Job {
-    /// Whether the job will not change any more.
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "completed" | "failed_permanent" | "cancelled"
-        )
+impl std::ops::Deref for Job {
+    type Target = JobView;
+    fn deref(&self) -> &JobView {
+        &self.view
     }
 }
 

@@ -14,6 +14,7 @@ use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 use crate::api::Job;
+use tsp_api::JobStatus;
 
 /// The human summary of a job (several `key  value` lines).
 pub fn job_summary(job: &Job) -> String {
@@ -21,8 +22,8 @@ pub fn job_summary(job: &Job) -> String {
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(s, "{k:<9} {v}");
     };
-    line("job", &job.job_id);
-    line("status", &job.status);
+    line("job", job.job_id.as_str());
+    line("status", job.status.as_str());
     if !job.site.is_empty() {
         line("site", &job.site);
     }
@@ -92,7 +93,7 @@ pub fn print_job(job: &Job, json: bool) -> std::io::Result<()> {
 pub struct JobBar {
     bar: ProgressBar,
     planned: bool,
-    last_status: String,
+    last_status: Option<JobStatus>,
 }
 
 impl JobBar {
@@ -105,32 +106,33 @@ impl JobBar {
         Self {
             bar,
             planned: false,
-            last_status: String::new(),
+            last_status: None,
         }
     }
 
     /// Shows the latest poll.
     pub fn update(&mut self, job: &Job) {
         let p = &job.progress;
-        if self.bar.is_hidden() && job.status != self.last_status {
+        if self.bar.is_hidden() && Some(job.status) != self.last_status {
             eprintln!(
                 "job {}: {} ({}/{} chunks, {} samples)",
                 job.job_id, job.status, p.chunks_done, p.chunks_total, p.samples
             );
         }
-        self.last_status.clone_from(&job.status);
-        self.bar.set_prefix(job.status.clone());
+        self.last_status = Some(job.status);
+        self.bar.set_prefix(job.status.as_str());
         if p.chunks_total > 0 {
             if !self.planned {
                 self.planned = true;
                 self.bar.set_style(bar_style());
                 self.bar.reset_eta();
             }
-            self.bar.set_length(p.chunks_total);
-            self.bar.set_position(p.chunks_done.min(p.chunks_total));
+            let (done, total) = (p.chunks_done.max(0) as u64, p.chunks_total.max(0) as u64);
+            self.bar.set_length(total);
+            self.bar.set_position(done.min(total));
             self.bar.set_message(format!(
                 "{} samples · {:.1}%",
-                HumanCount(p.samples),
+                HumanCount(p.samples.max(0) as u64),
                 p.percent
             ));
         }

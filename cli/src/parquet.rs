@@ -26,7 +26,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
-use tsp_core::codec::Decoded;
+use tsp_format::codec::Decoded;
 
 /// Batch and row-group sizes.
 #[derive(Debug, Clone, Copy)]

@@ -6,11 +6,13 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tsp_core::api::RESULT_GZIP_MEDIA_TYPE;
-use tsp_core::codec::{encode_block, encode_header, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
-use tsp_core::domain::format_rfc3339;
-use tsp_core::export::csv_field;
-use tsp_core::sample::Samples;
+use tsp_api::RESULT_GZIP_MEDIA_TYPE;
+use tsp_format::codec::{
+    encode_block, encode_header, Decoded, Header, FORMAT_NAME, FORMAT_VERSION,
+};
+use tsp_format::export::csv_field;
+use tsp_format::sample::Samples;
+use tsp_format::time::format_rfc3339;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -687,7 +689,7 @@ async fn fetch_to_parquet_holds_the_decoded_object_and_a_mismatch_leaves_no_file
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let file = std::fs::read(&out).expect("parquet file");
-    let (header, series) = tsp_core::codec::decode_object(&obj).expect("decodes");
+    let (header, series) = tsp_format::codec::decode_object(&obj).expect("decodes");
     let want: Vec<(String, i64, Decoded)> = series
         .iter()
         .enumerate()

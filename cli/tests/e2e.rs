@@ -15,9 +15,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use tsp_core::codec::Decoded;
-use tsp_core::domain::{format_rfc3339, parse_rfc3339};
-use tsp_core::export::csv_field;
+use tsp_format::codec::Decoded;
+use tsp_format::export::csv_field;
+use tsp_format::time::{format_rfc3339, parse_rfc3339};
 
 mod support;
 use support::parquet_rows;
@@ -67,14 +67,13 @@ fn expected_samples() -> Vec<(String, i64, String)> {
         parse_rfc3339(END).expect("end"),
     );
     let points = points();
-    let cfg = tsp_core::config::Config::default();
-    let days = tsp_core::chunk::window_days(
+    let days = tsp_format::chunk::window_days(
         points.len(),
-        cfg.upstream_sample_secs,
-        cfg.window_max_samples,
+        tsp_format::chunk::DEFAULT_SAMPLE_SECS,
+        tsp_format::chunk::DEFAULT_WINDOW_MAX_SAMPLES,
     );
     let mut want = Vec::new();
-    for w in tsp_core::chunk::plan(start, end, days) {
+    for w in tsp_format::chunk::plan(start, end, days) {
         for p in &points {
             for (t, v) in ace_sim::samples(SITE, p, w.start, w.end, FIVE_MIN) {
                 want.push((p.clone(), t, v));
@@ -244,7 +243,7 @@ fn e2e_status_raw_fetch_and_cancel_of_a_completed_job() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let bytes = std::fs::read(&file).expect("raw file");
     assert_eq!(job["result"]["bytes"], bytes.len());
-    let (header, series) = tsp_core::codec::decode_object(&bytes).expect("decodes");
+    let (header, series) = tsp_format::codec::decode_object(&bytes).expect("decodes");
     assert_eq!(header.points, points());
     let (start, end) = (
         parse_rfc3339(START).expect("start"),

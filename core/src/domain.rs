@@ -3,177 +3,18 @@
 //! Past [`JobRequest::parse`], nothing re-checks a site, a point or a range:
 //! the types carry the proof.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FieldError, ValidationError};
 
-/// Milliseconds in one UTC day.
-pub const DAY_MS: i64 = 86_400_000;
-/// Milliseconds in one hour.
-pub const HOUR_MS: i64 = 3_600_000;
+pub use tsp_api::{JobId, PlanChoice, PointName, Site, MAX_POINT_BYTES};
+pub use tsp_format::time::{format_rfc3339, parse_rfc3339, EpochMs, DAY_MS, HOUR_MS};
+
 /// The longest range a job may cover.
 pub const MAX_RANGE_DAYS: i64 = 366;
-/// The longest point name accepted, in bytes.
-pub const MAX_POINT_BYTES: usize = 512;
-
-/// UTC milliseconds since the Unix epoch.
-pub type EpochMs = i64;
-
-/// A job identifier: 32 lowercase hex characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct JobId(String);
-
-impl JobId {
-    /// Parses an identifier as it appears in a URL or a message.
-    pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ValidationError::single(
-                "id",
-                "must be 32 lowercase hex characters",
-            ))
-        }
-    }
-
-    /// Builds an identifier from 16 random bytes.
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(hex::encode(bytes))
-    }
-
-    /// The identifier as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for JobId {
-    type Error = ValidationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<JobId> for String {
-    fn from(id: JobId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The tenant a job belongs to, resolved from its bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner(pub String);
-
-/// A site name: letters, digits, `_`, `-` and `.`, starting with a letter or
-/// digit, at most 128 bytes and never containing `..`, so it is safe in a URL
-/// path segment and an object key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Site(String);
-
-impl Site {
-    /// Parses a site name.
-    pub fn parse(s: &str) -> Result<Self, &'static str> {
-        let ok_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        let first_ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-        if s.is_empty() || s.len() > 128 {
-            Err("must be 1 to 128 characters")
-        } else if !ok_chars || !first_ok || s.contains("..") {
-            Err("must start with a letter or digit and contain only letters, digits, '_', '-' and single '.'")
-        } else {
-            Ok(Self(s.to_owned()))
-        }
-    }
-
-    /// The site as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A point name: 1 to 512 bytes with no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PointName(String);
-
-impl PointName {
-    /// Parses a point name.
-    pub fn parse(s: &str) -> Result<Self, &'static str> {
-        if s.is_empty() || s.len() > MAX_POINT_BYTES {
-            Err("must be 1 to 512 bytes")
-        } else if s.chars().any(char::is_control) {
-            Err("must not contain control characters")
-        } else {
-            Ok(Self(s.to_owned()))
-        }
-    }
-
-    /// The point as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// OpenAPI schemas of the newtypes: the rules their `parse` enforces, as
-/// far as a JSON Schema can say them.
-mod schemas {
-    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-    use utoipa::openapi::RefOr;
-    use utoipa::{PartialSchema, ToSchema};
-
-    fn string(min: usize, max: Option<usize>, pattern: &str, doc: &str) -> RefOr<Schema> {
-        let mut b = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(min))
-            .max_length(max)
-            .pattern(Some(pattern));
-        if !doc.is_empty() {
-            b = b.description(Some(doc));
-        }
-        b.build().into()
-    }
-
-    impl PartialSchema for super::JobId {
-        fn schema() -> RefOr<Schema> {
-            string(32, Some(32), "^[0-9a-f]{32}$", "")
-        }
-    }
-    impl ToSchema for super::JobId {}
-
-    impl PartialSchema for super::Site {
-        fn schema() -> RefOr<Schema> {
-            string(
-                1,
-                Some(128),
-                "^[A-Za-z0-9](?:[A-Za-z0-9_-]|\\.[A-Za-z0-9_-])*\\.?$",
-                "Letters, digits, `_`, `-` and `.`, starting with a letter or digit, never `..`.",
-            )
-        }
-    }
-    impl ToSchema for super::Site {}
-
-    impl PartialSchema for super::PointName {
-        fn schema() -> RefOr<Schema> {
-            // maxLength counts characters, the rule bytes: 512 bounds both.
-            string(
-                1,
-                Some(super::MAX_POINT_BYTES),
-                "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-                "1 to 512 bytes (UTF-8) without control characters.",
-            )
-        }
-    }
-    impl ToSchema for super::PointName {}
-}
 
 /// A half-open UTC range `[start, end)` of at most 366 days, not in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,58 +47,6 @@ impl TimeRange {
     /// The first millisecond after the range.
     pub fn end(&self) -> EpochMs {
         self.end
-    }
-}
-
-/// Formats epoch milliseconds as RFC 3339 UTC (`2025-10-16T00:05:00Z`).
-pub fn format_rfc3339(ms: EpochMs) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) if ms % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => ms.to_string(),
-    }
-}
-
-/// Parses an RFC 3339 timestamp into epoch milliseconds.
-pub fn parse_rfc3339(s: &str) -> Option<EpochMs> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp_millis())
-}
-
-/// What a request (or `UPSTREAM_PLAN`) asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanChoice {
-    /// Whichever costs less for this site and job.
-    #[default]
-    Auto,
-    /// Always the site walk.
-    Site,
-    /// Always per-point requests.
-    Point,
-}
-
-impl PlanChoice {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanChoice::Auto => "auto",
-            PlanChoice::Site => "site",
-            PlanChoice::Point => "point",
-        }
-    }
-}
-
-impl std::str::FromStr for PlanChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(PlanChoice::Auto),
-            "site" => Ok(PlanChoice::Site),
-            "point" => Ok(PlanChoice::Point),
-            _ => Err(format!("must be auto, site or point, not {s:?}")),
-        }
     }
 }
 

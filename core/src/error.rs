@@ -5,44 +5,9 @@
 //! with backoff). [`Error::class`] decides that; [`Error::http_status`] and
 //! [`Disposition::for_error`] turn it into an HTTP status or a queue action.
 
-use serde::Serialize;
 use thiserror::Error;
 
-/// One invalid field in a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The field, as a JSON path (`points[3]`).
-    pub field: String,
-    /// What is wrong with it, for a person.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds a field error.
-    pub fn new(field: &str, message: &str) -> Self {
-        Self {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        }
-    }
-}
-
-/// A rejected request, with every field that was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("invalid request: {}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
-pub struct ValidationError {
-    /// The invalid fields.
-    pub errors: Vec<FieldError>,
-}
-
-impl ValidationError {
-    /// A validation error about one field.
-    pub fn single(field: &str, message: &str) -> Self {
-        Self {
-            errors: vec![FieldError::new(field, message)],
-        }
-    }
-}
+pub use tsp_api::{FieldError, ValidationError};
 
 /// A storage failure (D1, SQLite, R2, queue).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,86 +1,14 @@
 //! The job state machine and the job row.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::domain::{EpochMs, JobId};
+use crate::api::{
+    JobView, Progress, ResultContentType, ResultEncoding, ResultLink, UpstreamUse, Waiting,
+};
+use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::store::NewJob;
 
-/// Where a job is in its life.
-///
-/// ```text
-/// queued ──claim──▶ processing ──last chunk──▶ completed
-///    │                 │  ▲  │
-///    │                 │  └──┴─ transient failure ─▶ failed ─claim─▶ processing
-///    │                 └──────────────── permanent / retries exhausted ─▶ failed_permanent
-///    └──────── cancel (any non-terminal) ─────────────────────────────▶ cancelled
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Accepted, waiting for a consumer.
-    Queued,
-    /// A consumer holds its lease.
-    Processing,
-    /// Finished; the result object exists.
-    Completed,
-    /// The last attempt failed transiently; a retry is scheduled.
-    Failed,
-    /// Dead: archived and alerted. Only `retry` brings it back.
-    FailedPermanent,
-    /// Cancelled by its owner.
-    Cancelled,
-}
-
-impl JobStatus {
-    /// Every status, in storage order.
-    pub const ALL: [JobStatus; 6] = [
-        JobStatus::Queued,
-        JobStatus::Processing,
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::FailedPermanent,
-        JobStatus::Cancelled,
-    ];
-
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Processing => "processing",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-            JobStatus::FailedPermanent => "failed_permanent",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// No further work happens in a terminal state.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Completed | JobStatus::FailedPermanent | JobStatus::Cancelled
-        )
-    }
-}
-
-impl FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown job status {s:?}"))
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use tsp_api::JobStatus;
 
 /// A `queue_jobs` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,41 +173,65 @@ fn default_window_days() -> u32 {
 
 /// Row decoding helpers. D1 hands integers back as JS numbers, which may
 /// arrive as floats; SQLite hands them back as integers. Both are accepted.
+impl Job {
+    /// The job's status document.
+    pub fn view(&self) -> JobView {
+        let job = self;
+        let ts = |v: Option<i64>| v.map(format_rfc3339);
+        let percent = if job.chunks_total > 0 {
+            (job.chunks_done as f64 * 100.0 / job.chunks_total as f64 * 10.0).round() / 10.0
+        } else {
+            0.0
+        };
+        let id = job.id.as_str();
+        let result = (job.status == JobStatus::Completed).then(|| ResultLink {
+            url: format!("/v1/jobs/{id}/result"),
+            bytes: job.result_bytes,
+            sha256: job.result_sha256.clone(),
+            content_type: ResultContentType::Columnar,
+            content_encoding: ResultEncoding::Gzip,
+        });
+        JobView {
+            job_id: job.id.clone(),
+            status: job.status,
+            site: job.site.clone(),
+            points: job.points.clone(),
+            start: format_rfc3339(job.start_ms),
+            end: format_rfc3339(job.end_ms),
+            attempts: job.attempts,
+            stalled_deliveries: job.stalls,
+            progress: Progress {
+                chunks_done: job.chunks_done,
+                chunks_total: job.chunks_total,
+                samples: job.sample_count,
+                percent,
+            },
+            last_error: job.last_error.clone(),
+            created_at: format_rfc3339(job.created_at),
+            updated_at: format_rfc3339(job.updated_at),
+            started_at: ts(job.started_at),
+            finished_at: ts(job.finished_at),
+            status_url: format!("/v1/jobs/{id}"),
+            result,
+            waiting: job.waiting_until.map(|until| Waiting {
+                r#for: job.waiting_for.clone(),
+                until: format_rfc3339(until),
+            }),
+            upstream: UpstreamUse {
+                plan_requested: job.plan_requested,
+                plan: job.plan,
+                bytes: job.upstream_bytes,
+                requests: job.upstream_requests,
+            },
+            points_without_data: job.points_without_data.clone(),
+        }
+    }
+}
+
 pub(crate) mod de {
     use super::*;
 
-    fn to_i64(v: &serde_json::Value) -> Option<i64> {
-        v.as_i64().or_else(|| {
-            v.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15)
-                .map(|f| f as i64)
-        })
-    }
-
-    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        to_i64(&v).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {v}")))
-    }
-
-    /// A non-negative integer that fits `T` (checkpoint counters).
-    pub fn uint<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
-        let n = int(d)?;
-        T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is out of range")))
-    }
-
-    pub fn int_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        Ok(opt_int(d)?.unwrap_or(0))
-    }
-
-    pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        to_i64(&v)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {v}")))
-    }
+    pub use tsp_api::de::{int, int_or_zero, opt_int, uint};
 
     pub fn window_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         let n = int(d)?;
@@ -317,18 +269,5 @@ pub(crate) mod de {
     ) -> Result<T, D::Error> {
         let s = String::deserialize(d)?;
         serde_json::from_str(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_round_trips_through_storage_form() {
-        for st in JobStatus::ALL {
-            assert_eq!(st.as_str().parse::<JobStatus>(), Ok(st));
-        }
-        assert!("done".parse::<JobStatus>().is_err());
     }
 }

@@ -4,20 +4,18 @@
 //! the native tests plug their own adapters into the [`ports`], and both run
 //! the same [`service`] code and the same SQL from [`store`].
 //!
+//! It sits on `tsp-format` (the engine: samples, aggregation, the codec,
+//! export, parts, the chunk plan), whose modules it re-exports for one
+//! transition, and on `tsp-api` (the wire types).
+//!
 //! # Layout
-//! - [`api`]: the API's wire types and their OpenAPI schemas.
+//! - [`api`]: the API's wire types (`tsp-api`), re-exported.
 //! - [`auth`]: bearer tokens to owners, in constant time.
 //! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
 //! - [`job`]: the job state machine and the `queue_jobs` row.
 //! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
-//! - [`export`]: streaming conversion of a result object to CSV or JSON Lines.
 //! - [`fingerprint`]: SHA-256 of the canonical request, and the result key.
-//! - [`chunk`]: splitting a job into windows: whole UTC days inside a month, every point of the job at once.
 //! - [`plan`]: how a job's windows are fetched (a site walk or per-point requests) and which costs less.
-//! - [`sample`]: upstream page parsing (a page-shaped fast path, serde_json as fallback), value classification, a chunk's interned 24-byte samples.
-//! - [`aggregate`]: streaming hourly and daily aggregates.
-//! - [`codec`]: the columnar MessagePack + gzip result format.
-//! - [`parts`]: cutting a result into equal-size multipart-upload parts (R2's rule).
 //! - [`upstream`]: the source trait the consumer asks for a window's samples, and ACE behind it (its URLs, cursor repair, errors).
 //! - [`ports`]: the traits adapters implement (SQL, blobs, queue, HTTP, clock).
 //! - [`timeout`]: timeout decorators for the storage ports.
@@ -30,23 +28,21 @@
 // tokio): their futures are deliberately not `Send`.
 #![allow(async_fn_in_trait)]
 
-pub mod aggregate;
 pub mod api;
 pub mod auth;
 pub mod budget;
-pub mod chunk;
-pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod export;
 pub mod fingerprint;
 pub mod job;
-pub mod parts;
 pub mod plan;
 pub mod ports;
-pub mod sample;
 pub mod service;
 pub mod store;
 pub mod timeout;
 pub mod upstream;
+
+// The engine, re-exported so that `tsp_core::codec` and `crate::codec` keep
+// working for one transition.
+pub use tsp_format::{aggregate, chunk, codec, export, parts, sample};

@@ -13,56 +13,17 @@
 //! (`configured_points`, cached in D1). Either plan fills the same windows
 //! ([`crate::chunk`]), so the result does not depend on the choice.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::Config;
 
 pub use crate::config::PAGE_SIZES;
 pub use crate::domain::PlanChoice;
+pub use tsp_api::Plan;
 
 /// Bytes of one row besides its name: `{"name":"","value":"…","time":"…"},`
 /// with a value of up to 20 characters and a time with microseconds.
 const ROW_OVERHEAD_BYTES: u64 = 80;
-
-/// How a job's windows are fetched, once chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Plan {
-    /// One time-major walk of the site's pages per window.
-    Site,
-    /// One request per point and window.
-    Point,
-}
-
-impl Plan {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Site => "site",
-            Plan::Point => "point",
-        }
-    }
-}
-
-impl FromStr for Plan {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "site" => Ok(Plan::Site),
-            "point" => Ok(Plan::Point),
-            _ => Err(format!("unknown plan {s:?}")),
-        }
-    }
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the upstream says about a site (`configured_points`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

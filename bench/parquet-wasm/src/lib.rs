@@ -6,8 +6,8 @@ mod parquet;
 
 use std::io::Write;
 
-use tsp_core::codec::expand_block;
-use tsp_core::export::BlockStream;
+use tsp_format::codec::expand_block;
+use tsp_format::export::BlockStream;
 
 struct Count(usize);
 impl Write for Count {
@@ -31,7 +31,7 @@ pub extern "C" fn alloc(n: usize) -> *mut u8 {
 fn run(input: &[u8]) -> anyhow::Result<(usize, u64)> {
     let mut s = BlockStream::new();
     let mut w = parquet::SampleWriter::new(Count(0), parquet::Limits::default())?;
-    let mut feed = |blocks: Vec<tsp_core::codec::Block>, s: &BlockStream| -> anyhow::Result<()> {
+    let mut feed = |blocks: Vec<tsp_format::codec::Block>, s: &BlockStream| -> anyhow::Result<()> {
         for b in &blocks {
             w.push(s.point_of(b)?, expand_block(b)?)?;
         }

@@ -4,7 +4,7 @@
 //! arrives as a fresh buffer and is dropped after parsing, as an HTTP body
 //! is; generating the pages is not counted. Prints one JSON line per run.
 
-#[path = "../../../core/benches/common/mod.rs"]
+#[path = "../../../format/benches/common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use tsp_bench::{chunk_path, Chunk};
-use tsp_core::chunk::{plan, MAX_WINDOW_DAYS};
+use tsp_format::chunk::{plan, MAX_WINDOW_DAYS};
 
 struct Counting;
 
@@ -75,7 +75,7 @@ fn main() -> Result<(), String> {
     let (start, end) = common::year();
     let points = common::points(10);
     // The old point × month chunks: each point over each month.
-    let chunks: Vec<(u32, tsp_core::chunk::Chunk)> = (0..points.len() as u32)
+    let chunks: Vec<(u32, tsp_format::chunk::Chunk)> = (0..points.len() as u32)
         .flat_map(|p| {
             plan(start, end, MAX_WINDOW_DAYS)
                 .into_iter()

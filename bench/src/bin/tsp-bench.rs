@@ -7,7 +7,7 @@
 //! REPS times (10) and prints one JSON line: samples, the best run's
 //! seconds, M samples/s and the SHA-256 of the blocks.
 
-#[path = "../../../core/benches/common/mod.rs"]
+#[path = "../../../format/benches/common/mod.rs"]
 mod common;
 
 use std::time::Instant;

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use comfy_table::Table;
 use serde_json::{Map, Value};
-use tsp_core::domain::{format_rfc3339, parse_rfc3339};
-use tsp_core::export::csv_field;
+use tsp_format::export::csv_field;
+use tsp_format::time::{format_rfc3339, parse_rfc3339};
 
 use crate::api::{AggregateQuery, Client};
 use crate::output::{num_cell, plain, rounded, table};

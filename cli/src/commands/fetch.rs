@@ -2,9 +2,9 @@
 //!
 //! The body of `GET /v1/jobs/{id}/result` (gzip members of MessagePack) is
 //! read chunk by chunk; every chunk is hashed and fed, in 1-8 KiB slices, to
-//! [`tsp_core::export::Exporter`] (CSV, JSON Lines: the text of each
+//! [`tsp_format::export::Exporter`] (CSV, JSON Lines: the text of each
 //! completed block is written out at once) or to
-//! [`tsp_core::export::BlockStream`] and the [`SampleWriter`] (Parquet: rows
+//! [`tsp_format::export::BlockStream`] and the [`SampleWriter`] (Parquet: rows
 //! go out in batches, into bounded row groups). Memory is about one block (a
 //! point × a month) plus the buffers (for Parquet, plus the row group being
 //! encoded), whatever the result's size. At the end the SHA-256 of the
@@ -22,8 +22,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tsp_core::codec::expand_block;
-use tsp_core::export::{BlockStream, Exporter, Format};
+use tsp_format::codec::expand_block;
+use tsp_format::export::{BlockStream, Exporter, Format};
 
 use crate::api::{network_error, Client};
 use crate::output::download_bar;
@@ -170,7 +170,7 @@ impl Converter {
 fn write_blocks(
     stream: &BlockStream,
     w: &mut SampleWriter<Sink>,
-    blocks: &[tsp_core::codec::Block],
+    blocks: &[tsp_format::codec::Block],
 ) -> Result<(), FeedError> {
     let undecodable = |e| FeedError::Decode(anyhow!("the result does not decode: {e}"));
     for b in blocks {

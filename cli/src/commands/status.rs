@@ -69,7 +69,7 @@ pub async fn wait(api: &Client, id: &str, args: &WaitArgs) -> anyhow::Result<Exi
             Ok((job, retry_after)) => {
                 failures = 0;
                 bar.update(&job);
-                if job.is_terminal() {
+                if job.status.is_terminal() {
                     bar.clear();
                     print_job(&job, args.json)?;
                     return Ok(exit_for(&job));

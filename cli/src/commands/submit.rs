@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
-use tsp_core::domain::parse_rfc3339;
+use tsp_format::time::parse_rfc3339;
 
 use super::status::{self, WaitArgs};
 use crate::api::{Client, Submitted};
@@ -118,7 +118,7 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", job.job_id);
     }
     if args.wait.wait {
-        return status::wait(api, &job.job_id, &args.wait).await;
+        return status::wait(api, job.job_id.as_str(), &args.wait).await;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the CLI's test binaries (`cli.rs`, `e2e.rs`).
 
-use tsp_core::codec::Decoded;
+use tsp_format::codec::Decoded;
 
 /// A Parquet file's rows as `(point, time, value)`, text samples as text.
 pub fn parquet_rows(bytes: Vec<u8>) -> Vec<(String, i64, Decoded)> {

@@ -44,7 +44,7 @@ pub struct AggregatesParams {
     #[param(value_type = String, format = DateTime, required = true, example = "2025-02-01T00:00:00Z")]
     to: Option<String>,
     /// Bucket width.
-    #[param(inline, value_type = Option<Resolution>, default = "1d")]
+    #[param(inline, value_type = Option<tsp_core::api::ResolutionSchema>, default = "1d")]
     resolution: Option<String>,
     /// Buckets per page.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 1000, default = 1000)]

@@ -1,6 +1,6 @@
 //! `/v1/dead-letters`, and a dead job's archive and retry.
 
-use tsp_core::api::{ArchiveResponse, DeadLetter, DeadLetterList, JobView, SubmittedJob};
+use tsp_core::api::{ArchiveResponse, DeadLetter, DeadLetterList, SubmittedJob};
 use tsp_core::error::{Error, StoreError};
 use tsp_core::job::JobStatus;
 use tsp_core::ports::BlobStore;
@@ -26,7 +26,7 @@ pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
     let dead_letters = jobs
         .iter()
         .map(|j| DeadLetter {
-            job: JobView::of(j),
+            job: j.view(),
             archive_key: j.finished_at.map(|at| archive_key(j.id.as_str(), at)),
             archive_url: format!("/v1/jobs/{}/archive", j.id),
             retry_url: format!("/v1/jobs/{}/retry", j.id),
@@ -80,7 +80,7 @@ pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
     )
     .await?;
     let view = SubmittedJob {
-        job: JobView::of(&job),
+        job: job.view(),
         note: (!sent).then(|| "queue send failed; the reaper will send it".to_owned()),
     };
     Ok(json(202, &view))

@@ -64,7 +64,7 @@ pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
         Submitted::Existing(job) => (200, job, Some("an identical job exists; returning it")),
     };
     let view = SubmittedJob {
-        job: JobView::of(job),
+        job: job.view(),
         note: note.map(str::to_owned),
     };
     let mut resp = json(status, &view);
@@ -93,7 +93,7 @@ pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
     Ok(json(
         200,
         &JobList {
-            jobs: jobs.iter().map(JobView::of).collect(),
+            jobs: jobs.iter().map(tsp_core::job::Job::view).collect(),
             next_cursor: page.next(&jobs),
         },
     ))
@@ -117,7 +117,7 @@ pub struct StatusParam {
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
     let job = owned_job(cx, id).await?;
-    let mut resp = json(200, &JobView::of(&job));
+    let mut resp = json(200, &job.view());
     if !job.status.is_terminal() {
         let _ = resp.headers_mut().set("retry-after", "2");
     }
@@ -132,5 +132,5 @@ pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
         (status = 504, response = GatewayTimeout)))]
 pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
     let job = manage::cancel(&cx.b.db, &cx.b.clock, cx.owner, &job_id(id)?, &log_line).await?;
-    Ok(json(200, &JobView::of(&job)))
+    Ok(json(200, &job.view()))
 }

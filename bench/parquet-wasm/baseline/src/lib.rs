@@ -1,7 +1,7 @@
 //! Baseline for pq-wasm: the same decode (core's BlockStream and
 //! expand_block), no Parquet writer, so the size difference is the writer's.
-use tsp_core::codec::expand_block;
-use tsp_core::export::BlockStream;
+use tsp_format::codec::expand_block;
+use tsp_format::export::BlockStream;
 
 #[no_mangle]
 pub extern "C" fn alloc(n: usize) -> *mut u8 {
@@ -13,7 +13,7 @@ pub extern "C" fn alloc(n: usize) -> *mut u8 {
 
 static mut ROWS: u64 = 0;
 
-fn run(input: &[u8]) -> Result<u64, tsp_core::codec::CodecError> {
+fn run(input: &[u8]) -> Result<u64, tsp_format::codec::CodecError> {
     let mut s = BlockStream::new();
     let mut rows = 0u64;
     for piece in input.chunks(64 * 1024) {

@@ -14,9 +14,9 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tsp_core::aggregate::aggregate;
-use tsp_core::codec::{build_block, encode_block};
-use tsp_core::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
+use tsp_format::aggregate::aggregate;
+use tsp_format::codec::{build_block, encode_block};
+use tsp_format::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
 
 fn chunk(c: &mut Criterion) {
     let (start, end) = common::month();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tsp_core::sample::{parse_page, parse_page_serde, Page, PointSet, Samples, TimeParser};
+use tsp_format::sample::{parse_page, parse_page_serde, Page, PointSet, Samples, TimeParser};
 
 /// The points the seed pages are for (`seeds/`), and one more a site
 /// page may carry.

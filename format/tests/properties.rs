@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tsp_core::aggregate::{aggregate, Aggregate, Resolution};
-use tsp_core::codec::{decode_object, encode_block, encode_header, Decoded, Header};
-use tsp_core::parts::EqualParts;
-use tsp_core::sample::{sort_dedup, Samples};
+use tsp_format::aggregate::{aggregate, Aggregate, Resolution};
+use tsp_format::codec::{decode_object, encode_block, encode_header, Decoded, Header};
+use tsp_format::parts::EqualParts;
+use tsp_format::sample::{sort_dedup, Samples};
 
 /// Upstream-like value strings: decimals, other number forms, states, non-finite.
 fn value_string() -> impl Strategy<Value = String> {

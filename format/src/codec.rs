@@ -30,8 +30,8 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::EpochMs;
 use crate::sample::{decimal_to_f64, Samples, TextId, Texts, Value, MAX_EXACT_MANTISSA, MAX_SCALE};
+use crate::time::EpochMs;
 
 /// The format name in every header.
 pub const FORMAT_NAME: &str = "tsp-columnar";

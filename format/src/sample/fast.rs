@@ -20,7 +20,7 @@
 
 use super::page::Tally;
 use super::{Page, PointSet, Samples, TimeParser};
-use crate::domain::EpochMs;
+use crate::time::EpochMs;
 
 /// Parses `body` if it has the upstream's exact shape; `None` otherwise
 /// (then `outs` may hold part of the page: the caller rewinds them).

@@ -3,10 +3,10 @@
 //! the simulator's values, and the chunk path the consumer runs on them.
 #![allow(dead_code)]
 
-use tsp_core::aggregate::{aggregate, Aggregate};
-use tsp_core::codec::encode_block;
-use tsp_core::domain::{parse_rfc3339, EpochMs};
-use tsp_core::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
+use tsp_format::aggregate::{aggregate, Aggregate};
+use tsp_format::codec::encode_block;
+use tsp_format::sample::{parse_page, sort_dedup, PointSet, Samples, TimeParser};
+use tsp_format::time::{parse_rfc3339, EpochMs};
 
 /// The site `scripts/run.sh` uses.
 pub const SITE: &str = "demo-building";

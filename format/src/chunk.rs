@@ -3,7 +3,7 @@
 //!
 //! The upstream cannot filter by point (ACE ignores `point_names`), so the
 //! unit of work is a window that fetches all of the job's points at once
-//! ([`crate::plan`] decides how). Chunk boundaries fall on UTC midnights,
+//! (`tsp_core::plan` decides how). Chunk boundaries fall on UTC midnights,
 //! so no hourly or daily bucket spans two chunks and each chunk's
 //! aggregates are final on their own. The plan is a pure function of the
 //! job row (its range, its point count and its `window_days`, fixed at
@@ -13,10 +13,16 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::domain::{EpochMs, DAY_MS};
+use crate::time::{EpochMs, DAY_MS};
 
 /// Longest window: a month never holds more days.
 pub const MAX_WINDOW_DAYS: u32 = 31;
+/// The upstream's sample interval a deployment assumes by default when it
+/// sizes windows (`UPSTREAM_SAMPLE_SECS`): ACE serves 5-minute data.
+pub const DEFAULT_SAMPLE_SECS: u64 = 300;
+/// The samples one window holds at most by default, all its points
+/// together (`WINDOW_MAX_SAMPLES`).
+pub const DEFAULT_WINDOW_MAX_SAMPLES: u64 = 250_000;
 
 /// One unit of work: every point of the job over a span of days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +96,7 @@ pub fn quota_units(start: EpochMs, end: EpochMs, points: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::parse_rfc3339;
+    use crate::time::parse_rfc3339;
 
     #[test]
     fn month_windows_when_few_points() {

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
-use tsp_core::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
-use tsp_core::sample::{sort_dedup, Samples};
+use tsp_format::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
+use tsp_format::sample::{sort_dedup, Samples};
 
 /// Builds a chunk's samples from upstream (ms, value) pairs, sorted and
 /// deduplicated as the consumer does.

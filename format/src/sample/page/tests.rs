@@ -147,7 +147,7 @@ fn fraction(seed: u64, digits: usize) -> String {
 /// in a hundred is invalid.
 fn time() -> impl Strategy<Value = String> {
     let at = (START - 3_600_000..END + 3_600_000).prop_map(|t| t / 1000 * 1000);
-    let naive = |ms: i64| crate::domain::format_rfc3339(ms).replace('Z', "");
+    let naive = |ms: i64| crate::time::format_rfc3339(ms).replace('Z', "");
     (at, 0u16..200, 1usize..=9, any::<u64>()).prop_map(move |(ms, form, k, seed)| {
         let n = naive(ms);
         let f = fraction(seed, k);
@@ -259,7 +259,7 @@ proptest! {
     #[test]
     fn times_in_every_form(secs in -2_208_988_800i64..4_102_444_800, form in 0u8..6, k in 1usize..=12, seed in any::<u64>(), off_min in -1439i64..1440) {
         let ms = secs * 1000;
-        let naive = crate::domain::format_rfc3339(ms).replace('Z', "");
+        let naive = crate::time::format_rfc3339(ms).replace('Z', "");
         let f = fraction(seed, k);
         let frac_ms: i64 = format!("{f:0<3}")[..3].parse().unwrap();
         let off = format!("{}{:02}:{:02}", if off_min < 0 { '-' } else { '+' }, off_min.abs() / 60, off_min.abs() % 60);
@@ -534,7 +534,7 @@ fn only_outputs_that_received_samples_reserve() {
     let row = |n: &str, i: i64| {
         format!(
             r#"{{"name":"{n}","value":"1","time":"{}"}}"#,
-            crate::domain::format_rfc3339(start + i * 300_000)
+            crate::time::format_rfc3339(start + i * 300_000)
         )
     };
     let rows: Vec<String> = (0..100).map(|i| row("a", i)).collect();

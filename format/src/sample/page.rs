@@ -32,7 +32,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::{fast, Mark, Samples};
-use crate::domain::{parse_rfc3339, EpochMs};
+use crate::time::{parse_rfc3339, EpochMs};
 
 /// A sample's name, borrowed from the body when it has no escapes.
 #[derive(Deserialize)]

@@ -35,7 +35,7 @@ mod text;
 
 use std::ops::Deref;
 
-use crate::domain::EpochMs;
+use crate::time::EpochMs;
 
 pub use page::{parse_page, parse_page_serde, Page, PointSet, TimeParser};
 pub use text::{TextId, Texts};

@@ -10,11 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EpochMs, DAY_MS, HOUR_MS};
 use crate::sample::{Sample, Value};
+use crate::time::{EpochMs, DAY_MS, HOUR_MS};
 
 /// Bucket width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Resolution {
     /// One UTC hour.
     #[serde(rename = "1h")]

@@ -11,7 +11,7 @@ use flate2::write::MultiGzDecoder;
 use serde::Deserialize;
 
 use crate::codec::{expand_block, Block, CodecError, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
-use crate::domain::format_rfc3339;
+use crate::time::format_rfc3339;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use tsp_core::aggregate::aggregate;
-use tsp_core::chunk::{plan, MAX_WINDOW_DAYS};
-use tsp_core::codec::{
+use tsp_format::aggregate::aggregate;
+use tsp_format::chunk::{plan, MAX_WINDOW_DAYS};
+use tsp_format::codec::{
     build_block, encode_header, write_block, Header, FORMAT_NAME, FORMAT_VERSION,
 };
-use tsp_core::domain::EpochMs;
-use tsp_core::sample::{parse_page, sort_dedup, PointSet, Sample, Samples, TimeParser};
+use tsp_format::sample::{parse_page, sort_dedup, PointSet, Sample, Samples, TimeParser};
+use tsp_format::time::EpochMs;
 
 // ---------------------------------------------------------------------------
 // A counting allocator: current and peak live heap bytes.
@@ -441,7 +441,7 @@ fn main() {
             write_block(&block, &mut bytes).unwrap();
             t[4] += s.elapsed();
             let s = Instant::now();
-            let mut e = GzEncoder::new(Vec::new(), Compression::new(tsp_core::codec::GZIP_LEVEL));
+            let mut e = GzEncoder::new(Vec::new(), Compression::new(tsp_format::codec::GZIP_LEVEL));
             e.write_all(&bytes).unwrap();
             let gz = e.finish().unwrap();
             t[5] += s.elapsed();
