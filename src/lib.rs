@@ -55,7 +55,7 @@ pub async fn queue(
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let log = |line: &str| worker::console_log!("{line}");
     match Bindings::from_env(&env) {
-        Ok(b) => match tsp_core::service::reap::reap(&b.deps(), &log).await {
+        Ok(b) => match tsp_core::service::reap::reap(&b.deps(&log)).await {
             Ok(r) => log(&format!(
                 "{{\"event\":\"reaper_run\",\"resent\":{},\"dead\":{},\"purged\":{}}}",
                 r.resent.len(),

@@ -26,8 +26,8 @@ use js_sys::{Function, Reflect, Uint8Array};
 use tsp_core::config::Config;
 use tsp_core::error::{Disposition, Error, StoreError, UpstreamError};
 use tsp_core::ports::{
-    BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row,
-    SqlDb, SqlValue, Statement, UploadedPart,
+    BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Ports,
+    Row, SqlDb, SqlValue, Statement, UploadedPart,
 };
 use tsp_core::timeout::{within, TimedBlobs, TimedDb, TimedQueue};
 use wasm_bindgen::{JsCast, JsValue};
@@ -83,15 +83,17 @@ fn read_config(env: &Env) -> Result<Config, Error> {
     })
 }
 
-/// The services' dependencies in the Worker: the timed adapters.
-pub type WorkerDeps<'a> = tsp_core::service::Deps<
-    'a,
+/// The Worker's platform: the timed adapters.
+pub type WorkerPlatform = Ports<
     TimedDb<D1Db, JsClock>,
     TimedBlobs<R2Blobs, JsClock>,
     TimedQueue<CfQueue, JsClock>,
     FetchHttp,
     JsClock,
 >;
+
+/// The services' dependencies in the Worker.
+pub type WorkerDeps<'a> = tsp_core::service::Deps<'a, WorkerPlatform>;
 
 /// The adapters of one invocation, each storage call under a timeout.
 pub struct Bindings {
@@ -138,8 +140,8 @@ impl Bindings {
         })
     }
 
-    /// The service dependencies.
-    pub fn deps(&self) -> WorkerDeps<'_> {
+    /// The service dependencies, logging to `log`.
+    pub fn deps<'a>(&'a self, log: &'a dyn Fn(&str)) -> WorkerDeps<'a> {
         tsp_core::service::Deps {
             db: &self.db,
             blobs: &self.blobs,
@@ -147,6 +149,7 @@ impl Bindings {
             http: &self.http,
             clock: &self.clock,
             cfg: &self.cfg,
+            log,
         }
     }
 }

@@ -17,8 +17,8 @@ use tsp_core::service::process;
 /// Handles a batch from the jobs queue: one invocation, one budget.
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
     let started = worker::Date::now().as_millis();
-    let deps = b.deps();
     let log = |line: &str| worker::console_log!("{line}");
+    let deps = b.deps(&log);
     let mut decoded = Vec::with_capacity(messages.len());
     let mut raws = Vec::with_capacity(messages.len());
     for m in messages {
@@ -35,7 +35,7 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             }
         }
     }
-    let report = process::handle_batch(&deps, &decoded, &log).await;
+    let report = process::handle_batch(&deps, &decoded).await;
     for ((m, (msg, attempt)), handled) in raws.iter().zip(&decoded).zip(&report.handled) {
         worker::console_log!(
             "{}",
@@ -68,7 +68,7 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             serde_json::json!({"event": "limit_warning", "level": "warn", "detail": w})
         );
     }
-    if let Err(e) = tsp_core::service::usage::record(&deps, &usage, &log).await {
+    if let Err(e) = tsp_core::service::usage::record(&deps, &usage).await {
         worker::console_error!("could not record the invocation's usage: {e}");
     }
     worker::console_log!(

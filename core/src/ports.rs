@@ -5,6 +5,7 @@
 //! without `Send` bounds because JS-backed types are `!Send`.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
@@ -195,4 +196,45 @@ pub trait Clock {
     async fn sleep(&self, ms: u64);
     /// 16 random bytes (for job ids).
     fn random_bytes(&self) -> [u8; 16];
+}
+
+/// The five ports of one deployment, named once: the services take a
+/// [`crate::service::Deps`] over a `Platform` instead of one type parameter
+/// (and one bound) per port.
+///
+/// [`Ports`] is the one implementor: any combination of adapters is a
+/// platform, so the Worker's timed adapters, the native ones, the budget's
+/// metered wrappers and a test's fault-injecting mocks need no
+/// `impl Platform` of their own.
+pub trait Platform {
+    /// The SQL database.
+    type Db: SqlDb;
+    /// The object store.
+    type Blobs: BlobStore;
+    /// The jobs queue.
+    type Queue: JobQueue;
+    /// Outbound HTTP.
+    type Http: HttpClient;
+    /// Time and randomness.
+    type Clock: Clock;
+}
+
+/// The [`Platform`] made of the adapters `D`, `B`, `Q`, `H` and `C`. A type
+/// name only, never a value: the adapters themselves are borrowed by
+/// [`crate::service::Deps`].
+pub struct Ports<D, B, Q, H, C>(PhantomData<(D, B, Q, H, C)>);
+
+impl<D, B, Q, H, C> Platform for Ports<D, B, Q, H, C>
+where
+    D: SqlDb,
+    B: BlobStore,
+    Q: JobQueue,
+    H: HttpClient,
+    C: Clock,
+{
+    type Db = D;
+    type Blobs = B;
+    type Queue = Q;
+    type Http = H;
+    type Clock = C;
 }

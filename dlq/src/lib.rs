@@ -18,14 +18,14 @@ use tsp_core::service::dead_letter::dead_letter;
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
     let started = worker::Date::now().as_millis();
     let count = messages.len();
-    let deps = b.deps();
     let log = |line: &str| worker::console_log!("{line}");
+    let deps = b.deps(&log);
     for m in messages {
         let body = m.body_json();
         let parsed = serde_json::from_value::<JobMessage>(body.clone()).ok();
         let reason = "retries exhausted on the jobs queue";
         let id = parsed.as_ref().map(|p| &p.job_id);
-        let disposition = match dead_letter(&deps, id, reason, &body, &log).await {
+        let disposition = match dead_letter(&deps, id, reason, &body).await {
             Ok(outcome) => {
                 log(&serde_json::json!({
                     "event": "dead_letter",

@@ -76,7 +76,7 @@ async fn a_stale_holder_whose_token_was_replaced_writes_nothing() {
         job_id: id.clone(),
         hop: 0,
     };
-    let got = handle(&deps, &msg, 1, &|_| {}).await;
+    let got = handle(&deps, &msg, 1).await;
     assert_eq!(got.disposition, Disposition::Ack, "{got:?}");
     assert!(
         matches!(&got.outcome, Ok(Outcome::Skipped(r)) if r.contains("lease lost")),
@@ -136,7 +136,7 @@ async fn a_cancel_between_fetch_and_commit_leaves_no_rows_of_that_chunk() {
         job_id: id.clone(),
         hop: 0,
     };
-    let got = handle(&deps, &msg, 1, &|_| {}).await;
+    let got = handle(&deps, &msg, 1).await;
     assert_eq!(got.outcome, Ok(Outcome::Cancelled), "{got:?}");
     assert_eq!(got.disposition, Disposition::Ack);
     assert_eq!(rows_of(&h, "SELECT COUNT(*) FROM timeseries_agg").await, 0);
@@ -181,7 +181,7 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
             let before = h.db.statement_count();
             let logs = std::cell::RefCell::new(Vec::<String>::new());
             let log = |l: &str| logs.borrow_mut().push(l.to_owned());
-            let report = handle_batch(&h.deps(), &batch, &log).await;
+            let report = handle_batch(&h.deps().with_log(&log), &batch).await;
             // Past 80 % of the platform's 1,000 queries, the invocation says so.
             let warned = logs
                 .borrow()

@@ -765,7 +765,7 @@ async fn a_hanging_d1_is_a_transient_store_timeout_and_changes_nothing() {
 
     let db = TimedDb::new(SlowDb::new(&h.db, Slow::Every), h.clock.clone(), STORAGE_MS);
     let deps = h.deps_with(&db, &h.blobs);
-    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    let handled = handle(&deps, &message(&id), 1).await;
     assert_eq!(
         handled.outcome,
         Err(Error::Store(StoreError::Timeout("database query")))
@@ -799,7 +799,7 @@ async fn a_d1_commit_timeout_leaves_the_job_failed_without_a_checkpoint() {
         STORAGE_MS,
     );
     let deps = h.deps_with(&db, &h.blobs);
-    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    let handled = handle(&deps, &message(&id), 1).await;
     assert_eq!(
         retry_error(&handled),
         Error::Store(StoreError::Timeout("database batch")).to_string()
@@ -835,7 +835,7 @@ async fn an_r2_put_timeout_fails_the_job_transiently_with_no_progress() {
 
     let blobs = TimedBlobs::new(SlowPut { inner: &h.blobs }, h.clock.clone(), STORAGE_MS);
     let deps = h.deps_with(&h.db, &blobs);
-    let handled = handle(&deps, &message(&id), 1, &|_: &str| {}).await;
+    let handled = handle(&deps, &message(&id), 1).await;
     assert_eq!(
         retry_error(&handled),
         Error::Store(StoreError::Timeout("object put")).to_string()
@@ -868,7 +868,7 @@ async fn kill(
     id: Option<&JobId>,
     message: &serde_json::Value,
 ) -> Result<DeadOutcome, Error> {
-    dead_letter(&h.deps(), id, "retries exhausted", message, &|_: &str| {}).await
+    dead_letter(&h.deps(), id, "retries exhausted", message).await
 }
 
 fn hook_ok() -> Mock {

@@ -237,8 +237,7 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
         job_id: id.clone(),
         hop: 0,
     };
-    let log = |_: &str| {};
-    let first = handle(&deps, &msg, 1, &log).await;
+    let first = handle(&deps, &msg, 1).await;
     // It made progress, so it hands over at once and counts no stall.
     assert!(
         matches!(
@@ -260,7 +259,7 @@ async fn resume_after_an_interrupted_chunk_and_duplicate_processing_match_a_clea
         "two windows checkpointed before the crash"
     );
     // The redelivery resumes and finishes.
-    let second = handle(&deps, &msg, 2, &log).await;
+    let second = handle(&deps, &msg, 2).await;
     assert_eq!(second.outcome, Ok(Outcome::Completed));
     let got = h.job(&id).await;
     assert_eq!(got.sample_count, want.sample_count, "nothing counted twice");
@@ -401,22 +400,14 @@ async fn the_reaper_resends_lost_and_stalled_jobs() {
     assert!(!enqueued, "the send failed, the row stays for the reaper");
     h.queue.fail.set(false);
     // Not idle long enough yet: nothing to do.
-    let quiet = |_: &str| {};
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert!(r.resent.is_empty());
     // Later, the reaper sends it once, and the job runs to completion.
     h.clock.set_now(NOW + 10 * 60_000);
     let later = h;
-    let log = |_: &str| {};
-    let r = tsp_core::service::reap::reap(&later.deps(), &log)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&later.deps()).await.unwrap();
     assert_eq!(r.resent, vec![job.id.to_string()]);
-    let again = tsp_core::service::reap::reap(&later.deps(), &log)
-        .await
-        .unwrap();
+    let again = tsp_core::service::reap::reap(&later.deps()).await.unwrap();
     assert!(again.resent.is_empty(), "resent once per idle period");
     later.drain().await;
     let done = later.job(&job.id).await;
@@ -491,19 +482,14 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     assert!(matches!(first.outcome, Ok(Outcome::Continued { .. })));
     // The continuation message is lost (a crash of the local queue).
     assert_eq!(h.queue.drain().len(), 1);
-    let quiet = |_: &str| {};
     h.clock.set_now(NOW + 1_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert!(
         r.resent.is_empty(),
         "a fresh hand-over is left to its continuation"
     );
     h.clock.set_now(NOW + 31_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(
         r.resent,
         vec![id.to_string()],
@@ -554,14 +540,14 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
         .await
         .expect("cancel");
     let dead = h.submit_new(&one("ret-dead")).await;
-    dead_letter(&h.deps(), Some(&dead), "gave up", &json!({}), &quiet)
+    dead_letter(&h.deps(), Some(&dead), "gave up", &json!({}))
         .await
         .expect("dead and alerted (log only)");
     // A dead job whose alert has not gone out yet is kept until it has.
     let unalerted = h.submit_new(&one("ret-unalerted")).await;
     h.cfg.alert_webhook_url = Some("http://127.0.0.1:9/hook".to_owned().into());
     h.cfg.alert_timeout_ms = 100;
-    dead_letter(&h.deps(), Some(&unalerted), "gave up", &json!({}), &quiet)
+    dead_letter(&h.deps(), Some(&unalerted), "gave up", &json!({}))
         .await
         .expect_err("the webhook is down");
     let active = h.submit_new(&one("ret-active")).await;
@@ -570,16 +556,12 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
 
     // Within the retention period: nothing goes.
     h.clock.set_now(NOW + 1_800_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 0);
 
     // Past it: the finished jobs go, with their events and checkpoints.
     h.clock.set_now(NOW + 7_200_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 3);
     for id in [&completed, &cancelled, &dead] {
         let rows = h.db.query(&tsp_core::store::select_job(id)).await.unwrap();
@@ -605,18 +587,12 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
     h.queue.drain();
     h.clock.set_now(NOW + 20_000_000);
     h.cfg.job_retention_ms = 0;
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 0, "retention 0 keeps everything");
     h.cfg.job_retention_ms = 3_600_000;
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, tsp_core::service::reap::REAP_LIMIT as u64);
-    let r = tsp_core::service::reap::reap(&h.deps(), &quiet)
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 5);
 }
 
@@ -652,9 +628,7 @@ async fn a_job_the_reaper_resent_too_often_is_dead_lettered_as_stalled() {
     .await
     .unwrap();
     h.clock.set_now(NOW + 10 * 60_000);
-    let r = tsp_core::service::reap::reap(&h.deps(), &|_: &str| {})
-        .await
-        .unwrap();
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.dead, vec![id.to_string()]);
     assert!(r.resent.is_empty(), "not resent an eleventh time");
     assert!(h.queue.drain().is_empty());

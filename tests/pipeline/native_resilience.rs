@@ -7,7 +7,7 @@ use ace_sim::SimConfig;
 use serde_json::json;
 use tsp_core::error::Error;
 use tsp_core::job::JobStatus;
-use tsp_core::ports::{SqlDb, Statement};
+use tsp_core::ports::{Ports, SqlDb, Statement};
 use tsp_core::service::reap::reap;
 use tsp_core::service::submit::{submit, Submitted};
 use wiremock::matchers::method;
@@ -91,7 +91,7 @@ async fn twenty_queued_jobs_in_a_backlog_are_never_killed_by_the_reaper() {
     sql(&h, "UPDATE queue_jobs SET resends = 50").await;
     for minute in 1..=180 {
         h.clock.set_now(NOW + minute * 60_000);
-        let r = reap(&h.deps(), &|_| {}).await.unwrap();
+        let r = reap(&h.deps()).await.unwrap();
         assert!(r.dead.is_empty(), "minute {minute}: {:?}", r.dead);
     }
     let queued = h
@@ -127,7 +127,7 @@ async fn sixty_dead_jobs_whose_alert_keeps_failing_do_not_starve_a_stalled_job()
     )
     .await;
     h.clock.set_now(NOW);
-    let r = reap(&h.deps(), &|_| {}).await.unwrap();
+    let r = reap(&h.deps()).await.unwrap();
     assert_eq!(r.resent.len(), 1, "the stalled job is resent: {r:?}");
     let stalled = h.queue.drain();
     assert_eq!(stalled.len(), 1);
@@ -157,7 +157,7 @@ async fn a_webhook_4xx_is_a_permanent_alert_failure_counted_and_never_retried() 
         "one try, no retries"
     );
     h.clock.set_now(NOW + 60 * 60_000);
-    let r = reap(&h.deps(), &|_| {}).await.unwrap();
+    let r = reap(&h.deps()).await.unwrap();
     assert!(
         r.dead.is_empty(),
         "the reaper does not retry a refused alert"
@@ -229,7 +229,7 @@ async fn repeated_limit_warnings_raise_one_operator_alert_per_hour() {
     let deps = h.deps();
     let record = |u: tsp_core::budget::Usage| {
         let deps = &deps;
-        async move { tsp_core::service::usage::record(deps, &u, &|_| {}).await }
+        async move { tsp_core::service::usage::record(deps, &u).await }
     };
     record(calm).await.unwrap();
     record(hot).await.unwrap();
@@ -271,13 +271,14 @@ impl tsp_core::ports::JobQueue for HangingQueue {
 async fn a_queue_send_that_hangs_times_out_and_the_outbox_takes_over() {
     let h = Harness::new("http://127.0.0.1:9");
     let queue = tsp_core::timeout::TimedQueue::new(HangingQueue, h.clock.clone(), 300);
-    let deps = tsp_core::service::Deps {
+    let deps: tsp_core::service::Deps<'_, Ports<_, _, _, _, _>> = tsp_core::service::Deps {
         db: &h.db,
         blobs: &h.blobs,
         queue: &queue,
         http: &h.http,
         clock: &h.clock,
         cfg: &h.cfg,
+        log: &|_| {},
     };
     let t0 = std::time::Instant::now();
     let out = submit(&deps, "alice", day_job("hang").to_string().as_bytes())
@@ -298,6 +299,6 @@ async fn a_queue_send_that_hangs_times_out_and_the_outbox_takes_over() {
         "the outbox row stays for the reaper"
     );
     h.clock.set_now(NOW + 3 * 60_000);
-    let r = reap(&h.deps(), &|_| {}).await.unwrap();
+    let r = reap(&h.deps()).await.unwrap();
     assert_eq!(r.resent, vec![job.id.to_string()]);
 }

@@ -566,7 +566,7 @@ async fn a_walk_broken_in_the_middle_of_a_window_resumes_to_the_same_object() {
         job_id: id.clone(),
         hop: 0,
     };
-    let first = handle(&h.deps_with_http(&flaky), &msg, 1, &|_: &str| {}).await;
+    let first = handle(&h.deps_with_http(&flaky), &msg, 1).await;
     assert!(
         matches!(&first.outcome, Ok(Outcome::Retrying { progressed: true, error, .. })
             if error.contains("injected")),
@@ -578,7 +578,7 @@ async fn a_walk_broken_in_the_middle_of_a_window_resumes_to_the_same_object() {
 
     // The redelivery walks the broken window again from its start.
     h.queue.drain();
-    let again = handle(&h.deps_with_http(&flaky), &msg, 2, &|_: &str| {}).await;
+    let again = handle(&h.deps_with_http(&flaky), &msg, 2).await;
     assert_eq!(again.outcome, Ok(Outcome::Completed), "{again:?}");
     let job = h.job(&id).await;
     assert_eq!(job.sample_count, clean_job.sample_count, "nothing twice");

@@ -14,7 +14,7 @@ use tsp_core::codec::{self, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::config::Config;
 use tsp_core::domain::{EpochMs, JobId};
 use tsp_core::job::Job;
-use tsp_core::ports::{BlobStore, HttpClient, JobMessage, Row, SqlDb};
+use tsp_core::ports::{BlobStore, HttpClient, JobMessage, Ports, Row, SqlDb};
 use tsp_core::sample::{sort_dedup, Samples};
 use tsp_core::service::process::{handle, Handled};
 use tsp_core::service::submit::{submit, Submitted};
@@ -36,6 +36,12 @@ pub async fn spawn_sim(cfg: SimConfig) -> String {
     tokio::spawn(ace_sim::serve(listener, cfg));
     format!("http://{addr}")
 }
+
+/// The harness's platform: the native adapters.
+pub type Native = Ports<SqliteDb, MemBlobs, MemQueue, ReqwestHttp, TokioClock>;
+
+/// A log sink that drops every line.
+fn quiet(_: &str) {}
 
 /// Everything a service call needs, natively.
 pub struct Harness {
@@ -64,7 +70,9 @@ impl Harness {
         }
     }
 
-    pub fn deps(&self) -> Deps<'_, SqliteDb, MemBlobs, MemQueue, ReqwestHttp, TokioClock> {
+    /// The harness's dependencies; their log lines go nowhere (see
+    /// [`Deps::with_log`] and [`Harness::log`]).
+    pub fn deps(&self) -> Deps<'_, Native> {
         Deps {
             db: &self.db,
             blobs: &self.blobs,
@@ -72,16 +80,17 @@ impl Harness {
             http: &self.http,
             clock: &self.clock,
             cfg: &self.cfg,
+            log: &quiet,
         }
     }
 
     /// The harness's dependencies with another database and object store
     /// (fault-injecting or timed wrappers) in place of its own.
-    pub fn deps_with<'a, D: SqlDb, B: tsp_core::ports::BlobStore>(
+    pub fn deps_with<'a, D: SqlDb, B: BlobStore>(
         &'a self,
         db: &'a D,
         blobs: &'a B,
-    ) -> Deps<'a, D, B, MemQueue, ReqwestHttp, TokioClock> {
+    ) -> Deps<'a, Ports<D, B, MemQueue, ReqwestHttp, TokioClock>> {
         Deps {
             db,
             blobs,
@@ -89,6 +98,7 @@ impl Harness {
             http: &self.http,
             clock: &self.clock,
             cfg: &self.cfg,
+            log: &quiet,
         }
     }
 
@@ -97,7 +107,7 @@ impl Harness {
     pub fn deps_with_http<'a, H: HttpClient>(
         &'a self,
         http: &'a H,
-    ) -> Deps<'a, SqliteDb, MemBlobs, MemQueue, H, TokioClock> {
+    ) -> Deps<'a, Ports<SqliteDb, MemBlobs, MemQueue, H, TokioClock>> {
         Deps {
             db: &self.db,
             blobs: &self.blobs,
@@ -105,6 +115,7 @@ impl Harness {
             http,
             clock: &self.clock,
             cfg: &self.cfg,
+            log: &quiet,
         }
     }
 
@@ -134,7 +145,7 @@ impl Harness {
             hop,
         };
         let log = self.log();
-        handle(&self.deps(), &msg, attempt, &log).await
+        handle(&self.deps().with_log(&log), &msg, attempt).await
     }
 
     /// Delivers queued messages until the queue is empty (continuations

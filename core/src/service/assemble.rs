@@ -19,7 +19,7 @@ use crate::error::{Error, StoreError};
 use crate::fingerprint::result_key;
 use crate::job::{Job, JobStatus};
 use crate::parts::EqualParts;
-use crate::ports::{BlobMeta, BlobStore, Clock, SqlDb, UploadedPart, MAX_DELETE_KEYS};
+use crate::ports::{BlobMeta, BlobStore, Clock, Platform, SqlDb, UploadedPart, MAX_DELETE_KEYS};
 use crate::service::lease::{fenced, part_key, DoneChunk, Lease};
 use crate::service::{transition_log, Deps};
 use crate::store;
@@ -196,19 +196,13 @@ fn header(job: &Job) -> Result<Vec<u8>, Error> {
 
 /// Assembles the result from every chunk's part (`chunks` in plan order,
 /// all of them) and completes the job.
-pub(crate) async fn finalize<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub(crate) async fn finalize<P: Platform>(
+    deps: &Deps<'_, P>,
     budget: &Budget,
     job: &Job,
     lease: &Lease<'_>,
     chunks: &[DoneChunk],
-    log: &dyn Fn(&str),
-) -> Result<Finalized, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    C: Clock,
-{
+) -> Result<Finalized, Error> {
     let header = header(job)?;
     let shape = shape(deps.cfg, header.len() as u64, chunks);
     if !budget.can_afford(shape.cost) {
@@ -241,9 +235,9 @@ where
     };
     let sha = match written {
         Ok(sha) => sha,
-        Err(bad) => return heal(deps.db, lease, &bad, log).await,
+        Err(bad) => return heal(deps.db, lease, &bad, deps.log).await,
     };
-    complete(deps, job, lease, &key, shape.total_bytes, &sha, log).await?;
+    complete(deps, job, lease, &key, shape.total_bytes, &sha).await?;
     // The parts are no longer needed; a failure here leaves garbage, not
     // harm. Bulk deletes: one subrequest per 1,000 parts, not one per part.
     let keys: Vec<String> = chunks.iter().map(|c| part_key(&job.id, c.idx)).collect();
@@ -300,14 +294,13 @@ async fn heal<D: SqlDb>(
     Ok(Finalized::Healed(bad.len()))
 }
 
-async fn complete<D: SqlDb, B, Q, H, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn complete<P: Platform>(
+    deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     key: &str,
     bytes: u64,
     sha: &str,
-    log: &dyn Fn(&str),
 ) -> Result<(), Error> {
     let now = deps.clock.now_ms();
     let changed = deps
@@ -318,7 +311,7 @@ async fn complete<D: SqlDb, B, Q, H, C: Clock>(
         ])
         .await?;
     fenced(changed.first().copied().unwrap_or(0))?;
-    log(&transition_log(
+    (deps.log)(&transition_log(
         job.id.as_str(),
         "processing",
         "completed",

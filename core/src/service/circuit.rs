@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::domain::{format_rfc3339, EpochMs};
 use crate::error::{Error, StatusClass, UpstreamError};
-use crate::ports::{Clock, HttpClient, SqlDb};
+use crate::ports::{Clock, Platform, SqlDb};
 use crate::service::{dead_letter, Deps};
 use crate::store;
 
@@ -146,16 +146,7 @@ impl Tracker {
 
     /// A page came back: reset the count, close the circuit if it was not
     /// closed (and alert, once).
-    pub async fn success<D, B, Q, H, C>(
-        &self,
-        deps: &Deps<'_, D, B, Q, H, C>,
-        log: &dyn Fn(&str),
-    ) -> Result<(), Error>
-    where
-        D: SqlDb,
-        H: HttpClient,
-        C: Clock,
-    {
+    pub async fn success<P: Platform>(&self, deps: &Deps<'_, P>) -> Result<(), Error> {
         if !self.dirty.replace(false) {
             return Ok(());
         }
@@ -165,7 +156,7 @@ impl Tracker {
             .await?;
         if changed.get(1).is_some_and(|n| *n > 0) {
             let text = "Upstream circuit closed: the ACE API answers again; waiting jobs resume.";
-            alert(deps, "closed", text, log).await;
+            alert(deps, "closed", text).await;
         }
         Ok(())
     }
@@ -173,18 +164,12 @@ impl Tracker {
     /// The upstream failed this message: count it (once), and open the
     /// circuit past the threshold. Returns until when the circuit is open,
     /// and why, if this failure opened it (or its probe failed).
-    pub async fn failure<D, B, Q, H, C>(
+    pub async fn failure<P: Platform>(
         &self,
-        deps: &Deps<'_, D, B, Q, H, C>,
+        deps: &Deps<'_, P>,
         site: &str,
         err: &Error,
-        log: &dyn Fn(&str),
-    ) -> Result<Option<(EpochMs, String)>, Error>
-    where
-        D: SqlDb,
-        H: HttpClient,
-        C: Clock,
-    {
+    ) -> Result<Option<(EpochMs, String)>, Error> {
         let Some(credentials) = upstream_fault(err) else {
             return Ok(None);
         };
@@ -215,25 +200,20 @@ impl Tracker {
             "Upstream circuit opened until {}: {reason}. Jobs wait instead of failing.",
             format_rfc3339(until)
         );
-        alert(deps, "opened", &text, log).await;
+        alert(deps, "opened", &text).await;
         Ok(Some((until, reason)))
     }
 }
 
 /// One operator alert about the circuit. A failing webhook is logged, not
 /// retried: the transition already happened, and the log line stays.
-async fn alert<D, B, Q, H: HttpClient, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    kind: &str,
-    text: &str,
-    log: &dyn Fn(&str),
-) {
+async fn alert<P: Platform>(deps: &Deps<'_, P>, kind: &str, text: &str) {
     let now = deps.clock.now_ms();
     let key = format!("circuit-{kind}-{now}");
     let payload = json!({ "text": text, "event": format!("circuit_{kind}"), "circuit": kind });
-    log(&json!({ "event": "circuit", "state": kind, "text": text }).to_string());
-    if let Err(e) = dead_letter::send_operator_alert(deps, &key, &payload, log).await {
-        log(&format!("circuit alert not sent: {e}"));
+    (deps.log)(&json!({ "event": "circuit", "state": kind, "text": text }).to_string());
+    if let Err(e) = dead_letter::send_operator_alert(deps, &key, &payload).await {
+        (deps.log)(&format!("circuit alert not sent: {e}"));
     }
 }
 

@@ -18,7 +18,7 @@ use crate::config::ExposeSecret;
 use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::error::{Error, StatusClass, UpstreamError};
 use crate::job::{Job, JobStatus};
-use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, SqlDb};
+use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, Platform, SqlDb};
 use crate::service::{transition_log, Deps};
 use crate::store;
 
@@ -71,43 +71,29 @@ fn day_prefix(at: EpochMs) -> String {
 
 /// Takes a job (or an unparseable message, `job_id = None`) down the
 /// terminal path, whoever holds it (the dead-letter queue, the reaper).
-pub async fn dead_letter<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub async fn dead_letter<P: Platform>(
+    deps: &Deps<'_, P>,
     job_id: Option<&JobId>,
     reason: &str,
     message: &Value,
-    log: &dyn Fn(&str),
-) -> Result<DeadOutcome, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
-    dead_letter_as(deps, job_id, None, reason, message, log).await
+) -> Result<DeadOutcome, Error> {
+    dead_letter_as(deps, job_id, None, reason, message).await
 }
 
 /// [`dead_letter`], by the lease holder with `token` when given: the job
 /// dies only while that holder still holds it, so a stale holder's
 /// permanent error cannot kill a job another invocation runs.
-pub async fn dead_letter_as<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub async fn dead_letter_as<P: Platform>(
+    deps: &Deps<'_, P>,
     job_id: Option<&JobId>,
     token: Option<&str>,
     reason: &str,
     message: &Value,
-    log: &dyn Fn(&str),
-) -> Result<DeadOutcome, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<DeadOutcome, Error> {
     let Deps { db, clock, .. } = *deps;
     let now = clock.now_ms();
     let Some(id) = job_id else {
-        return archive_raw(deps, reason, message, log).await;
+        return archive_raw(deps, reason, message).await;
     };
     let fail = store::fail_job_permanent(id, now, reason, token);
     let job = match store::get_job(db, fail).await? {
@@ -115,7 +101,7 @@ where
             let detail = Some(reason);
             let ev = store::insert_event(id, now, JobStatus::FailedPermanent, job.attempts, detail);
             db.execute(&ev).await?;
-            log(&transition_log(
+            (deps.log)(&transition_log(
                 id.as_str(),
                 "active",
                 "failed_permanent",
@@ -124,7 +110,7 @@ where
             job
         }
         None => match store::get_job(db, store::select_job(id)).await? {
-            None => return archive_raw(deps, "message for an unknown job", message, log).await,
+            None => return archive_raw(deps, "message for an unknown job", message).await,
             Some(j) if j.status == JobStatus::FailedPermanent => j,
             Some(j) => return Ok(DeadOutcome::NotApplicable(j.status)),
         },
@@ -151,7 +137,7 @@ where
         "events": events,
     });
     put_archive(deps, &key, &archive).await?;
-    let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key), log).await? {
+    let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key)).await? {
         Alert::Sent => db.execute(&store::mark_alerted(id, clock.now_ms())).await? > 0,
         Alert::Refused(why) => {
             db.execute(&store::mark_alert_refused(id, &why)).await?;
@@ -164,8 +150,8 @@ where
     })
 }
 
-async fn put_archive<D, B: BlobStore, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn put_archive<P: Platform>(
+    deps: &Deps<'_, P>,
     key: &str,
     doc: &Value,
 ) -> Result<bool, Error> {
@@ -181,17 +167,11 @@ async fn put_archive<D, B: BlobStore, Q, H, C>(
 
 /// An unparseable message (or one for no known job) is archived under an id
 /// made from its content, and alerted on when first archived.
-async fn archive_raw<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn archive_raw<P: Platform>(
+    deps: &Deps<'_, P>,
     reason: &str,
     message: &Value,
-    log: &dyn Fn(&str),
-) -> Result<DeadOutcome, Error>
-where
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<DeadOutcome, Error> {
     let raw = message.to_string();
     let digest = &hex::encode(Sha256::digest(raw.as_bytes()))[..32];
     let key = raw_archive_key(digest, deps.clock.now_ms());
@@ -211,7 +191,7 @@ where
         );
         let payload = json!({ "text": text, "archive_key": key, "error": reason });
         // A refused alert is final too: the marker stops its retries.
-        send_alert(deps, &key, &payload, log).await?;
+        send_alert(deps, &key, &payload).await?;
         let meta = BlobMeta {
             content_type: "text/plain".to_owned(),
             custom: vec![],
@@ -221,7 +201,7 @@ where
     Ok(DeadOutcome::ArchivedRaw(key))
 }
 
-fn alert_payload<D, B, Q, H, C>(deps: &Deps<'_, D, B, Q, H, C>, job: &Job, key: &str) -> Value {
+fn alert_payload<P: Platform>(deps: &Deps<'_, P>, job: &Job, key: &str) -> Value {
     let status_url = format!("{}/v1/jobs/{}", deps.cfg.public_base_url, job.id);
     let error = job.last_error.clone().unwrap_or_default();
     json!({
@@ -241,13 +221,12 @@ fn alert_payload<D, B, Q, H, C>(deps: &Deps<'_, D, B, Q, H, C>, job: &Job, key: 
 
 /// An operator alert that is not about one dead job (the upstream circuit):
 /// the same webhook, tries and timeouts.
-pub(crate) async fn send_operator_alert<D, B, Q, H: HttpClient, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub(crate) async fn send_operator_alert<P: Platform>(
+    deps: &Deps<'_, P>,
     key: &str,
     payload: &Value,
-    log: &dyn Fn(&str),
 ) -> Result<(), Error> {
-    match send_alert(deps, key, payload, log).await? {
+    match send_alert(deps, key, payload).await? {
         Alert::Sent => Ok(()),
         Alert::Refused(why) => Err(Error::Alert(why)),
     }
@@ -255,13 +234,12 @@ pub(crate) async fn send_operator_alert<D, B, Q, H: HttpClient, C: Clock>(
 
 /// Posts an alert with a timeout per try and a few tries. Without a webhook
 /// configured, the alert is the log line.
-async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn send_alert<P: Platform>(
+    deps: &Deps<'_, P>,
     key: &str,
     payload: &Value,
-    log: &dyn Fn(&str),
 ) -> Result<Alert, Error> {
-    log(&json!({ "event": "dead_letter_alert", "alert": payload }).to_string());
+    (deps.log)(&json!({ "event": "dead_letter_alert", "alert": payload }).to_string());
     let Some(url) = deps
         .cfg
         .alert_webhook_url
@@ -293,7 +271,7 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
             // repeats the refusal, so it is a permanent alert failure.
             Ok(r) if StatusClass::of(r.status).is_refusal() => {
                 let why = format!("alert webhook refused the alert: HTTP {}", r.status);
-                log(
+                (deps.log)(
                     &json!({"event": "alert_refused", "archive_key": key, "error": why})
                         .to_string(),
                 );
@@ -313,7 +291,7 @@ async fn send_alert<D, B, Q, H: HttpClient, C: Clock>(
         }
     }
     let err = last.unwrap_or(UpstreamError::Network("alert not sent".to_owned()));
-    log(&format!("alert webhook failed: {err}"));
+    (deps.log)(&format!("alert webhook failed: {err}"));
     // Always retryable: the job stays unalerted and the delivery is retried.
     Err(Error::Alert(format!("alert webhook failed: {err}")))
 }

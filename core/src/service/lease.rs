@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::domain::{EpochMs, JobId};
 use crate::error::Error;
-use crate::ports::{Clock, SqlDb};
+use crate::ports::{Clock, Platform, SqlDb};
 use crate::service::{circuit, Deps};
 use crate::store::{self, Holder};
 
@@ -45,8 +45,6 @@ pub(crate) struct Lease<'a> {
     pub(crate) progressed: Cell<bool>,
     /// This message's view of the upstream circuit.
     pub(crate) circuit: circuit::Tracker,
-    /// The log sink of the invocation.
-    pub(crate) log: &'a dyn Fn(&str),
 }
 
 impl Lease<'_> {
@@ -59,10 +57,7 @@ impl Lease<'_> {
 
     /// Renews the lease if it is due; a renewal that changes nothing means
     /// the job is no longer ours.
-    pub(crate) async fn heartbeat<D: SqlDb, B, Q, H, C: Clock>(
-        &self,
-        deps: &Deps<'_, D, B, Q, H, C>,
-    ) -> Result<(), Error> {
+    pub(crate) async fn heartbeat<P: Platform>(&self, deps: &Deps<'_, P>) -> Result<(), Error> {
         let now = deps.clock.now_ms();
         let every = (deps.cfg.lease_ms / 3).clamp(1, HEARTBEAT_MS);
         if now - self.renewed.get() < every {

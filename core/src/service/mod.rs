@@ -15,21 +15,35 @@ pub mod submit;
 pub mod usage;
 
 use crate::config::Config;
+use crate::ports::Platform;
 
-/// Everything a service may touch.
-pub struct Deps<'a, D, B, Q, H, C> {
+/// Everything a service may touch: the ports of a [`Platform`], the
+/// settings and the log sink.
+///
+/// Services take `&Deps<'_, P>` with `P: Platform`; a function that needs
+/// only one or two ports (say [`circuit::gate`]) takes those alone.
+pub struct Deps<'a, P: Platform> {
     /// Jobs and aggregates.
-    pub db: &'a D,
+    pub db: &'a P::Db,
     /// Result objects, chunk parts and archives.
-    pub blobs: &'a B,
+    pub blobs: &'a P::Blobs,
     /// The jobs queue.
-    pub queue: &'a Q,
+    pub queue: &'a P::Queue,
     /// Outbound HTTP (upstream, alert webhook).
-    pub http: &'a H,
+    pub http: &'a P::Http,
     /// Time and randomness.
-    pub clock: &'a C,
+    pub clock: &'a P::Clock,
     /// Settings.
     pub cfg: &'a Config,
+    /// Where the services' structured log lines go, one line a call.
+    pub log: &'a dyn Fn(&str),
+}
+
+impl<'a, P: Platform> Deps<'a, P> {
+    /// The same ports and settings with another log sink.
+    pub fn with_log(self, log: &'a dyn Fn(&str)) -> Self {
+        Self { log, ..self }
+    }
 }
 
 /// One structured log line per state transition, with no secrets.

@@ -31,7 +31,7 @@ use crate::domain::{EpochMs, JobId};
 use crate::error::{Disposition, Error, StoreError};
 use crate::job::{Job, JobStatus};
 use crate::plan::{self, JobShape, Plan, SiteInfo};
-use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
+use crate::ports::{BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Platform, Ports, SqlDb};
 use crate::sample::{sort_dedup, PointSet, Samples};
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
@@ -111,19 +111,21 @@ pub struct BatchReport {
     pub usage: crate::budget::Usage,
 }
 
+/// A platform's ports, each storage and network call counted against the
+/// invocation's [`Budget`].
+type MeteredPorts<'b, P> = Ports<
+    Metered<'b, <P as Platform>::Db>,
+    Metered<'b, <P as Platform>::Blobs>,
+    Metered<'b, <P as Platform>::Queue>,
+    Metered<'b, <P as Platform>::Http>,
+    <P as Platform>::Clock,
+>;
+
 /// Handles the messages of one invocation under one shared [`Budget`].
-pub async fn handle_batch<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub async fn handle_batch<P: Platform>(
+    deps: &Deps<'_, P>,
     messages: &[(JobMessage, u32)],
-    log: &dyn Fn(&str),
-) -> BatchReport
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+) -> BatchReport {
     let budget = Budget::new(Limits::from_config(deps.cfg), deps.clock.now_ms());
     let (db, blobs) = (
         Metered::new(deps.db, &budget),
@@ -133,21 +135,22 @@ where
         Metered::new(deps.queue, &budget),
         Metered::new(deps.http, &budget),
     );
-    let metered = Deps {
+    let metered: Deps<'_, MeteredPorts<'_, P>> = Deps {
         db: &db,
         blobs: &blobs,
         queue: &queue,
         http: &http,
         clock: deps.clock,
         cfg: deps.cfg,
+        log: deps.log,
     };
     let mut handled = Vec::with_capacity(messages.len());
     for (msg, attempt) in messages {
-        handled.push(handle_one(&metered, &budget, msg, *attempt, log).await);
+        handled.push(handle_one(&metered, &budget, msg, *attempt).await);
     }
     let usage = budget.usage(deps.clock.now_ms(), 0);
     for w in usage.warnings() {
-        log(
+        (deps.log)(
             &serde_json::json!({"event": "limit_warning", "level": "warn", "detail": w})
                 .to_string(),
         );
@@ -162,20 +165,8 @@ where
 
 /// Handles one message as an invocation of its own (tests, tools).
 /// `attempt` is the 1-based delivery count of this message.
-pub async fn handle<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    msg: &JobMessage,
-    attempt: u32,
-    log: &dyn Fn(&str),
-) -> Handled
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
-    let mut report = handle_batch(deps, &[(msg.clone(), attempt)], log).await;
+pub async fn handle<P: Platform>(deps: &Deps<'_, P>, msg: &JobMessage, attempt: u32) -> Handled {
+    let mut report = handle_batch(deps, &[(msg.clone(), attempt)]).await;
     report.handled.pop().unwrap_or(Handled {
         outcome: Err(Error::Queue("no message was handled".to_owned())),
         disposition: Disposition::Retry { delay_seconds: 1 },
@@ -190,20 +181,12 @@ const MESSAGE_FLOOR: Cost = Cost {
     subrequests: crate::budget::CONTROL_SUBREQUESTS + 2,
 };
 
-async fn handle_one<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn handle_one<P: Platform>(
+    deps: &Deps<'_, P>,
     budget: &Budget,
     msg: &JobMessage,
     attempt: u32,
-    log: &dyn Fn(&str),
-) -> Handled
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Handled {
     if budget.expired(deps.clock.now_ms()) || !budget.can_afford(MESSAGE_FLOOR) {
         return defer(deps.queue, msg).await;
     }
@@ -212,7 +195,7 @@ where
         Ok(circuit::Gate::Wait { until, reason }) => {
             return wait_for_upstream(deps, msg, until, &reason).await
         }
-        Err(e) => return settle(deps, None, msg, attempt, Err(e), log).await,
+        Err(e) => return settle(deps, None, msg, attempt, Err(e)).await,
     };
     let mut bytes = deps.clock.random_bytes();
     bytes[0] |= 1; // never all zero
@@ -222,21 +205,20 @@ where
         renewed: Cell::new(deps.clock.now_ms()),
         progressed: Cell::new(false),
         circuit: circuit::Tracker::new(dirty, probe),
-        log,
     };
-    let job = match claim(deps, &lease, msg, attempt, log).await {
+    let job = match claim(deps, &lease, msg, attempt).await {
         Ok(Claimed::Job(job)) => job,
         Ok(Claimed::Not(outcome)) => return Handled::ack(outcome),
-        Err(e) => return settle(deps, None, msg, attempt, Err(e), log).await,
+        Err(e) => return settle(deps, None, msg, attempt, Err(e)).await,
     };
-    let outcome = work(deps, budget, &job, &lease, msg, log).await;
-    settle(deps, Some((&lease, &*job)), msg, attempt, outcome, log).await
+    let outcome = work(deps, budget, &job, &lease, msg).await;
+    settle(deps, Some((&lease, &*job)), msg, attempt, outcome).await
 }
 
 /// The circuit is open: mark the job as waiting and send the message again,
 /// unchanged, for when it may let requests through. Nothing is claimed.
-async fn wait_for_upstream<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn wait_for_upstream<P: Platform>(
+    deps: &Deps<'_, P>,
     msg: &JobMessage,
     until: EpochMs,
     reason: &str,
@@ -279,19 +261,12 @@ enum Claimed {
 }
 
 /// Claims the job for this message, or says why not.
-async fn claim<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn claim<P: Platform>(
+    deps: &Deps<'_, P>,
     lease: &Lease<'_>,
     msg: &JobMessage,
     attempt: u32,
-    log: &dyn Fn(&str),
-) -> Result<Claimed, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<Claimed, Error> {
     let now = deps.clock.now_ms();
     // A continuation's first claim is the same run going on, not an attempt.
     let counts = msg.hop == 0 || attempt > 1;
@@ -304,7 +279,7 @@ where
                 "failed"
             };
             let detail = format!("attempt {}", job.attempts);
-            log(&transition_log(
+            (deps.log)(&transition_log(
                 msg.job_id.as_str(),
                 from,
                 "processing",
@@ -322,7 +297,7 @@ where
             Some(j) if j.status == JobStatus::FailedPermanent && j.alerted_at.is_none() => {
                 let reason = j.last_error.clone().unwrap_or_default();
                 let raw = serde_json::to_value(msg).unwrap_or_default();
-                dead_letter::dead_letter(deps, Some(id), &reason, &raw, log).await?;
+                dead_letter::dead_letter(deps, Some(id), &reason, &raw).await?;
                 Outcome::DeadLettered(reason)
             }
             Some(j) if j.status.is_terminal() => Outcome::Skipped(format!("job is {}", j.status)),
@@ -335,32 +310,22 @@ where
 /// failure reschedules the job itself ([`reschedule`]); an error before the
 /// claim leaves the message to the queue's retry; a permanent one takes the
 /// terminal path.
-async fn settle<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn settle<P: Platform>(
+    deps: &Deps<'_, P>,
     held: Option<(&Lease<'_>, &Job)>,
     msg: &JobMessage,
     attempt: u32,
     outcome: Result<Outcome, Error>,
-    log: &dyn Fn(&str),
-) -> Handled
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Handled {
     let err = match outcome {
         Ok(o) => return Handled::ack(o),
-        Err(Error::Fenced) => return Handled::ack(why_fenced(deps, &msg.job_id, log).await),
+        Err(Error::Fenced) => return Handled::ack(why_fenced(deps, &msg.job_id).await),
         Err(e) => e,
     };
     let lease = held.map(|(l, _)| l);
     match (Disposition::for_error(&err, attempt), held) {
-        (Disposition::DeadLetter, _) => {
-            dead_end(deps, lease, msg, attempt, &err.to_string(), log).await
-        }
-        (_, Some((lease, job))) => reschedule(deps, lease, job, msg, err, log).await,
+        (Disposition::DeadLetter, _) => dead_end(deps, lease, msg, attempt, &err.to_string()).await,
+        (_, Some((lease, job))) => reschedule(deps, lease, job, msg, err).await,
         (disposition, None) => Handled {
             outcome: Err(err),
             disposition,
@@ -381,21 +346,13 @@ const MAX_DELAY_SECONDS: u32 = 43_200;
 /// chunks hands over (after the upstream's `Retry-After`, if it gave one)
 /// and resets the stall count; one that made no progress backs off and
 /// counts a stall, and `MAX_STALLED_DELIVERIES` stalls in a row kill the job.
-async fn reschedule<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn reschedule<P: Platform>(
+    deps: &Deps<'_, P>,
     lease: &Lease<'_>,
     job: &Job,
     msg: &JobMessage,
     err: Error,
-    log: &dyn Fn(&str),
-) -> Handled
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Handled {
     let progressed = lease.progressed.get();
     // Waiting out an open circuit is not a stall: no attempt is burned.
     let waiting = matches!(err, Error::UpstreamUnavailable { .. });
@@ -406,7 +363,7 @@ where
     };
     if !progressed && stalls >= i64::from(deps.cfg.max_stalled_deliveries.max(1)) {
         let reason = format!("no progress in {stalls} deliveries in a row: {err}");
-        return dead_end(deps, Some(lease), msg, stalls as u32, &reason, log).await;
+        return dead_end(deps, Some(lease), msg, stalls as u32, &reason).await;
     }
     let delay = match &err {
         Error::UpstreamUnavailable { until, .. } => seconds_until(*until, deps.clock.now_ms()),
@@ -414,9 +371,9 @@ where
     }
     .min(MAX_DELAY_SECONDS);
     let stalled = !progressed && !waiting;
-    if let Err(e) = record_failure(deps, lease, msg, &err, delay, stalled, log).await {
+    if let Err(e) = record_failure(deps, lease, msg, &err, delay, stalled).await {
         return match e {
-            Error::Fenced => Handled::ack(why_fenced(deps, lease.id, log).await),
+            Error::Fenced => Handled::ack(why_fenced(deps, lease.id).await),
             e => Handled {
                 disposition: Disposition::for_error(&e, 1),
                 outcome: Err(e),
@@ -427,7 +384,7 @@ where
         // The job view says what it waits for, and until when.
         let mark = store::mark_waiting(lease.id, *until, reason);
         if let Err(e) = deps.db.execute(&mark).await {
-            log(&format!("could not mark {} as waiting: {e}", lease.id));
+            (deps.log)(&format!("could not mark {} as waiting: {e}", lease.id));
         }
     }
     let next = JobMessage {
@@ -471,25 +428,18 @@ fn next_delay(err: &Error, progressed: bool, stalls: i64) -> u32 {
 
 /// Permanent: straight to the terminal path, no more retries. A holder
 /// takes it only while it still holds the job.
-async fn dead_end<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn dead_end<P: Platform>(
+    deps: &Deps<'_, P>,
     lease: Option<&Lease<'_>>,
     msg: &JobMessage,
     attempt: u32,
     reason: &str,
-    log: &dyn Fn(&str),
-) -> Handled
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Handled {
     let reason = reason.to_owned();
     let raw = serde_json::to_value(msg).unwrap_or_default();
     let token = lease.map(|l| l.token.as_str());
     let id = Some(&msg.job_id);
-    match dead_letter::dead_letter_as(deps, id, token, &reason, &raw, log).await {
+    match dead_letter::dead_letter_as(deps, id, token, &reason, &raw).await {
         Ok(dead_letter::DeadOutcome::NotApplicable(s)) => {
             Handled::ack(Outcome::Skipped(format!("job is {s}")))
         }
@@ -502,14 +452,13 @@ where
     }
 }
 
-async fn record_failure<D: SqlDb, B, Q, H, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn record_failure<P: Platform>(
+    deps: &Deps<'_, P>,
     lease: &Lease<'_>,
     msg: &JobMessage,
     err: &Error,
     delay: u32,
     stalled: bool,
-    log: &dyn Fn(&str),
 ) -> Result<(), Error> {
     let now = deps.clock.now_ms();
     let kind = if stalled {
@@ -527,7 +476,7 @@ async fn record_failure<D: SqlDb, B, Q, H, C: Clock>(
     let event = store::insert_event_if(lease.id, now, JobStatus::Failed, attempt, Some(&detail));
     let changed = deps.db.batch(&[fail, event]).await?;
     fenced(changed.first().copied().unwrap_or(0))?;
-    log(&transition_log(
+    (deps.log)(&transition_log(
         lease.id.as_str(),
         "processing",
         "failed",
@@ -537,14 +486,10 @@ async fn record_failure<D: SqlDb, B, Q, H, C: Clock>(
 }
 
 /// After a fenced write: cancelled, or someone else's now.
-async fn why_fenced<D: SqlDb, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    id: &JobId,
-    log: &dyn Fn(&str),
-) -> Outcome {
+async fn why_fenced<P: Platform>(deps: &Deps<'_, P>, id: &JobId) -> Outcome {
     match store::get_job(deps.db, store::select_job(id)).await {
         Ok(Some(j)) if j.status == JobStatus::Cancelled => {
-            log(&transition_log(
+            (deps.log)(&transition_log(
                 id.as_str(),
                 "processing",
                 "cancelled",
@@ -565,21 +510,13 @@ async fn done_chunks<D: SqlDb>(db: &D, id: &JobId) -> Result<Vec<DoneChunk>, Err
 
 /// Runs the job's pending chunks within the budget, then hands over or
 /// finalizes.
-async fn work<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn work<P: Platform>(
+    deps: &Deps<'_, P>,
     budget: &Budget,
     job: &Job,
     lease: &Lease<'_>,
     msg: &JobMessage,
-    log: &dyn Fn(&str),
-) -> Result<Outcome, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<Outcome, Error> {
     let started = deps.clock.now_ms();
     let plan = chunk::plan(job.start_ms, job.end_ms, job.window_days);
     let mut done = done_chunks(deps.db, &job.id).await?;
@@ -592,24 +529,26 @@ where
     let fetch = if pending.is_empty() {
         None
     } else {
-        Some(resolve_plan(deps, job, lease, plan.len(), log).await?)
+        Some(resolve_plan(deps, job, lease, plan.len()).await?)
     };
     let run = match &fetch {
         Some(f) => run_chunks(deps, budget, job, lease, f, &pending).await,
         None => ChunkRun::default(),
     };
     done.extend(run.committed.iter().copied());
-    log(&serde_json::json!({
-        "event": "invocation",
-        "job_id": job.id,
-        "hop": msg.hop,
-        "plan": fetch.as_ref().map(|f| f.plan.as_str()),
-        "chunks_started": run.started,
-        "chunks_done": done.len(),
-        "chunks_total": plan.len(),
-        "ms": deps.clock.now_ms() - started,
-    })
-    .to_string());
+    (deps.log)(
+        &serde_json::json!({
+            "event": "invocation",
+            "job_id": job.id,
+            "hop": msg.hop,
+            "plan": fetch.as_ref().map(|f| f.plan.as_str()),
+            "chunks_started": run.started,
+            "chunks_done": done.len(),
+            "chunks_total": plan.len(),
+            "ms": deps.clock.now_ms() - started,
+        })
+        .to_string(),
+    );
     if let Some(e) = run.failure {
         return Err(e);
     }
@@ -617,7 +556,7 @@ where
         return hand_over(deps, lease, msg, done.len(), plan.len()).await;
     }
     done.sort_by_key(|c| c.idx);
-    match assemble::finalize(deps, budget, job, lease, &done, log).await? {
+    match assemble::finalize(deps, budget, job, lease, &done).await? {
         assemble::Finalized::Completed => Ok(Outcome::Completed),
         assemble::Finalized::OutOfBudget => {
             hand_over(deps, lease, msg, done.len(), plan.len()).await
@@ -642,18 +581,12 @@ struct Fetch {
 /// site's size comes from D1's cache or from the upstream, which also
 /// proves the site exists: ACE's 403 for an unknown site fails the job
 /// here, before any window, and never touches the circuit.
-async fn resolve_plan<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn resolve_plan<P: Platform>(
+    deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     windows: usize,
-    log: &dyn Fn(&str),
-) -> Result<Fetch, Error>
-where
-    D: SqlDb,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<Fetch, Error> {
     let points = PointSet::new(&job.points);
     if let (Some(plan), Some(page_size)) = (job.plan, job.page_size) {
         let site_points = job.site_points.unwrap_or(0).max(0) as u64;
@@ -683,12 +616,14 @@ where
         (traffic.bytes, traffic.requests),
     );
     fenced(deps.db.execute(&stmt).await?)?;
-    log(&serde_json::json!({
-        "event": "plan", "job_id": job.id, "plan": chosen.as_str(),
-        "asked": job.plan_requested.as_str(), "site_points": info.points,
-        "job_points": job.points.len(), "page_size": page_size,
-    })
-    .to_string());
+    (deps.log)(
+        &serde_json::json!({
+            "event": "plan", "job_id": job.id, "plan": chosen.as_str(),
+            "asked": job.plan_requested.as_str(), "site_points": info.points,
+            "job_points": job.points.len(), "page_size": page_size,
+        })
+        .to_string(),
+    );
     Ok(Fetch {
         plan: chosen,
         page_size,
@@ -699,17 +634,12 @@ where
 
 /// The site's size: D1's cached copy while fresh, else the upstream's
 /// catalogue (through the circuit, like any upstream call), cached.
-async fn site_info<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn site_info<P: Platform>(
+    deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     traffic: &mut Traffic,
-) -> Result<SiteInfo, Error>
-where
-    D: SqlDb,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<SiteInfo, Error> {
     let now = deps.clock.now_ms();
     let cached = store::select_site_info(&job.site, now - deps.cfg.site_info_ttl_ms);
     let rows: Vec<SiteInfo> = store::decode(deps.db.query(&cached).await?)?;
@@ -726,27 +656,19 @@ where
 
 /// An upstream call's result, told to the circuit: a success resets it,
 /// a failure of the upstream itself counts (and may open it).
-async fn upstream_result<D, B, Q, H, C, T>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn upstream_result<P: Platform, T>(
+    deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     result: Result<T, Error>,
-) -> Result<T, Error>
-where
-    D: SqlDb,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<T, Error> {
     match result {
         Ok(v) => {
-            lease.circuit.success(deps, lease.log).await?;
+            lease.circuit.success(deps).await?;
             Ok(v)
         }
         Err(e) => {
-            let opened = lease
-                .circuit
-                .failure(deps, &job.site, &e, lease.log)
-                .await?;
+            let opened = lease.circuit.failure(deps, &job.site, &e).await?;
             Err(match opened {
                 Some((until, reason)) => Error::UpstreamUnavailable { until, reason },
                 None => e,
@@ -758,8 +680,8 @@ where
 /// Out of budget: hand over to a fresh invocation. Release the lease first
 /// so the continuation can claim at once; if the send fails the message is
 /// retried and resumes from the same checkpoint.
-async fn hand_over<D: SqlDb, B, Q: JobQueue, H, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn hand_over<P: Platform>(
+    deps: &Deps<'_, P>,
     lease: &Lease<'_>,
     msg: &JobMessage,
     done: usize,
@@ -796,20 +718,14 @@ fn window_statements(job: &Job, c: &Chunk) -> u64 {
 /// Runs up to six chunks at once while the budget lasts. Each chunk
 /// reserves its statements and subrequests when it starts. After a failure
 /// no new chunk starts, but those in flight finish and checkpoint.
-async fn run_chunks<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn run_chunks<P: Platform>(
+    deps: &Deps<'_, P>,
     budget: &Budget,
     job: &Job,
     lease: &Lease<'_>,
     fetch: &Fetch,
     pending: &[Chunk],
-) -> ChunkRun
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> ChunkRun {
     let cap = match deps.cfg.chunks_per_invocation {
         0 => u32::MAX,
         n => n,
@@ -901,19 +817,13 @@ fn encode_window(c: &Chunk, outs: Vec<Samples>) -> Result<Window, Error> {
 
 /// Fetches, aggregates, encodes and checkpoints one window of every point;
 /// returns its checkpoint and the upstream requests it took.
-async fn run_chunk<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn run_chunk<P: Platform>(
+    deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     fetch: &Fetch,
     c: Chunk,
-) -> Result<(DoneChunk, u64), Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+) -> Result<(DoneChunk, u64), Error> {
     lease.heartbeat(deps).await?;
     let q = WindowQuery {
         site: &job.site,

@@ -18,7 +18,7 @@
 
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
-use crate::ports::{BlobStore, Clock, HttpClient, JobMessage, JobQueue, SqlDb};
+use crate::ports::{Clock, JobMessage, JobQueue, Platform, SqlDb};
 use crate::service::{dead_letter, Deps};
 use crate::store;
 
@@ -52,66 +52,44 @@ pub struct Reaped {
 }
 
 /// Runs the reaper once.
-pub async fn reap<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    log: &dyn Fn(&str),
-) -> Result<Reaped, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    H: HttpClient,
-    C: Clock,
-{
+pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
     let now = deps.clock.now_ms();
     let mut out = Reaped::default();
     let overdue = store::select_overdue(now, GRACE_MS, BACKLOG_MS, REAP_LIMIT);
     for job in store::decode::<Job>(deps.db.query(&overdue).await?)? {
         if job.status != JobStatus::Queued && job.resends >= MAX_RESENDS {
             let reason = format!("stalled: resent {} times by the reaper", job.resends);
-            finish_dead(deps, &job, &reason, &mut out, log).await;
+            finish_dead(deps, &job, &reason, &mut out).await;
         } else {
-            resend(deps, &job, now, &mut out, log).await?;
+            resend(deps, &job, now, &mut out).await?;
         }
     }
     let unalerted = store::select_unalerted(now - IDLE_MS, ALERT_RETRY_LIMIT);
     for job in store::decode::<Job>(deps.db.query(&unalerted).await?)? {
         let reason = job.last_error.clone().unwrap_or_default();
-        finish_dead(deps, &job, &reason, &mut out, log).await;
+        finish_dead(deps, &job, &reason, &mut out).await;
     }
-    out.purged = purge(deps, now, log).await?;
+    out.purged = purge(deps, now).await?;
     Ok(out)
 }
 
 /// The terminal path for a stalled job, or a dead one still owed its
 /// alert. A failing webhook must not stop the rest of the run.
-async fn finish_dead<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    job: &Job,
-    reason: &str,
-    out: &mut Reaped,
-    log: &dyn Fn(&str),
-) where
-    D: SqlDb,
-    B: BlobStore,
-    H: HttpClient,
-    C: Clock,
-{
+async fn finish_dead<P: Platform>(deps: &Deps<'_, P>, job: &Job, reason: &str, out: &mut Reaped) {
     let msg = serde_json::json!({"job_id": job.id, "reaper": true});
-    match dead_letter::dead_letter(deps, Some(&job.id), reason, &msg, log).await {
+    match dead_letter::dead_letter(deps, Some(&job.id), reason, &msg).await {
         Ok(_) => out.dead.push(job.id.to_string()),
-        Err(e) => log(&format!("reaper could not dead-letter {}: {e}", job.id)),
+        Err(e) => (deps.log)(&format!("reaper could not dead-letter {}: {e}", job.id)),
     }
 }
 
 /// Sends an overdue job's message again, compare-and-set on the row
 /// version read, so two reapers never both resend it.
-async fn resend<D: SqlDb, B, Q: JobQueue, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+async fn resend<P: Platform>(
+    deps: &Deps<'_, P>,
     job: &Job,
     now: i64,
     out: &mut Reaped,
-    log: &dyn Fn(&str),
 ) -> Result<(), Error> {
     let touched = deps
         .db
@@ -132,20 +110,16 @@ async fn resend<D: SqlDb, B, Q: JobQueue, H, C>(
     };
     match deps.queue.send(&msg, 0).await {
         Ok(()) => {
-            log(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
+            (deps.log)(&serde_json::json!({"event": "reaper_resend", "job_id": job.id, "status": job.status, "why": why}).to_string());
             out.resent.push(job.id.to_string());
         }
-        Err(e) => log(&format!("reaper could not resend {}: {e}", job.id)),
+        Err(e) => (deps.log)(&format!("reaper could not resend {}: {e}", job.id)),
     }
     Ok(())
 }
 
 /// Applies the retention period: one bounded batch per run.
-async fn purge<D: SqlDb, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    now: i64,
-    log: &dyn Fn(&str),
-) -> Result<u64, Error> {
+async fn purge<P: Platform>(deps: &Deps<'_, P>, now: i64) -> Result<u64, Error> {
     if deps.cfg.job_retention_ms <= 0 {
         return Ok(0);
     }
@@ -167,7 +141,7 @@ async fn purge<D: SqlDb, B, Q, H, C>(
     }
     deps.db.batch(&store::purge_jobs(&ids)).await?;
     let purged = ids.len() as u64;
-    log(
+    (deps.log)(
         &serde_json::json!({"event": "reaper_purge", "jobs": purged, "finished_before": before})
             .to_string(),
     );

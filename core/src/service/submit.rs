@@ -7,7 +7,7 @@ use crate::domain::{EpochMs, JobId, JobRequest, PointName};
 use crate::error::Error;
 use crate::fingerprint::fingerprint;
 use crate::job::{Job, JobStatus};
-use crate::ports::{BlobStore, Clock, JobMessage, JobQueue, SqlDb};
+use crate::ports::{BlobStore, Clock, JobMessage, JobQueue, Platform, SqlDb};
 use crate::service::Deps;
 use crate::store::{self, NewJob};
 
@@ -32,17 +32,11 @@ pub enum Submitted {
 /// insert is refused by a unique index, not by the lookup.
 /// A completed job is reused only while its object is still in R2 (one
 /// object HEAD, no extra D1 query).
-pub async fn submit<D, B, Q, H, C>(
-    deps: &Deps<'_, D, B, Q, H, C>,
+pub async fn submit<P: Platform>(
+    deps: &Deps<'_, P>,
     owner: &str,
     body: &[u8],
-) -> Result<Submitted, Error>
-where
-    D: SqlDb,
-    B: BlobStore,
-    Q: JobQueue,
-    C: Clock,
-{
+) -> Result<Submitted, Error> {
     let Deps {
         db,
         blobs,

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::budget::Usage;
 use crate::domain::HOUR_MS;
 use crate::error::Error;
-use crate::ports::{Clock, HttpClient, SqlDb};
+use crate::ports::{Clock, Platform, SqlDb};
 use crate::service::{dead_letter, Deps};
 use crate::store;
 
@@ -16,11 +16,7 @@ use crate::store;
 pub const REPEATED_WARNINGS: i64 = 3;
 
 /// Records one invocation's usage; alerts once per hour on repeated warnings.
-pub async fn record<D: SqlDb, B, Q, H: HttpClient, C: Clock>(
-    deps: &Deps<'_, D, B, Q, H, C>,
-    usage: &Usage,
-    log: &dyn Fn(&str),
-) -> Result<(), Error> {
+pub async fn record<P: Platform>(deps: &Deps<'_, P>, usage: &Usage) -> Result<(), Error> {
     let warnings = usage.warnings();
     let hour = deps.clock.now_ms().div_euclid(HOUR_MS);
     let record = store::record_usage(hour, usage, !warnings.is_empty());
@@ -36,8 +32,8 @@ pub async fn record<D: SqlDb, B, Q, H: HttpClient, C: Clock>(
         );
         let payload = json!({"text": text, "event": "limits_warning"});
         let key = format!("limits-{hour}");
-        if let Err(e) = dead_letter::send_operator_alert(deps, &key, &payload, log).await {
-            log(&format!("limits alert not sent: {e}"));
+        if let Err(e) = dead_letter::send_operator_alert(deps, &key, &payload).await {
+            (deps.log)(&format!("limits alert not sent: {e}"));
         }
     }
     Ok(())

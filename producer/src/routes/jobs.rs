@@ -49,7 +49,7 @@ pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
         return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
     }
     let body = read_body(req).await?;
-    let out = submit_job(&cx.b.deps(), cx.owner, &body).await?;
+    let out = submit_job(&cx.b.deps(&log_line), cx.owner, &body).await?;
     let (status, job, note) = match &out {
         Submitted::Created { job, enqueued } => {
             let note = (!enqueued).then_some("queue send failed; the reaper will send it");
