@@ -57,6 +57,7 @@ pub const SETTINGS: &[Setting] = &[
     var("UPSTREAM_REQUEST_COST_BYTES", "2097152", "what `auto` counts one upstream request as, in bytes downloaded: its latency times the bandwidth (2 MiB: 200 ms at 10 MB/s)"),
     var("UPSTREAM_TIMEOUT_MS", "30000", "timeout per upstream request (AbortSignal)"),
     var("UPSTREAM_CONCURRENCY", "6", "chunks fetched at once (capped at 6)"),
+    var("RETRY_JITTER", "0.5", "the share of each retry's backoff wait that is random (0 to 1): up to that share is taken off, so jobs that fail together do not retry together"),
     var("PAGE_RETRY_MS", "15000", "how long one page's transient failures are retried in place, honouring `Retry-After`; past it (or for a longer `Retry-After`) the job is rescheduled with a delayed message"),
     var("MALFORMED_LIMIT", "3", "malformed bodies of one page before the failure is permanent"),
     var("MAX_STALLED_DELIVERIES", "5", "deliveries in a row without progress (no chunk checkpointed) after which a job dies of transient errors; progress resets the count, and waiting out an open upstream circuit does not add to it"),
@@ -125,6 +126,8 @@ pub struct Config {
     /// in place (honouring `Retry-After`) before the job is rescheduled
     /// with a delayed message.
     pub page_retry_ms: u64,
+    /// `RETRY_JITTER`: the random share of each backoff wait (0 to 1).
+    pub retry_jitter: f64,
     /// `MAX_STALLED_DELIVERIES`: deliveries in a row without progress after
     /// which a job dies of transient errors.
     pub max_stalled_deliveries: u32,
@@ -230,6 +233,7 @@ impl Config {
             upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
                 .clamp(1, 6),
             page_retry_ms: num(&get, "PAGE_RETRY_MS", d.page_retry_ms)?,
+            retry_jitter: num(&get, "RETRY_JITTER", d.retry_jitter)?.clamp(0.0, 1.0),
             max_stalled_deliveries: num(&get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
             circuit_threshold: num(&get, "CIRCUIT_THRESHOLD", d.circuit_threshold)?,
             circuit_cooldown_ms: num(&get, "CIRCUIT_COOLDOWN_MS", d.circuit_cooldown_ms)?,
@@ -296,6 +300,7 @@ impl Default for Config {
             upstream_timeout_ms: 30_000,
             upstream_concurrency: 6,
             page_retry_ms: 15_000,
+            retry_jitter: 0.5,
             max_stalled_deliveries: 5,
             circuit_threshold: 3,
             circuit_cooldown_ms: 30_000,

@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+use crate::backoff::{Backoff, Jitter};
+
 pub use tsp_api::{FieldError, ValidationError};
 
 /// A storage failure (D1, SQLite, R2, queue).
@@ -352,16 +354,16 @@ pub enum Disposition {
 
 impl Disposition {
     /// Maps an error met while processing attempt `attempt` (1-based) of a
-    /// message to what the queue should do. Backoff doubles from 2 s, capped
-    /// at 5 min, and never undercuts the failing side's `Retry-After`.
-    pub fn for_error(err: &Error, attempt: u32) -> Self {
+    /// message to what the queue should do: [`Backoff::REDELIVERY`] (from
+    /// 2 s, capped at 5 min, less the jitter), never under the failing
+    /// side's `Retry-After`.
+    pub fn for_error(err: &Error, attempt: u32, jitter: Jitter) -> Self {
         match err.class() {
             ErrorClass::Permanent => Disposition::DeadLetter,
             ErrorClass::Transient { retry_after_ms } => {
-                let backoff = 2u64.saturating_pow(attempt.clamp(1, 9)).min(300);
-                let hint = retry_after_ms.map(|ms| ms.div_ceil(1000)).unwrap_or(0);
+                let ms = Backoff::REDELIVERY.delay_ms(attempt, jitter, retry_after_ms);
                 Disposition::Retry {
-                    delay_seconds: backoff.max(hint).min(86_400) as u32,
+                    delay_seconds: ms.div_ceil(1000).min(86_400) as u32,
                 }
             }
         }
@@ -470,8 +472,8 @@ pub(crate) mod tests {
         assert_eq!(alert.http_status(), queue.http_status());
         assert_eq!(alert.title(), queue.title());
         assert_eq!(
-            Disposition::for_error(&alert, 2),
-            Disposition::for_error(&queue, 2)
+            Disposition::for_error(&alert, 2, Jitter::NONE),
+            Disposition::for_error(&queue, 2, Jitter::NONE)
         );
         assert!(!alert.public_detail().contains("webhook"));
     }
@@ -492,15 +494,15 @@ pub(crate) mod tests {
             body: String::new(),
         });
         assert_eq!(
-            Disposition::for_error(&e, 1),
+            Disposition::for_error(&e, 1, Jitter::NONE),
             Disposition::Retry { delay_seconds: 30 }
         );
         assert_eq!(
-            Disposition::for_error(&status(503), 3),
+            Disposition::for_error(&status(503), 3, Jitter::NONE),
             Disposition::Retry { delay_seconds: 8 }
         );
         assert_eq!(
-            Disposition::for_error(&status(404), 1),
+            Disposition::for_error(&status(404), 1, Jitter::NONE),
             Disposition::DeadLetter
         );
     }

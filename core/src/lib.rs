@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`api`]: the API's wire types (`tsp-api`), re-exported.
 //! - [`auth`]: bearer tokens to owners, in constant time.
+//! - [`backoff`]: the one backoff policy (capped exponential, with jitter) of every retry.
 //! - [`domain`]: newtypes (`JobId`, `Site`, `PointName`, `TimeRange`) and request parsing.
 //! - [`job`]: the job state machine and the `queue_jobs` row.
 //! - [`error`]: errors, permanent or transient, and their one mapping to HTTP and queue actions.
@@ -30,6 +31,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backoff;
 pub mod budget;
 pub mod config;
 pub mod domain;

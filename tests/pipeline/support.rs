@@ -64,6 +64,8 @@ impl Harness {
             clock: TokioClock::fixed(NOW),
             cfg: Config {
                 upstream_timeout_ms: 2_000,
+                // Tests assert exact delays; `backoff`'s tests cover jitter.
+                retry_jitter: 0.0,
                 ..Config::for_upstream(upstream, "dev-token")
             },
             logs: RefCell::new(Vec::new()),

@@ -14,6 +14,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::ExposeSecret;
 use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::error::{Error, StatusClass, UpstreamError};
@@ -287,7 +288,10 @@ async fn send_alert<P: Platform>(
             Err(e) => last = Some(e),
         }
         if attempt < ALERT_TRIES {
-            deps.clock.sleep(250 << attempt).await;
+            let jitter = Jitter::draw(deps.cfg.retry_jitter, deps.clock);
+            deps.clock
+                .sleep(Backoff::ALERT.delay_ms(attempt, jitter, None))
+                .await;
         }
     }
     let err = last.unwrap_or(UpstreamError::Network("alert not sent".to_owned()));

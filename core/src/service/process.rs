@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use futures::stream::{self, StreamExt};
 
 use crate::aggregate::{aggregate, Aggregate};
+use crate::backoff::Jitter;
 use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
 use crate::codec;
@@ -249,7 +250,7 @@ async fn defer<Q: JobQueue>(queue: &Q, msg: &JobMessage) -> Handled {
     match queue.send(msg, 1).await {
         Ok(()) => Handled::ack(Outcome::Deferred),
         Err(e) => Handled {
-            disposition: Disposition::for_error(&e, 1),
+            disposition: Disposition::for_error(&e, 1, Jitter::NONE),
             outcome: Err(e),
         },
     }
@@ -323,7 +324,7 @@ async fn settle<P: Platform>(
         Err(e) => e,
     };
     let lease = held.map(|(l, _)| l);
-    match (Disposition::for_error(&err, attempt), held) {
+    match (Disposition::for_error(&err, attempt, jitter(deps)), held) {
         (Disposition::DeadLetter, _) => dead_end(deps, lease, msg, attempt, &err.to_string()).await,
         (_, Some((lease, job))) => reschedule(deps, lease, job, msg, err).await,
         (disposition, None) => Handled {
@@ -367,7 +368,7 @@ async fn reschedule<P: Platform>(
     }
     let delay = match &err {
         Error::UpstreamUnavailable { until, .. } => seconds_until(*until, deps.clock.now_ms()),
-        _ => next_delay(&err, progressed, stalls),
+        _ => next_delay(&err, progressed, stalls, jitter(deps)),
     }
     .min(MAX_DELAY_SECONDS);
     let stalled = !progressed && !waiting;
@@ -375,7 +376,7 @@ async fn reschedule<P: Platform>(
         return match e {
             Error::Fenced => Handled::ack(why_fenced(deps, lease.id).await),
             e => Handled {
-                disposition: Disposition::for_error(&e, 1),
+                disposition: Disposition::for_error(&e, 1, jitter(deps)),
                 outcome: Err(e),
             },
         };
@@ -408,16 +409,21 @@ async fn reschedule<P: Platform>(
     }
 }
 
+/// A draw of `RETRY_JITTER` for one backoff wait.
+fn jitter<P: Platform>(deps: &Deps<'_, P>) -> Jitter {
+    Jitter::draw(deps.cfg.retry_jitter, deps.clock)
+}
+
 /// After progress: the upstream's `Retry-After`, or at once. Without
 /// progress: backoff by the stall count, never under `Retry-After`.
-fn next_delay(err: &Error, progressed: bool, stalls: i64) -> u32 {
+fn next_delay(err: &Error, progressed: bool, stalls: i64, jitter: Jitter) -> u32 {
     let hint = match err.class() {
         crate::error::ErrorClass::Transient { retry_after_ms } => retry_after_ms.unwrap_or(0),
         crate::error::ErrorClass::Permanent => 0,
     };
     let delay = match (
         progressed,
-        Disposition::for_error(err, stalls.max(1) as u32),
+        Disposition::for_error(err, stalls.max(1) as u32, jitter),
     ) {
         (true, _) => hint.div_ceil(1000).min(u64::from(MAX_DELAY_SECONDS)) as u32,
         (false, Disposition::Retry { delay_seconds }) => delay_seconds,
@@ -446,7 +452,7 @@ async fn dead_end<P: Platform>(
         Ok(_) => Handled::ack(Outcome::DeadLettered(reason)),
         // The terminal path itself failed transiently: retry it.
         Err(e2) => Handled {
-            disposition: Disposition::for_error(&e2, attempt),
+            disposition: Disposition::for_error(&e2, attempt, jitter(deps)),
             outcome: Err(e2),
         },
     }

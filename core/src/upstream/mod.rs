@@ -21,6 +21,7 @@ pub mod cursor;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, ExposeSecret};
 use crate::domain::EpochMs;
 use crate::error::{body_snippet, Error, ErrorClass, UpstreamError};
@@ -152,9 +153,10 @@ where
         let err = Error::from(err);
         let wait = match err.class() {
             ErrorClass::Permanent => return Err(err),
-            ErrorClass::Transient { retry_after_ms } => {
-                retry_after_ms.unwrap_or(200u64 << tries.min(6))
-            }
+            ErrorClass::Transient { retry_after_ms } => retry_after_ms.unwrap_or_else(|| {
+                let jitter = Jitter::draw(cfg.retry_jitter, clock);
+                Backoff::UPSTREAM.delay_ms(tries, jitter, None)
+            }),
         };
         // Time spent on this request: the clock, or the sleeps if the
         // clock stands still (tests).
