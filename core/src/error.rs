@@ -8,6 +8,7 @@
 use thiserror::Error;
 
 use crate::backoff::{Backoff, Jitter};
+use crate::codec::CodecError;
 
 pub use tsp_api::{FieldError, ValidationError};
 
@@ -157,12 +158,6 @@ pub enum Error {
     /// The resource existed and is gone for good (an expired result object).
     #[error("gone: {0}")]
     Gone(String),
-    /// The route exists but not for this method; the value is its `Allow`.
-    #[error("method not allowed; allowed: {0}")]
-    MethodNotAllowed(&'static str),
-    /// The body is larger than allowed.
-    #[error("request body larger than {0} bytes")]
-    PayloadTooLarge(usize),
     /// The owner already has this many unfinished jobs.
     #[error("this token already has the most unfinished jobs allowed ({0}); wait for some to finish, or cancel some")]
     TooManyActiveJobs(u64),
@@ -178,9 +173,6 @@ pub enum Error {
         /// Seconds until the quota resets.
         retry_after_s: i64,
     },
-    /// The body is not JSON.
-    #[error("content type must be application/json")]
-    UnsupportedMediaType,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -210,6 +202,16 @@ pub enum Error {
     /// missing binding): an operator's problem, never shown to a client.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A value could not be encoded: the result codec, or JSON we write.
+    /// A bug, not the input's fault nor the storage's: retrying repeats it.
+    #[error("encoding failed: {0}")]
+    Codec(String),
+}
+
+impl From<CodecError> for Error {
+    fn from(e: CodecError) -> Self {
+        Error::Codec(e.to_string())
+    }
 }
 
 impl Error {
@@ -222,13 +224,10 @@ impl Error {
             | Error::NotFound
             | Error::Conflict(_)
             | Error::Gone(_)
-            | Error::PayloadTooLarge(_)
-            | Error::MethodNotAllowed(_)
             | Error::TooManyActiveJobs(_)
             | Error::QuotaExceeded { .. }
-            | Error::UnsupportedMediaType
             | Error::Fenced => Permanent,
-            Error::Store(StoreError::Corrupt(_)) => Permanent,
+            Error::Store(StoreError::Corrupt(_)) | Error::Codec(_) => Permanent,
             // The delay is computed by the consumer from `until`.
             Error::UpstreamUnavailable { .. } => Transient {
                 retry_after_ms: None,
@@ -291,15 +290,12 @@ impl Error {
             Error::NotFound => 404,
             Error::Conflict(_) => 409,
             Error::Gone(_) => 410,
-            Error::PayloadTooLarge(_) => 413,
-            Error::MethodNotAllowed(_) => 405,
             Error::TooManyActiveJobs(_) | Error::QuotaExceeded { .. } => 429,
-            Error::UnsupportedMediaType => 415,
             Error::Fenced => 409,
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
             Error::Store(_) | Error::Queue(_) | Error::Alert(_) => 503,
-            Error::Config(_) => 500,
+            Error::Config(_) | Error::Codec(_) => 500,
         }
     }
 
@@ -311,14 +307,11 @@ impl Error {
             Error::NotFound => "Not found",
             Error::Conflict(_) | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",
-            Error::PayloadTooLarge(_) => "Payload too large",
-            Error::MethodNotAllowed(_) => "Method not allowed",
             Error::TooManyActiveJobs(_) => "Too many active jobs",
             Error::QuotaExceeded { .. } => "Daily quota exceeded",
-            Error::UnsupportedMediaType => "Unsupported media type",
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => "Upstream failure",
             Error::Store(_) | Error::Queue(_) | Error::Alert(_) => "Service unavailable",
-            Error::Config(_) => "Internal server error",
+            Error::Config(_) | Error::Codec(_) => "Internal server error",
         }
     }
 
@@ -330,6 +323,7 @@ impl Error {
             Error::Queue(_) => "the job queue is unavailable; retry later".to_owned(),
             // The webhook's address is a secret; its failure stays in the logs.
             Error::Alert(_) => "an operator alert could not be sent; retry later".to_owned(),
+            Error::Codec(_) => "the server could not encode its answer".to_owned(),
             Error::Config(_) => {
                 "the service is misconfigured; its operators have been told".to_owned()
             }
@@ -484,6 +478,19 @@ pub(crate) mod tests {
         assert_eq!(e.http_status(), 500);
         assert!(!e.public_detail().contains("LEASE_MS"));
         assert!(e.is_transient());
+    }
+
+    #[test]
+    fn an_encoding_failure_is_a_permanent_500_that_names_nothing() {
+        let e = Error::from(CodecError::Invalid("point index 7 out of range".into()));
+        assert!(matches!(e, Error::Codec(_)));
+        assert!(!e.is_transient());
+        assert_eq!(e.http_status(), 500);
+        assert!(!e.public_detail().contains("point index"));
+        assert_eq!(
+            Disposition::for_error(&e, 1, Jitter::NONE),
+            Disposition::DeadLetter
+        );
     }
 
     #[test]

@@ -427,7 +427,7 @@ pub fn upsert_aggregates(
     holder: Holder<'_>,
     to: AggTarget<'_>,
     rows: &[(u32, &Aggregate)],
-) -> Result<Statement, StoreError> {
+) -> Result<Statement, crate::error::Error> {
     let json: Vec<serde_json::Value> = rows
         .iter()
         .map(|(p, a)| {
@@ -438,8 +438,10 @@ pub fn upsert_aggregates(
             row
         })
         .collect();
-    let json = serde_json::to_string(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let names = serde_json::to_string(to.points).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let json =
+        serde_json::to_string(&json).map_err(|e| crate::error::Error::Codec(e.to_string()))?;
+    let names =
+        serde_json::to_string(to.points).map_err(|e| crate::error::Error::Codec(e.to_string()))?;
     let mut params = holder.params();
     params.extend([to.owner.into(), to.site.into(), names.into(), json.into()]);
     Ok(Statement {

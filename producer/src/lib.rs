@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod error;
 // The document is generated in native tests (`openapi::tests`) and the Worker
 // serves the checked-in output, so the generator is dead code in the wasm build
 // and LTO drops it.
@@ -28,6 +29,7 @@
 mod openapi;
 mod routes;
 
+use crate::error::HttpError;
 use routes::{Access, Match};
 use tsp_cloudflare::{env_string, names, Bindings};
 use tsp_core::api::{Problem, ProblemType, QuotaProblem};
@@ -57,7 +59,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Response {
         Match::NotAllowed {
             allow,
             access: Access::Open,
-        } => problem(&Error::MethodNotAllowed(allow), &path),
+        } => problem(&HttpError::MethodNotAllowed(allow), &path),
         _ => authenticated(req, env, &method, found).await,
     };
     // HEAD is GET without the body (RFC 9110 §9.3.2).
@@ -84,8 +86,8 @@ async fn authenticated(mut req: Request, env: &Env, method: &str, found: Match<'
         let cx = routes::Cx { b, owner: &owner.0 };
         match &found {
             Match::Route(route) => routes::dispatch(route, &mut req, Some(cx)).await,
-            Match::NotAllowed { allow, .. } => Err(Error::MethodNotAllowed(allow)),
-            Match::NotFound => Err(Error::NotFound),
+            Match::NotAllowed { allow, .. } => Err(HttpError::MethodNotAllowed(allow)),
+            Match::NotFound => Err(Error::NotFound.into()),
         }
     }
     .await;
@@ -237,22 +239,23 @@ pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
 /// The one mapping from an error to an HTTP answer: RFC 9457
 /// `application/problem+json`, with field errors for validation failures
 /// and no internals for storage failures.
-pub fn problem(err: &Error, instance: &str) -> Response {
+pub fn problem(err: &HttpError, instance: &str) -> Response {
     let status = err.http_status();
+    let core = err.core();
     let body = Problem {
         r#type: ProblemType::AboutBlank,
         title: err.title().to_owned(),
         status,
         detail: err.public_detail(),
         instance: instance.to_owned(),
-        errors: match err {
-            Error::Validation(v) => Some(v.errors.clone()),
+        errors: match core {
+            Some(Error::Validation(v)) => Some(v.errors.clone()),
             _ => None,
         },
-        quota: match err {
-            Error::QuotaExceeded {
+        quota: match core {
+            Some(Error::QuotaExceeded {
                 limit, need, left, ..
-            } => Some(QuotaProblem {
+            }) => Some(QuotaProblem {
                 name: "DAILY_CHUNK_QUOTA".to_owned(),
                 limit: *limit,
                 needed: *need,
@@ -261,12 +264,21 @@ pub fn problem(err: &Error, instance: &str) -> Response {
             _ => None,
         },
     };
-    if !matches!(err, Error::Validation(_) | Error::NotFound) {
+    if !matches!(core, Some(Error::Validation(_) | Error::NotFound)) {
         worker::console_warn!(
             "{}",
             serde_json::json!({"event": "request_failed", "path": instance, "status": status, "error": err.to_string()})
         );
     }
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(problem_headers(err, status))
+        .fixed(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// A problem's headers: its media type, and what the status asks for
+/// (`WWW-Authenticate`, `Retry-After`, `Allow`).
+fn problem_headers(err: &HttpError, status: u16) -> Headers {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/problem+json");
     if status == 401 {
@@ -276,21 +288,18 @@ pub fn problem(err: &Error, instance: &str) -> Response {
         let _ = headers.set("retry-after", "5");
     }
     match err {
-        Error::QuotaExceeded { retry_after_s, .. } => {
+        HttpError::Core(Error::QuotaExceeded { retry_after_s, .. }) => {
             let _ = headers.set("retry-after", &retry_after_s.to_string());
         }
         _ if status == 429 => {
             let _ = headers.set("retry-after", "30");
         }
+        HttpError::MethodNotAllowed(allow) => {
+            let _ = headers.set("allow", allow);
+        }
         _ => {}
     }
-    if let Error::MethodNotAllowed(allow) = err {
-        let _ = headers.set("allow", allow);
-    }
-    ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(serde_json::to_vec(&body).unwrap_or_default())
+    headers
 }
 
 #[cfg(test)]

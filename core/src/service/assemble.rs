@@ -191,7 +191,7 @@ fn header(job: &Job) -> Result<Vec<u8>, Error> {
         end_ms: job.end_ms,
         points: job.points.clone(),
     })
-    .map_err(|e| StoreError::Corrupt(e.to_string()).into())
+    .map_err(Error::from)
 }
 
 /// Assembles the result from every chunk's part (`chunks` in plan order,

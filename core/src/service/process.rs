@@ -29,7 +29,7 @@ use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
 use crate::codec;
 use crate::domain::{EpochMs, JobId};
-use crate::error::{Disposition, Error, StoreError};
+use crate::error::{Disposition, Error};
 use crate::job::{Job, JobStatus};
 use crate::plan::{self, JobShape, Plan, SiteInfo};
 use crate::ports::{BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Platform, Ports, SqlDb};
@@ -814,7 +814,7 @@ fn encode_window(c: &Chunk, outs: Vec<Samples>) -> Result<Window, Error> {
         w.aggregates
             .extend(aggregate(&samples).into_iter().map(|a| (p, a)));
         let block = codec::encode_block(p, &samples)
-            .map_err(|e| StoreError::Corrupt(format!("encode chunk {} point {p}: {e}", c.idx)))?;
+            .map_err(|e| Error::Codec(format!("chunk {} point {p}: {e}", c.idx)))?;
         w.part.extend_from_slice(&block);
         w.counts.push(samples.len() as u64);
     }

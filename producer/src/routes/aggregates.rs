@@ -1,10 +1,11 @@
 //! `/v1/aggregates`: stored buckets of one point, the caller's own, with
 //! pages of complete buckets served from the Workers Cache.
 
+use crate::error::HttpError;
 use tsp_core::aggregate::Resolution;
 use tsp_core::api::{AggregateRow, Aggregates, MAX_AGG_LIMIT};
 use tsp_core::domain::{format_rfc3339, parse_rfc3339, PointName, Site, DAY_MS};
-use tsp_core::error::{Error, StoreError, ValidationError};
+use tsp_core::error::{Error, ValidationError};
 use tsp_core::ports::SqlDb;
 use tsp_core::store;
 use tsp_core::timeout::within;
@@ -111,7 +112,7 @@ impl AggregatesQuery {
                 ("Cache-Control" = String, description = "`private, max-age=60`."))),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let aq = AggregatesQuery::parse(&query(req)?)?;
     let key = aq.cache_key(cx.owner);
     if let Some(hit) = cache_get(cx, &key).await {
@@ -142,7 +143,7 @@ pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
         rows,
         next_from,
     };
-    let body = serde_json::to_string(&page).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let body = serde_json::to_string(&page).map_err(|e| Error::Codec(e.to_string()))?;
     if complete {
         cache_put(cx, &key, &body).await;
     }

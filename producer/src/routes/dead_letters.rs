@@ -1,5 +1,6 @@
 //! `/v1/dead-letters`, and a dead job's archive and retry.
 
+use crate::error::HttpError;
 use tsp_core::api::{ArchiveResponse, DeadLetter, DeadLetterList, SubmittedJob};
 use tsp_core::error::{Error, StoreError};
 use tsp_core::job::JobStatus;
@@ -20,7 +21,7 @@ use crate::json;
     responses((status = 200, description = "A page of dead letters.", body = DeadLetterList),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let page = Page::parse(&query(req)?)?;
     let jobs = page.jobs(cx, Some(JobStatus::FailedPermanent)).await?;
     let dead_letters = jobs
@@ -48,13 +49,14 @@ pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn archive(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+pub async fn archive(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;
     let (JobStatus::FailedPermanent, Some(at)) = (job.status, job.finished_at) else {
         return Err(Error::Conflict(format!(
             "job is {}; only dead jobs have an archive",
             job.status
-        )));
+        ))
+        .into());
     };
     let key = archive_key(job.id.as_str(), at);
     let bytes = cx.b.blobs.get(&key).await?.ok_or(Error::NotFound)?;
@@ -69,7 +71,7 @@ pub async fn archive(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let (job, sent) = manage::retry(
         &cx.b.db,
         &cx.b.queue,

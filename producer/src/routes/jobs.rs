@@ -1,7 +1,8 @@
 //! `/v1/jobs` and `/v1/jobs/{id}`: submit, list, status, cancel.
 
+use crate::error::HttpError;
 use tsp_core::api::{JobList, JobView, SubmittedJob};
-use tsp_core::error::{Error, ValidationError};
+use tsp_core::error::ValidationError;
 use tsp_core::job::JobStatus;
 use tsp_core::service::manage;
 use tsp_core::service::submit::{submit as submit_job, Submitted};
@@ -38,15 +39,15 @@ use crate::{json, MAX_BODY_BYTES};
         (status = 415, response = UnsupportedMediaType), (status = 422, response = InvalidRequest),
         (status = 429, response = TooManyRequests), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let header = |k: &str| req.headers().get(k).ok().flatten();
     let ct = header("content-type").unwrap_or_default();
     if !ct.to_ascii_lowercase().starts_with("application/json") {
-        return Err(Error::UnsupportedMediaType);
+        return Err(HttpError::UnsupportedMediaType);
     }
     let declared = header("content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+        return Err(HttpError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     let body = read_body(req).await?;
     let out = submit_job(&cx.b.deps(&log_line), cx.owner, &body).await?;
@@ -80,7 +81,7 @@ pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, Error> {
     responses((status = 200, description = "A page of jobs.", body = JobList),
         (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn list(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let StatusParam { status } = query(req)?;
     let status = status
         .map(|s| {
@@ -115,7 +116,7 @@ pub struct StatusParam {
             headers(("Retry-After" = i32, description = "Seconds before polling again (2); sent while the job is not in a terminal state."))),
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;
     let mut resp = json(200, &job.view());
     if !job.status.is_terminal() {
@@ -130,7 +131,7 @@ pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = manage::cancel(&cx.b.db, &cx.b.clock, cx.owner, &job_id(id)?, &log_line).await?;
     Ok(json(200, &job.view()))
 }

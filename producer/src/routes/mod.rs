@@ -14,6 +14,7 @@ pub mod meta;
 pub mod results;
 pub mod stats;
 
+use crate::error::HttpError;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -54,11 +55,11 @@ macro_rules! route_table {
             found: &Found<'_>,
             $req: &mut Request,
             cx: Option<Cx<'_>>,
-        ) -> Result<Response, Error> {
+        ) -> Result<Response, HttpError> {
             let $p = &found.params;
             match (found.pattern, found.method) {
                 $($(($path, stringify!($method)) => route_table!(@call $access, cx, $cx, $call),)+)*
-                _ => Err(Error::NotFound),
+                _ => Err(Error::NotFound.into()),
             }
         }
 
@@ -78,7 +79,7 @@ macro_rules! route_table {
             // A token route need not read its context (`/openapi.json`).
             #[allow(unused_variables)]
             Some($cx) => $call,
-            None => Err(Error::NotFound),
+            None => Err(Error::NotFound.into()),
         }
     };
     (@allow $first:ident $($rest:ident)*) => {
@@ -386,7 +387,7 @@ pub fn job_id(id: &str) -> Result<JobId, Error> {
 
 /// Reads the body chunk by chunk and stops past [`MAX_BODY_BYTES`], so a
 /// body without `Content-Length` is never buffered whole.
-pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, HttpError> {
     let unreadable = |e: worker::Error| {
         Error::from(ValidationError::single(
             "body",
@@ -402,7 +403,7 @@ pub async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(unreadable)?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+            return Err(HttpError::PayloadTooLarge(MAX_BODY_BYTES));
         }
         body.extend_from_slice(&chunk);
     }

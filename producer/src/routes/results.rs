@@ -1,5 +1,6 @@
 //! `/v1/jobs/{id}/result`: a completed job's object, as stored or converted.
 
+use crate::error::HttpError;
 use futures::StreamExt;
 use tsp_core::api::RESULT_GZIP_MEDIA_TYPE;
 use tsp_core::error::{Error, StoreError};
@@ -51,7 +52,7 @@ pub struct ResultFormatParams {
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 410, response = Gone),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
-pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, Error> {
+pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;
     let key = match (&job.status, &job.result_key) {
         (JobStatus::Completed, Some(k)) => k.clone(),
@@ -59,7 +60,8 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, Error>
             return Err(Error::Conflict(format!(
                 "job is {}; the result exists once it is completed",
                 job.status
-            )))
+            ))
+            .into())
         }
     };
     // The streaming read bypasses `TimedBlobs`, so it gets the same timeout
@@ -176,7 +178,7 @@ fn export(
     format: Format,
     headers: Headers,
     id: &str,
-) -> Result<Response, Error> {
+) -> Result<Response, HttpError> {
     let bytes = obj
         .body()
         .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?

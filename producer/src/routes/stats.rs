@@ -1,7 +1,7 @@
 //! `/v1/stats` and `/v1/metrics`: the caller's figures.
 
+use crate::error::HttpError;
 use tsp_core::api::Stats;
-use tsp_core::error::Error;
 use tsp_core::service::{manage, metrics as openmetrics};
 use worker::{Headers, Response, ResponseBuilder};
 
@@ -14,7 +14,7 @@ use crate::json;
     responses((status = 200, description = "The statistics.", body = Stats),
         (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn stats(cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn stats(cx: Cx<'_>) -> Result<Response, HttpError> {
     let quota = cx.b.cfg.daily_chunk_quota;
     Ok(json(
         200,
@@ -33,7 +33,7 @@ pub async fn stats(cx: Cx<'_>) -> Result<Response, Error> {
             content((String = openmetrics::CONTENT_TYPE))),
         (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
-pub async fn metrics(cx: Cx<'_>) -> Result<Response, Error> {
+pub async fn metrics(cx: Cx<'_>) -> Result<Response, HttpError> {
     let quota = cx.b.cfg.daily_chunk_quota;
     let body = openmetrics::render(&cx.b.db, &cx.b.clock, cx.owner, quota).await?;
     let headers = Headers::new();
