@@ -61,7 +61,8 @@ impl fmt::Display for JobId {
 /// A site name: letters, digits, `_`, `-` and `.`, starting with a letter or
 /// digit, at most 128 bytes and never containing `..`, so it is safe in a URL
 /// path segment and an object key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Site(String);
 
 impl Site {
@@ -88,6 +89,7 @@ impl Site {
 
 /// A point name: 1 to 512 bytes with no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PointName(String);
 
 impl PointName {
@@ -107,6 +109,52 @@ impl PointName {
         &self.0
     }
 }
+
+/// The text conversions of a name newtype: read back through its `parse`
+/// (a stored row is checked again), written as the plain string.
+macro_rules! name_text {
+    ($t:ident) => {
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                $t::parse(&s).map_err(|why| format!("{} {s:?}: {why}", stringify!($t)))
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> Self {
+                v.0
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+name_text!(Site);
+name_text!(PointName);
 
 /// OpenAPI schemas of the newtypes: the rules their `parse` enforces, as
 /// far as a JSON Schema can say them.
@@ -158,4 +206,21 @@ mod schemas {
         }
     }
     impl ToSchema for super::PointName {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_through_parse_and_write_as_plain_strings() {
+        let site: Site = serde_json::from_str(r#""bldg-1.a""#).unwrap();
+        assert_eq!(site, "bldg-1.a");
+        assert_eq!(serde_json::to_string(&site).unwrap(), r#""bldg-1.a""#);
+        assert!(serde_json::from_str::<Site>(r#""../etc""#).is_err());
+        let points: Vec<PointName> = serde_json::from_str(r#"["a/b", "c d"]"#).unwrap();
+        assert_eq!(points[1].to_string(), "c d");
+        let err = serde_json::from_str::<PointName>(r#""a\nb""#).unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+    }
 }

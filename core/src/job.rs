@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::api::{
     JobView, Progress, ResultContentType, ResultEncoding, ResultLink, UpstreamUse, Waiting,
 };
-use crate::domain::{format_rfc3339, EpochMs, JobId};
+use crate::domain::{format_rfc3339, EpochMs, JobId, PointName, Site};
 use crate::store::NewJob;
 
 pub use tsp_api::JobStatus;
@@ -18,10 +18,10 @@ pub struct Job {
     /// Owning tenant.
     pub owner: String,
     /// Site.
-    pub site: String,
+    pub site: Site,
     /// Sorted, unique points.
     #[serde(deserialize_with = "de::json_text")]
-    pub points: Vec<String>,
+    pub points: Vec<PointName>,
     /// Range start, epoch ms.
     #[serde(deserialize_with = "de::int")]
     pub start_ms: EpochMs,
@@ -118,17 +118,17 @@ pub struct Job {
     pub upstream_requests: i64,
     /// Points that yielded no sample over the whole range (once completed).
     #[serde(default, deserialize_with = "de::opt_json_text")]
-    pub points_without_data: Option<Vec<String>>,
+    pub points_without_data: Option<Vec<PointName>>,
 }
 
 impl Job {
     /// The row [`store::insert_job`](crate::store::insert_job) writes for
     /// `new`, as a read would return it: built rather than read back.
-    pub fn queued(new: &NewJob<'_>, points: Vec<String>) -> Self {
+    pub fn queued(new: &NewJob<'_>, points: Vec<PointName>) -> Self {
         Job {
             id: new.id.clone(),
             owner: new.owner.to_owned(),
-            site: new.site.to_owned(),
+            site: new.site.clone(),
             points,
             start_ms: new.start_ms,
             end_ms: new.end_ms,
@@ -194,8 +194,8 @@ impl Job {
         JobView {
             job_id: job.id.clone(),
             status: job.status,
-            site: job.site.clone(),
-            points: job.points.clone(),
+            site: job.site.to_string(),
+            points: names(&job.points),
             start: format_rfc3339(job.start_ms),
             end: format_rfc3339(job.end_ms),
             attempts: job.attempts,
@@ -223,9 +223,14 @@ impl Job {
                 bytes: job.upstream_bytes,
                 requests: job.upstream_requests,
             },
-            points_without_data: job.points_without_data.clone(),
+            points_without_data: job.points_without_data.as_deref().map(names),
         }
     }
+}
+
+/// Names as the wire carries them.
+fn names(points: &[PointName]) -> Vec<String> {
+    points.iter().map(|p| p.as_str().to_owned()).collect()
 }
 
 pub(crate) mod de {

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 
 use crate::aggregate::Aggregate;
-use crate::domain::{EpochMs, JobId};
+use crate::domain::{EpochMs, JobId, PointName, Site};
 use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Row, SqlDb, SqlValue, Statement};
@@ -68,7 +68,7 @@ pub struct NewJob<'a> {
     /// Owner.
     pub owner: &'a str,
     /// Site.
-    pub site: &'a str,
+    pub site: &'a Site,
     /// Points as a JSON array.
     pub points_json: String,
     /// Range start.
@@ -109,7 +109,7 @@ pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
         vec![
             j.id.as_str().into(),
             j.owner.into(),
-            j.site.into(),
+            j.site.as_str().into(),
             j.points_json.clone().into(),
             j.start_ms.into(),
             j.end_ms.into(),
@@ -406,7 +406,7 @@ pub struct AggTarget<'a> {
     /// Site.
     pub site: &'a str,
     /// The job's points; a row names its point by index.
-    pub points: &'a [String],
+    pub points: &'a [PointName],
     /// The writing job's range: buckets it covers only in part are partial.
     pub range: (EpochMs, EpochMs),
 }

@@ -9,14 +9,14 @@
 use proptest::prelude::*;
 use tsp_core::aggregate::{Aggregate, Resolution};
 use tsp_core::budget::{Budget, Limits, Metered};
-use tsp_core::domain::{JobId, HOUR_MS};
+use tsp_core::domain::{JobId, PointName, Site, HOUR_MS};
 use tsp_core::plan::{Plan, PlanChoice, SiteInfo};
 use tsp_core::ports::{BlobMeta, BlobStore, SqlDb, Statement, MAX_DELETE_KEYS};
 use tsp_core::store::{self, AggTarget, Holder, NewJob};
 use tsp_core::timeout::{TimedBlobs, TimedDb};
 use tsp_native::{MemBlobs, SqliteDb, TokioClock};
 
-use crate::support::NOW;
+use crate::support::{without_data, NOW};
 
 /// A processing job of point `p` held with `token`.
 async fn held_job<D: SqlDb>(db: &D, id: &JobId, token: &str) {
@@ -25,10 +25,11 @@ async fn held_job<D: SqlDb>(db: &D, id: &JobId, token: &str) {
 
 /// A processing job of these points (a JSON array) held with `token`.
 async fn held_job_of<D: SqlDb>(db: &D, id: &JobId, token: &str, points_json: &str) {
+    let site = Site::parse("s").expect("a site");
     let new = NewJob {
         id,
         owner: "alice",
-        site: "s",
+        site: &site,
         points_json: points_json.to_owned(),
         start_ms: 0,
         end_ms: 30 * 24 * HOUR_MS,
@@ -203,7 +204,7 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
     );
     assert_eq!((job.upstream_bytes, job.upstream_requests), (107, 2));
     assert_eq!(job.sample_count, 6);
-    assert_eq!(job.points_without_data, Some(vec!["b".to_owned()]));
+    assert_eq!(without_data(&job), Some(vec!["b".to_owned()]));
 
     let info = SiteInfo {
         points: 50,
@@ -278,7 +279,7 @@ async fn round_trip<D: SqlDb>(db: &D, values: &[[f64; 7]]) -> Vec<[f64; 7]> {
         .enumerate()
         .map(|(i, v)| row(i as i64, v))
         .collect();
-    let points = ["p".to_owned()];
+    let points = [PointName::parse("p").expect("a point")];
     let to = AggTarget {
         owner: "alice",
         site: "s",

@@ -405,7 +405,7 @@ async fn a_404_on_the_point_endpoint_is_a_point_without_data() {
 
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.last_error);
     assert_eq!(job.plan, Some(Plan::Point));
-    assert_eq!(job.points_without_data, Some(vec![unknown.clone()]));
+    assert_eq!(without_data(&job), Some(vec![unknown.clone()]));
     assert_exact(&h.result(&id).await, site, &points, day(), &[unknown]);
     assert_eq!(
         sim_stats(&sim).await["requests_point"].as_u64().unwrap(),
@@ -429,7 +429,7 @@ async fn points_without_data_lists_a_silent_point_and_an_unknown_name_and_nothin
         let h = Harness::new(&sim);
         let (id, job) = run(&h, &job_body(site, &points, day(), plan)).await;
         assert_eq!(job.status, JobStatus::Completed, "{plan}");
-        assert_eq!(job.points_without_data, Some(want.clone()), "{plan}");
+        assert_eq!(without_data(&job), Some(want.clone()), "{plan}");
         assert_exact(&h.result(&id).await, site, &points, day(), &want);
     }
 }

@@ -395,3 +395,10 @@ pub async fn received_on(server: &wiremock::MockServer, path: &str) -> Vec<wirem
         .filter(|r| r.url.path() == path)
         .collect()
 }
+
+/// A job's `points_without_data` as plain names.
+pub fn without_data(job: &tsp_core::job::Job) -> Option<Vec<String>> {
+    job.points_without_data
+        .as_ref()
+        .map(|v| v.iter().map(|p| p.as_str().to_owned()).collect())
+}

@@ -171,7 +171,7 @@ fn metadata(job: &Job, samples: u64) -> BlobMeta {
             ("job_id".to_owned(), job.id.to_string()),
             ("sample_count".to_owned(), samples.to_string()),
             ("format_version".to_owned(), FORMAT_VERSION.to_string()),
-            ("site".to_owned(), job.site.clone()),
+            ("site".to_owned(), job.site.to_string()),
             ("point_count".to_owned(), job.points.len().to_string()),
         ],
     };
@@ -186,10 +186,10 @@ fn header(job: &Job) -> Result<Vec<u8>, Error> {
     codec::encode_header(&Header {
         format: FORMAT_NAME.to_owned(),
         version: FORMAT_VERSION,
-        site: job.site.clone(),
+        site: job.site.to_string(),
         start_ms: job.start_ms,
         end_ms: job.end_ms,
-        points: job.points.clone(),
+        points: job.points.iter().map(ToString::to_string).collect(),
     })
     .map_err(Error::from)
 }

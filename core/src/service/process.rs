@@ -608,7 +608,12 @@ async fn resolve_plan<P: Platform>(
     let info = site_info(deps, job, lease, &mut traffic).await?;
     let shape = JobShape {
         points: job.points.len() as u64,
-        max_name_bytes: job.points.iter().map(|p| p.len() as u64).max().unwrap_or(0),
+        max_name_bytes: job
+            .points
+            .iter()
+            .map(|p| p.as_str().len() as u64)
+            .max()
+            .unwrap_or(0),
         days: ((job.end_ms - job.start_ms) as u64).div_ceil(crate::domain::DAY_MS as u64),
         windows: windows as u64,
     };
@@ -647,15 +652,21 @@ async fn site_info<P: Platform>(
     traffic: &mut Traffic,
 ) -> Result<SiteInfo, Error> {
     let now = deps.clock.now_ms();
-    let cached = store::select_site_info(&job.site, now - deps.cfg.site_info_ttl_ms);
+    let cached = store::select_site_info(job.site.as_str(), now - deps.cfg.site_info_ttl_ms);
     let rows: Vec<SiteInfo> = store::decode(deps.db.query(&cached).await?)?;
     if let Some(info) = rows.into_iter().next() {
         return Ok(info);
     }
     let ace = Ace::new(deps.http, deps.clock, deps.cfg);
-    let info = upstream_result(deps, job, lease, ace.site_info(&job.site, traffic).await).await?;
+    let info = upstream_result(
+        deps,
+        job,
+        lease,
+        ace.site_info(job.site.as_str(), traffic).await,
+    )
+    .await?;
     deps.db
-        .execute(&store::upsert_site_info(&job.site, &info, now))
+        .execute(&store::upsert_site_info(job.site.as_str(), &info, now))
         .await?;
     Ok(info)
 }
@@ -674,7 +685,7 @@ async fn upstream_result<P: Platform, T>(
             Ok(v)
         }
         Err(e) => {
-            let opened = lease.circuit.failure(deps, &job.site, &e).await?;
+            let opened = lease.circuit.failure(deps, job.site.as_str(), &e).await?;
             Err(match opened {
                 Some((until, reason)) => Error::UpstreamUnavailable { until, reason },
                 None => e,
@@ -832,7 +843,7 @@ async fn run_chunk<P: Platform>(
 ) -> Result<(DoneChunk, u64), Error> {
     lease.heartbeat(deps).await?;
     let q = WindowQuery {
-        site: &job.site,
+        site: job.site.as_str(),
         names: &job.points,
         points: &fetch.points,
         start: c.start,
@@ -880,7 +891,7 @@ async fn commit_chunk<D: SqlDb>(
 ) -> Result<(), Error> {
     let target = AggTarget {
         owner: &job.owner,
-        site: &job.site,
+        site: job.site.as_str(),
         points: &job.points,
         range: (job.start_ms, job.end_ms),
     };

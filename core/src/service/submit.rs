@@ -84,8 +84,7 @@ pub async fn submit<P: Platform>(
         .await
         .is_ok();
     // The row is what we just wrote; build it rather than read it back.
-    let points = req.points.iter().map(|p| p.as_str().to_owned()).collect();
-    let job = Job::queued(&new, points);
+    let job = Job::queued(&new, req.points.clone());
     Ok(Submitted::Created { job, enqueued })
 }
 
@@ -108,7 +107,7 @@ fn new_job<'a>(
     NewJob {
         id,
         owner,
-        site: req.site.as_str(),
+        site: &req.site,
         points_json: serde_json::to_string(&points).unwrap_or_else(|_| "[]".to_owned()),
         start_ms: start,
         end_ms: end,

@@ -279,7 +279,10 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
             let mut spans = vec![(q.start, q.end)];
             while let Some((s, e)) = spans.pop() {
                 between().await?;
-                match self.point_span(name, &one, s, e, out, traffic).await {
+                match self
+                    .point_span(name.as_str(), &one, s, e, out, traffic)
+                    .await
+                {
                     Ok(()) => {}
                     Err(Error::Upstream(
                         UpstreamError::TooLarge(_) | UpstreamError::Timeout(_),

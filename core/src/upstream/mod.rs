@@ -23,7 +23,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, ExposeSecret};
-use crate::domain::EpochMs;
+use crate::domain::{EpochMs, PointName};
 use crate::error::{body_snippet, Error, ErrorClass, UpstreamError};
 use crate::plan::{Plan, SiteInfo};
 use crate::ports::{Clock, HttpClient, HttpRequest};
@@ -62,7 +62,7 @@ pub struct WindowQuery<'a> {
     /// Site.
     pub site: &'a str,
     /// The job's points, sorted; `outs[i]` receives `names[i]`'s samples.
-    pub names: &'a [String],
+    pub names: &'a [PointName],
     /// The same names, for the page parser's lookup.
     pub points: &'a PointSet,
     /// First millisecond.

@@ -81,7 +81,7 @@ impl PointSet {
     ///
     /// # Panics
     /// With more than `u32::MAX` names.
-    pub fn new(names: &[String]) -> Self {
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Self {
         let mut set = PointSet {
             names: Vec::with_capacity(names.len()),
             index: HashMap::default(),
@@ -91,7 +91,7 @@ impl PointSet {
         set.index.reserve(names.len());
         for (i, name) in names.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 points");
-            let bytes: Box<[u8]> = name.as_bytes().into();
+            let bytes: Box<[u8]> = name.as_ref().as_bytes().into();
             match bytes.len() {
                 n if n < 256 => set.lens[n / 64] |= 1 << (n % 64),
                 _ => set.long = true,

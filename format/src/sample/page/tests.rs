@@ -586,7 +586,7 @@ fn point_set_lookup() {
     for n in OTHERS.iter().copied().chain(["", "y", &long[1..]]) {
         assert_eq!(set.index_of(n.as_bytes()), None, "{n}");
     }
-    let none = PointSet::new(&[]);
+    let none = PointSet::new::<String>(&[]);
     assert!(none.is_empty());
     assert_eq!(none.index_of(POINT.as_bytes()), None);
 }
