@@ -9,7 +9,7 @@
 #![deny(missing_docs)]
 
 use tsp_cloudflare::queue::RawMessage;
-use tsp_cloudflare::{describe, wasm_memory_bytes, Bindings};
+use tsp_cloudflare::{describe, wasm_memory_bytes, Bindings, WorkerDeps};
 use tsp_core::error::Disposition;
 use tsp_core::ports::JobMessage;
 use tsp_core::service::process;
@@ -19,22 +19,7 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
     let started = worker::Date::now().as_millis();
     let log = |line: &str| worker::console_log!("{line}");
     let deps = b.deps(&log);
-    let mut decoded = Vec::with_capacity(messages.len());
-    let mut raws = Vec::with_capacity(messages.len());
-    for m in messages {
-        match serde_json::from_value::<JobMessage>(m.body_json()) {
-            Ok(msg) => {
-                decoded.push((msg, m.attempts));
-                raws.push(m);
-            }
-            // Not ours to understand: let the retries run out so it lands in
-            // the dead-letter queue, which archives it raw.
-            Err(e) => {
-                worker::console_error!("undecodable job message {}: {e}", m.id);
-                apply(&m, Disposition::DeadLetter);
-            }
-        }
-    }
+    let (raws, decoded) = decode(messages);
     let report = process::handle_batch(&deps, &decoded).await;
     for ((m, (msg, attempt)), handled) in raws.iter().zip(&decoded).zip(&report.handled) {
         worker::console_log!(
@@ -50,9 +35,47 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
         );
         apply(m, handled.disposition);
     }
-    // Exact D1 statement count of this invocation (a batch counts each of
-    // its statements, counted by the D1 adapter itself), the budget's own
-    // counts, wall time and wasm memory.
+    record_usage(&deps, &report).await;
+    worker::console_log!(
+        "{}",
+        serde_json::json!({
+            "event": "consumer_batch",
+            "messages": decoded.len(),
+            "d1_statements": b.db.inner().statements(),
+            "budget_statements": report.statements,
+            "subrequests": report.subrequests,
+            "upstream_bytes": report.usage.upstream_bytes,
+            "wasm_memory_bytes": wasm_memory_bytes(),
+            "ms": worker::Date::now().as_millis().saturating_sub(started),
+        })
+    );
+}
+
+/// The batch's job messages, each with its delivery count. A message that
+/// is not one is not ours to understand: its retries run out, so it lands
+/// in the dead-letter queue, which archives it raw.
+fn decode(messages: Vec<RawMessage>) -> (Vec<RawMessage>, Vec<(JobMessage, u32)>) {
+    let mut decoded = Vec::with_capacity(messages.len());
+    let mut raws = Vec::with_capacity(messages.len());
+    for m in messages {
+        match serde_json::from_value::<JobMessage>(m.body_json()) {
+            Ok(msg) => {
+                decoded.push((msg, m.attempts));
+                raws.push(m);
+            }
+            Err(e) => {
+                worker::console_error!("undecodable job message {}: {e}", m.id);
+                apply(&m, Disposition::DeadLetter);
+            }
+        }
+    }
+    (raws, decoded)
+}
+
+/// Records the invocation's use of each platform limit: the exact D1
+/// statement count (a batch counts each of its statements, counted by the
+/// D1 adapter itself), the budget's own counts, wall time and wasm memory.
+async fn record_usage(deps: &WorkerDeps<'_>, report: &process::BatchReport) {
     let usage = tsp_core::budget::Usage {
         memory_bytes: wasm_memory_bytes(),
         ..report.usage
@@ -68,22 +91,9 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             serde_json::json!({"event": "limit_warning", "level": "warn", "detail": w})
         );
     }
-    if let Err(e) = tsp_core::service::usage::record(&deps, &usage).await {
+    if let Err(e) = tsp_core::service::usage::record(deps, &usage).await {
         worker::console_error!("could not record the invocation's usage: {e}");
     }
-    worker::console_log!(
-        "{}",
-        serde_json::json!({
-            "event": "consumer_batch",
-            "messages": decoded.len(),
-            "d1_statements": b.db.inner().statements(),
-            "budget_statements": report.statements,
-            "subrequests": report.subrequests,
-            "upstream_bytes": report.usage.upstream_bytes,
-            "wasm_memory_bytes": wasm_memory_bytes(),
-            "ms": worker::Date::now().as_millis().saturating_sub(started),
-        })
-    );
 }
 
 fn apply(m: &RawMessage, d: Disposition) {

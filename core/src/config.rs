@@ -190,83 +190,25 @@ pub struct Config {
     pub job_retention_ms: i64,
 }
 
+/// A number setting: `default` when unset or blank.
+fn num<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, ValidationError> {
+    match get(name).filter(|s| !s.trim().is_empty()) {
+        None => Ok(default),
+        Some(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| ValidationError::single(name, "must be a number")),
+    }
+}
+
 impl Config {
     /// Reads the configuration through `get` (a var or secret by name).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
-        fn num<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            name: &str,
-            default: T,
-        ) -> Result<T, ValidationError> {
-            match get(name).filter(|s| !s.trim().is_empty()) {
-                None => Ok(default),
-                Some(s) => s
-                    .trim()
-                    .parse()
-                    .map_err(|_| ValidationError::single(name, "must be a number")),
-            }
-        }
-        let d = Config::default();
-        let cfg = Config {
-            upstream_url: get("ACE_API_URL")
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_owned(),
-            upstream_token: get("ACE_API_TOKEN").unwrap_or_default().into(),
-            page_size: num(&get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
-            upstream_plan: match get("UPSTREAM_PLAN").filter(|s| !s.trim().is_empty()) {
-                None => d.upstream_plan,
-                Some(s) => s
-                    .trim()
-                    .parse()
-                    .map_err(|e: String| ValidationError::single("UPSTREAM_PLAN", &e))?,
-            },
-            upstream_sample_secs: num(&get, "UPSTREAM_SAMPLE_SECS", d.upstream_sample_secs)?.max(1),
-            window_max_samples: num(&get, "WINDOW_MAX_SAMPLES", d.window_max_samples)?.max(1),
-            site_info_ttl_ms: num(&get, "SITE_INFO_TTL_MS", d.site_info_ttl_ms)?,
-            upstream_request_cost_bytes: num(
-                &get,
-                "UPSTREAM_REQUEST_COST_BYTES",
-                d.upstream_request_cost_bytes,
-            )?,
-            upstream_timeout_ms: num(&get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
-            upstream_concurrency: num(&get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
-                .clamp(1, 6),
-            page_retry_ms: num(&get, "PAGE_RETRY_MS", d.page_retry_ms)?,
-            retry_jitter: num(&get, "RETRY_JITTER", d.retry_jitter)?.clamp(0.0, 1.0),
-            max_stalled_deliveries: num(&get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
-            circuit_threshold: num(&get, "CIRCUIT_THRESHOLD", d.circuit_threshold)?,
-            circuit_cooldown_ms: num(&get, "CIRCUIT_COOLDOWN_MS", d.circuit_cooldown_ms)?,
-            upstream_max_page_bytes: num(
-                &get,
-                "UPSTREAM_MAX_PAGE_BYTES",
-                d.upstream_max_page_bytes,
-            )?,
-            chunk_max_samples: num(&get, "CHUNK_MAX_SAMPLES", d.chunk_max_samples)?,
-            malformed_limit: num(&get, "MALFORMED_LIMIT", d.malformed_limit)?,
-            storage_timeout_ms: num(&get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
-            invocation_budget_ms: num(&get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
-            chunks_per_invocation: num(&get, "CHUNKS_PER_INVOCATION", d.chunks_per_invocation)?,
-            subrequest_budget: num(&get, "SUBREQUEST_BUDGET", d.subrequest_budget)?,
-            lease_ms: num(&get, "LEASE_MS", d.lease_ms)?,
-            max_points: num(&get, "MAX_POINTS", d.max_points)?,
-            max_active_jobs: num(&get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
-            daily_chunk_quota: num(&get, "DAILY_CHUNK_QUOTA", d.daily_chunk_quota)?,
-            freshness_ms: num(&get, "FRESHNESS_MS", d.freshness_ms)?,
-            max_retries: num(&get, "MAX_RETRIES", d.max_retries)?,
-            single_put_max_bytes: num(&get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
-            multipart_part_bytes: num(&get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
-                .max(5 << 20),
-            alert_webhook_url: get("ALERT_WEBHOOK_URL")
-                .filter(|s| !s.is_empty())
-                .map(SecretString::from),
-            alert_timeout_ms: num(&get, "ALERT_TIMEOUT_MS", d.alert_timeout_ms)?,
-            public_base_url: get("PUBLIC_BASE_URL")
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_owned(),
-            job_retention_ms: num(&get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
-        };
+        let cfg = Self::rest(&get, Self::upstream(&get)?)?;
         if cfg.page_size != 0 && !PAGE_SIZES.contains(&cfg.page_size) {
             return Err(ValidationError::single(
                 "UPSTREAM_PAGE_SIZE",
@@ -274,6 +216,79 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+
+    /// The upstream's settings, over the defaults.
+    fn upstream(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ValidationError> {
+        let d = Config::default();
+        Ok(Config {
+            upstream_url: get("ACE_API_URL")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            upstream_token: get("ACE_API_TOKEN").unwrap_or_default().into(),
+            page_size: num(get, "UPSTREAM_PAGE_SIZE", d.page_size)?,
+            upstream_plan: match get("UPSTREAM_PLAN").filter(|s| !s.trim().is_empty()) {
+                None => d.upstream_plan,
+                Some(s) => s
+                    .trim()
+                    .parse()
+                    .map_err(|e: String| ValidationError::single("UPSTREAM_PLAN", &e))?,
+            },
+            upstream_sample_secs: num(get, "UPSTREAM_SAMPLE_SECS", d.upstream_sample_secs)?.max(1),
+            window_max_samples: num(get, "WINDOW_MAX_SAMPLES", d.window_max_samples)?.max(1),
+            site_info_ttl_ms: num(get, "SITE_INFO_TTL_MS", d.site_info_ttl_ms)?,
+            upstream_request_cost_bytes: num(
+                &get,
+                "UPSTREAM_REQUEST_COST_BYTES",
+                d.upstream_request_cost_bytes,
+            )?,
+            upstream_timeout_ms: num(get, "UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms)?,
+            upstream_concurrency: num(get, "UPSTREAM_CONCURRENCY", d.upstream_concurrency)?
+                .clamp(1, 6),
+            page_retry_ms: num(get, "PAGE_RETRY_MS", d.page_retry_ms)?,
+            retry_jitter: num(get, "RETRY_JITTER", d.retry_jitter)?.clamp(0.0, 1.0),
+            ..d
+        })
+    }
+
+    /// The storage, job, quota and alert settings, over `d`.
+    fn rest(get: &impl Fn(&str) -> Option<String>, d: Config) -> Result<Self, ValidationError> {
+        Ok(Config {
+            max_stalled_deliveries: num(get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
+            circuit_threshold: num(get, "CIRCUIT_THRESHOLD", d.circuit_threshold)?,
+            circuit_cooldown_ms: num(get, "CIRCUIT_COOLDOWN_MS", d.circuit_cooldown_ms)?,
+            upstream_max_page_bytes: num(
+                &get,
+                "UPSTREAM_MAX_PAGE_BYTES",
+                d.upstream_max_page_bytes,
+            )?,
+            chunk_max_samples: num(get, "CHUNK_MAX_SAMPLES", d.chunk_max_samples)?,
+            malformed_limit: num(get, "MALFORMED_LIMIT", d.malformed_limit)?,
+            storage_timeout_ms: num(get, "STORAGE_TIMEOUT_MS", d.storage_timeout_ms)?,
+            invocation_budget_ms: num(get, "INVOCATION_BUDGET_MS", d.invocation_budget_ms)?,
+            chunks_per_invocation: num(get, "CHUNKS_PER_INVOCATION", d.chunks_per_invocation)?,
+            subrequest_budget: num(get, "SUBREQUEST_BUDGET", d.subrequest_budget)?,
+            lease_ms: num(get, "LEASE_MS", d.lease_ms)?,
+            max_points: num(get, "MAX_POINTS", d.max_points)?,
+            max_active_jobs: num(get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
+            daily_chunk_quota: num(get, "DAILY_CHUNK_QUOTA", d.daily_chunk_quota)?,
+            freshness_ms: num(get, "FRESHNESS_MS", d.freshness_ms)?,
+            max_retries: num(get, "MAX_RETRIES", d.max_retries)?,
+            single_put_max_bytes: num(get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
+            multipart_part_bytes: num(get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
+                .max(5 << 20),
+            alert_webhook_url: get("ALERT_WEBHOOK_URL")
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
+            alert_timeout_ms: num(get, "ALERT_TIMEOUT_MS", d.alert_timeout_ms)?,
+            public_base_url: get("PUBLIC_BASE_URL")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            job_retention_ms: num(get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
+            ..d
+        })
     }
 
     /// Defaults, with the upstream at `url`.

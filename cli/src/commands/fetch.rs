@@ -193,6 +193,18 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Checks the bytes received against the server's `X-Content-SHA256`.
+fn verify(expected: Option<&str>, got: &str, received: u64) -> anyhow::Result<()> {
+    match expected {
+        Some(want) if want != got => bail!(
+            "SHA-256 mismatch: X-Content-SHA256 is {want}, the {received} bytes received hash to {got}"
+        ),
+        Some(_) => {}
+        None => eprintln!("warning: no X-Content-SHA256 header; the download is not verified"),
+    }
+    Ok(())
+}
+
 async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
     if args.format == OutFormat::Parquet {
         refuse_terminal(args.output.as_deref(), "Parquet")?;
@@ -236,13 +248,7 @@ async fn download(api: &Client, args: &Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let got = hex::encode(hasher.finalize());
-    match &expected {
-        Some(want) if *want != got => bail!(
-            "SHA-256 mismatch: X-Content-SHA256 is {want}, the {received} bytes received hash to {got}"
-        ),
-        Some(_) => {}
-        None => eprintln!("warning: no X-Content-SHA256 header; the download is not verified"),
-    }
+    verify(expected.as_deref(), &got, received)?;
     if let Some(e) = decode_error {
         return Err(e);
     }

@@ -123,20 +123,7 @@ pub async fn dead_letter_as<P: Platform>(
             alerted_now: false,
         });
     }
-    let events: Vec<Value> = db
-        .query(&store::select_events(id))
-        .await?
-        .into_iter()
-        .map(Value::Object)
-        .collect();
-    let archive = json!({
-        "kind": "dead_job",
-        "archived_at": format_rfc3339(now),
-        "reason": job.last_error.as_deref().unwrap_or(reason),
-        "message": message,
-        "job": job,
-        "events": events,
-    });
+    let archive = archive_doc(db, &job, now, reason, message).await?;
     put_archive(deps, &key, &archive).await?;
     let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key)).await? {
         Alert::Sent => db.execute(&store::mark_alerted(id, clock.now_ms())).await? > 0,
@@ -149,6 +136,31 @@ pub async fn dead_letter_as<P: Platform>(
         archive_key: key,
         alerted_now,
     })
+}
+
+/// A dead job's archive: the row, its status changes, the message that
+/// failed and why.
+async fn archive_doc<D: SqlDb>(
+    db: &D,
+    job: &Job,
+    now: EpochMs,
+    reason: &str,
+    message: &Value,
+) -> Result<Value, Error> {
+    let events: Vec<Value> = db
+        .query(&store::select_events(&job.id))
+        .await?
+        .into_iter()
+        .map(Value::Object)
+        .collect();
+    Ok(json!({
+        "kind": "dead_job",
+        "archived_at": format_rfc3339(now),
+        "reason": job.last_error.as_deref().unwrap_or(reason),
+        "message": message,
+        "job": job,
+        "events": events,
+    }))
 }
 
 async fn put_archive<P: Platform>(
@@ -233,6 +245,25 @@ pub(crate) async fn send_operator_alert<P: Platform>(
     }
 }
 
+/// One try of an alert: a JSON POST keyed by the archive key.
+fn alert_request(url: &str, key: &str, payload: &Value, timeout_ms: u64) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        url: url.to_owned(),
+        headers: vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            // One key per death (the archive key): a receiver that
+            // deduplicates can drop the repeat a crash after a delivered
+            // alert would cause.
+            ("Idempotency-Key".to_owned(), key.to_owned()),
+        ],
+        body: Some(payload.to_string().into_bytes()),
+        timeout_ms,
+        // A webhook's answer is not read; a little is plenty.
+        max_body_bytes: 64 << 10,
+    }
+}
+
 /// Posts an alert with a timeout per try and a few tries. Without a webhook
 /// configured, the alert is the log line.
 async fn send_alert<P: Platform>(
@@ -251,21 +282,7 @@ async fn send_alert<P: Platform>(
     };
     let mut last = None;
     for attempt in 1..=ALERT_TRIES {
-        let req = HttpRequest {
-            method: "POST",
-            url: url.to_owned(),
-            headers: vec![
-                ("Content-Type".to_owned(), "application/json".to_owned()),
-                // One key per death (the archive key): a receiver that
-                // deduplicates can drop the repeat a crash after a
-                // delivered alert would cause.
-                ("Idempotency-Key".to_owned(), key.to_owned()),
-            ],
-            body: Some(payload.to_string().into_bytes()),
-            timeout_ms: deps.cfg.alert_timeout_ms,
-            // A webhook's answer is not read; a little is plenty.
-            max_body_bytes: 64 << 10,
-        };
+        let req = alert_request(url, key, payload, deps.cfg.alert_timeout_ms);
         match deps.http.send(req).await {
             Ok(r) if StatusClass::of(r.status) == StatusClass::Success => return Ok(Alert::Sent),
             // The webhook refuses this alert (revoked, malformed): retrying

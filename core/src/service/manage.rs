@@ -122,49 +122,72 @@ pub async fn stats<D: SqlDb, C: Clock>(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let n = |k: &str| row.get(k).and_then(Value::as_f64).unwrap_or(0.0) as i64;
-    let opt = |k: &str| row.get(k).and_then(Value::as_f64).map(|v| v as i64);
-    let (done_hour, failed_hour) = (n("completed_last_hour"), n("failed_last_hour"));
-    let finished_hour = done_hour + failed_hour;
-    let measured = n("durations");
+    let c = Cols(&row);
+    let measured = c.n("durations");
     Ok(Stats {
-        counts: StatusCounts {
-            queued: n("queued"),
-            processing: n("processing"),
-            completed: n("completed"),
-            failed: n("failed"),
-            failed_permanent: n("failed_permanent"),
-            cancelled: n("cancelled"),
-        },
-        oldest_queued_age_ms: opt("oldest_queued_at").map(|t| now - t),
-        last_hour: LastHour {
-            completed: done_hour,
-            failed_permanent: failed_hour,
-            samples: n("samples_last_hour"),
-            failure_rate: if finished_hour > 0 {
-                failed_hour as f64 / finished_hour as f64
-            } else {
-                0.0
-            },
-        },
-        dead_letters_last_24h: n("dead_last_day"),
-        alerts_refused: n("alerts_refused"),
-        invocations_last_24h: InvocationMaxima {
-            invocations: n("inv_count"),
-            max_d1_statements: n("inv_statements"),
-            max_subrequests: n("inv_subrequests"),
-            max_wasm_memory_bytes: n("inv_memory"),
-            max_wall_ms: n("inv_wall_ms"),
-            limit_warnings: n("inv_warnings"),
-        },
+        counts: c.counts(),
+        oldest_queued_age_ms: c.opt("oldest_queued_at").map(|t| now - t),
+        last_hour: c.last_hour(),
+        dead_letters_last_24h: c.n("dead_last_day"),
+        alerts_refused: c.n("alerts_refused"),
+        invocations_last_24h: c.invocations(),
         usage_today: UsageToday {
             chunks: used,
             quota: (quota > 0).then_some(quota),
         },
         duration_ms_last_24h: Durations {
             jobs: measured,
-            p50: opt("p50").filter(|_| measured > 0),
-            p95: opt("p95").filter(|_| measured > 0),
+            p50: c.opt("p50").filter(|_| measured > 0),
+            p95: c.opt("p95").filter(|_| measured > 0),
         },
     })
+}
+
+/// The stats row's columns, as integers (D1 answers floats).
+struct Cols<'a>(&'a crate::ports::Row);
+
+impl Cols<'_> {
+    fn n(&self, k: &str) -> i64 {
+        self.opt(k).unwrap_or(0)
+    }
+
+    fn opt(&self, k: &str) -> Option<i64> {
+        self.0.get(k).and_then(Value::as_f64).map(|v| v as i64)
+    }
+
+    fn counts(&self) -> StatusCounts {
+        StatusCounts {
+            queued: self.n("queued"),
+            processing: self.n("processing"),
+            completed: self.n("completed"),
+            failed: self.n("failed"),
+            failed_permanent: self.n("failed_permanent"),
+            cancelled: self.n("cancelled"),
+        }
+    }
+
+    fn last_hour(&self) -> LastHour {
+        let (done, failed) = (self.n("completed_last_hour"), self.n("failed_last_hour"));
+        LastHour {
+            completed: done,
+            failed_permanent: failed,
+            samples: self.n("samples_last_hour"),
+            failure_rate: if done + failed > 0 {
+                failed as f64 / (done + failed) as f64
+            } else {
+                0.0
+            },
+        }
+    }
+
+    fn invocations(&self) -> InvocationMaxima {
+        InvocationMaxima {
+            invocations: self.n("inv_count"),
+            max_d1_statements: self.n("inv_statements"),
+            max_subrequests: self.n("inv_subrequests"),
+            max_wasm_memory_bytes: self.n("inv_memory"),
+            max_wall_ms: self.n("inv_wall_ms"),
+            limit_warnings: self.n("inv_warnings"),
+        }
+    }
 }

@@ -357,11 +357,7 @@ async fn reschedule<P: Platform>(
     let progressed = lease.progressed.get();
     // Waiting out an open circuit is not a stall: no attempt is burned.
     let waiting = matches!(err, Error::UpstreamUnavailable { .. });
-    let stalls = if progressed || waiting {
-        job.stalls * i64::from(!progressed)
-    } else {
-        job.stalls + 1
-    };
+    let stalls = stall_count(job.stalls, progressed, waiting);
     if !progressed && stalls >= i64::from(deps.cfg.max_stalled_deliveries.max(1)) {
         let reason = format!("no progress in {stalls} deliveries in a row: {err}");
         return dead_end(deps, Some(lease), msg, stalls as u32, &reason).await;
@@ -388,6 +384,27 @@ async fn reschedule<P: Platform>(
             (deps.log)(&format!("could not mark {} as waiting: {e}", lease.id));
         }
     }
+    requeue(deps, msg, delay, progressed, &err).await
+}
+
+/// The stall count after a failure: progress resets it, waiting out an
+/// open circuit keeps it, anything else adds one.
+fn stall_count(stalls: i64, progressed: bool, waiting: bool) -> i64 {
+    match (progressed, waiting) {
+        (true, _) => 0,
+        (false, true) => stalls,
+        (false, false) => stalls + 1,
+    }
+}
+
+/// Sends the job's next message, `delay` seconds out, and acks this one.
+async fn requeue<P: Platform>(
+    deps: &Deps<'_, P>,
+    msg: &JobMessage,
+    delay: u32,
+    progressed: bool,
+    err: &Error,
+) -> Handled {
     let next = JobMessage {
         job_id: msg.job_id.clone(),
         hop: msg.hop + 1,
@@ -743,17 +760,12 @@ async fn run_chunks<P: Platform>(
     fetch: &Fetch,
     pending: &[Chunk],
 ) -> ChunkRun {
-    let cap = match deps.cfg.chunks_per_invocation {
-        0 => u32::MAX,
-        n => n,
-    };
-    // A window's requests, as the largest one so far took (at least one
-    // per point under the point plan).
-    let first_guess = match fetch.plan {
-        Plan::Point => job.points.len() as u64,
-        Plan::Site => 1,
-    };
-    let requests = Cell::new(first_guess);
+    // `CHUNKS_PER_INVOCATION`, 0 for no cap.
+    let cap = Some(deps.cfg.chunks_per_invocation)
+        .filter(|&n| n > 0)
+        .unwrap_or(u32::MAX);
+    // A window's requests, as the largest one so far took.
+    let requests = Cell::new(first_guess(job, fetch));
     let started = Cell::new(0u32);
     let failed = Cell::new(false);
     let mut out = ChunkRun::default();
@@ -785,22 +797,42 @@ async fn run_chunks<P: Platform>(
                 }
             })
             .buffer_unordered(deps.cfg.upstream_concurrency.clamp(1, 6));
-        while let Some(r) = runs.next().await {
-            match r {
-                Ok(d) => out.committed.push(d),
-                Err(e) => {
-                    failed.set(true);
-                    let fenced = matches!(e, Error::Fenced);
-                    out.failure.get_or_insert(e);
-                    if fenced {
-                        break;
-                    }
+        collect(&mut runs, &failed, &mut out).await;
+    }
+    out.started = started.get();
+    out
+}
+
+/// Takes each finished chunk's result: commits in `out`, the first failure
+/// kept and `failed` set, so no new chunk starts. A fence ends the run at
+/// once: this invocation no longer holds the job.
+async fn collect(
+    runs: &mut (impl stream::Stream<Item = Result<DoneChunk, Error>> + Unpin),
+    failed: &Cell<bool>,
+    out: &mut ChunkRun,
+) {
+    while let Some(r) = runs.next().await {
+        match r {
+            Ok(d) => out.committed.push(d),
+            Err(e) => {
+                failed.set(true);
+                let fenced = matches!(e, Error::Fenced);
+                out.failure.get_or_insert(e);
+                if fenced {
+                    break;
                 }
             }
         }
     }
-    out.started = started.get();
-    out
+}
+
+/// A window's requests before any ran: one per point under the point
+/// plan, one page under the site walk.
+fn first_guess(job: &Job, fetch: &Fetch) -> u64 {
+    match fetch.plan {
+        Plan::Point => job.points.len() as u64,
+        Plan::Site => 1,
+    }
 }
 
 /// A window's output: its part (one block per point, in point order),

@@ -191,15 +191,7 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                 between().await?;
             }
             if pages >= bound {
-                return Err(UpstreamError::TooLarge(format!(
-                    "the walk of site {} from {} passed {bound} pages of {} rows without ending \
-                     (the bound from CHUNK_MAX_SAMPLES and the site's {} points)",
-                    q.site,
-                    format_rfc3339(q.start),
-                    q.page_size,
-                    q.site_points
-                ))
-                .into());
+                return Err(walk_too_long(q, bound));
             }
             let url = self.walk_url(q, &pos);
             // The next cursor is part of reading the page: a page it cannot
@@ -213,23 +205,7 @@ impl<H: HttpClient, C: Clock> Ace<'_, H, C> {
                 (&url, false),
                 traffic,
                 &status,
-                |b| {
-                    let marks: Vec<_> = outs.iter().map(Samples::mark).collect();
-                    let page = parse_page(b, q.points, q.start, q.end, &mut times, outs)?;
-                    let next = match page.has_more {
-                        false => None,
-                        true => match cursor::next(&pos, &page, &mut times) {
-                            Ok(next) => Some(next),
-                            Err(e) => {
-                                for (out, m) in outs.iter_mut().zip(marks) {
-                                    out.rewind(m);
-                                }
-                                return Err(e);
-                            }
-                        },
-                    };
-                    Ok((next, PageEdges::of(b)))
-                },
+                |b| read_walk_page(b, q, &pos, &mut times, outs),
             )
             .await?;
             pages += 1;
@@ -346,5 +322,45 @@ fn malformed(detail: &str, permanent: bool) -> Error {
         detail: detail.to_owned(),
         permanent,
     }
+    .into()
+}
+
+/// Reads one page of a site walk into `outs`, with the cursor of the
+/// next (`None` on the last page). A page the next cursor cannot be
+/// computed from leaves `outs` as it was.
+fn read_walk_page(
+    b: &[u8],
+    q: &WindowQuery<'_>,
+    pos: &Position,
+    times: &mut TimeParser,
+    outs: &mut [Samples],
+) -> Result<(Option<Position>, PageEdges), String> {
+    let marks: Vec<_> = outs.iter().map(Samples::mark).collect();
+    let page = parse_page(b, q.points, q.start, q.end, times, outs)?;
+    let next = match page.has_more {
+        false => None,
+        true => match cursor::next(pos, &page, times) {
+            Ok(next) => Some(next),
+            Err(e) => {
+                for (out, m) in outs.iter_mut().zip(marks) {
+                    out.rewind(m);
+                }
+                return Err(e);
+            }
+        },
+    };
+    Ok((next, PageEdges::of(b)))
+}
+
+/// A walk that passed its page bound without ending.
+fn walk_too_long(q: &WindowQuery<'_>, bound: u64) -> Error {
+    UpstreamError::TooLarge(format!(
+        "the walk of site {} from {} passed {bound} pages of {} rows without ending \
+         (the bound from CHUNK_MAX_SAMPLES and the site's {} points)",
+        q.site,
+        format_rfc3339(q.start),
+        q.page_size,
+        q.site_points
+    ))
     .into()
 }
