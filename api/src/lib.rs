@@ -469,7 +469,7 @@ pub struct AggregateRow {
 
 /// `partial` is stored as 0/1.
 fn de_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(crate::de::int(d)? != 0)
+    Ok(crate::de::int::<D, i64>(d)? != 0)
 }
 
 /// `GET /v1/aggregates`: a page of buckets.

@@ -55,8 +55,8 @@ pub fn encode_chunks(chunks: &[Chunk]) -> Vec<u8> {
         out.extend_from_slice(&c.point_idx.to_le_bytes());
         len(&mut out, c.point.len());
         out.extend_from_slice(c.point.as_bytes());
-        out.extend_from_slice(&c.start.to_le_bytes());
-        out.extend_from_slice(&c.end.to_le_bytes());
+        out.extend_from_slice(&c.start.ms().to_le_bytes());
+        out.extend_from_slice(&c.end.ms().to_le_bytes());
         len(&mut out, c.pages.len());
         for p in &c.pages {
             len(&mut out, p.len());
@@ -109,8 +109,8 @@ pub fn decode_chunks(bytes: &[u8]) -> Result<Vec<Chunk>, String> {
         chunks.push(Chunk {
             point_idx,
             point,
-            start,
-            end,
+            start: EpochMs(start),
+            end: EpochMs(end),
             pages,
         });
     }

@@ -54,8 +54,8 @@ fn main() -> anyhow::Result<()> {
             let samples = Samples::from_raw(ace_sim::sample_iter(
                 SITE,
                 point,
-                c.start,
-                c.end,
+                c.start.ms(),
+                c.end.ms(),
                 secs * 1000,
             ));
             total += samples.len();

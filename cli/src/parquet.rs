@@ -27,6 +27,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde_json::{Map, Value};
 use tsp_format::codec::Decoded;
+use tsp_format::time::EpochMs;
 
 /// Batch and row-group sizes.
 #[derive(Debug, Clone, Copy)]
@@ -121,11 +122,11 @@ impl<W: Write + Send> SampleWriter<W> {
     }
 
     /// Appends one point's decoded samples (one block).
-    pub fn push(&mut self, point: &str, samples: Vec<(i64, Decoded)>) -> anyhow::Result<()> {
+    pub fn push(&mut self, point: &str, samples: Vec<(EpochMs, Decoded)>) -> anyhow::Result<()> {
         let key = self.key(point)?;
         for (t, v) in samples {
             self.keys.push(key);
-            self.times.push(t);
+            self.times.push(t.ms());
             match v {
                 Decoded::Number(n) => {
                     self.values.append_value(n);
@@ -428,7 +429,8 @@ mod tests {
         ];
         let mut w = SampleWriter::new(Vec::new(), limits).unwrap();
         for (p, b) in &blocks {
-            w.push(p, b.clone()).unwrap();
+            let b = b.iter().map(|(t, v)| (EpochMs(*t), v.clone())).collect();
+            w.push(p, b).unwrap();
         }
         let (bytes, rows) = w.finish().unwrap();
         assert_eq!(rows, 36);

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use tsp_format::time::EpochMs;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -365,8 +366,8 @@ fn object() -> (Vec<u8>, String) {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
         site: "s".into(),
-        start_ms: 1_759_017_600_000,
-        end_ms: 1_759_449_600_000,
+        start_ms: EpochMs(1_759_017_600_000),
+        end_ms: EpochMs(1_759_449_600_000),
         points: points.clone(),
     };
     let raw: [&[&str]; 2] = [
@@ -693,7 +694,7 @@ async fn fetch_to_parquet_holds_the_decoded_object_and_a_mismatch_leaves_no_file
     let want: Vec<(String, i64, Decoded)> = series
         .iter()
         .enumerate()
-        .flat_map(|(p, s)| s.iter().map(move |(t, v)| (p, *t, v.clone())))
+        .flat_map(|(p, s)| s.iter().map(move |(t, v)| (p, t.ms(), v.clone())))
         .map(|(p, t, v)| (header.points[p].clone(), t, v))
         .collect();
     let got = parquet_rows(file.clone());

@@ -75,7 +75,7 @@ fn expected_samples() -> Vec<(String, i64, String)> {
     let mut want = Vec::new();
     for w in tsp_format::chunk::plan(start, end, days) {
         for p in &points {
-            for (t, v) in ace_sim::samples(SITE, p, w.start, w.end, FIVE_MIN) {
+            for (t, v) in ace_sim::samples(SITE, p, w.start.ms(), w.end.ms(), FIVE_MIN) {
                 want.push((p.clone(), t, v));
             }
         }
@@ -251,7 +251,7 @@ fn e2e_status_raw_fetch_and_cancel_of_a_completed_job() {
     );
     let want: usize = points()
         .iter()
-        .map(|p| ace_sim::samples(SITE, p, start, end, FIVE_MIN).len())
+        .map(|p| ace_sim::samples(SITE, p, start.ms(), end.ms(), FIVE_MIN).len())
         .sum();
     assert_eq!(series.iter().map(Vec::len).sum::<usize>(), want);
     let _ = std::fs::remove_file(&file);

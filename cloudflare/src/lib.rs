@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use js_sys::{Function, Reflect, Uint8Array};
 use tsp_core::config::Config;
+use tsp_core::domain::EpochMs;
 use tsp_core::error::{Disposition, Error, StoreError, UpstreamError};
 use tsp_core::ports::{
     BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Ports,
@@ -529,8 +530,8 @@ impl HttpClient for FetchHttp {
 pub struct JsClock;
 
 impl Clock for JsClock {
-    fn now_ms(&self) -> i64 {
-        js_sys::Date::now() as i64
+    fn now_ms(&self) -> EpochMs {
+        EpochMs(js_sys::Date::now() as i64)
     }
 
     async fn sleep(&self, ms: u64) {

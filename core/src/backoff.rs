@@ -122,8 +122,8 @@ mod tests {
     fn drawn_jitter_spreads_the_waits_of_jobs_that_fail_together() {
         struct Counter(std::cell::Cell<u8>);
         impl Clock for Counter {
-            fn now_ms(&self) -> i64 {
-                0
+            fn now_ms(&self) -> crate::domain::EpochMs {
+                crate::domain::EpochMs(0)
             }
             async fn sleep(&self, _ms: u64) {}
             fn random_bytes(&self) -> [u8; 16] {

@@ -356,23 +356,23 @@ mod tests {
 
     #[test]
     fn reservations_keep_the_control_reserve_and_are_given_back() {
-        let b = Budget::new(limits(), 0);
+        let b = Budget::new(limits(), EpochMs(0));
         let chunk = Cost {
             statements: 20,
             subrequests: 2,
         };
-        let r1 = b.reserve(chunk, 0).expect("first fits");
+        let r1 = b.reserve(chunk, EpochMs(0)).expect("first fits");
         let _r2 = b
-            .reserve(chunk, 0)
+            .reserve(chunk, EpochMs(0))
             .expect("second fits: 40 + 60 kept = 100");
         assert!(
-            b.reserve(chunk, 0).is_none(),
+            b.reserve(chunk, EpochMs(0)).is_none(),
             "a third would eat the reserve"
         );
         drop(r1);
-        assert!(b.reserve(chunk, 0).is_some(), "given back on drop");
+        assert!(b.reserve(chunk, EpochMs(0)).is_some(), "given back on drop");
         assert!(
-            b.reserve(chunk, 1_000).is_none(),
+            b.reserve(chunk, EpochMs(1_000)).is_none(),
             "nothing starts past the deadline"
         );
     }
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn what_was_spent_counts_against_later_work() {
-        let b = Budget::new(limits(), 0);
+        let b = Budget::new(limits(), EpochMs(0));
         b.charge_statements(39);
         assert!(b
             .reserve(
@@ -406,7 +406,7 @@ mod tests {
                     statements: 1,
                     subrequests: 0
                 },
-                0
+                EpochMs(0)
             )
             .is_some());
         assert!(b
@@ -415,7 +415,7 @@ mod tests {
                     statements: 2,
                     subrequests: 0
                 },
-                0
+                EpochMs(0)
             )
             .is_none());
         assert!(b.can_afford(Cost {

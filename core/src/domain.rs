@@ -26,7 +26,7 @@ pub struct TimeRange {
 impl TimeRange {
     /// Checks a range against the rules, with `now` as the present.
     pub fn new(start: EpochMs, end: EpochMs, now: EpochMs) -> Result<Self, &'static str> {
-        if start < 0 {
+        if start < EpochMs(0) {
             Err("start must not be before 1970-01-01")
         } else if end <= start {
             Err("end must be after start")
@@ -160,7 +160,7 @@ impl JobRequest {
                 if !(1..=MAX_RANGE_DAYS).contains(&days) {
                     return Err(FieldError::new("days", "must be between 1 and 366"));
                 }
-                let end = now - now.rem_euclid(DAY_MS);
+                let end = now.floor(DAY_MS);
                 TimeRange::new(end - days * DAY_MS, end, now)
                     .map_err(|msg| FieldError::new("days", msg))
             }
@@ -183,7 +183,7 @@ impl JobRequest {
 mod tests {
     use super::*;
 
-    const NOW: EpochMs = 1_763_000_000_000;
+    const NOW: EpochMs = EpochMs(1_763_000_000_000);
 
     fn parse(body: &str) -> Result<JobRequest, ValidationError> {
         JobRequest::parse(body.as_bytes(), NOW, 100)
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn days_range_ends_at_start_of_today() {
         let r = parse(r#"{"site":"s1","points":["b","a","b"],"days":365}"#).unwrap();
-        assert_eq!(r.range.end() % DAY_MS, 0);
+        assert_eq!(r.range.end().ms() % DAY_MS, 0);
         assert!(r.range.end() <= NOW);
         assert_eq!(r.range.end() - r.range.start(), 365 * DAY_MS);
         assert_eq!(

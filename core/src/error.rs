@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::backoff::{Backoff, Jitter};
 use crate::codec::CodecError;
+use crate::domain::EpochMs;
 
 pub use tsp_api::{FieldError, ValidationError};
 
@@ -183,7 +184,7 @@ pub enum Error {
     #[error("waiting for the upstream until {until}: {reason}")]
     UpstreamUnavailable {
         /// Epoch ms when the circuit may let requests through again.
-        until: i64,
+        until: EpochMs,
         /// Why it opened.
         reason: String,
     },

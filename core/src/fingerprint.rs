@@ -39,7 +39,7 @@ mod tests {
     const NOW: i64 = 1_763_000_000_000;
 
     fn req(body: &str) -> JobRequest {
-        JobRequest::parse(body.as_bytes(), NOW, 100).unwrap()
+        JobRequest::parse(body.as_bytes(), crate::domain::EpochMs(NOW), 100).unwrap()
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Job {
     /// The job's status document.
     pub fn view(&self) -> JobView {
         let job = self;
-        let ts = |v: Option<i64>| v.map(format_rfc3339);
+        let ts = |v: Option<EpochMs>| v.map(format_rfc3339);
         let percent = if job.chunks_total > 0 {
             (job.chunks_done as f64 * 100.0 / job.chunks_total as f64 * 10.0).round() / 10.0
         } else {
@@ -239,7 +239,7 @@ pub(crate) mod de {
     pub use tsp_api::de::{int, int_or_zero, opt_int, uint};
 
     pub fn window_days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let n = int(d)?;
+        let n: i64 = int(d)?;
         u32::try_from(n)
             .ok()
             .filter(|n| (1..=crate::chunk::MAX_WINDOW_DAYS).contains(n))

@@ -30,6 +30,11 @@ impl From<i64> for SqlValue {
         SqlValue::Integer(v)
     }
 }
+impl From<EpochMs> for SqlValue {
+    fn from(t: EpochMs) -> Self {
+        SqlValue::Integer(t.ms())
+    }
+}
 impl From<f64> for SqlValue {
     fn from(v: f64) -> Self {
         SqlValue::Real(v)

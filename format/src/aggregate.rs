@@ -52,7 +52,7 @@ impl Resolution {
 
     /// The start of the bucket holding `ts`.
     pub fn bucket_start(self, ts: EpochMs) -> EpochMs {
-        ts - ts.rem_euclid(self.width_ms())
+        ts.floor(self.width_ms())
     }
 }
 
@@ -252,8 +252,8 @@ mod tests {
     use super::*;
     use crate::sample::Samples;
 
-    fn s(ts: EpochMs, v: &str) -> (EpochMs, &str) {
-        (ts, v)
+    fn s(ts: i64, v: &str) -> (EpochMs, &str) {
+        (EpochMs(ts), v)
     }
 
     #[test]
@@ -282,12 +282,12 @@ mod tests {
         assert_eq!(hours[0].stddev, Some(1.0));
         assert_eq!(hours[1].non_numeric, 1);
         assert_eq!(hours[1].non_finite, 1);
-        assert_eq!(hours[1].first, Some((HOUR_MS + 2, 10.0)));
+        assert_eq!(hours[1].first, Some((EpochMs(HOUR_MS + 2), 10.0)));
         assert_eq!(days[0].count, 3);
         assert_eq!(days[0].min, Some(1.0));
         assert_eq!(days[0].max, Some(10.0));
-        assert_eq!(days[0].last, Some((HOUR_MS + 2, 10.0)));
-        assert_eq!(days[1].bucket_start, DAY_MS);
+        assert_eq!(days[0].last, Some((EpochMs(HOUR_MS + 2), 10.0)));
+        assert_eq!(days[1].bucket_start, EpochMs(DAY_MS));
     }
 
     #[test]

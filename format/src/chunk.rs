@@ -36,7 +36,7 @@ pub struct Chunk {
 }
 
 fn next_month_start(ms: EpochMs) -> EpochMs {
-    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms.ms()) else {
         return EpochMs::MAX;
     };
     let (y, m) = if t.month() == 12 {
@@ -46,7 +46,7 @@ fn next_month_start(ms: EpochMs) -> EpochMs {
     };
     NaiveDate::from_ymd_opt(y, m, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map_or(EpochMs::MAX, |d| d.and_utc().timestamp_millis())
+        .map_or(EpochMs::MAX, |d| EpochMs(d.and_utc().timestamp_millis()))
 }
 
 /// The next boundary after `ms`: the next UTC midnight `days` days on
@@ -54,10 +54,10 @@ fn next_month_start(ms: EpochMs) -> EpochMs {
 /// job of the same month), or the next month, whichever comes first.
 fn next_boundary(ms: EpochMs, days: u32) -> EpochMs {
     let month_end = next_month_start(ms);
-    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms.ms()) else {
         return month_end;
     };
-    let day0 = ms - ms.rem_euclid(DAY_MS) - i64::from(t.day0()) * DAY_MS;
+    let day0 = ms.floor(DAY_MS) - i64::from(t.day0()) * DAY_MS;
     let days = i64::from(days.clamp(1, MAX_WINDOW_DAYS));
     let k = (ms - day0) / (days * DAY_MS) + 1;
     (day0 + k * days * DAY_MS).min(month_end)
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(chunks[12].end, end);
         for w in chunks.windows(2) {
             assert_eq!(w[0].end, w[1].start);
-            assert_eq!(w[0].end % DAY_MS, 0, "boundary not at midnight");
+            assert_eq!(w[0].end.ms() % DAY_MS, 0, "boundary not at midnight");
         }
         assert_eq!(quota_units(start, end, 2), 26);
     }

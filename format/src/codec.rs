@@ -144,7 +144,7 @@ pub fn build_block(point: u32, samples: &Samples) -> Block {
     let mut b = Block {
         p: point,
         n: samples.len() as u32,
-        t0: samples.first().map_or(0, |s| s.ts),
+        t0: samples.first().map_or(EpochMs(0), |s| s.ts),
         ..Block::default()
     };
     b.dt = samples.windows(2).map(|w| w[1].ts - w[0].ts).collect();
@@ -244,7 +244,7 @@ pub fn write_block<W: Write>(b: &Block, out: &mut W) -> Result<(), CodecError> {
         write_uint(out, u64::from(v))?;
     }
     write_str(out, "t0")?;
-    write_sint(out, b.t0)?;
+    write_sint(out, b.t0.ms())?;
     let sint = |o: &mut W, v: &i64| write_sint(o, *v).map(drop);
     let uint = |o: &mut W, v: &u32| write_uint(o, u64::from(*v)).map(drop);
     column(out, "dt", &b.dt, sint)?;
@@ -393,8 +393,8 @@ mod tests {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
             site: "s".into(),
-            start_ms: 0,
-            end_ms: 1,
+            start_ms: EpochMs(0),
+            end_ms: EpochMs(1),
             points: points.iter().map(|p| p.to_string()).collect(),
         }
     }

@@ -267,14 +267,15 @@ mod tests {
     use super::*;
     use crate::codec::{encode_block, encode_header};
     use crate::sample::Samples;
+    use crate::time::EpochMs;
 
     fn object() -> Vec<u8> {
         let header = Header {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
             site: "s".into(),
-            start_ms: 0,
-            end_ms: 1,
+            start_ms: EpochMs(0),
+            end_ms: EpochMs(1),
             points: vec!["a,b".into(), "c".into()],
         };
         let raw = ["21.4", "on", "7"];

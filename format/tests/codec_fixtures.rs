@@ -15,6 +15,7 @@ use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use tsp_format::codec::{encode_block, encode_header, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_format::sample::{sort_dedup, Samples};
+use tsp_format::time::EpochMs;
 
 /// Builds a chunk's samples from upstream (ms, value) pairs, sorted and
 /// deduplicated as the consumer does.
@@ -121,8 +122,8 @@ fn header() -> Header {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
         site: "demo-building".into(),
-        start_ms: T0,
-        end_ms: T0 + 30 * 86_400_000,
+        start_ms: EpochMs(T0),
+        end_ms: EpochMs(T0 + 30 * 86_400_000),
         points: vec![
             "a/b.c".into(),
             "ses/x/192.168.96.3/n4/AHU4.points.Supply_Fan_Status".into(),

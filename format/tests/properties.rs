@@ -8,6 +8,7 @@ use tsp_format::aggregate::{aggregate, Aggregate, Resolution};
 use tsp_format::codec::{decode_object, encode_block, encode_header, Decoded, Header};
 use tsp_format::parts::EqualParts;
 use tsp_format::sample::{sort_dedup, Samples};
+use tsp_format::time::EpochMs;
 
 /// Upstream-like value strings: decimals, other number forms, states, non-finite.
 fn value_string() -> impl Strategy<Value = String> {
@@ -119,13 +120,13 @@ proptest! {
         let want = reference(&raw);
         prop_assert_eq!(got.len(), want.len(), "buckets: only non-empty ones exist");
         for a in &got {
-            let r = &want[&(a.resolution.as_str(), a.bucket_start)];
+            let r = &want[&(a.resolution.as_str(), a.bucket_start.ms())];
             let scale = r.min.unwrap_or(0.0).abs().max(r.max.unwrap_or(0.0).abs()) * (r.count as f64);
             prop_assert_eq!(a.count, r.count);
             prop_assert_eq!(a.min, r.min);
             prop_assert_eq!(a.max, r.max);
-            prop_assert_eq!(a.first, r.first);
-            prop_assert_eq!(a.last, r.last);
+            prop_assert_eq!(a.first.map(|(t, v)| (t.ms(), v)), r.first);
+            prop_assert_eq!(a.last.map(|(t, v)| (t.ms(), v)), r.last);
             prop_assert_eq!(a.non_numeric, r.non_numeric);
             prop_assert_eq!(a.non_finite, r.non_finite);
             prop_assert!(close(a.sum, r.sum, scale), "sum {:?} vs {:?}", a.sum, r.sum);
@@ -167,14 +168,14 @@ proptest! {
         sort_dedup(&mut samples);
         let header = Header {
             format: "tsp-columnar".into(), version: 1, site: "s".into(),
-            start_ms: 0, end_ms: 1, points: vec!["p".into()],
+            start_ms: EpochMs(0), end_ms: EpochMs(1), points: vec!["p".into()],
         };
         let mut obj = encode_header(&header).unwrap();
         obj.extend(encode_block(0, &samples).unwrap());
         let (_, series) = decode_object(&obj).unwrap();
         prop_assert_eq!(series[0].len(), raw.len());
         for ((t, got), (wt, wv)) in series[0].iter().zip(&raw) {
-            prop_assert_eq!(t, wt);
+            prop_assert_eq!(t.ms(), *wt);
             match (got, Decoded::of_upstream(wv)) {
                 (Decoded::Number(a), Decoded::Number(b)) => prop_assert_eq!(a.to_bits(), b.to_bits(), "{}", wv),
                 (a, b) => prop_assert_eq!(a, &b),

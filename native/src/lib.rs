@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rusqlite::types::{Value as SqlV, ValueRef};
 use rusqlite::Connection;
+use tsp_core::domain::EpochMs;
 use tsp_core::error::{Error, StoreError, UpstreamError};
 use tsp_core::ports::{
     BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, HttpResponse, JobMessage, JobQueue, Row,
@@ -433,12 +434,12 @@ impl TokioClock {
 }
 
 impl Clock for TokioClock {
-    fn now_ms(&self) -> i64 {
-        self.fixed_now.get().unwrap_or_else(|| {
+    fn now_ms(&self) -> EpochMs {
+        EpochMs(self.fixed_now.get().unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64)
-        })
+        }))
     }
     async fn sleep(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;

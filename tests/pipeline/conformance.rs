@@ -9,6 +9,7 @@
 use proptest::prelude::*;
 use tsp_core::aggregate::{Aggregate, Resolution};
 use tsp_core::budget::{Budget, Limits, Metered};
+use tsp_core::domain::EpochMs;
 use tsp_core::domain::{JobId, PointName, Site, HOUR_MS};
 use tsp_core::plan::{Plan, PlanChoice, SiteInfo};
 use tsp_core::ports::{BlobMeta, BlobStore, SqlDb, Statement, MAX_DELETE_KEYS};
@@ -31,8 +32,8 @@ async fn held_job_of<D: SqlDb>(db: &D, id: &JobId, token: &str, points_json: &st
         owner: "alice",
         site: &site,
         points_json: points_json.to_owned(),
-        start_ms: 0,
-        end_ms: 30 * 24 * HOUR_MS,
+        start_ms: EpochMs(0),
+        end_ms: EpochMs(30 * 24 * HOUR_MS),
         fingerprint: "f",
         chunks_total: 2,
         quota_units: 2,
@@ -230,7 +231,7 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
 async fn batches_are_atomic<D: SqlDb>(db: &D) {
     let id = JobId::parse("00000000000000000000000000000bbb").unwrap();
     held_job(db, &id, "t").await;
-    let ok = store::insert_event(&id, 1, tsp_core::job::JobStatus::Queued, 1, None);
+    let ok = store::insert_event(&id, EpochMs(1), tsp_core::job::JobStatus::Queued, 1, None);
     let bad = Statement {
         sql: "INSERT INTO no_such_table VALUES (1)".into(),
         params: vec![],
@@ -250,15 +251,15 @@ async fn batches_are_atomic<D: SqlDb>(db: &D) {
 fn row(i: i64, v: &[f64; 7]) -> Aggregate {
     Aggregate {
         resolution: Resolution::Hour,
-        bucket_start: i * HOUR_MS,
+        bucket_start: EpochMs(i * HOUR_MS),
         count: 3,
         min: Some(v[0]),
         max: Some(v[1]),
         sum: Some(v[2]),
         mean: Some(v[3]),
         stddev: Some(v[4]),
-        first: Some((i * HOUR_MS, v[5])),
-        last: Some((i * HOUR_MS + 1, v[6])),
+        first: Some((EpochMs(i * HOUR_MS), v[5])),
+        last: Some((EpochMs(i * HOUR_MS + 1), v[6])),
         non_numeric: 0,
         non_finite: 0,
     }
@@ -284,7 +285,7 @@ async fn round_trip<D: SqlDb>(db: &D, values: &[[f64; 7]]) -> Vec<[f64; 7]> {
         owner: "alice",
         site: "s",
         points: &points,
-        range: (0, i64::MAX / 2),
+        range: (EpochMs(0), EpochMs(i64::MAX / 2)),
     };
     let holder = Holder {
         id: &id,
@@ -294,7 +295,15 @@ async fn round_trip<D: SqlDb>(db: &D, values: &[[f64; 7]]) -> Vec<[f64; 7]> {
     db.execute(&store::upsert_aggregates(holder, to, &indexed).unwrap())
         .await
         .unwrap();
-    let read = store::select_aggregates("alice", "s", "p", "1h", 0, i64::MAX / 2, 100_000);
+    let read = store::select_aggregates(
+        "alice",
+        "s",
+        "p",
+        "1h",
+        EpochMs(0),
+        EpochMs(i64::MAX / 2),
+        100_000,
+    );
     let got = db.query(&read).await.unwrap();
     let f = |r: &serde_json::Map<String, serde_json::Value>, k: &str| r[k].as_f64().unwrap();
     got.iter()
@@ -337,7 +346,7 @@ async fn sql_ports_fence_every_holder_write() {
             subrequests: 10,
             wall_ms: 1_000,
         },
-        0,
+        EpochMs(0),
     );
     fenced_writes(&Metered::new(&inner, &budget)).await;
     assert_eq!(budget.statements_used(), inner.statement_count());
@@ -442,7 +451,7 @@ async fn blob_ports_put_conditionally_and_delete_in_bulk() {
             subrequests: 100,
             wall_ms: 1_000,
         },
-        0,
+        EpochMs(0),
     );
     blob_contract(&Metered::new(&inner, &budget)).await;
     assert_eq!(budget.subrequests_used(), 11, "one subrequest per call");

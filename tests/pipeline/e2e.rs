@@ -138,7 +138,7 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
     let job = s.wait(&id, 120, |j| j["status"] == "completed").await;
     let expected: Vec<Vec<(i64, String)>> = points
         .iter()
-        .map(|p| ace_sim::samples(site, p, start, end, FIVE_MIN))
+        .map(|p| ace_sim::samples(site, p, start.into(), end.into(), FIVE_MIN))
         .collect();
     let total: usize = expected.iter().map(Vec::len).sum();
     assert_eq!(job["progress"]["samples"], total);
@@ -164,7 +164,7 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
             .collect();
         assert_eq!(rows.len(), 5, "{p}");
         for (r, a) in rows.iter().zip(&want) {
-            assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start));
+            assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start.ms()));
             assert_eq!(r["count"].as_u64(), Some(a.count));
             assert_eq!(r["min"].as_f64(), a.min);
             assert_eq!(r["max"].as_f64(), a.max);
@@ -195,7 +195,7 @@ async fn e2e_a_job_completes_and_its_rows_and_object_match_the_simulator() {
         assert_eq!(got.len(), want.len());
         for ((t, v), (wt, wv)) in got.iter().zip(want) {
             assert!(same_value(v, wv), "{t}: {v:?} vs {wv}");
-            checksum_got.update(t.to_le_bytes());
+            checksum_got.update(t.ms().to_le_bytes());
             checksum_want.update(wt.to_le_bytes());
         }
     }
@@ -445,7 +445,7 @@ async fn e2e_a_365_day_job_for_50_points_of_a_200_point_site_matches_the_simulat
     assert_eq!(header.points, points);
     let mut total = 0;
     for (p, got) in points.iter().zip(&series) {
-        let want = ace_sim::samples(site, p, start, end, FIVE_MIN);
+        let want = ace_sim::samples(site, p, start.into(), end.into(), FIVE_MIN);
         assert_eq!(got.len(), want.len(), "{p}");
         for ((t, v), (wt, wv)) in got.iter().zip(&want) {
             assert_eq!(t, wt);
@@ -478,14 +478,14 @@ async fn e2e_a_365_day_job_for_50_points_of_a_200_point_site_matches_the_simulat
             let want: Vec<_> = want.iter().filter(|a| a.resolution == res).collect();
             assert_eq!(rows.len(), want.len(), "{p} {}", res.as_str());
             for (r, a) in rows.iter().zip(want) {
-                assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start));
+                assert_eq!(r["bucket_start"].as_i64(), Some(a.bucket_start.ms()));
                 assert_eq!(r["count"].as_u64(), Some(a.count));
                 assert_eq!(r["min"].as_f64(), a.min);
                 assert_eq!(r["max"].as_f64(), a.max);
                 assert_eq!(r["sum"].as_f64(), a.sum);
                 assert_eq!(r["mean"].as_f64(), a.mean);
                 assert_eq!(r["stddev"].as_f64(), a.stddev);
-                assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0));
+                assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0.ms()));
                 assert_eq!(r["last_value"].as_f64(), a.last.map(|f| f.1));
                 assert_eq!(r["non_numeric"].as_u64(), Some(a.non_numeric));
                 assert_eq!(r["non_finite"].as_u64(), Some(a.non_finite));
@@ -539,7 +539,7 @@ async fn e2e_a_job_from_noon_leaves_another_owners_full_days_unchanged_and_says_
     let end = start + 2 * DAY_MS;
     let full = json!({"site": site, "points": [point], "start": format_rfc3339(start), "end": format_rfc3339(end)});
     run_job(&s, THIRD_TOKEN, &full).await;
-    let before = daily_rows(&s, THIRD_TOKEN, site, &point, start, end).await;
+    let before = daily_rows(&s, THIRD_TOKEN, site, &point, start.into(), end.into()).await;
     let want: Vec<_> = reference_aggregates(site, &point, start, end)
         .into_iter()
         .filter(|a| a.resolution == Resolution::Day)
@@ -555,9 +555,9 @@ async fn e2e_a_job_from_noon_leaves_another_owners_full_days_unchanged_and_says_
     let noon = start + DAY_MS / 2;
     let half = json!({"site": site, "points": [point], "start": format_rfc3339(noon), "end": format_rfc3339(end)});
     run_job(&s, &s.token, &half).await;
-    let after = daily_rows(&s, THIRD_TOKEN, site, &point, start, end).await;
+    let after = daily_rows(&s, THIRD_TOKEN, site, &point, start.into(), end.into()).await;
     assert_eq!(after, before, "another owner's full days are unchanged");
-    let mine = daily_rows(&s, &s.token, site, &point, start, end).await;
+    let mine = daily_rows(&s, &s.token, site, &point, start.into(), end.into()).await;
     assert_eq!(mine.len(), 2, "{mine:?}");
     assert_eq!(mine[0]["partial"], true, "the half day says so");
     assert!(mine[0]["count"].as_u64() < before[0]["count"].as_u64());

@@ -96,7 +96,7 @@ async fn e2e_ten_points_of_a_200_point_site_are_exact_and_byte_identical_under_b
     let (header, series) = decode_object(&site_obj).unwrap();
     assert_eq!(header.points, points);
     for (p, got) in points.iter().zip(&series) {
-        let want = ace_sim::samples(site, p, start, end, FIVE_MIN);
+        let want = ace_sim::samples(site, p, start.into(), end.into(), FIVE_MIN);
         let want = if *p == quiet { vec![] } else { want };
         assert_eq!(got.len(), want.len(), "{p}");
         for ((t, v), (wt, wv)) in got.iter().zip(&want) {
@@ -107,13 +107,18 @@ async fn e2e_ten_points_of_a_200_point_site_are_exact_and_byte_identical_under_b
 
     // Traffic: the walk reads the whole site about once; per point, the
     // job's own points only.
-    let pass = one_pass_bytes(site, start, end);
+    let pass = one_pass_bytes(site, start.into(), end.into());
     let walked = site_job["upstream"]["bytes"].as_u64().unwrap();
     assert!(
         walked as f64 <= 1.1 * pass as f64,
         "site walk read {walked} bytes, one pass is {pass}"
     );
-    let own = row_bytes(site, points.iter().filter(|p| **p != quiet), start, end);
+    let own = row_bytes(
+        site,
+        points.iter().filter(|p| **p != quiet),
+        start.into(),
+        end.into(),
+    );
     let asked = point_job["upstream"]["bytes"].as_u64().unwrap();
     assert!(
         asked as f64 <= 1.2 * own as f64,

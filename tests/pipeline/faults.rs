@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use tsp_core::domain::EpochMs;
 
 use serde_json::{json, Value};
 use tsp_core::chunk;
@@ -98,7 +99,7 @@ impl Stack {
 /// The windows of a job of `points` points under the default settings.
 fn windows(points: usize, start: i64, end: i64) -> Vec<chunk::Chunk> {
     let days = chunk::window_days(points, 300, 250_000);
-    chunk::plan(start, end, days)
+    chunk::plan(EpochMs(start), EpochMs(end), days)
 }
 
 /// The object a fault-free run writes: the header, then per window one
@@ -108,8 +109,8 @@ fn fault_free_object(site: &str, points: &[String], start: i64, end: i64) -> Vec
         format: FORMAT_NAME.to_owned(),
         version: FORMAT_VERSION,
         site: site.to_owned(),
-        start_ms: start,
-        end_ms: end,
+        start_ms: EpochMs(start),
+        end_ms: EpochMs(end),
         points: points.to_vec(),
     };
     let mut out = codec::encode_header(&header).expect("header");
@@ -150,19 +151,23 @@ async fn faults_ten_jobs_in_a_row_under_windowed_faults_all_complete_byte_identi
         let site = format!("faults-row-{i}");
         let pts = points(&site, 10);
         let before = s.sim_json("/__stats").await;
-        let (status, id) = s.submit(&job_body(&site, &pts, start, 20)).await;
+        let (status, id) = s.submit(&job_body(&site, &pts, start.into(), 20)).await;
         assert_eq!(status, 202);
         let job = s.finish(&id, 600).await;
         assert_eq!(job["status"], "completed", "job {i}: {job}");
         let got = s.object(&id).await;
-        let want = fault_free_object(&site, &pts, start, start + 20 * DAY_MS);
+        let want = fault_free_object(&site, &pts, start.into(), (start + 20 * DAY_MS).into());
         assert!(
             got == want,
             "job {i}: the object differs from the fault-free run's"
         );
         let after = s.sim_json("/__stats").await;
         let ok = after["pages_ok"].as_u64().unwrap() - before["pages_ok"].as_u64().unwrap();
-        let extra = ok.saturating_sub(minimal_pages(&pts, start, start + 20 * DAY_MS));
+        let extra = ok.saturating_sub(minimal_pages(
+            &pts,
+            start.into(),
+            (start + 20 * DAY_MS).into(),
+        ));
         worst = worst.max(extra);
         refetched.push(extra);
     }
@@ -182,7 +187,7 @@ async fn faults_a_90_s_outage_pauses_two_jobs_which_then_complete_with_one_open_
     // the outage begins (90 days, three windows, could finish first).
     for site in sites {
         let (status, id) = s
-            .submit(&job_body(site, &points(site, 10), start, 366))
+            .submit(&job_body(site, &points(site, 10), start.into(), 366))
             .await;
         assert_eq!(status, 202);
         ids.push(id);
@@ -273,7 +278,7 @@ async fn faults_twenty_jobs_queued_behind_one_another_all_complete_and_none_is_r
     for i in 0..20 {
         let site = format!("faults-backlog-{i}");
         let (status, id) = s
-            .submit(&job_body(&site, &points(&site, 3), start, 2))
+            .submit(&job_body(&site, &points(&site, 3), start.into(), 2))
             .await;
         assert_eq!(status, 202);
         ids.push(id);
@@ -292,7 +297,7 @@ async fn faults_fifty_concurrent_identical_submissions_make_exactly_one_job_ten_
     let start = parse_rfc3339("2025-04-01T00:00:00Z").unwrap();
     for trial in 0..10 {
         let site = format!("faults-coalesce-{trial}");
-        let body = job_body(&site, &points(&site, 2), start, 1);
+        let body = job_body(&site, &points(&site, 2), start.into(), 1);
         let answers = futures::future::join_all((0..50).map(|_| s.submit(&body))).await;
         let ids: HashSet<&str> = answers.iter().map(|(_, id)| id.as_str()).collect();
         assert!(

@@ -3,6 +3,7 @@
 
 use ace_sim::SimConfig;
 use serde_json::json;
+use tsp_core::domain::EpochMs;
 use tsp_core::error::Error;
 use tsp_core::job::JobStatus;
 use tsp_core::ports::SqlDb;
@@ -234,11 +235,11 @@ async fn listing_pages_through_jobs_created_in_the_same_millisecond() {
     let mut seen = Vec::new();
     let mut cursor = (i64::MAX, String::new());
     loop {
-        let q = store::select_owner_jobs("alice", None, (cursor.0, &cursor.1), 2);
+        let q = store::select_owner_jobs("alice", None, (EpochMs(cursor.0), &cursor.1), 2);
         let page: Vec<tsp_core::job::Job> = store::decode(h.db.query(&q).await.unwrap()).unwrap();
         seen.extend(page.iter().map(|j| j.id.to_string()));
         match page.last() {
-            Some(last) if page.len() == 2 => cursor = (last.created_at, last.id.to_string()),
+            Some(last) if page.len() == 2 => cursor = (last.created_at.into(), last.id.to_string()),
             _ => break,
         }
     }

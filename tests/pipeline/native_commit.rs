@@ -3,6 +3,7 @@
 //! aggregates, and finalize healing a missing part.
 
 use std::cell::Cell;
+use tsp_core::domain::EpochMs;
 
 use ace_sim::SimConfig;
 use serde_json::json;
@@ -229,7 +230,7 @@ async fn four_jobs_in_one_batch_stay_within_1000_statements_per_invocation() {
 
 /// The first day of `two_month_body`'s range.
 fn day0() -> i64 {
-    parse_rfc3339("2025-09-29T00:00:00Z").unwrap()
+    parse_rfc3339("2025-09-29T00:00:00Z").unwrap().into()
 }
 
 /// The one point of [`one_point_job`]: the first numeric point of the
@@ -301,8 +302,17 @@ async fn owner_b_can_neither_read_nor_change_owner_a_aggregates() {
     .await;
     assert_eq!(daily(&h, "alice", "iso"), alice, "alice's rows unchanged");
     let point = the_point("iso");
-    let read =
-        |owner: &str| store::select_aggregates(owner, "iso", &point, "1d", d, d + DAY_MS, 10);
+    let read = |owner: &str| {
+        store::select_aggregates(
+            owner,
+            "iso",
+            &point,
+            "1d",
+            EpochMs(d),
+            EpochMs(d + DAY_MS),
+            10,
+        )
+    };
     let bob_reads = h.db.query(&read("bob")).await.unwrap();
     assert_eq!(bob_reads.len(), 1);
     assert_eq!(

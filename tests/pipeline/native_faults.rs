@@ -574,7 +574,7 @@ async fn an_upstream_401_opens_the_circuit_and_the_job_waits_without_a_stall() {
     // After the cool-down one probe goes out; the fixed upstream closes it.
     server.reset().await;
     mount_page(&server, 200, page(&THREE, None, false)).await;
-    h.clock.set_now(NOW + 31_000);
+    h.clock.set_now((NOW + 31_000).into());
     let probe = h.deliver(&id, 1, 1).await;
     assert_eq!(probe.outcome, Ok(Outcome::Completed), "{probe:?}");
     let opened = h
@@ -1024,7 +1024,7 @@ async fn a_job_retried_by_its_owner_that_dies_again_the_same_day_gets_a_second_a
         .await
         .expect("owner retries");
     assert!(sent);
-    h.clock.set_now(NOW + 60_000);
+    h.clock.set_now((NOW + 60_000).into());
     kill(&h, Some(&id), &msg).await.expect("second death");
     let second = h.job(&id).await;
     let second_key = archive_key(id.as_str(), second.finished_at.unwrap());

@@ -2,6 +2,7 @@
 //! in-process simulator as the upstream.
 
 use std::cell::Cell;
+use tsp_core::domain::EpochMs;
 
 use ace_sim::SimConfig;
 use serde_json::json;
@@ -21,7 +22,7 @@ use crate::support::*;
 fn range() -> (i64, i64) {
     // Crosses a month boundary: a job of few points gets two month windows.
     let start = parse_rfc3339("2025-09-28T00:00:00Z").unwrap();
-    (start, start + 5 * DAY_MS)
+    (start.into(), (start + 5 * DAY_MS).into())
 }
 
 fn body(site: &str, points: &[String]) -> serde_json::Value {
@@ -43,7 +44,7 @@ fn assert_rows_match(rows: &[Row], point: &str, want: &[Aggregate]) {
     want.sort_by_key(|a| (a.resolution.as_str(), a.bucket_start));
     for (r, a) in mine.iter().zip(want) {
         assert_eq!(r["resolution"], a.resolution.as_str());
-        assert_eq!(r["bucket_start"], a.bucket_start);
+        assert_eq!(r["bucket_start"], a.bucket_start.ms());
         assert_eq!(r["count"], a.count);
         assert_eq!(r["non_numeric"], a.non_numeric);
         assert_eq!(r["non_finite"], a.non_finite);
@@ -53,9 +54,9 @@ fn assert_rows_match(rows: &[Row], point: &str, want: &[Aggregate]) {
         assert_eq!(f("sum"), a.sum);
         assert_eq!(f("mean"), a.mean);
         assert_eq!(f("stddev"), a.stddev);
-        assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0));
+        assert_eq!(r["first_ts"].as_i64(), a.first.map(|f| f.0.ms()));
         assert_eq!(f("first_value"), a.first.map(|f| f.1));
-        assert_eq!(r["last_ts"].as_i64(), a.last.map(|f| f.0));
+        assert_eq!(r["last_ts"].as_i64(), a.last.map(|f| f.0.ms()));
         assert_eq!(f("last_value"), a.last.map(|f| f.1));
     }
 }
@@ -94,17 +95,27 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
     assert!(meta
         .custom
         .contains(&("sample_count".into(), expected.to_string())));
-    assert_exact(&bytes, "flow", &points, (start, end), &[]);
+    assert_exact(&bytes, "flow", &points, (EpochMs(start), EpochMs(end)), &[]);
     assert_eq!(
         bytes,
-        expected_object("flow", &points, start, end, job.window_days),
+        expected_object(
+            "flow",
+            &points,
+            EpochMs(start),
+            EpochMs(end),
+            job.window_days
+        ),
         "window-major: per window, one block per point in point order"
     );
 
     // Aggregates: hourly and daily, equal to the reference over the range.
     let rows = h.agg_rows("flow");
     for p in &points {
-        assert_rows_match(&rows, p, &reference_aggregates("flow", p, start, end));
+        assert_rows_match(
+            &rows,
+            p,
+            &reference_aggregates("flow", p, EpochMs(start), EpochMs(end)),
+        );
     }
     let daily = rows.iter().filter(|r| r["resolution"] == "1d").count();
     assert_eq!(daily, 5 * points.len(), "one daily row per point per day");
@@ -403,7 +414,7 @@ async fn the_reaper_resends_lost_and_stalled_jobs() {
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert!(r.resent.is_empty());
     // Later, the reaper sends it once, and the job runs to completion.
-    h.clock.set_now(NOW + 10 * 60_000);
+    h.clock.set_now((NOW + 10 * 60_000).into());
     let later = h;
     let r = tsp_core::service::reap::reap(&later.deps()).await.unwrap();
     assert_eq!(r.resent, vec![job.id.to_string()]);
@@ -482,13 +493,13 @@ async fn a_lost_continuation_is_resent_by_the_reaper() {
     assert!(matches!(first.outcome, Ok(Outcome::Continued { .. })));
     // The continuation message is lost (a crash of the local queue).
     assert_eq!(h.queue.drain().len(), 1);
-    h.clock.set_now(NOW + 1_000);
+    h.clock.set_now((NOW + 1_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert!(
         r.resent.is_empty(),
         "a fresh hand-over is left to its continuation"
     );
-    h.clock.set_now(NOW + 31_000);
+    h.clock.set_now((NOW + 31_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(
         r.resent,
@@ -555,12 +566,12 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
     assert!(history(&h, &completed).await.1 > 0, "checkpoints exist");
 
     // Within the retention period: nothing goes.
-    h.clock.set_now(NOW + 1_800_000);
+    h.clock.set_now((NOW + 1_800_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 0);
 
     // Past it: the finished jobs go, with their events and checkpoints.
-    h.clock.set_now(NOW + 7_200_000);
+    h.clock.set_now((NOW + 7_200_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 3);
     for id in [&completed, &cancelled, &dead] {
@@ -585,7 +596,7 @@ async fn the_reaper_purges_terminal_jobs_past_retention_with_their_history() {
             .expect("cancel");
     }
     h.queue.drain();
-    h.clock.set_now(NOW + 20_000_000);
+    h.clock.set_now((NOW + 20_000_000).into());
     h.cfg.job_retention_ms = 0;
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.purged, 0, "retention 0 keeps everything");
@@ -627,7 +638,7 @@ async fn a_job_the_reaper_resent_too_often_is_dead_lettered_as_stalled() {
     })
     .await
     .unwrap();
-    h.clock.set_now(NOW + 10 * 60_000);
+    h.clock.set_now((NOW + 10 * 60_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.dead, vec![id.to_string()]);
     assert!(r.resent.is_empty(), "not resent an eleventh time");

@@ -90,7 +90,7 @@ async fn twenty_queued_jobs_in_a_backlog_are_never_killed_by_the_reaper() {
     // minute. It may resend (duplicates are harmless), it never kills.
     sql(&h, "UPDATE queue_jobs SET resends = 50").await;
     for minute in 1..=180 {
-        h.clock.set_now(NOW + minute * 60_000);
+        h.clock.set_now((NOW + minute * 60_000).into());
         let r = reap(&h.deps()).await.unwrap();
         assert!(r.dead.is_empty(), "minute {minute}: {:?}", r.dead);
     }
@@ -126,7 +126,7 @@ async fn sixty_dead_jobs_whose_alert_keeps_failing_do_not_starve_a_stalled_job()
          WHERE site = 'dead-60'",
     )
     .await;
-    h.clock.set_now(NOW);
+    h.clock.set_now(NOW.into());
     let r = reap(&h.deps()).await.unwrap();
     assert_eq!(r.resent.len(), 1, "the stalled job is resent: {r:?}");
     let stalled = h.queue.drain();
@@ -156,7 +156,7 @@ async fn a_webhook_4xx_is_a_permanent_alert_failure_counted_and_never_retried() 
         1,
         "one try, no retries"
     );
-    h.clock.set_now(NOW + 60 * 60_000);
+    h.clock.set_now((NOW + 60 * 60_000).into());
     let r = reap(&h.deps()).await.unwrap();
     assert!(
         r.dead.is_empty(),
@@ -298,7 +298,7 @@ async fn a_queue_send_that_hangs_times_out_and_the_outbox_takes_over() {
         None,
         "the outbox row stays for the reaper"
     );
-    h.clock.set_now(NOW + 3 * 60_000);
+    h.clock.set_now((NOW + 3 * 60_000).into());
     let r = reap(&h.deps()).await.unwrap();
     assert_eq!(r.resent, vec![job.id.to_string()]);
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ace_sim::{SimConfig, TimeFormat};
 use serde_json::{json, Value};
 use tsp_core::codec::ObjectReader;
-use tsp_core::domain::{format_rfc3339, parse_rfc3339, JobId, DAY_MS, HOUR_MS};
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, EpochMs, JobId, DAY_MS, HOUR_MS};
 use tsp_core::error::UpstreamError;
 use tsp_core::job::{Job, JobStatus};
 use tsp_core::plan::{self, JobShape, Plan, PlanChoice, SiteInfo};
@@ -34,12 +34,12 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::support::*;
 
 /// A day inside one month.
-fn day() -> (i64, i64) {
+fn day() -> (EpochMs, EpochMs) {
     let start = parse_rfc3339("2025-10-06T00:00:00Z").unwrap();
     (start, start + DAY_MS)
 }
 
-fn job_body(site: &str, points: &[String], (start, end): (i64, i64), plan: &str) -> Value {
+fn job_body(site: &str, points: &[String], (start, end): (EpochMs, EpochMs), plan: &str) -> Value {
     json!({"site": site, "points": points, "start": format_rfc3339(start),
            "end": format_rfc3339(end), "plan": plan})
 }
@@ -254,7 +254,7 @@ impl Respond for Endless {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, naive UTC as ACE writes it.
-fn naive_time(ms: i64) -> String {
+fn naive_time(ms: impl Into<EpochMs>) -> String {
     format_rfc3339(ms).trim_end_matches('Z').to_owned()
 }
 
@@ -590,12 +590,12 @@ async fn a_walk_broken_in_the_middle_of_a_window_resumes_to_the_same_object() {
 
 /// Bytes of `points`' rows over `[start, end)` as the simulator writes
 /// them (`{"name","value","time"}` and a comma), without envelopes.
-fn own_row_bytes(site: &str, points: &[String], (start, end): (i64, i64)) -> u64 {
+fn own_row_bytes(site: &str, points: &[String], (start, end): (EpochMs, EpochMs)) -> u64 {
     let empty = r#"{"name":"","value":"","time":"2025-01-01T00:00:00"},"#.len();
     points
         .iter()
         .map(|p| {
-            ace_sim::samples(site, p, start, end, FIVE_MIN)
+            ace_sim::samples(site, p, start.ms(), end.ms(), FIVE_MIN)
                 .iter()
                 .map(|(_, v)| (empty + p.len() + v.len()) as u64)
                 .sum::<u64>()
@@ -649,7 +649,7 @@ async fn auto_walks_the_site_for_every_point_of_a_12_point_site() {
 
     // And over a whole year, from the same inputs the planner had: the
     // site's size as cached, and a year-long job of all its points.
-    let cached = store::select_site_info(site, 0);
+    let cached = store::select_site_info(site, EpochMs(0));
     let info: Vec<SiteInfo> = store::decode(h.db.query(&cached).await.unwrap()).unwrap();
     assert_eq!(info[0].points, 12);
     let year = JobShape {

@@ -40,7 +40,7 @@ async fn paging_a_50_point_site_in_pages_of_ten_completes_exact() {
     let bytes = r.bytes().await.unwrap();
     let (_, series) = decode_object(&bytes).unwrap();
     for (p, got) in points.iter().zip(&series) {
-        let want = ace_sim::samples(site, p, start, end, FIVE_MIN);
+        let want = ace_sim::samples(site, p, start.into(), end.into(), FIVE_MIN);
         assert_eq!(got.len(), want.len(), "{p}");
         for ((t, v), (wt, wv)) in got.iter().zip(&want) {
             assert_eq!(t, wt);

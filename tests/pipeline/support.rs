@@ -23,7 +23,7 @@ use tsp_core::store;
 use tsp_native::{MemBlobs, MemQueue, ReqwestHttp, SqliteDb, TokioClock};
 
 /// 2025-11-22T00:00:00Z: the tests' "now".
-pub const NOW: EpochMs = 1_763_769_600_000;
+pub const NOW: EpochMs = EpochMs(1_763_769_600_000);
 /// Five minutes.
 pub const FIVE_MIN: i64 = 300_000;
 
@@ -61,7 +61,7 @@ impl Harness {
             blobs: MemBlobs::default(),
             queue: MemQueue::default(),
             http: ReqwestHttp::default(),
-            clock: TokioClock::fixed(NOW),
+            clock: TokioClock::fixed(NOW.into()),
             cfg: Config {
                 upstream_timeout_ms: 2_000,
                 // Tests assert exact delays; `backoff`'s tests cover jitter.
@@ -219,7 +219,13 @@ impl Harness {
 
 /// The simulator's samples of one point as the pipeline classifies them.
 pub fn sim_samples(site: &str, point: &str, start: EpochMs, end: EpochMs) -> Samples {
-    Samples::from_raw(ace_sim::samples(site, point, start, end, FIVE_MIN))
+    Samples::from_raw(ace_sim::samples(
+        site,
+        point,
+        start.into(),
+        end.into(),
+        FIVE_MIN,
+    ))
 }
 
 /// Reference aggregates of one point (UTC days and hours are whole within
@@ -315,7 +321,7 @@ pub fn assert_exact(
         let want = if empty.contains(p) {
             Vec::new()
         } else {
-            ace_sim::samples(site, p, range.0, range.1, FIVE_MIN)
+            ace_sim::samples(site, p, range.0.into(), range.1.into(), FIVE_MIN)
         };
         assert_eq!(got.len(), want.len(), "{p}");
         for ((t, v), (wt, wv)) in got.iter().zip(&want) {

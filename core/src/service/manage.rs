@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::api::{Durations, InvocationMaxima, LastHour, Stats, StatusCounts, UsageToday};
 
-use crate::domain::JobId;
+use crate::domain::{EpochMs, JobId};
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, SqlDb};
@@ -108,7 +108,7 @@ pub async fn stats<D: SqlDb, C: Clock>(
     quota: u64,
 ) -> Result<Stats, Error> {
     let now = clock.now_ms();
-    let day = now.div_euclid(crate::domain::DAY_MS);
+    let day = now.ms().div_euclid(crate::domain::DAY_MS);
     let used = db
         .query(&store::select_usage(owner, day))
         .await?
@@ -126,7 +126,7 @@ pub async fn stats<D: SqlDb, C: Clock>(
     let measured = c.n("durations");
     Ok(Stats {
         counts: c.counts(),
-        oldest_queued_age_ms: c.opt("oldest_queued_at").map(|t| now - t),
+        oldest_queued_age_ms: c.opt("oldest_queued_at").map(|t| now - EpochMs(t)),
         last_hour: c.last_hour(),
         dead_letters_last_24h: c.n("dead_last_day"),
         alerts_refused: c.n("alerts_refused"),

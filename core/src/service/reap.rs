@@ -16,6 +16,7 @@
 //! are left to the bucket's lifecycle rules (a result may be shared by
 //! identical requests of several jobs).
 
+use crate::domain::EpochMs;
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, Platform, SqlDb};
@@ -88,7 +89,7 @@ async fn finish_dead<P: Platform>(deps: &Deps<'_, P>, job: &Job, reason: &str, o
 async fn resend<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
-    now: i64,
+    now: EpochMs,
     out: &mut Reaped,
 ) -> Result<(), Error> {
     let touched = deps
@@ -119,7 +120,7 @@ async fn resend<P: Platform>(
 }
 
 /// Applies the retention period: one bounded batch per run.
-async fn purge<P: Platform>(deps: &Deps<'_, P>, now: i64) -> Result<u64, Error> {
+async fn purge<P: Platform>(deps: &Deps<'_, P>, now: EpochMs) -> Result<u64, Error> {
     if deps.cfg.job_retention_ms <= 0 {
         return Ok(0);
     }

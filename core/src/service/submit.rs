@@ -127,7 +127,7 @@ async fn reusable<D: SqlDb, B: BlobStore>(
     blobs: &B,
     owner: &str,
     fp: &str,
-    fresh_since: i64,
+    fresh_since: EpochMs,
 ) -> Result<Option<Job>, Error> {
     let q = store::select_reusable_job(owner, fp, fresh_since);
     let Some(job) = store::get_job(db, q).await? else {
@@ -152,7 +152,7 @@ async fn refused<D: SqlDb>(
     quota: store::Quota,
     max_active: u64,
 ) -> Result<Submitted, Error> {
-    let q = store::select_reusable_job(owner, fp, i64::MAX);
+    let q = store::select_reusable_job(owner, fp, EpochMs::MAX);
     if let Some(job) = store::get_job(db, q).await? {
         return Ok(Submitted::Existing(job));
     }
@@ -169,7 +169,7 @@ async fn refused<D: SqlDb>(
                 limit: quota.chunks_per_day,
                 need: new.quota_units,
                 left: (quota.chunks_per_day - used).max(0),
-                retry_after_s: ((reset - new.now + 999) / 1000).max(1),
+                retry_after_s: ((reset - new.now.ms() + 999) / 1000).max(1),
             });
         }
     }

@@ -84,7 +84,8 @@ pub fn next(pos: &Position, page: &Page, times: &mut TimeParser) -> Result<Posit
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]`, naive UTC as ACE writes it.
-fn naive(ms: EpochMs) -> String {
+fn naive(t: EpochMs) -> String {
+    let ms = t.ms();
     let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else {
         return String::new();
     };

@@ -53,7 +53,7 @@ pub fn parse_retry_after(v: &str, now: EpochMs) -> Option<u64> {
     }
     chrono::DateTime::parse_from_rfc2822(v)
         .ok()
-        .map(|t| (t.timestamp_millis() - now).max(0) as u64)
+        .map(|t| (t.timestamp_millis() - now.ms()).max(0) as u64)
 }
 
 /// What the consumer asks for: the samples of these points in this window.
@@ -220,15 +220,15 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after("7", 0), Some(7000));
+        assert_eq!(parse_retry_after("7", EpochMs(0)), Some(7000));
         let now = chrono::DateTime::parse_from_rfc2822("Sun, 06 Nov 1994 08:49:30 GMT")
             .unwrap()
             .timestamp_millis();
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", EpochMs(now)),
             Some(7000)
         );
-        assert_eq!(parse_retry_after("soon", 0), None);
+        assert_eq!(parse_retry_after("soon", EpochMs(0)), None);
     }
 
     #[test]

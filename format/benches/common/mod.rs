@@ -122,7 +122,7 @@ pub fn site_page(points: &[String], start: EpochMs, steps: usize, interval_ms: i
     out.extend_from_slice(b"{\"point_samples\":[");
     for k in 0..steps {
         let t = start + k as i64 * interval_ms;
-        let time = ace_sim::format_time(t);
+        let time = ace_sim::format_time(t.ms());
         let time = time.strip_suffix('Z').unwrap_or(&time);
         for (name, values) in names.iter().zip(&values) {
             if out.last() == Some(&b'}') {
@@ -130,7 +130,7 @@ pub fn site_page(points: &[String], start: EpochMs, steps: usize, interval_ms: i
             }
             let v = values
                 .iter()
-                .find(|(at, _)| *at == t)
+                .find(|(at, _)| *at == t.ms())
                 .map_or("0", |(_, v)| v);
             out.extend_from_slice(b"{\"name\":");
             push_str(&mut out, name);
@@ -165,7 +165,7 @@ pub fn pages(point: &str, samples: &[(i64, String)]) -> Vec<Vec<u8>> {
 
 /// Simulated samples of `point` over `[start, end)` every `interval_ms`.
 pub fn sim(point: &str, start: EpochMs, end: EpochMs, interval_ms: i64) -> Vec<(i64, String)> {
-    ace_sim::samples(SITE, point, start, end, interval_ms)
+    ace_sim::samples(SITE, point, start.ms(), end.ms(), interval_ms)
 }
 
 /// Parses a chunk's pages into one `Vec`, as `upstream::fetch_chunk` does

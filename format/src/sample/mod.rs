@@ -174,10 +174,12 @@ impl Samples {
     }
 
     /// Samples from `(time, upstream value)` pairs, in that order.
-    pub fn from_raw<S: AsRef<str>>(raw: impl IntoIterator<Item = (EpochMs, S)>) -> Self {
+    pub fn from_raw<T: Into<EpochMs>, S: AsRef<str>>(
+        raw: impl IntoIterator<Item = (T, S)>,
+    ) -> Self {
         let mut out = Self::new();
         for (ts, v) in raw {
-            out.push(ts, v.as_ref());
+            out.push(ts.into(), v.as_ref());
         }
         out
     }
@@ -224,7 +226,7 @@ impl Samples {
         if seen <= 0 || n < 2 {
             return;
         }
-        let span = i128::from(end.saturating_sub(start.min(first.ts)));
+        let span = i128::from(end.ms().saturating_sub(start.min(first.ts).ms()));
         // Capped: a burst of samples at a page's start must not reserve
         // gigabytes. The headroom (1/64) keeps later pages, whose estimates
         // wander a little, from moving the vector again.
@@ -326,8 +328,8 @@ mod tests {
     fn texts_are_interned_and_rewound() {
         let mut s = Samples::from_raw([(1, "on"), (2, "off")]);
         let mark = s.mark();
-        s.push(3, "on");
-        s.push(4, "dim");
+        s.push(EpochMs(3), "on");
+        s.push(EpochMs(4), "dim");
         assert_eq!(s[2].value, s[0].value);
         assert_eq!(s.texts().len(), 3);
         s.rewind(mark);
@@ -336,12 +338,12 @@ mod tests {
 
     #[test]
     fn a_chunk_reserves_once_from_its_first_page() {
-        let (start, end) = (0, 30 * 86_400_000);
+        let (start, end) = (EpochMs(0), EpochMs(30 * 86_400_000));
         let mut s = Samples::new();
         let mut caps = Vec::new();
         for page in 0..9i64 {
             for i in page * 10_000..((page + 1) * 10_000).min(86_400) {
-                s.push(i * 30_000, "21.5");
+                s.push(EpochMs(i * 30_000), "21.5");
             }
             s.reserve_for_range(start, end);
             caps.push(s.items.capacity());
@@ -358,8 +360,8 @@ mod tests {
         let got: Vec<(i64, &str)> = v
             .iter()
             .map(|s| match s.value {
-                Value::Text(id) => (s.ts, v.text(id)),
-                _ => (s.ts, "?"),
+                Value::Text(id) => (s.ts.ms(), v.text(id)),
+                _ => (s.ts.ms(), "?"),
             })
             .collect();
         assert_eq!(got, [(1, "y"), (2, "b"), (3, "z")]);

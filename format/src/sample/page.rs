@@ -278,7 +278,7 @@ fn midnight(d: &[u8]) -> Result<Option<EpochMs>, ()> {
     Ok(
         NaiveDate::from_ymd_opt((y1 * 100 + y2) as i32, m as u32, day as u32)
             .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc().timestamp_millis()),
+            .map(|t| EpochMs(t.and_utc().timestamp_millis())),
     )
 }
 

@@ -4,7 +4,7 @@
 use crate::error::HttpError;
 use tsp_core::aggregate::Resolution;
 use tsp_core::api::{AggregateRow, Aggregates, MAX_AGG_LIMIT};
-use tsp_core::domain::{format_rfc3339, parse_rfc3339, PointName, Site, DAY_MS};
+use tsp_core::domain::{format_rfc3339, parse_rfc3339, EpochMs, PointName, Site, DAY_MS};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::ports::SqlDb;
 use tsp_core::store;
@@ -23,8 +23,8 @@ struct AggregatesQuery {
     site: Site,
     point: PointName,
     resolution: Resolution,
-    from: i64,
-    to: i64,
+    from: EpochMs,
+    to: EpochMs,
     limit: i64,
 }
 
@@ -60,7 +60,7 @@ impl AggregatesQuery {
             .map_err(|m| ValidationError::single("point", m))?;
         let resolution = Resolution::parse(p.resolution.as_deref().unwrap_or("1d"))
             .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?;
-        let time = |v: &Option<String>, k: &str| -> Result<i64, ValidationError> {
+        let time = |v: &Option<String>, k: &str| -> Result<EpochMs, ValidationError> {
             parse_rfc3339(required(v, k)?)
                 .ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
         };

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tsp_cloudflare::Bindings;
 use tsp_core::api::MAX_LIST_LIMIT;
-use tsp_core::domain::JobId;
+use tsp_core::domain::{EpochMs, JobId};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::job::{Job, JobStatus};
 use tsp_core::ports::SqlDb;
@@ -331,7 +331,7 @@ pub struct Page {
     /// Jobs per page.
     pub limit: i64,
     /// Jobs strictly before this `(created_at, id)`.
-    pub before: (i64, String),
+    pub before: (EpochMs, String),
 }
 
 impl Page {
@@ -340,10 +340,10 @@ impl Page {
         let limit = limit(&p.limit, 50, MAX_LIST_LIMIT)?;
         let bad = || ValidationError::single("cursor", "must come from next_cursor");
         let before = match p.cursor.as_deref() {
-            None => (i64::MAX, String::new()),
+            None => (EpochMs::MAX, String::new()),
             Some(c) => {
                 let (at, id) = c.split_once('.').unwrap_or((c, ""));
-                let at = at.parse::<i64>().map_err(|_| bad())?;
+                let at = EpochMs(at.parse::<i64>().map_err(|_| bad())?);
                 // A bare time continues before that millisecond.
                 let id = if id.is_empty() {
                     String::new()
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn a_page_takes_limit_1_to_100_and_a_cursor_from_next_cursor() {
         let p = page(None, None).unwrap();
-        assert_eq!((p.limit, p.before), (50, (i64::MAX, String::new())));
+        assert_eq!((p.limit, p.before), (50, (EpochMs::MAX, String::new())));
         assert_eq!(page(Some("100"), None).unwrap().limit, 100);
         for bad in ["0", "101", "x", ""] {
             let e = page(Some(bad), None).err().unwrap();
@@ -437,8 +437,11 @@ mod tests {
         }
         let id = "0123456789abcdef0123456789abcdef";
         let p = page(None, Some(&format!("1700.{id}"))).unwrap();
-        assert_eq!(p.before, (1700, id.to_owned()));
-        assert_eq!(page(None, Some("-5")).unwrap().before, (-5, String::new()));
+        assert_eq!(p.before, (EpochMs(1700), id.to_owned()));
+        assert_eq!(
+            page(None, Some("-5")).unwrap().before,
+            (EpochMs(-5), String::new())
+        );
         for bad in ["x.y", "12.notanid", ".abc"] {
             let e = page(None, Some(bad)).err().unwrap();
             assert_eq!(e.errors[0].field, "cursor", "{bad}");

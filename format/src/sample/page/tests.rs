@@ -7,8 +7,8 @@ use super::super::fast;
 use super::*;
 
 const POINT: &str = "ses/site/192.168.96.3/n4/AHU4.points.Zone_Temp";
-const START: EpochMs = 1_761_955_200_000; // 2025-11-01T00:00:00Z
-const END: EpochMs = START + 86_400_000;
+const START: EpochMs = EpochMs(1_761_955_200_000); // 2025-11-01T00:00:00Z
+const END: EpochMs = EpochMs(START.ms() + 86_400_000);
 
 /// Names a job may ask for: same length as [`POINT`] but one byte apart, a
 /// longer one, one JSON must escape, a short one.
@@ -146,7 +146,7 @@ fn fraction(seed: u64, digits: usize) -> String {
 /// A time around the range in one of the forms the parser meets; about one
 /// in a hundred is invalid.
 fn time() -> impl Strategy<Value = String> {
-    let at = (START - 3_600_000..END + 3_600_000).prop_map(|t| t / 1000 * 1000);
+    let at = (START.ms() - 3_600_000..END.ms() + 3_600_000).prop_map(|t| t / 1000 * 1000);
     let naive = |ms: i64| crate::time::format_rfc3339(ms).replace('Z', "");
     (at, 0u16..200, 1usize..=9, any::<u64>()).prop_map(move |(ms, form, k, seed)| {
         let n = naive(ms);
@@ -272,9 +272,9 @@ proptest! {
             _ => (format!("{naive}{off}"), ms - off_min * 60_000),
         };
         let mut p = TimeParser::default();
-        prop_assert_eq!(p.parse(&s), Some(want), "{}", s);
+        prop_assert_eq!(p.parse(&s), Some(EpochMs(want)), "{}", s);
         let chrono = parse_rfc3339(&s).or_else(|| parse_rfc3339(&format!("{s}Z")));
-        prop_assert_eq!(chrono, Some(want), "{}", s);
+        prop_assert_eq!(chrono, Some(EpochMs(want)), "{}", s);
     }
 }
 
@@ -315,8 +315,8 @@ fn time_forms() {
             "2026-08-07T14:25:00.5-02:00",
             ms("2026-08-07T16:25:00.500Z"),
         ),
-        ("1969-12-31T23:59:59.5", -500),
-        ("1970-01-01T00:00:00", 0),
+        ("1969-12-31T23:59:59.5", EpochMs(-500)),
+        ("1970-01-01T00:00:00", EpochMs(0)),
         // A leap second: chrono's reading (the next second), naive or not.
         ("2016-12-31T23:59:60", ms("2017-01-01T00:00:00Z")),
         ("2016-12-31T23:59:60Z", ms("2017-01-01T00:00:00Z")),
@@ -515,8 +515,8 @@ fn an_error_leaves_every_output_as_it_was() {
             let err = f(
                 body.as_bytes(),
                 &points,
-                0,
-                i64::MAX,
+                EpochMs(0),
+                EpochMs::MAX,
                 &mut TimeParser::default(),
                 &mut outs,
             )
@@ -567,8 +567,8 @@ fn outputs_must_match_the_points() {
     let _ = parse_page(
         b"{\"point_samples\":[]}",
         &PointSet::new(&names(&["a", "b"])),
-        0,
-        1,
+        EpochMs(0),
+        EpochMs(1),
         &mut TimeParser::default(),
         &mut outs,
     );
