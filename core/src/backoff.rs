@@ -8,8 +8,6 @@
 //! upstream request retried in place ([`Backoff::UPSTREAM`]) and the alert
 //! webhook ([`Backoff::ALERT`]).
 
-use crate::ports::Clock;
-
 /// Capped exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -61,9 +59,9 @@ impl Jitter {
         draw: 0.0,
     };
 
-    /// A jitter of `spread`, drawn from the clock's randomness.
-    pub fn draw<C: Clock>(spread: f64, clock: &C) -> Self {
-        let bytes = clock.random_bytes();
+    /// A jitter of `spread`, drawn from 16 random bytes (a clock's
+    /// `random_bytes`).
+    pub fn draw(spread: f64, bytes: [u8; 16]) -> Self {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[..8]);
         // 53 random bits: a uniform float in [0, 1).
@@ -120,6 +118,7 @@ mod tests {
 
     #[test]
     fn drawn_jitter_spreads_the_waits_of_jobs_that_fail_together() {
+        use crate::ports::Clock;
         struct Counter(std::cell::Cell<u8>);
         impl Clock for Counter {
             fn now_ms(&self) -> crate::domain::EpochMs {
@@ -133,7 +132,7 @@ mod tests {
         }
         let clock = Counter(std::cell::Cell::new(0));
         let waits: std::collections::BTreeSet<u64> = (0..20)
-            .map(|_| Backoff::REDELIVERY.delay_ms(4, Jitter::draw(0.5, &clock), None))
+            .map(|_| Backoff::REDELIVERY.delay_ms(4, Jitter::draw(0.5, clock.random_bytes()), None))
             .collect();
         assert!(waits.len() > 10, "{waits:?}");
         assert!(

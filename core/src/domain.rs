@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FieldError, ValidationError};
+use tsp_api::{FieldError, ValidationError};
 
 pub use tsp_api::{JobId, PlanChoice, PointName, Site, MAX_POINT_BYTES};
 pub use tsp_format::time::{format_rfc3339, parse_rfc3339, EpochMs, DAY_MS, HOUR_MS};

@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::backoff::{Backoff, Jitter};
 use crate::codec::CodecError;
-use crate::domain::EpochMs;
+use tsp_format::time::EpochMs;
 
 pub use tsp_api::{FieldError, ValidationError};
 

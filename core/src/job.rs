@@ -6,7 +6,35 @@ use crate::api::{
     JobView, Progress, ResultContentType, ResultEncoding, ResultLink, UpstreamUse, Waiting,
 };
 use crate::domain::{format_rfc3339, EpochMs, JobId, PointName, Site};
-use crate::store::NewJob;
+
+/// A new job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// Id.
+    pub id: &'a JobId,
+    /// Owner.
+    pub owner: &'a str,
+    /// Site.
+    pub site: &'a Site,
+    /// Points as a JSON array.
+    pub points_json: String,
+    /// Range start.
+    pub start_ms: EpochMs,
+    /// Range end.
+    pub end_ms: EpochMs,
+    /// Fingerprint.
+    pub fingerprint: &'a str,
+    /// Chunks (windows) in the plan.
+    pub chunks_total: i64,
+    /// What it counts against the daily quota (points × months).
+    pub quota_units: i64,
+    /// Days per window.
+    pub window_days: u32,
+    /// The plan asked for.
+    pub plan_requested: crate::domain::PlanChoice,
+    /// Now.
+    pub now: EpochMs,
+}
 
 pub use tsp_api::JobStatus;
 
@@ -100,10 +128,10 @@ pub struct Job {
     pub window_days: u32,
     /// The plan the request asked for.
     #[serde(default, deserialize_with = "de::plan_choice")]
-    pub plan_requested: crate::plan::PlanChoice,
+    pub plan_requested: tsp_api::PlanChoice,
     /// The plan the consumer chose at its first claim.
     #[serde(default, deserialize_with = "de::plan")]
-    pub plan: Option<crate::plan::Plan>,
+    pub plan: Option<tsp_api::Plan>,
     /// Rows per page of its site walk, chosen with the plan.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub page_size: Option<i64>,
@@ -246,16 +274,14 @@ pub(crate) mod de {
             .ok_or_else(|| serde::de::Error::custom(format!("window_days {n} is out of range")))
     }
 
-    pub fn plan_choice<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<crate::plan::PlanChoice, D::Error> {
+    pub fn plan_choice<'de, D: Deserializer<'de>>(d: D) -> Result<tsp_api::PlanChoice, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map_or(Ok(Default::default()), |s| {
             s.parse().map_err(serde::de::Error::custom)
         })
     }
 
-    pub fn plan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::plan::Plan>, D::Error> {
+    pub fn plan<'de, D: Deserializer<'de>>(d: D) -> Result<Option<tsp_api::Plan>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| s.parse().map_err(serde::de::Error::custom))
             .transpose()

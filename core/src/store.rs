@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 
 use crate::aggregate::Aggregate;
-use crate::domain::{EpochMs, JobId, PointName, Site};
+use crate::domain::{EpochMs, JobId, PointName};
 use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Row, SqlDb, SqlValue, Statement};
@@ -60,34 +60,7 @@ pub fn decode<T: DeserializeOwned>(rows: Vec<Row>) -> Result<Vec<T>, StoreError>
         .collect()
 }
 
-/// A new job to insert.
-#[derive(Debug, Clone)]
-pub struct NewJob<'a> {
-    /// Id.
-    pub id: &'a JobId,
-    /// Owner.
-    pub owner: &'a str,
-    /// Site.
-    pub site: &'a Site,
-    /// Points as a JSON array.
-    pub points_json: String,
-    /// Range start.
-    pub start_ms: EpochMs,
-    /// Range end.
-    pub end_ms: EpochMs,
-    /// Fingerprint.
-    pub fingerprint: &'a str,
-    /// Chunks (windows) in the plan.
-    pub chunks_total: i64,
-    /// What it counts against the daily quota (points × months).
-    pub quota_units: i64,
-    /// Days per window.
-    pub window_days: u32,
-    /// The plan asked for.
-    pub plan_requested: crate::plan::PlanChoice,
-    /// Now.
-    pub now: EpochMs,
-}
+pub use crate::job::NewJob;
 
 /// Inserts a `queued` job, unless its owner already has `max_active` (> 0)
 /// queued, processing or failed jobs, or already has a live job with this

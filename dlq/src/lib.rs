@@ -12,7 +12,7 @@ use tsp_cloudflare::queue::RawMessage;
 use tsp_cloudflare::{describe, Bindings};
 use tsp_core::backoff::Jitter;
 use tsp_core::error::Disposition;
-use tsp_core::ports::JobMessage;
+use tsp_core::ports::{Clock, JobMessage};
 use tsp_core::service::dead_letter::dead_letter;
 
 /// Handles a batch from the dead-letter queue.
@@ -40,7 +40,7 @@ pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {
             Err(e) => {
                 worker::console_error!("dead-letter path failed for {}: {e}", m.id);
                 // Always retry here: there is no further queue to fall to.
-                let jitter = Jitter::draw(deps.cfg.retry_jitter, deps.clock);
+                let jitter = Jitter::draw(deps.cfg.retry_jitter, deps.clock.random_bytes());
                 match Disposition::for_error(&e, m.attempts, jitter) {
                     Disposition::Retry { delay_seconds } => Disposition::Retry { delay_seconds },
                     _ => Disposition::Retry { delay_seconds: 30 },

@@ -305,7 +305,7 @@ async fn send_alert<P: Platform>(
             Err(e) => last = Some(e),
         }
         if attempt < ALERT_TRIES {
-            let jitter = Jitter::draw(deps.cfg.retry_jitter, deps.clock);
+            let jitter = Jitter::draw(deps.cfg.retry_jitter, deps.clock.random_bytes());
             deps.clock
                 .sleep(Backoff::ALERT.delay_ms(attempt, jitter, None))
                 .await;

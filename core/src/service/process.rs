@@ -428,7 +428,7 @@ async fn requeue<P: Platform>(
 
 /// A draw of `RETRY_JITTER` for one backoff wait.
 fn jitter<P: Platform>(deps: &Deps<'_, P>) -> Jitter {
-    Jitter::draw(deps.cfg.retry_jitter, deps.clock)
+    Jitter::draw(deps.cfg.retry_jitter, deps.clock.random_bytes())
 }
 
 /// After progress: the upstream's `Retry-After`, or at once. Without

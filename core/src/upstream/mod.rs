@@ -154,7 +154,7 @@ where
         let wait = match err.class() {
             ErrorClass::Permanent => return Err(err),
             ErrorClass::Transient { retry_after_ms } => retry_after_ms.unwrap_or_else(|| {
-                let jitter = Jitter::draw(cfg.retry_jitter, clock);
+                let jitter = Jitter::draw(cfg.retry_jitter, clock.random_bytes());
                 Backoff::UPSTREAM.delay_ms(tries, jitter, None)
             }),
         };
