@@ -1,12 +1,12 @@
 //! The request fingerprint: SHA-256 of a canonical request.
 //!
 //! Two requests that ask for the same data have the same fingerprint, so the
-//! producer can coalesce them and the result object can be keyed by it.
+//! producer can coalesce an owner's identical requests into one job.
 
 use sha2::{Digest, Sha256};
 
 use crate::codec::FORMAT_VERSION;
-use crate::domain::{JobRequest, PointName};
+use crate::domain::{JobId, JobRequest, PointName};
 
 /// The resolutions every job computes, part of the canonical request.
 pub const RESOLUTIONS: &str = "1h,1d";
@@ -27,9 +27,13 @@ pub fn fingerprint(req: &JobRequest) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-/// The R2 key of a result object.
-pub fn result_key(fingerprint: &str) -> String {
-    format!("results/{fingerprint}.msgpack.gz")
+/// The R2 key of a job's result object: the SHA-256 of its request's
+/// fingerprint and its id. One job, one key: two owners asking for the same
+/// data get two objects, and a completed job's bytes are never replaced by
+/// another job's run (the upstream may have corrected data in between).
+pub fn result_key(fingerprint: &str, job: &JobId) -> String {
+    let digest = Sha256::digest(format!("{fingerprint}/{job}").as_bytes());
+    format!("results/{}.msgpack.gz", hex::encode(digest))
 }
 
 #[cfg(test)]
@@ -60,5 +64,19 @@ mod tests {
         ] {
             assert_ne!(base, fingerprint(&req(other)), "{other}");
         }
+    }
+
+    #[test]
+    fn each_job_has_its_own_result_key() {
+        let fp = fingerprint(&req(r#"{"site":"s","points":["a"],"days":1}"#));
+        let (a, b) = (JobId::from_bytes([1; 16]), JobId::from_bytes([2; 16]));
+        assert_ne!(result_key(&fp, &a), result_key(&fp, &b));
+        assert_eq!(result_key(&fp, &a), result_key(&fp, &a));
+        let key = result_key(&fp, &a);
+        let hash = &key["results/".len()..key.len() - ".msgpack.gz".len()];
+        assert!(
+            hash.len() == 64 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{key}"
+        );
     }
 }

@@ -125,6 +125,38 @@ async fn a_job_completes_with_the_exact_object_and_aggregates() {
 }
 
 #[tokio::test]
+async fn two_owners_identical_jobs_write_two_objects_and_neither_replaces_the_other() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let mut points: Vec<String> = ace_sim::default_points("twice", 2);
+    points.sort();
+    let b = body("twice", &points);
+    let first = h.submit_new(&b).await;
+    h.drain().await;
+    let a = h.job(&first).await;
+    let (a_bytes, a_meta) = h.blobs.object(a.result_key.as_deref().unwrap()).unwrap();
+    let second = match h.submit_as("bob", &b).await {
+        tsp_core::service::submit::Submitted::Created { job, .. } => job.id,
+        other => panic!("bob gets a job of his own, not {other:?}"),
+    };
+    h.drain().await;
+    let b_job = h.job(&second).await;
+    assert_eq!(b_job.status, JobStatus::Completed);
+    assert_ne!(a.result_key, b_job.result_key, "one key per job");
+    // The first owner's object is untouched: same bytes, its own job named.
+    let (again, meta) = h.blobs.object(a.result_key.as_deref().unwrap()).unwrap();
+    assert_eq!((again, meta), (a_bytes.clone(), a_meta));
+    let (b_bytes, b_meta) = h
+        .blobs
+        .object(b_job.result_key.as_deref().unwrap())
+        .unwrap();
+    assert!(b_meta
+        .custom
+        .contains(&("job_id".into(), second.to_string())));
+    assert_eq!(b_bytes, a_bytes, "the same data, in an object of its own");
+}
+
+#[tokio::test]
 async fn a_job_of_a_year_of_one_day_windows_deletes_every_part() {
     // Was "over 1,000 parts": a part is now a window of every point, and a
     // job's windows are at least a day over at most 366 days, so no job

@@ -216,7 +216,7 @@ pub(crate) async fn finalize<P: Platform>(
         }
         return Ok(Finalized::OutOfBudget);
     }
-    let key = result_key(&job.fingerprint);
+    let key = result_key(&job.fingerprint, &job.id);
     let meta = metadata(job, chunks.iter().map(|c| c.samples).sum());
     let blobs = deps.blobs;
     let written = if shape.multipart {
