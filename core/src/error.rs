@@ -150,6 +150,9 @@ pub enum Error {
     /// No credentials, or unknown ones.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The token has no grant for the site it asks about.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The resource does not exist (or belongs to another owner).
     #[error("not found")]
     NotFound,
@@ -222,6 +225,7 @@ impl Error {
         match self {
             Error::Validation(_)
             | Error::Unauthorized
+            | Error::Forbidden(_)
             | Error::NotFound
             | Error::Conflict(_)
             | Error::Gone(_)
@@ -288,6 +292,7 @@ impl Error {
         match self {
             Error::Validation(_) => 422,
             Error::Unauthorized => 401,
+            Error::Forbidden(_) => 403,
             Error::NotFound => 404,
             Error::Conflict(_) => 409,
             Error::Gone(_) => 410,
@@ -305,6 +310,7 @@ impl Error {
         match self {
             Error::Validation(_) => "Invalid request",
             Error::Unauthorized => "Unauthorized",
+            Error::Forbidden(_) => "Forbidden",
             Error::NotFound => "Not found",
             Error::Conflict(_) | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",

@@ -81,9 +81,13 @@ async fn authenticated(mut req: Request, env: &Env, method: &str, found: Match<'
     let result = async {
         let b = bindings.as_ref().map_err(Clone::clone)?;
         let auth = req.headers().get("authorization").ok().flatten();
-        let owner = with_tokens(env, |t| t.owner(auth.as_deref()))?;
-        owner_seen = Some(owner.0.clone());
-        let cx = routes::Cx { b, owner: &owner.0 };
+        let caller = with_tokens(env, |t| t.caller(auth.as_deref()))?;
+        owner_seen = Some(caller.owner.0.clone());
+        let cx = routes::Cx {
+            b,
+            owner: &caller.owner.0,
+            grant: &caller.grant,
+        };
         match &found {
             Match::Route(route) => routes::dispatch(route, &mut req, Some(cx)).await,
             Match::NotAllowed { allow, .. } => Err(HttpError::MethodNotAllowed(allow)),

@@ -20,20 +20,20 @@ use utoipa::OpenApi;
 
 use crate::routes;
 use crate::routes::doc::{
-    Conflict, GatewayTimeout, Gone, InvalidRequest, NotFound, PayloadTooLarge, ResultFormat,
-    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+    Conflict, Forbidden, GatewayTimeout, Gone, InvalidRequest, NotFound, PayloadTooLarge,
+    ResultFormat, ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "timeseries-pipeline API", version = "1.0.0",
-        description = "Large time-series jobs on Cloudflare Workers. Every route but `/healthz` needs `Authorization: Bearer <token>`; a token maps to an owner, and another owner's job answers 404. Errors are RFC 9457 `application/problem+json`, with `errors: [{field, message}]` for invalid input."),
+        description = "Large time-series jobs on Cloudflare Workers. Every route but `/healthz` needs `Authorization: Bearer <token>`; a token maps to an owner and may be limited to some sites (403 for the others), and another owner's job answers 404. Errors are RFC 9457 `application/problem+json`, with `errors: [{field, message}]` for invalid input."),
     components(
         schemas(Health, JobSubmission, JobView, SubmittedJob, DeadLetter, JobList, DeadLetterList,
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
             UsageToday, Durations, AggregateRow, Aggregates, ArchiveResponse, DeadJobArchive,
             ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat),
-        responses(Unauthorized, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
+        responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),
     ),
     security(("bearerAuth" = [])),

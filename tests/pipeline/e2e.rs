@@ -29,6 +29,9 @@ const OTHER_TOKEN: &str = "other-tenant-token";
 /// A third tenant (scripts/stack.sh), for tests that need another owner's
 /// data without touching the second tenant's empty job list.
 const THIRD_TOKEN: &str = "third-tenant-token";
+/// A tenant whose token may use one site only, `e2e-granted`
+/// (scripts/stack.sh: `granted-tenant-token=granted:e2e-granted`).
+const GRANTED_TOKEN: &str = "granted-tenant-token";
 
 pub(crate) fn stack() -> Stack {
     let var = |k: &str| {
@@ -749,4 +752,38 @@ async fn e2e_stats_cost_the_same_at_10_and_at_1000_jobs() {
     assert_eq!(finished, 1_000, "{st}");
     let list = d1_queries(&s, FOURTH, "/v1/jobs?status=cancelled&limit=5").await;
     assert_eq!(list, 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_token_without_a_grant_for_a_site_gets_403_and_no_data() {
+    let s = stack();
+    let body = |site: &str| {
+        json!({"site": site, "points": ace_sim::default_points(site, 1), "days": 1}).to_string()
+    };
+    let (status, problem) = s.post_job(GRANTED_TOKEN, &body("e2e-not-granted")).await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["title"], "Forbidden");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("e2e-not-granted"),
+        "{problem}"
+    );
+    let (listed, jobs) = s.get(GRANTED_TOKEN, "/v1/jobs").await;
+    assert_eq!(listed, 200);
+    assert_eq!(
+        jobs["jobs"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created"
+    );
+    let path = "/v1/aggregates?site=e2e-not-granted&point=p&resolution=1d&from=2025-10-01T00:00:00Z&to=2025-10-02T00:00:00Z";
+    let (status, problem) = s.get(GRANTED_TOKEN, path).await;
+    assert_eq!(status, 403, "{problem}");
+    // The granted site works as for any token.
+    let (status, job) = s.post_job(GRANTED_TOKEN, &body("e2e-granted")).await;
+    assert_eq!(status, 202, "{job}");
+    let granted = path.replace("e2e-not-granted", "e2e-granted");
+    assert_eq!(s.get(GRANTED_TOKEN, &granted).await.0, 200);
 }

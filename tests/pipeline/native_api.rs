@@ -40,7 +40,32 @@ async fn try_submit(
     site: &str,
 ) -> Result<tsp_core::service::submit::Submitted, Error> {
     let bytes = body(site).to_string();
-    tsp_core::service::submit::submit(&h.deps(), owner, bytes.as_bytes()).await
+    tsp_core::service::submit::submit(&h.deps(), owner, &Grant::All, bytes.as_bytes()).await
+}
+
+#[tokio::test]
+async fn a_token_without_a_grant_for_the_site_gets_403_and_nothing_is_written() {
+    let h = Harness::new("http://127.0.0.1:9");
+    let tokens = tsp_core::auth::TokenTable::parse("t=alice:north|south");
+    let grant = tokens.caller(Some("Bearer t")).unwrap().grant;
+    let submit = |site: &str| {
+        let bytes = body(site).to_string();
+        let deps = h.deps();
+        let grant = grant.clone();
+        async move { tsp_core::service::submit::submit(&deps, "alice", &grant, bytes.as_bytes()).await }
+    };
+    let err = submit("east").await.expect_err("no grant for east");
+    assert!(
+        matches!(&err, Error::Forbidden(why) if why.contains("east")),
+        "{err:?}"
+    );
+    assert_eq!(err.http_status(), 403);
+    assert_eq!(h.count("SELECT COUNT(*) FROM queue_jobs").await, 0);
+    assert!(h.queue.drain().is_empty(), "nothing queued");
+    assert!(matches!(
+        submit("north").await,
+        Ok(tsp_core::service::submit::Submitted::Created { .. })
+    ));
 }
 
 #[tokio::test]

@@ -466,7 +466,8 @@ async fn submit_validates_deduplicates_and_writes_nothing_on_error() {
         r#"{"points":["a"],"days":3}"#,
         r#"{"site":"s","points":["a"],"start":"2024-01-01T00:00:00Z","end":"2025-01-03T00:00:00Z"}"#,
     ] {
-        let r = tsp_core::service::submit::submit(&h.deps(), "alice", bad.as_bytes()).await;
+        let r = tsp_core::service::submit::submit(&h.deps(), "alice", &Grant::All, bad.as_bytes())
+            .await;
         let err = r.expect_err(bad);
         assert_eq!(err.http_status(), 422, "{bad}");
         assert!(!err.to_string().is_empty());

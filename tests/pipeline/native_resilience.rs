@@ -43,9 +43,14 @@ async fn past_the_daily_quota_a_submit_gets_429_naming_it_and_writes_nothing() {
     )
     .await;
     // `force` counts too: 2 + 2 + 2 > 5.
-    let err = submit(&h.deps(), "alice", forced.to_string().as_bytes())
-        .await
-        .expect_err("over the quota");
+    let err = submit(
+        &h.deps(),
+        "alice",
+        &Grant::All,
+        forced.to_string().as_bytes(),
+    )
+    .await
+    .expect_err("over the quota");
     let Error::QuotaExceeded {
         limit,
         need,
@@ -281,9 +286,14 @@ async fn a_queue_send_that_hangs_times_out_and_the_outbox_takes_over() {
         log: &|_| {},
     };
     let t0 = std::time::Instant::now();
-    let out = submit(&deps, "alice", day_job("hang").to_string().as_bytes())
-        .await
-        .expect("the row is written whatever the queue does");
+    let out = submit(
+        &deps,
+        "alice",
+        &Grant::All,
+        day_job("hang").to_string().as_bytes(),
+    )
+    .await
+    .expect("the row is written whatever the queue does");
     assert!(
         t0.elapsed() < std::time::Duration::from_secs(5),
         "{:?}",

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use ace_sim::SimConfig;
 use serde_json::json;
 use tsp_core::aggregate::{aggregate, Aggregate};
+pub use tsp_core::auth::Grant;
 use tsp_core::chunk;
 use tsp_core::codec::{self, Decoded, Header, FORMAT_NAME, FORMAT_VERSION};
 use tsp_core::config::Config;
@@ -127,9 +128,14 @@ impl Harness {
 
     /// Submits a JSON body as `owner`.
     pub async fn submit_as(&self, owner: &str, body: &serde_json::Value) -> Submitted {
-        submit(&self.deps(), owner, body.to_string().as_bytes())
-            .await
-            .expect("submit")
+        submit(
+            &self.deps(),
+            owner,
+            &Grant::All,
+            body.to_string().as_bytes(),
+        )
+        .await
+        .expect("submit")
     }
 
     /// Submits and returns the new job's id (draining the queue message).

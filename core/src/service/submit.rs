@@ -1,5 +1,6 @@
 //! `POST /v1/jobs`: validate, deduplicate, record, enqueue.
 
+use crate::auth::Grant;
 use crate::chunk;
 use crate::config::Config;
 use crate::domain::DAY_MS;
@@ -31,10 +32,11 @@ pub enum Submitted {
 /// submissions of one owner share one job under any concurrency: the
 /// insert is refused by a unique index, not by the lookup.
 /// A completed job is reused only while its object is still in R2 (one
-/// object HEAD, no extra D1 query).
+/// object HEAD, no extra D1 query). A site outside `grant` is a 403.
 pub async fn submit<P: Platform>(
     deps: &Deps<'_, P>,
     owner: &str,
+    grant: &Grant,
     body: &[u8],
 ) -> Result<Submitted, Error> {
     let Deps {
@@ -47,6 +49,8 @@ pub async fn submit<P: Platform>(
     } = *deps;
     let now = clock.now_ms();
     let req = JobRequest::parse(body, now, cfg.max_points)?;
+    // A site outside the token's grant is refused before anything is read.
+    grant.check(req.site.as_str())?;
     let fp = fingerprint(&req);
     if !req.force {
         if let Some(job) = reusable(db, blobs, owner, &fp, now - cfg.freshness_ms).await? {

@@ -11,7 +11,7 @@ use tsp_core::store;
 use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
-use super::doc::{GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
+use super::doc::{Forbidden, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
 use super::{limit, query, required, Cx};
 
 /// How long a page of complete aggregate buckets is served from the cache.
@@ -110,10 +110,12 @@ impl AggregatesQuery {
         (status = 200, description = "A page of buckets; `next_from` starts the next page.", body = Aggregates,
             headers(("X-Cache" = String, description = "HIT when the page came from the Workers Cache (pages of complete buckets only, at most 60 s old), MISS otherwise."),
                 ("Cache-Control" = String, description = "`private, max-age=60`."))),
-        (status = 401, response = Unauthorized), (status = 422, response = InvalidRequest),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 422, response = InvalidRequest),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let aq = AggregatesQuery::parse(&query(req)?)?;
+    cx.grant.check(aq.site.as_str())?;
     let key = aq.cache_key(cx.owner);
     if let Some(hit) = cache_get(cx, &key).await {
         return Ok(hit);

@@ -10,7 +10,7 @@ use tsp_core::service::manage;
 use worker::{Request, Response};
 
 use super::doc::{
-    Conflict, GatewayTimeout, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized,
+    Conflict, Forbidden, GatewayTimeout, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized,
 };
 use super::{job_id, log_line, owned_job, query, Cx, JobIdParam, Page, PageParams};
 use crate::json;
@@ -68,10 +68,13 @@ pub async fn archive(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", operation_id = "retryJob", tag = "dead letters",
     params(JobIdParam),
     responses((status = 202, description = "The job is queued again.", body = SubmittedJob),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
+    // The site must still be in the token's grant.
+    cx.grant.check(owned_job(cx, id).await?.site.as_str())?;
     let (job, sent) = manage::retry(
         &cx.b.db,
         &cx.b.queue,

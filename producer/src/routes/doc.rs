@@ -36,6 +36,7 @@ macro_rules! problems {
 
 problems! {
     Unauthorized => "Missing or unknown bearer token." ["WWW-Authenticate": "`Bearer`."];
+    Forbidden => "The token has no grant for this site (`API_TOKENS` names the sites each token may use).";
     NotFound => "No such job for this owner, or no such object.";
     Conflict => "The job is not in a state that allows this.";
     Gone => "The job completed, but its result object no longer exists (expired or deleted); submit again with `force: true`.";

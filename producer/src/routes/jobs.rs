@@ -9,8 +9,8 @@ use tsp_core::service::submit::{submit as submit_job, Submitted};
 use worker::{Request, Response};
 
 use super::doc::{
-    Conflict, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge, ServiceUnavailable,
-    TooManyRequests, Unauthorized, UnsupportedMediaType,
+    Conflict, Forbidden, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge,
+    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
 use super::{job_id, log_line, owned_job, query, read_body, Cx, JobIdParam, Page, PageParams};
 use crate::{json, MAX_BODY_BYTES};
@@ -35,7 +35,8 @@ use crate::{json, MAX_BODY_BYTES};
             headers(("Location" = String, description = "The job's status URL."))),
         (status = 202, description = "The job was accepted and queued.", body = SubmittedJob,
             headers(("Location" = String, description = "The job's status URL."))),
-        (status = 401, response = Unauthorized), (status = 413, response = PayloadTooLarge),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType), (status = 422, response = InvalidRequest),
         (status = 429, response = TooManyRequests), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
@@ -50,7 +51,7 @@ pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, HttpError
         return Err(HttpError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     let body = read_body(req).await?;
-    let out = submit_job(&cx.b.deps(&log_line), cx.owner, &body).await?;
+    let out = submit_job(&cx.b.deps(&log_line), cx.owner, cx.grant, &body).await?;
     let (status, job, note) = match &out {
         Submitted::Created { job, enqueued } => {
             let note = (!enqueued).then_some("queue send failed; the reaper will send it");

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tsp_cloudflare::Bindings;
 use tsp_core::api::MAX_LIST_LIMIT;
+use tsp_core::auth::Grant;
 use tsp_core::domain::{EpochMs, JobId};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::job::{Job, JobStatus};
@@ -266,6 +267,8 @@ pub struct Cx<'a> {
     pub b: &'a Bindings,
     /// The authenticated owner.
     pub owner: &'a str,
+    /// The sites the caller's token may use.
+    pub grant: &'a Grant,
 }
 
 /// The query string as `T`, decoded once. Every field of a parameter set
