@@ -113,7 +113,7 @@ tsp_up() {
       -e "s|^ACE_API_URL = .*|ACE_API_URL = \"$TSP_SIM_URL\"|" \
       "$TSP_ROOT/wrangler.toml" > "$TSP_STATE/wrangler.toml"
   {
-    echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted"
+    echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted,granted-all-token=granted"
     echo "ACE_API_TOKEN=dev-token"
     echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
     echo "PUBLIC_BASE_URL=$TSP_URL"

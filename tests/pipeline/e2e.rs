@@ -32,6 +32,8 @@ const THIRD_TOKEN: &str = "third-tenant-token";
 /// A tenant whose token may use one site only, `e2e-granted`
 /// (scripts/stack.sh: `granted-tenant-token=granted:e2e-granted`).
 const GRANTED_TOKEN: &str = "granted-tenant-token";
+/// The same tenant's token for every site.
+const GRANTED_ALL_TOKEN: &str = "granted-all-token";
 
 pub(crate) fn stack() -> Stack {
     let var = |k: &str| {
@@ -786,4 +788,16 @@ async fn e2e_a_token_without_a_grant_for_a_site_gets_403_and_no_data() {
     assert_eq!(status, 202, "{job}");
     let granted = path.replace("e2e-not-granted", "e2e-granted");
     assert_eq!(s.get(GRANTED_TOKEN, &granted).await.0, 200);
+    // The same owner's job of another site, made with a token for every
+    // site, is not readable with the limited token.
+    let (status, other) = s
+        .post_job(GRANTED_ALL_TOKEN, &body("e2e-not-granted"))
+        .await;
+    assert_eq!(status, 202, "{other}");
+    let view = format!("/v1/jobs/{}", other["job_id"].as_str().unwrap());
+    assert_eq!(s.get(GRANTED_ALL_TOKEN, &view).await.0, 200);
+    let (status, problem) = s.get(GRANTED_TOKEN, &view).await;
+    assert_eq!(status, 403, "{problem}");
+    let result = s.raw_get(GRANTED_TOKEN, &format!("{view}/result")).await;
+    assert_eq!(result.status(), 403);
 }

@@ -115,7 +115,8 @@ pub struct StatusParam {
     responses(
         (status = 200, description = "The job.", body = JobView,
             headers(("Retry-After" = i32, description = "Seconds before polling again (2); sent while the job is not in a terminal state."))),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;

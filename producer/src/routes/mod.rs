@@ -375,12 +375,15 @@ impl Page {
 }
 
 /// The caller's job with this id: an id that cannot exist, or another
-/// owner's job, is simply not found.
+/// owner's job, is simply not found; a job of a site outside the token's
+/// grant is forbidden (its view, result, archive and retry alike).
 pub async fn owned_job(cx: Cx<'_>, id: &str) -> Result<Job, Error> {
     let id = job_id(id)?;
-    store::get_job(&cx.b.db, store::select_owned_job(&id, cx.owner))
+    let job = store::get_job(&cx.b.db, store::select_owned_job(&id, cx.owner))
         .await?
-        .ok_or(Error::NotFound)
+        .ok_or(Error::NotFound)?;
+    cx.grant.check(job.site.as_str())?;
+    Ok(job)
 }
 
 /// A job id from the path (404 when it cannot be one).

@@ -10,8 +10,8 @@ use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use super::doc::{
-    Conflict, GatewayTimeout, Gone, NotFound, ResultFormat, ResultObject, ServiceUnavailable,
-    Unauthorized,
+    Conflict, Forbidden, GatewayTimeout, Gone, NotFound, ResultFormat, ResultObject,
+    ServiceUnavailable, Unauthorized,
 };
 use super::{owned_job, query, Cx, JobIdParam};
 
@@ -49,7 +49,8 @@ pub struct ResultFormatParams {
                 (String = "application/x-ndjson"))),
         (status = 304, description = "The client's copy of the binary object (`If-None-Match`) is current.",
             headers(("ETag" = String), ("Cache-Control" = String))),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 410, response = Gone),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
