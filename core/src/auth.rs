@@ -49,6 +49,14 @@ impl Grant {
         }
     }
 
+    /// The sites, or `None` for every site.
+    pub fn sites(&self) -> Option<&[String]> {
+        match self {
+            Grant::All => None,
+            Grant::Sites(sites) => Some(sites),
+        }
+    }
+
     /// `Err(Forbidden)` unless the grant covers `site`.
     pub fn check(&self, site: &str) -> Result<(), Error> {
         if self.allows(site) {

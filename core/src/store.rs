@@ -758,21 +758,26 @@ pub fn select_owner_jobs(
     status: Option<JobStatus>,
     before: (EpochMs, &str),
     limit: i64,
+    sites: Option<&[String]>,
 ) -> Statement {
     // Two shapes, so each uses its index: `(owner, status, created_at)`
-    // with a status, `(owner, created_at)` without.
+    // with a status, `(owner, created_at)` without. `sites` (a token's
+    // grant) keeps only those sites' jobs.
     let sql = match status {
         Some(_) => {
             "SELECT * FROM queue_jobs WHERE owner = ?1 AND status = ?3 \
              AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
+             AND (?6 IS NULL OR site IN (SELECT value FROM json_each(?6))) \
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         }
         None => {
             "SELECT * FROM queue_jobs WHERE owner = ?1 AND ?3 IS NULL \
              AND (created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
+             AND (?6 IS NULL OR site IN (SELECT value FROM json_each(?6))) \
              ORDER BY created_at DESC, id DESC LIMIT ?4"
         }
     };
+    let sites = sites.map(|s| serde_json::Value::from(s).to_string());
     stmt(
         sql,
         vec![
@@ -781,6 +786,7 @@ pub fn select_owner_jobs(
             status.map(JobStatus::as_str).into(),
             limit.into(),
             before.1.into(),
+            sites.into(),
         ],
     )
 }

@@ -800,4 +800,18 @@ async fn e2e_a_token_without_a_grant_for_a_site_gets_403_and_no_data() {
     assert_eq!(status, 403, "{problem}");
     let result = s.raw_get(GRANTED_TOKEN, &format!("{view}/result")).await;
     assert_eq!(result.status(), 403);
+    // Its lists hold only the granted site's jobs; the all-sites token's hold both.
+    let sites = |list: Value| -> Vec<String> {
+        let jobs = list["jobs"].as_array().cloned().unwrap_or_default();
+        jobs.iter()
+            .map(|j| j["site"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        sites(s.get(GRANTED_TOKEN, "/v1/jobs").await.1),
+        ["e2e-granted"]
+    );
+    let mut both = sites(s.get(GRANTED_ALL_TOKEN, "/v1/jobs").await.1);
+    both.sort();
+    assert_eq!(both, ["e2e-granted", "e2e-not-granted"]);
 }

@@ -69,6 +69,31 @@ async fn a_token_without_a_grant_for_the_site_gets_403_and_nothing_is_written() 
 }
 
 #[tokio::test]
+async fn a_job_list_for_a_limited_token_holds_only_its_sites() {
+    let h = Harness::new("http://127.0.0.1:9");
+    h.submit_new(&body("north")).await;
+    h.submit_new(&body("east")).await;
+    let list = |sites: Option<Vec<String>>| {
+        let q = store::select_owner_jobs("alice", None, (EpochMs::MAX, ""), 10, sites.as_deref());
+        let db = &h.db;
+        async move {
+            let jobs: Vec<tsp_core::job::Job> = store::decode(db.query(&q).await.unwrap()).unwrap();
+            jobs.into_iter()
+                .map(|j| j.site.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut all = list(None).await;
+    all.sort();
+    assert_eq!(all, ["east", "north"]);
+    assert_eq!(list(Some(vec!["north".into()])).await, ["north"]);
+    assert!(
+        list(Some(vec![])).await.is_empty(),
+        "an empty grant lists nothing"
+    );
+}
+
+#[tokio::test]
 async fn an_owner_at_the_active_job_limit_gets_429_and_nothing_is_written() {
     let mut h = Harness::new("http://127.0.0.1:9");
     h.cfg.max_active_jobs = 2;
@@ -260,7 +285,7 @@ async fn listing_pages_through_jobs_created_in_the_same_millisecond() {
     let mut seen = Vec::new();
     let mut cursor = (i64::MAX, String::new());
     loop {
-        let q = store::select_owner_jobs("alice", None, (EpochMs(cursor.0), &cursor.1), 2);
+        let q = store::select_owner_jobs("alice", None, (EpochMs(cursor.0), &cursor.1), 2, None);
         let page: Vec<tsp_core::job::Job> = store::decode(h.db.query(&q).await.unwrap()).unwrap();
         seen.extend(page.iter().map(|j| j.id.to_string()));
         match page.last() {

@@ -362,7 +362,8 @@ impl Page {
     /// This page of the owner's jobs, optionally of one status.
     pub async fn jobs(&self, cx: Cx<'_>, status: Option<JobStatus>) -> Result<Vec<Job>, Error> {
         let before = (self.before.0, self.before.1.as_str());
-        let stmt = store::select_owner_jobs(cx.owner, status, before, self.limit);
+        let sites = cx.grant.sites();
+        let stmt = store::select_owner_jobs(cx.owner, status, before, self.limit, sites);
         Ok(store::decode(cx.b.db.query(&stmt).await?)?)
     }
 
