@@ -800,6 +800,14 @@ async fn e2e_a_token_without_a_grant_for_a_site_gets_403_and_no_data() {
     assert_eq!(status, 403, "{problem}");
     let result = s.raw_get(GRANTED_TOKEN, &format!("{view}/result")).await;
     assert_eq!(result.status(), 403);
+    let cancel = s
+        .http
+        .delete(format!("{}{view}", s.url))
+        .bearer_auth(GRANTED_TOKEN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(cancel.status(), 403);
     // Its lists hold only the granted site's jobs; the all-sites token's hold both.
     let sites = |list: Value| -> Vec<String> {
         let jobs = list["jobs"].as_array().cloned().unwrap_or_default();

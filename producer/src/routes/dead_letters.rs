@@ -74,8 +74,11 @@ pub async fn archive(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
-    // The job's site must be in the token's grant.
-    owned_job(cx, id).await?;
+    // The job's site must be in the token's grant (one more read, unless
+    // the token may use every site).
+    if cx.grant.sites().is_some() {
+        owned_job(cx, id).await?;
+    }
     let (job, sent) = manage::retry(
         &cx.b.db,
         &cx.b.queue,

@@ -130,10 +130,16 @@ pub async fn get(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
 /// Cancel a queued, processing or failed job.
 #[utoipa::path(delete, path = "/v1/jobs/{id}", operation_id = "cancelJob", tag = "jobs", params(JobIdParam),
     responses((status = 200, description = "The cancelled job.", body = JobView),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
+    // Only a job of a site in the token's grant (one more read, unless the
+    // token may use every site).
+    if cx.grant.sites().is_some() {
+        owned_job(cx, id).await?;
+    }
     let job = manage::cancel(&cx.b.db, &cx.b.clock, cx.owner, &job_id(id)?, &log_line).await?;
     Ok(json(200, &job.view()))
 }
