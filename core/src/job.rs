@@ -256,8 +256,8 @@ impl Job {
     }
 }
 
-/// Names as the wire carries them.
-fn names(points: &[PointName]) -> Vec<String> {
+/// Names as the wire and the result header carry them.
+pub(crate) fn names(points: &[PointName]) -> Vec<String> {
     points.iter().map(|p| p.as_str().to_owned()).collect()
 }
 

@@ -189,7 +189,7 @@ fn header(job: &Job) -> Result<Vec<u8>, Error> {
         site: job.site.to_string(),
         start_ms: job.start_ms,
         end_ms: job.end_ms,
-        points: job.points.iter().map(ToString::to_string).collect(),
+        points: crate::job::names(&job.points),
     })
     .map_err(Error::from)
 }
