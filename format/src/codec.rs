@@ -153,8 +153,14 @@ pub fn build_block(point: u32, samples: &Samples) -> Block {
     let (mut decimals, mut texts) = (0, 0);
     for s in samples.iter() {
         match s.value {
-            Value::Decimal { scale, .. } => {
-                b.s = b.s.max(scale);
+            Value::Decimal { mantissa, scale } => {
+                // The scale a value needs, not the digits it was written
+                // with ("21.40" needs 1): so a block's scale depends only
+                // on its values, and samples decoded from a stored block
+                // encode again to the same bytes, whatever span they cover.
+                if scale > b.s {
+                    b.s = b.s.max(needed_scale(mantissa, scale));
+                }
                 decimals += 1;
             }
             Value::Text(_) | Value::NonFinite(_) => texts += 1,
@@ -175,10 +181,7 @@ pub fn build_block(point: u32, samples: &Samples) -> Block {
     for (i, s) in samples.iter().enumerate() {
         let i = i as u32;
         let rescaled = match s.value {
-            Value::Decimal { mantissa, scale } => 10i64
-                .checked_pow(u32::from(b.s - scale))
-                .and_then(|f| mantissa.checked_mul(f))
-                .filter(|m| m.abs() < MAX_EXACT_MANTISSA),
+            Value::Decimal { mantissa, scale } => rescale(mantissa, scale, b.s),
             _ => None,
         };
         match (s.value, rescaled) {
@@ -199,6 +202,27 @@ pub fn build_block(point: u32, samples: &Samples) -> Block {
         }
     }
     b
+}
+
+/// The fewest digits after the point that `mantissa / 10^scale` needs.
+fn needed_scale(mut mantissa: i64, mut scale: u8) -> u8 {
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    scale
+}
+
+/// `mantissa / 10^scale` as a mantissa at scale `to`, if exact and small
+/// enough. Dropping digits drops only trailing zeros: `to` is at least
+/// the scale the value needs.
+fn rescale(mantissa: i64, scale: u8, to: u8) -> Option<i64> {
+    let m = if scale > to {
+        mantissa / 10i64.checked_pow(u32::from(scale - to))?
+    } else {
+        mantissa.checked_mul(10i64.checked_pow(u32::from(to - scale))?)?
+    };
+    Some(m).filter(|m| m.abs() < MAX_EXACT_MANTISSA)
 }
 
 /// The block code of string `t`, giving it the next code on first use.
@@ -275,8 +299,15 @@ fn column<W: Write, T>(
     Ok(())
 }
 
-/// Expands a block into `(time, value)` pairs.
-pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
+/// One decoded cell of a block.
+enum Cell<'a> {
+    Decimal(i64),
+    Float(f64),
+    Text(&'a str),
+}
+
+/// Calls `f` with each sample of a block, in order.
+fn walk_block<'a>(b: &'a Block, mut f: impl FnMut(EpochMs, Cell<'a>)) -> Result<(), CodecError> {
     let n = b.n as usize;
     let bad = |what: &str| CodecError::Invalid(format!("block for point {}: {what}", b.p));
     if b.dt.len() != n.saturating_sub(1)
@@ -301,34 +332,75 @@ pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
     }
     let (mut t, mut m) = (b.t0, 0i64);
     let (mut mi, mut fi, mut si) = (0, 0, 0);
-    let mut out = Vec::with_capacity(n);
     for (i, k) in kind.into_iter().enumerate() {
         if i > 0 {
             t += b.dt[i - 1];
         }
-        let v = match k {
+        let cell = match k {
             0 => {
                 m += b.m.get(mi).ok_or_else(|| bad("short m"))?;
                 mi += 1;
-                Decoded::Number(decimal_to_f64(m, b.s))
+                Cell::Decimal(m)
             }
             1 => {
                 fi += 1;
-                Decoded::Number(b.fv[fi - 1])
+                Cell::Float(b.fv[fi - 1])
             }
             _ => {
                 si += 1;
                 let code = b.sc[si - 1] as usize;
-                Decoded::Text(
-                    b.sd.get(code)
-                        .ok_or_else(|| bad("bad string code"))?
-                        .clone(),
-                )
+                Cell::Text(b.sd.get(code).ok_or_else(|| bad("bad string code"))?)
             }
         };
-        out.push((t, v));
+        f(t, cell);
     }
+    Ok(())
+}
+
+/// Expands a block into `(time, value)` pairs.
+pub fn expand_block(b: &Block) -> Result<Vec<(EpochMs, Decoded)>, CodecError> {
+    let mut out = Vec::with_capacity(b.n as usize);
+    walk_block(b, |t, cell| {
+        out.push((
+            t,
+            match cell {
+                Cell::Decimal(m) => Decoded::Number(decimal_to_f64(m, b.s)),
+                Cell::Float(f) => Decoded::Number(f),
+                Cell::Text(s) => Decoded::Text(s.to_owned()),
+            },
+        ))
+    })?;
     Ok(out)
+}
+
+/// A block's samples in `[from, to)`, as the parser would have classified
+/// them: [`encode_block`] of the result gives, bit for bit, the block a
+/// fresh fetch of that span gives.
+pub fn block_samples(b: &Block, from: EpochMs, to: EpochMs) -> Result<Samples, CodecError> {
+    let mut out = Samples::new();
+    walk_block(b, |t, cell| {
+        if t < from || t >= to {
+            return;
+        }
+        match cell {
+            Cell::Decimal(m) => out.push_value(
+                t,
+                Value::Decimal {
+                    mantissa: m,
+                    scale: b.s,
+                },
+            ),
+            Cell::Float(f) => out.push_value(t, Value::Float(f)),
+            Cell::Text(s) => out.push(t, s),
+        }
+    })?;
+    Ok(out)
+}
+
+/// Decodes one block's gzip member, as [`encode_block`] wrote it.
+pub fn decode_block(member: &[u8]) -> Result<Block, CodecError> {
+    let mut de = rmp_serde::Deserializer::new(flate2::read::GzDecoder::new(member));
+    Ok(Block::deserialize(&mut de)?)
 }
 
 /// Reads an object as a stream: the header, then blocks one at a time, so a
@@ -461,5 +533,67 @@ mod tests {
         h.format = "other".into();
         let obj = encode_header(&h).unwrap();
         assert!(decode_object(&obj).is_err());
+    }
+}
+
+#[cfg(test)]
+mod stored_block_tests {
+    use super::*;
+
+    /// Raw upstream values of mixed kinds and written scales.
+    fn raw() -> Vec<(i64, &'static str)> {
+        let vals = [
+            "21.4",
+            "21.45",
+            "21.40",
+            "0.00",
+            "1e3",
+            "NaN",
+            "on",
+            "-3.125",
+            "7",
+            "off",
+            "21.4",
+            "123456789.123456",
+        ];
+        (0..240)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 60_000,
+                    vals[i as usize % vals.len()],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stored_block_read_back_encodes_to_the_fresh_bytes_for_any_span() {
+        let all = Samples::from_raw(raw());
+        let stored = encode_block(3, &all).unwrap();
+        let block = decode_block(&stored).unwrap();
+        let whole = block_samples(&block, EpochMs::MIN, EpochMs::MAX).unwrap();
+        assert_eq!(encode_block(3, &whole).unwrap(), stored);
+        // Every sub-span read from the stored block encodes as a fresh
+        // fetch of only that span would.
+        for (a, b) in [(0, 1), (0, 7), (2, 3), (5, 100), (117, 240), (239, 240)] {
+            let (from, to) = (EpochMs(raw()[a].0), EpochMs(raw()[b - 1].0 + 1));
+            let fresh = Samples::from_raw(raw()[a..b].iter().copied());
+            let read = block_samples(&block, from, to).unwrap();
+            assert_eq!(read.len(), b - a);
+            assert_eq!(
+                encode_block(0, &read).unwrap(),
+                encode_block(0, &fresh).unwrap(),
+                "span {a}..{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_scale_is_what_its_values_need() {
+        let b = build_block(0, &Samples::from_raw([(1, "21.40"), (2, "3.0")]));
+        assert_eq!((b.s, b.m.clone()), (1, vec![214, 30 - 214]));
+        let decoded = expand_block(&b).unwrap();
+        assert_eq!(decoded[0].1, Decoded::Number(21.4));
+        assert_eq!(decoded[1].1, Decoded::Number(3.0));
     }
 }

@@ -190,6 +190,13 @@ impl Samples {
         self.items.push(Sample { ts, value });
     }
 
+    /// Appends a number already classified (a block read back). A
+    /// string goes through [`push`](Self::push).
+    pub fn push_value(&mut self, ts: EpochMs, value: Value) {
+        debug_assert!(matches!(value, Value::Decimal { .. } | Value::Float(_)));
+        self.items.push(Sample { ts, value });
+    }
+
     /// The string of a text or non-finite value.
     pub fn text(&self, id: TextId) -> &str {
         self.texts.get(id)
