@@ -32,6 +32,8 @@ pub struct NewJob<'a> {
     pub window_days: u32,
     /// The plan asked for.
     pub plan_requested: crate::domain::PlanChoice,
+    /// Bypass the settled-sample store, and refresh it.
+    pub force: bool,
     /// Now.
     pub now: EpochMs,
 }
@@ -147,6 +149,31 @@ pub struct Job {
     /// Points that yielded no sample over the whole range (once completed).
     #[serde(default, deserialize_with = "de::opt_json_text")]
     pub points_without_data: Option<Vec<PointName>>,
+    /// Bypasses the settled-sample store, and refreshes it.
+    #[serde(default, deserialize_with = "de::flag")]
+    pub force: bool,
+    /// Where its committed windows' samples came from.
+    #[serde(flatten)]
+    pub sources: Sources,
+}
+
+/// Where a job's samples came from, over its committed windows: the
+/// settled-sample store or the upstream. A window that used both counts
+/// once in each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sources {
+    /// Samples read from the store.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub store_samples: i64,
+    /// Windows that read the store.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub store_windows: i64,
+    /// Samples fetched from the upstream.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub upstream_samples: i64,
+    /// Windows that fetched from the upstream.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub upstream_windows: i64,
 }
 
 impl Job {
@@ -191,6 +218,8 @@ impl Job {
             upstream_bytes: 0,
             upstream_requests: 0,
             points_without_data: None,
+            force: new.force,
+            sources: Sources::default(),
         }
     }
 }
@@ -272,6 +301,11 @@ pub(crate) mod de {
             .ok()
             .filter(|n| (1..=crate::chunk::MAX_WINDOW_DAYS).contains(n))
             .ok_or_else(|| serde::de::Error::custom(format!("window_days {n} is out of range")))
+    }
+
+    /// A SQL boolean: 0 or 1 (NULL reads as false).
+    pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(opt_int::<D, i64>(d)?.unwrap_or(0) != 0)
     }
 
     pub fn plan_choice<'de, D: Deserializer<'de>>(d: D) -> Result<tsp_api::PlanChoice, D::Error> {

@@ -14,6 +14,8 @@ use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Row, SqlDb, SqlValue, Statement};
 
+pub mod settled;
+
 /// D1 allows 100 bound parameters per statement.
 pub const MAX_PARAMS: usize = 100;
 
@@ -72,8 +74,8 @@ pub use crate::job::NewJob;
 pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
-         chunks_total, created_at, updated_at, live_key, window_days, plan_requested) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7, ?14, ?15 \
+         chunks_total, created_at, updated_at, live_key, window_days, plan_requested, force) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7, ?14, ?15, ?16 \
          WHERE (?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
          AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10) \
          AND (?11 <= 0 OR COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?2 AND day = ?12), 0) \
@@ -95,6 +97,7 @@ pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
             j.quota_units.into(),
             i64::from(j.window_days).into(),
             j.plan_requested.as_str().into(),
+            i64::from(j.force).into(),
         ],
     )
 }
@@ -446,13 +449,27 @@ pub fn insert_chunk(holder: Holder<'_>, idx: u32, bytes: u64, point_samples: &[u
     )
 }
 
-/// Adds a window's upstream traffic to the job's counters, fenced.
-pub fn add_traffic(holder: Holder<'_>, bytes: u64, requests: u64) -> Statement {
+/// Adds a window's upstream traffic and where its samples came from to
+/// the job's counters, fenced.
+pub fn add_traffic(
+    holder: Holder<'_>,
+    (bytes, requests): (u64, u64),
+    from: &crate::job::Sources,
+) -> Statement {
     let mut params = holder.params();
-    params.extend([(bytes as i64).into(), (requests as i64).into()]);
+    params.extend([
+        (bytes as i64).into(),
+        (requests as i64).into(),
+        from.store_samples.into(),
+        from.store_windows.into(),
+        from.upstream_samples.into(),
+        from.upstream_windows.into(),
+    ]);
     stmt(
         "UPDATE queue_jobs SET upstream_bytes = upstream_bytes + ?3, \
-         upstream_requests = upstream_requests + ?4 \
+         upstream_requests = upstream_requests + ?4, store_samples = store_samples + ?5, \
+         store_windows = store_windows + ?6, upstream_samples = upstream_samples + ?7, \
+         upstream_windows = upstream_windows + ?8 \
          WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
         params,
     )

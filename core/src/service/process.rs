@@ -30,13 +30,15 @@ use crate::chunk::{self, Chunk};
 use crate::codec;
 use crate::domain::{EpochMs, JobId};
 use crate::error::{Disposition, Error};
-use crate::job::{Job, JobStatus};
+use crate::job::{Job, JobStatus, Sources};
 use crate::plan::{self, JobShape, Plan, SiteInfo};
-use crate::ports::{BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Platform, Ports, SqlDb};
+use crate::ports::{
+    BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Platform, Ports, SqlDb, Statement,
+};
 use crate::sample::{sort_dedup, PointSet, Samples};
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
-use crate::service::{assemble, circuit, dead_letter, transition_log, Deps};
+use crate::service::{assemble, circuit, dead_letter, settled, transition_log, Deps};
 use crate::store::{self, AggTarget, AGG_ROWS_PER_STATEMENT};
 use crate::upstream::{Ace, Source, Traffic, WindowQuery};
 
@@ -746,8 +748,16 @@ struct ChunkRun {
 fn window_statements(job: &Job, c: &Chunk) -> u64 {
     let days = ((c.end - c.start) as u64).div_ceil(crate::domain::DAY_MS as u64);
     let rows = days * 25 * job.points.len() as u64;
-    rows.div_ceil(AGG_ROWS_PER_STATEMENT as u64) + 2
+    rows.div_ceil(AGG_ROWS_PER_STATEMENT as u64) + 2 + STORE_STATEMENTS
 }
+
+/// A window's sample-store statements at most: the lookup, forgetting a
+/// lost entry, its index rows, and marking and counting its use.
+const STORE_STATEMENTS: u64 = 8;
+
+/// A window's sample-store R2 calls, besides one read per entry it reads:
+/// writing its own entry.
+const STORE_SUBREQUESTS: u64 = 3;
 
 /// Runs up to six chunks at once while the budget lasts. Each chunk
 /// reserves its statements and subrequests when it starts. After a failure
@@ -774,7 +784,7 @@ async fn run_chunks<P: Platform>(
             .map(|c| {
                 let cost = Cost {
                     statements: window_statements(job, &c),
-                    subrequests: requests.get() + 1,
+                    subrequests: requests.get() + 1 + STORE_SUBREQUESTS,
                 };
                 let ok = !failed.get() && started.get() < cap;
                 (
@@ -836,28 +846,50 @@ fn first_guess(job: &Job, fetch: &Fetch) -> u64 {
 }
 
 /// A window's output: its part (one block per point, in point order),
-/// its aggregates and each point's sample count.
+/// its aggregates, each point's sample count, and the blocks of its
+/// settled span for the sample store (when it writes an entry).
 struct Window {
     part: Vec<u8>,
     aggregates: Vec<(u32, Aggregate)>,
     counts: Vec<u64>,
+    stored: Vec<(Vec<u8>, u64)>,
 }
 
 /// Sorts, deduplicates, aggregates and encodes each point's samples,
-/// dropping each as soon as its block is written.
-fn encode_window(c: &Chunk, outs: Vec<Samples>) -> Result<Window, Error> {
+/// dropping each as soon as its block is written. With `store_until`, each
+/// point's samples before it are encoded for the store too (the window's
+/// own block when that is the whole window).
+fn encode_window(
+    c: &Chunk,
+    outs: Vec<Samples>,
+    store_until: Option<EpochMs>,
+) -> Result<Window, Error> {
     let mut w = Window {
         part: Vec::new(),
         aggregates: Vec::new(),
         counts: Vec::with_capacity(outs.len()),
+        stored: Vec::new(),
     };
     for (p, mut samples) in outs.into_iter().enumerate() {
         let p = p as u32;
+        let codec_err =
+            |e: codec::CodecError| Error::Codec(format!("chunk {} point {p}: {e}", c.idx));
         sort_dedup(&mut samples);
         w.aggregates
             .extend(aggregate(&samples).into_iter().map(|a| (p, a)));
-        let block = codec::encode_block(p, &samples)
-            .map_err(|e| Error::Codec(format!("chunk {} point {p}: {e}", c.idx)))?;
+        let block = codec::encode_block(p, &samples).map_err(codec_err)?;
+        match store_until {
+            Some(until) if until < c.end => {
+                let n = samples.partition_point(|s| s.ts < until);
+                let prefix = samples.prefix(n);
+                w.stored.push((
+                    codec::encode_block(p, &prefix).map_err(codec_err)?,
+                    n as u64,
+                ));
+            }
+            Some(_) => w.stored.push((block.clone(), samples.len() as u64)),
+            None => {}
+        }
         w.part.extend_from_slice(&block);
         w.counts.push(samples.len() as u64);
     }
@@ -874,24 +906,49 @@ async fn run_chunk<P: Platform>(
     c: Chunk,
 ) -> Result<(DoneChunk, u64), Error> {
     lease.heartbeat(deps).await?;
-    let q = WindowQuery {
-        site: job.site.as_str(),
-        names: &job.points,
-        points: &fetch.points,
-        start: c.start,
-        end: c.end,
-        plan: fetch.plan,
-        page_size: fetch.page_size,
-        site_points: fetch.site_points,
-    };
     let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
+    let read = settled::read(deps, job, &c, &mut outs).await?;
     let mut traffic = Traffic::default();
-    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
-    let fetched = ace
-        .fetch_window(&q, &mut outs, &mut traffic, || lease.heartbeat(deps))
-        .await;
-    upstream_result(deps, job, lease, fetched).await?;
-    let w = encode_window(&c, outs)?;
+    if read.upto < c.end {
+        let q = WindowQuery {
+            site: job.site.as_str(),
+            names: &job.points,
+            points: &fetch.points,
+            start: read.upto,
+            end: c.end,
+            plan: fetch.plan,
+            page_size: fetch.page_size,
+            site_points: fetch.site_points,
+        };
+        let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+        let fetched = ace
+            .fetch_window(&q, &mut outs, &mut traffic, || lease.heartbeat(deps))
+            .await;
+        upstream_result(deps, job, lease, fetched).await?;
+    }
+    let now = deps.clock.now_ms();
+    let until = settled::store_until(deps.cfg, &c, now, &read);
+    let mut w = encode_window(&c, outs, until)?;
+    let total: u64 = w.counts.iter().sum();
+    let sources = Sources {
+        store_samples: read.samples as i64,
+        store_windows: i64::from(read.upto > c.start),
+        upstream_samples: (total - read.samples.min(total)) as i64,
+        upstream_windows: i64::from(read.upto < c.end),
+    };
+    let mut extra = store_use(deps, job, &c, &read, now);
+    if let Some(until) = until {
+        let blocks = std::mem::take(&mut w.stored);
+        let fresh = blocks
+            .iter()
+            .map(|b| b.1)
+            .sum::<u64>()
+            .saturating_sub(read.samples);
+        let cost =
+            read.saved_bytes + traffic.bytes * fresh / (sources.upstream_samples.max(1) as u64);
+        let entry = settled::NewEntry { until, blocks };
+        extra.extend(settled::write(deps, job, &c, entry, cost).await?);
+    }
     let done = DoneChunk {
         idx: c.idx,
         samples: w.counts.iter().sum(),
@@ -904,23 +961,70 @@ async fn run_chunk<P: Platform>(
     deps.blobs
         .put(&part_key(&job.id, c.idx), w.part, &meta)
         .await?;
-    commit_chunk(deps.db, job, lease, &w.aggregates, &w.counts, done, traffic).await?;
+    let commit = Commit {
+        aggregates: &w.aggregates,
+        counts: &w.counts,
+        done,
+        traffic,
+        sources,
+        store: extra,
+    };
+    commit_chunk(deps.db, job, lease, commit).await?;
     lease.progressed.set(true);
     Ok((done, traffic.requests))
 }
 
+/// A window's use of the store, for its commit batch: the entries it read
+/// are marked used, and the store's hit and miss counts move.
+fn store_use<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    c: &Chunk,
+    read: &settled::Read,
+    now: EpochMs,
+) -> Vec<Statement> {
+    let mut out = Vec::new();
+    if !read.keys.is_empty() {
+        let keys = serde_json::json!(read.keys).to_string();
+        out.push(store::settled::touch(&keys, now));
+    }
+    let settled_span = c.start < settled::settled_until(deps.cfg.settle_ms, now);
+    let hit = read.upto > c.start;
+    if hit || (settled_span && !job.force && deps.cfg.store_max_bytes > 0) {
+        out.push(store::settled::count_use(hit, !hit, read.saved_bytes));
+    }
+    out
+}
+
+/// What one window's commit batch writes.
+struct Commit<'a> {
+    aggregates: &'a [(u32, Aggregate)],
+    counts: &'a [u64],
+    done: DoneChunk,
+    traffic: Traffic,
+    sources: Sources,
+    /// The sample store's statements (index rows, use), before the checkpoint.
+    store: Vec<Statement>,
+}
+
 /// One batch: the window's aggregate rows (one statement per
-/// [`AGG_ROWS_PER_STATEMENT`]), its traffic and its checkpoint, all fenced.
-/// A cancel or a takeover before it writes nothing.
+/// [`AGG_ROWS_PER_STATEMENT`]), its traffic, the store's rows and its
+/// checkpoint, the job's rows fenced. A cancel or a takeover before it
+/// writes nothing of the job's.
 async fn commit_chunk<D: SqlDb>(
     db: &D,
     job: &Job,
     lease: &Lease<'_>,
-    aggregates: &[(u32, Aggregate)],
-    counts: &[u64],
-    done: DoneChunk,
-    traffic: Traffic,
+    commit: Commit<'_>,
 ) -> Result<(), Error> {
+    let Commit {
+        aggregates,
+        counts,
+        done,
+        traffic,
+        sources,
+        store: store_rows,
+    } = commit;
     let target = AggTarget {
         owner: &job.owner,
         site: job.site.as_str(),
@@ -934,9 +1038,10 @@ async fn commit_chunk<D: SqlDb>(
     }
     stmts.push(store::add_traffic(
         lease.holder(),
-        traffic.bytes,
-        traffic.requests,
+        (traffic.bytes, traffic.requests),
+        &sources,
     ));
+    stmts.extend(store_rows);
     stmts.push(store::insert_chunk(
         lease.holder(),
         done.idx,

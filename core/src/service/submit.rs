@@ -120,6 +120,7 @@ fn new_job<'a>(
         quota_units: chunk::quota_units(start, end, points.len()),
         window_days,
         plan_requested: req.plan.unwrap_or(cfg.upstream_plan),
+        force: req.force,
         now,
     }
 }

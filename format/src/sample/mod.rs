@@ -197,6 +197,14 @@ impl Samples {
         self.items.push(Sample { ts, value });
     }
 
+    /// A copy of the first `n` samples (with the string table).
+    pub fn prefix(&self, n: usize) -> Samples {
+        Samples {
+            items: self.items[..n.min(self.items.len())].to_vec(),
+            texts: self.texts.clone(),
+        }
+    }
+
     /// The string of a text or non-finite value.
     pub fn text(&self, id: TextId) -> &str {
         self.texts.get(id)
