@@ -183,11 +183,15 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
         "a plan, once chosen, stays"
     );
     assert_eq!(
-        db.execute(&store::add_traffic(theirs, (7, 1), &Default::default())).await.unwrap(),
+        db.execute(&store::add_traffic(theirs, (7, 1), &Default::default()))
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        db.execute(&store::add_traffic(mine, (7, 1), &Default::default())).await.unwrap(),
+        db.execute(&store::add_traffic(mine, (7, 1), &Default::default()))
+            .await
+            .unwrap(),
         1
     );
     for (idx, counts) in [(0, [4, 0, 0]), (1, [0, 0, 2])] {

@@ -22,6 +22,7 @@ mod native_commit;
 mod native_faults;
 mod native_flow;
 mod native_resilience;
+mod native_store;
 mod native_upstream;
 mod paging;
 mod support;
