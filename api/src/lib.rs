@@ -279,6 +279,10 @@ pub struct JobView {
     #[serde(default)]
     #[schema(required = true)]
     pub upstream: UpstreamUse,
+    /// What it read from the shared sample store.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub store: StoreUse,
     /// Points that yielded no sample over the whole range (set once the
     /// job is completed): a name the upstream does not know, or a point
     /// that reported nothing.
@@ -301,6 +305,55 @@ pub struct UpstreamUse {
     /// Requests of its committed windows.
     #[schema(minimum = 0)]
     pub requests: i64,
+    /// Samples of its committed windows fetched from the upstream.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub samples: i64,
+    /// Committed windows that fetched from the upstream.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub windows: i64,
+}
+
+/// What a job read from the deployment's shared sample store of settled
+/// upstream data, over its committed windows (a window that read some of
+/// its span from the store and fetched the rest counts in both).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+pub struct StoreUse {
+    /// Samples read from the store.
+    #[schema(minimum = 0)]
+    pub samples: i64,
+    /// Committed windows that read from the store.
+    #[schema(minimum = 0)]
+    pub windows: i64,
+}
+
+/// The deployment's shared sample store of settled upstream data.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+pub struct SampleStore {
+    /// Entries (R2 objects) in it.
+    #[schema(minimum = 0)]
+    pub entries: u64,
+    /// Their bytes.
+    #[schema(minimum = 0)]
+    pub bytes: u64,
+    /// `STORE_MAX_BYTES`.
+    #[schema(minimum = 0)]
+    pub max_bytes: u64,
+    /// Windows with a settled span that read it.
+    #[schema(minimum = 0)]
+    pub hits: u64,
+    /// Windows with a settled span that did not (nothing stored yet, `force`).
+    #[schema(minimum = 0)]
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 before any.
+    pub hit_ratio: f64,
+    /// Upstream bytes the samples read from it cost when they were fetched.
+    #[schema(minimum = 0)]
+    pub upstream_bytes_saved: u64,
+    /// Entries evicted to stay under `max_bytes`.
+    #[schema(minimum = 0)]
+    pub evicted: u64,
 }
 
 /// The answer to a submission or a retry: the job, and a note.
@@ -515,6 +568,9 @@ pub struct Stats {
     pub usage_today: UsageToday,
     /// Durations of the jobs finished in the last 24 hours.
     pub duration_ms_last_24h: Durations,
+    /// The deployment's shared sample store (every owner's jobs use it).
+    #[serde(default)]
+    pub sample_store: SampleStore,
 }
 
 /// Jobs by status.
@@ -658,7 +714,10 @@ mod tests {
                 plan: None,
                 bytes: 0,
                 requests: 0,
+                samples: 0,
+                windows: 0,
             },
+            store: StoreUse::default(),
             points_without_data: None,
         };
         let v = serde_json::to_value(SubmittedJob {

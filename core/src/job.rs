@@ -3,7 +3,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::{
-    JobView, Progress, ResultContentType, ResultEncoding, ResultLink, UpstreamUse, Waiting,
+    JobView, Progress, ResultContentType, ResultEncoding, ResultLink, StoreUse, UpstreamUse,
+    Waiting,
 };
 use crate::domain::{format_rfc3339, EpochMs, JobId, PointName, Site};
 
@@ -279,6 +280,12 @@ impl Job {
                 plan: job.plan,
                 bytes: job.upstream_bytes,
                 requests: job.upstream_requests,
+                samples: job.sources.upstream_samples,
+                windows: job.sources.upstream_windows,
+            },
+            store: StoreUse {
+                samples: job.sources.store_samples,
+                windows: job.sources.store_windows,
             },
             points_without_data: job.points_without_data.as_deref().map(names),
         }

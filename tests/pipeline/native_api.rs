@@ -210,13 +210,18 @@ async fn stats_count_by_status_and_measure_durations() {
     h.submit_new(&body("s2")).await;
     h.queue.drain();
     let before = h.db.statement_count();
-    let st =
-        serde_json::to_value(manage::stats(&h.db, &h.clock, "alice", 0).await.unwrap()).unwrap();
+    let st = serde_json::to_value(
+        manage::stats(&h.db, &h.clock, "alice", (0, 0))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         h.db.statement_count() - before,
-        2,
-        "the figures, and the quota usage"
+        3,
+        "the figures, the quota usage and the sample store's figures"
     );
+    assert_eq!(st["sample_store"]["hits"], 0, "nothing read the store yet");
     assert_eq!(st["counts"]["completed"], 1);
     assert_eq!(st["counts"]["failed_permanent"], 1);
     assert_eq!(st["counts"]["queued"], 1);
@@ -230,7 +235,7 @@ async fn stats_count_by_status_and_measure_durations() {
         "fixed clock: queued just now"
     );
     let none =
-        serde_json::to_value(manage::stats(&h.db, &h.clock, "bob", 0).await.unwrap()).unwrap();
+        serde_json::to_value(manage::stats(&h.db, &h.clock, "bob", (0, 0)).await.unwrap()).unwrap();
     assert_eq!(none["counts"]["completed"], 0);
     assert_eq!(none["duration_ms_last_24h"]["p50"], serde_json::Value::Null);
 }
@@ -238,8 +243,12 @@ async fn stats_count_by_status_and_measure_durations() {
 /// The statements one stats read costs, and what it says.
 async fn stats_cost(h: &Harness) -> (u64, serde_json::Value) {
     let before = h.db.statement_count();
-    let st =
-        serde_json::to_value(manage::stats(&h.db, &h.clock, "alice", 0).await.unwrap()).unwrap();
+    let st = serde_json::to_value(
+        manage::stats(&h.db, &h.clock, "alice", (0, 0))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     (h.db.statement_count() - before, st)
 }
 

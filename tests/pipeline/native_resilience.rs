@@ -76,7 +76,7 @@ async fn past_the_daily_quota_a_submit_gets_429_naming_it_and_writes_nothing() {
         Submitted::Created { .. }
     ));
     let stats = serde_json::to_value(
-        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 5)
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", (5, 0))
             .await
             .unwrap(),
     )
@@ -169,7 +169,7 @@ async fn a_webhook_4xx_is_a_permanent_alert_failure_counted_and_never_retried() 
     );
     assert_eq!(hook.received_requests().await.unwrap().len(), 1);
     let stats = serde_json::to_value(
-        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", (0, 0))
             .await
             .unwrap(),
     )
@@ -252,7 +252,7 @@ async fn repeated_limit_warnings_raise_one_operator_alert_per_hour() {
         "one alert for the hour"
     );
     let st = serde_json::to_value(
-        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", 0)
+        tsp_core::service::manage::stats(&h.db, &h.clock, "alice", (0, 0))
             .await
             .unwrap(),
     )

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::api::{Durations, InvocationMaxima, LastHour, Stats, StatusCounts, UsageToday};
+use crate::api::{
+    Durations, InvocationMaxima, LastHour, SampleStore, Stats, StatusCounts, UsageToday,
+};
 
 use crate::domain::{EpochMs, JobId};
 use crate::error::Error;
@@ -105,7 +107,7 @@ pub async fn stats<D: SqlDb, C: Clock>(
     db: &D,
     clock: &C,
     owner: &str,
-    quota: u64,
+    (quota, max_bytes): (u64, u64),
 ) -> Result<Stats, Error> {
     let now = clock.now_ms();
     let day = now.ms().div_euclid(crate::domain::DAY_MS);
@@ -140,6 +142,27 @@ pub async fn stats<D: SqlDb, C: Clock>(
             p50: c.opt("p50").filter(|_| measured > 0),
             p95: c.opt("p95").filter(|_| measured > 0),
         },
+        sample_store: sample_store(db, max_bytes).await?,
+    })
+}
+
+/// The shared sample store's figures.
+async fn sample_store<D: SqlDb>(db: &D, max_bytes: u64) -> Result<SampleStore, Error> {
+    let f = crate::service::settled::figures(db).await?;
+    let tried = f.hits + f.misses;
+    Ok(SampleStore {
+        entries: f.entries,
+        bytes: f.bytes,
+        max_bytes,
+        hits: f.hits,
+        misses: f.misses,
+        hit_ratio: if tried > 0 {
+            f.hits as f64 / tried as f64
+        } else {
+            0.0
+        },
+        upstream_bytes_saved: f.bytes_saved,
+        evicted: f.evicted,
     })
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::api::{InvocationMaxima, LastHour, Stats, StatusCounts};
+use crate::api::{InvocationMaxima, LastHour, SampleStore, Stats, StatusCounts};
 use crate::error::Error;
 use crate::ports::{Clock, SqlDb};
 use crate::service::manage;
@@ -20,9 +20,9 @@ pub async fn render<D: SqlDb, C: Clock>(
     db: &D,
     clock: &C,
     owner: &str,
-    quota: u64,
+    limits: (u64, u64),
 ) -> Result<String, Error> {
-    let st = manage::stats(db, clock, owner, quota).await?;
+    let st = manage::stats(db, clock, owner, limits).await?;
     let circuit = db
         .query(&store::select_circuit())
         .await?
@@ -64,6 +64,7 @@ pub fn text(st: &Stats, circuit: &str) -> String {
         num(st.dead_letters_last_24h),
     );
     upstream_circuit(&mut out, circuit);
+    sample_store(&mut out, &st.sample_store);
     invocations(&mut out, &st.invocations_last_24h);
     out.push_str("# EOF\n");
     out
@@ -130,6 +131,44 @@ fn upstream_circuit(out: &mut String, circuit: &str) {
         "1 while the upstream circuit holds jobs back.",
         f64::from(u8::from(circuit != "closed")),
     );
+}
+
+/// The shared sample store: its size against its cap, and what it saved.
+fn sample_store(out: &mut String, s: &SampleStore) {
+    for (name, help, value) in [
+        (
+            "tsp_store_entries",
+            "Entries in the shared sample store.",
+            s.entries as f64,
+        ),
+        (
+            "tsp_store_bytes",
+            "Bytes in the shared sample store.",
+            s.bytes as f64,
+        ),
+        (
+            "tsp_store_max_bytes",
+            "The sample store's cap (STORE_MAX_BYTES).",
+            s.max_bytes as f64,
+        ),
+        (
+            "tsp_store_hit_ratio",
+            "Share of windows with a settled span that read the store.",
+            s.hit_ratio,
+        ),
+        (
+            "tsp_store_upstream_bytes_saved",
+            "Upstream bytes the store's reads saved.",
+            s.upstream_bytes_saved as f64,
+        ),
+        (
+            "tsp_store_evicted",
+            "Store entries evicted to stay under the cap.",
+            s.evicted as f64,
+        ),
+    ] {
+        single(out, name, help, value);
+    }
 }
 
 /// The last day's consumer invocations and the most each used of a limit.
@@ -242,6 +281,16 @@ mod pinned {
                 p50: Some(79),
                 p95: Some(83),
             },
+            sample_store: SampleStore {
+                entries: 89,
+                bytes: 97,
+                max_bytes: 101,
+                hits: 3,
+                misses: 1,
+                hit_ratio: 0.75,
+                upstream_bytes_saved: 103,
+                evicted: 107,
+            },
         }
     }
 
@@ -277,6 +326,24 @@ tsp_upstream_circuit_state{state=\"half_open\"} 1
 # TYPE tsp_upstream_circuit_open gauge
 # HELP tsp_upstream_circuit_open 1 while the upstream circuit holds jobs back.
 tsp_upstream_circuit_open 1
+# TYPE tsp_store_entries gauge
+# HELP tsp_store_entries Entries in the shared sample store.
+tsp_store_entries 89
+# TYPE tsp_store_bytes gauge
+# HELP tsp_store_bytes Bytes in the shared sample store.
+tsp_store_bytes 97
+# TYPE tsp_store_max_bytes gauge
+# HELP tsp_store_max_bytes The sample store's cap (STORE_MAX_BYTES).
+tsp_store_max_bytes 101
+# TYPE tsp_store_hit_ratio gauge
+# HELP tsp_store_hit_ratio Share of windows with a settled span that read the store.
+tsp_store_hit_ratio 0.75
+# TYPE tsp_store_upstream_bytes_saved gauge
+# HELP tsp_store_upstream_bytes_saved Upstream bytes the store's reads saved.
+tsp_store_upstream_bytes_saved 103
+# TYPE tsp_store_evicted gauge
+# HELP tsp_store_evicted Store entries evicted to stay under the cap.
+tsp_store_evicted 107
 # TYPE tsp_invocations_last_day gauge
 # HELP tsp_invocations_last_day Consumer invocations in the last 24 hours.
 tsp_invocations_last_day 41

@@ -10,6 +10,8 @@
 //! selection of their own, so they cannot crowd out the others. Each run
 //! touches a bounded number of rows.
 //!
+//! It keeps the sample store under `STORE_MAX_BYTES` ([`settled::evict`]).
+//!
 //! It also applies the retention period (`JOB_RETENTION_MS`): up to
 //! [`REAP_LIMIT`] terminal jobs past it are deleted per run, with their
 //! events and checkpoints, in one batch. Result and archive objects in R2
@@ -20,7 +22,7 @@ use crate::domain::EpochMs;
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, Platform, SqlDb};
-use crate::service::{dead_letter, Deps};
+use crate::service::{dead_letter, settled, Deps};
 use crate::store;
 
 /// Rows one run looks at, per selection.
@@ -50,6 +52,8 @@ pub struct Reaped {
     pub dead: Vec<String>,
     /// Terminal jobs deleted for being past the retention period.
     pub purged: u64,
+    /// Sample-store entries evicted to keep it under `STORE_MAX_BYTES`.
+    pub evicted: u64,
 }
 
 /// Runs the reaper once.
@@ -71,6 +75,12 @@ pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
         finish_dead(deps, &job, &reason, &mut out).await;
     }
     out.purged = purge(deps, now).await?;
+    out.evicted = settled::evict(deps).await?;
+    if out.evicted > 0 {
+        (deps.log)(
+            &serde_json::json!({"event": "store_evict", "entries": out.evicted}).to_string(),
+        );
+    }
     Ok(out)
 }
 

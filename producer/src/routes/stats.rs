@@ -15,17 +15,18 @@ use crate::json;
         (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn stats(cx: Cx<'_>) -> Result<Response, HttpError> {
-    let quota = cx.b.cfg.daily_chunk_quota;
+    let limits = (cx.b.cfg.daily_chunk_quota, cx.b.cfg.store_max_bytes);
     Ok(json(
         200,
-        &manage::stats(&cx.b.db, &cx.b.clock, cx.owner, quota).await?,
+        &manage::stats(&cx.b.db, &cx.b.clock, cx.owner, limits).await?,
     ))
 }
 
 /// The caller's figures and the shared ones in the OpenMetrics text format.
 ///
 /// Jobs by status, queue depth, throughput and failure rate over the last
-/// hour, dead letters in the last day, the upstream circuit state, and the
+/// hour, dead letters in the last day, the upstream circuit state, the shared
+/// sample store (size, hit ratio, upstream bytes saved), and the
 /// resource maxima of the last day's consumer invocations, as OpenMetrics
 /// gauges (`# EOF` terminated). Authenticated like every route.
 #[utoipa::path(get, path = "/v1/metrics", operation_id = "getMetrics", tag = "stats",
@@ -34,8 +35,8 @@ pub async fn stats(cx: Cx<'_>) -> Result<Response, HttpError> {
         (status = 401, response = Unauthorized), (status = 503, response = ServiceUnavailable),
         (status = 504, response = GatewayTimeout)))]
 pub async fn metrics(cx: Cx<'_>) -> Result<Response, HttpError> {
-    let quota = cx.b.cfg.daily_chunk_quota;
-    let body = openmetrics::render(&cx.b.db, &cx.b.clock, cx.owner, quota).await?;
+    let limits = (cx.b.cfg.daily_chunk_quota, cx.b.cfg.store_max_bytes);
+    let body = openmetrics::render(&cx.b.db, &cx.b.clock, cx.owner, limits).await?;
     let headers = Headers::new();
     let _ = headers.set("content-type", openmetrics::CONTENT_TYPE);
     Ok(ResponseBuilder::new()
