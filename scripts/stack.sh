@@ -114,6 +114,7 @@ tsp_up() {
       "$TSP_ROOT/wrangler.toml" > "$TSP_STATE/wrangler.toml"
   {
     echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted,granted-all-token=granted"
+    echo "ADMIN_TOKENS=ops-token=ops"
     echo "ACE_API_TOKEN=dev-token"
     echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
     echo "PUBLIC_BASE_URL=$TSP_URL"

@@ -328,6 +328,22 @@ pub struct StoreUse {
     pub windows: i64,
 }
 
+/// What an operator's refresh of a site's range removed from the sample
+/// store: later jobs fetch that range from the upstream again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoreRefresh {
+    /// The site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// Start of the range (RFC 3339).
+    pub from: String,
+    /// End of the range, exclusive (RFC 3339).
+    pub to: String,
+    /// Store entries that overlapped it, now gone.
+    #[schema(minimum = 0)]
+    pub entries_removed: u64,
+}
+
 /// The deployment's shared sample store of settled upstream data.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct SampleStore {

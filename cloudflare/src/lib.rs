@@ -44,6 +44,8 @@ pub mod names {
     pub const JOBS_QUEUE: &str = "JOBS";
     /// Secret: `token=owner` pairs, comma separated.
     pub const API_TOKENS: &str = "API_TOKENS";
+    /// Operators' tokens for the `/v1/admin/` routes (`token=operator,…`).
+    pub const ADMIN_TOKENS: &str = "ADMIN_TOKENS";
 }
 
 /// Reads a var or secret as a string.

@@ -33,7 +33,7 @@ use crate::error::HttpError;
 use routes::{Access, Match};
 use tsp_cloudflare::{env_string, names, Bindings};
 use tsp_core::api::{Problem, ProblemType, QuotaProblem};
-use tsp_core::auth::TokenTable;
+use tsp_core::auth::{Caller, Grant, TokenTable};
 use tsp_core::error::Error;
 use worker::{Env, Headers, Request, Response, ResponseBody, ResponseBuilder};
 
@@ -81,7 +81,22 @@ async fn authenticated(mut req: Request, env: &Env, method: &str, found: Match<'
     let result = async {
         let b = bindings.as_ref().map_err(Clone::clone)?;
         let auth = req.headers().get("authorization").ok().flatten();
-        let caller = with_tokens(env, |t| t.caller(auth.as_deref()))?;
+        // An admin path takes only an operator's token, and every site.
+        let admin = matches!(&found, Match::Route(r) if r.access == Access::Admin);
+        let secret = if admin {
+            names::ADMIN_TOKENS
+        } else {
+            names::API_TOKENS
+        };
+        let caller = with_tokens(env, secret, |t| t.caller(auth.as_deref()))?;
+        let caller = if admin {
+            Caller {
+                grant: Grant::All,
+                ..caller
+            }
+        } else {
+            caller
+        };
         owner_seen = Some(caller.owner.0.clone());
         let cx = routes::Cx {
             b,
@@ -189,23 +204,31 @@ impl Cost {
 /// and rebuilds the table only when it changed, so a rotated-out token
 /// stops working at once even in a warm isolate, which may outlive a
 /// change of bindings.
-fn with_tokens<T>(env: &Env, f: impl FnOnce(&TokenTable) -> T) -> T {
-    with_table(env_string(env, names::API_TOKENS).unwrap_or_default(), f)
+fn with_tokens<T>(env: &Env, secret: &str, f: impl FnOnce(&TokenTable) -> T) -> T {
+    with_table(env_string(env, secret).unwrap_or_default(), f)
 }
 
 /// [`with_tokens`] for the secret's current text.
 fn with_table<T>(raw: String, f: impl FnOnce(&TokenTable) -> T) -> T {
+    // One slot per secret (API_TOKENS, ADMIN_TOKENS): the two most recent texts.
     thread_local! {
-        static TOKENS: std::cell::RefCell<Option<(String, TokenTable)>> =
-            const { std::cell::RefCell::new(None) };
+        static TOKENS: std::cell::RefCell<Vec<(String, TokenTable)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
     TOKENS.with(|cell| {
         let mut cached = cell.borrow_mut();
-        if cached.as_ref().is_none_or(|(seen, _)| *seen != raw) {
-            let table = TokenTable::parse(&raw);
-            *cached = Some((raw, table));
-        }
-        match cached.as_ref() {
+        let at = match cached.iter().position(|(seen, _)| *seen == raw) {
+            Some(at) => at,
+            None => {
+                if cached.len() >= 2 {
+                    cached.remove(0);
+                }
+                let table = TokenTable::parse(&raw);
+                cached.push((raw, table));
+                cached.len() - 1
+            }
+        };
+        match cached.get(at) {
             Some((_, table)) => f(table),
             None => f(&TokenTable::parse("")),
         }

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use tsp_core::api::{
     AggregateRow, Aggregates, ArchiveResponse, ArchivedEvent, ArchivedJob, DeadJobArchive,
     DeadLetter, DeadLetterList, Durations, Health, InvocationMaxima, JobList, JobSubmission,
-    JobView, LastHour, Problem, Progress, QuotaProblem, ResultLink, Stats, StatusCounts,
-    SubmittedJob, UsageToday, Waiting,
+    JobView, LastHour, Problem, Progress, QuotaProblem, ResultLink, SampleStore, Stats,
+    StatusCounts, StoreRefresh, StoreUse, SubmittedJob, UsageToday, Waiting,
 };
 use utoipa::OpenApi;
 
@@ -32,7 +32,8 @@ use crate::routes::doc::{
         schemas(Health, JobSubmission, JobView, SubmittedJob, DeadLetter, JobList, DeadLetterList,
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
             UsageToday, Durations, AggregateRow, Aggregates, ArchiveResponse, DeadJobArchive,
-            ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat),
+            ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat, StoreUse, SampleStore,
+            StoreRefresh),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),
     ),
@@ -66,8 +67,11 @@ const REQUIRED_HEADERS: &[(&str, &str, &str)] = &[
 
 /// Adds what utoipa 5 has no attribute for.
 fn finish(doc: &mut Value) {
-    doc["components"]["securitySchemes"] = json!({"bearerAuth": {
-        "type": "http", "scheme": "bearer", "description": "An API token from `API_TOKENS`."}});
+    doc["components"]["securitySchemes"] = json!({
+        "bearerAuth": {"type": "http", "scheme": "bearer",
+            "description": "An API token from `API_TOKENS`."},
+        "adminAuth": {"type": "http", "scheme": "bearer",
+            "description": "An operator's token from `ADMIN_TOKENS` (the `/v1/admin/` routes)."}});
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -143,6 +147,8 @@ mod tests {
         assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
         assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
         let ops = doc["paths"].as_object().unwrap().len();
-        assert_eq!(ops, 11, "every route is in the document");
+        assert_eq!(ops, 12, "every route is in the document");
+        let refresh = &doc["paths"]["/v1/admin/sites/{site}/refresh"]["post"];
+        assert_eq!(refresh["security"], json!([{"adminAuth": []}]));
     }
 }

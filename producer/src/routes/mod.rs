@@ -6,6 +6,7 @@
 //! ([`owned_job`]) and the body ([`read_body`]). A route receives typed
 //! values and answers a typed body (`tsp_core::api`).
 
+pub mod admin;
 pub mod aggregates;
 pub mod dead_letters;
 pub mod doc;
@@ -35,7 +36,8 @@ use crate::MAX_BODY_BYTES;
 /// its methods (the first GET also answers HEAD), its OpenAPI operation
 /// and its handler. Dispatch ([`dispatch`]), the `Allow` header of a 405
 /// ([`find`]) and the document's path list ([`openapi_paths`]) all come
-/// from it. A path is `open` (no token, no bindings) or `token`.
+/// from it. A path is `open` (no token, no bindings), `token` (an
+/// `API_TOKENS` token) or `admin` (an `ADMIN_TOKENS` token).
 macro_rules! route_table {
     (|$req:ident, $cx:ident, $p:ident| {
         $($path:literal ($access:ident) {
@@ -74,8 +76,17 @@ macro_rules! route_table {
     };
     (@access open) => { Access::Open };
     (@access token) => { Access::Token };
+    (@access admin) => { Access::Admin };
     (@call open, $opt:ident, $cx:ident, $call:expr) => { $call };
     (@call token, $opt:ident, $cx:ident, $call:expr) => {
+        match $opt {
+            // A token route need not read its context (`/openapi.json`).
+            #[allow(unused_variables)]
+            Some($cx) => $call,
+            None => Err(Error::NotFound.into()),
+        }
+    };
+    (@call admin, $opt:ident, $cx:ident, $call:expr) => {
         match $opt {
             // A token route need not read its context (`/openapi.json`).
             #[allow(unused_variables)]
@@ -131,6 +142,9 @@ route_table! {
         "/v1/aggregates" (token) {
             GET [aggregates::__path_get] => aggregates::get(req, cx).await,
         }
+        "/v1/admin/sites/{site}/refresh" (admin) {
+            POST [admin::__path_refresh] => admin::refresh(req, cx, p.get("site")).await,
+        }
     }
 }
 
@@ -158,6 +172,8 @@ pub enum Access {
     Open,
     /// A caller with a bearer token.
     Token,
+    /// An operator with a token from `ADMIN_TOKENS`.
+    Admin,
 }
 
 /// One path of the table.
