@@ -908,24 +908,7 @@ async fn run_chunk<P: Platform>(
     lease.heartbeat(deps).await?;
     let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
     let read = settled::read(deps, job, &c, &mut outs).await?;
-    let mut traffic = Traffic::default();
-    if read.upto < c.end {
-        let q = WindowQuery {
-            site: job.site.as_str(),
-            names: &job.points,
-            points: &fetch.points,
-            start: read.upto,
-            end: c.end,
-            plan: fetch.plan,
-            page_size: fetch.page_size,
-            site_points: fetch.site_points,
-        };
-        let ace = Ace::new(deps.http, deps.clock, deps.cfg);
-        let fetched = ace
-            .fetch_window(&q, &mut outs, &mut traffic, || lease.heartbeat(deps))
-            .await;
-        upstream_result(deps, job, lease, fetched).await?;
-    }
+    let traffic = fetch_rest(deps, job, lease, fetch, (read.upto, c.end), &mut outs).await?;
     let now = deps.clock.now_ms();
     let until = settled::store_until(deps.cfg, &c, now, &read);
     let mut w = encode_window(&c, outs, until)?;
@@ -936,22 +919,18 @@ async fn run_chunk<P: Platform>(
         upstream_samples: (total - read.samples.min(total)) as i64,
         upstream_windows: i64::from(read.upto < c.end),
     };
-    let mut extra = store_use(deps, job, &c, &read, now);
+    let mut store_rows = store_use(deps, job, &c, &read, now);
     if let Some(until) = until {
-        let blocks = std::mem::take(&mut w.stored);
-        let fresh = blocks
-            .iter()
-            .map(|b| b.1)
-            .sum::<u64>()
-            .saturating_sub(read.samples);
-        let cost =
-            read.saved_bytes + traffic.bytes * fresh / (sources.upstream_samples.max(1) as u64);
-        let entry = settled::NewEntry { until, blocks };
-        extra.extend(settled::write(deps, job, &c, entry, cost).await?);
+        let entry = settled::NewEntry {
+            until,
+            blocks: std::mem::take(&mut w.stored),
+        };
+        let cost = entry_cost(&entry, &read, traffic, sources.upstream_samples);
+        store_rows.extend(settled::write(deps, job, &c, entry, cost).await?);
     }
     let done = DoneChunk {
         idx: c.idx,
-        samples: w.counts.iter().sum(),
+        samples: total,
         bytes: w.part.len() as u64,
     };
     let meta = BlobMeta {
@@ -967,11 +946,56 @@ async fn run_chunk<P: Platform>(
         done,
         traffic,
         sources,
-        store: extra,
+        store: store_rows,
     };
     commit_chunk(deps.db, job, lease, commit).await?;
     lease.progressed.set(true);
     Ok((done, traffic.requests))
+}
+
+/// Fetches `[from, to)` of the window's points from the upstream (nothing
+/// when the store gave the whole window), appending to `outs`.
+async fn fetch_rest<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    lease: &Lease<'_>,
+    fetch: &Fetch,
+    (from, to): (EpochMs, EpochMs),
+    outs: &mut [Samples],
+) -> Result<Traffic, Error> {
+    let mut traffic = Traffic::default();
+    if from >= to {
+        return Ok(traffic);
+    }
+    let q = WindowQuery {
+        site: job.site.as_str(),
+        names: &job.points,
+        points: &fetch.points,
+        start: from,
+        end: to,
+        plan: fetch.plan,
+        page_size: fetch.page_size,
+        site_points: fetch.site_points,
+    };
+    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+    let fetched = ace
+        .fetch_window(&q, outs, &mut traffic, || lease.heartbeat(deps))
+        .await;
+    upstream_result(deps, job, lease, fetched).await?;
+    Ok(traffic)
+}
+
+/// What a new entry cost upstream: what its stored samples cost when they
+/// were fetched, plus its share of this window's fetch.
+fn entry_cost(
+    entry: &settled::NewEntry,
+    read: &settled::Read,
+    traffic: Traffic,
+    fetched: i64,
+) -> u64 {
+    let samples: u64 = entry.blocks.iter().map(|b| b.1).sum();
+    let fresh = samples.saturating_sub(read.samples);
+    read.saved_bytes + traffic.bytes * fresh / (fetched.max(1) as u64)
 }
 
 /// A window's use of the store, for its commit batch: the entries it read
