@@ -60,3 +60,8 @@ ALTER TABLE queue_jobs ADD COLUMN store_samples INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue_jobs ADD COLUMN store_windows INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue_jobs ADD COLUMN upstream_samples INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue_jobs ADD COLUMN upstream_windows INTEGER NOT NULL DEFAULT 0;
+
+-- The names of a site's collecting points (a JSON array), from the same
+-- `configured_points` read as its size: a site walk that sees them all
+-- keeps them all in the store, not only the job's.
+ALTER TABLE upstream_sites ADD COLUMN names TEXT;

@@ -510,19 +510,36 @@ pub fn select_site_info(site: &str, fresh_since: EpochMs) -> Statement {
     )
 }
 
-/// Caches a site's `configured_points` summary.
-pub fn upsert_site_info(site: &str, info: &crate::plan::SiteInfo, now: EpochMs) -> Statement {
+/// The cached names of a site's collecting points, if any.
+pub fn select_site_names(site: &str) -> Statement {
     stmt(
-        "INSERT INTO upstream_sites (site, points, enabled, max_name_bytes, fetched_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (site) DO UPDATE SET \
+        "SELECT names FROM upstream_sites WHERE site = ?1 AND names IS NOT NULL",
+        vec![site.into()],
+    )
+}
+
+/// Caches a site's `configured_points` summary, with the names of its
+/// collecting points (a JSON array; a site walk keeps them all for the
+/// sample store).
+pub fn upsert_site_info(
+    site: &str,
+    info: &crate::plan::SiteInfo,
+    names_json: Option<&str>,
+    now: EpochMs,
+) -> Statement {
+    stmt(
+        "INSERT INTO upstream_sites (site, points, enabled, max_name_bytes, fetched_at, names) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (site) DO UPDATE SET \
          points = excluded.points, enabled = excluded.enabled, \
-         max_name_bytes = excluded.max_name_bytes, fetched_at = excluded.fetched_at",
+         max_name_bytes = excluded.max_name_bytes, fetched_at = excluded.fetched_at, \
+         names = excluded.names",
         vec![
             site.into(),
             (info.points as i64).into(),
             (info.enabled as i64).into(),
             (info.max_name_bytes as i64).into(),
             now.into(),
+            names_json.into(),
         ],
     )
 }

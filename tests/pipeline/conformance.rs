@@ -217,7 +217,7 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
         enabled: 40,
         max_name_bytes: 90,
     };
-    db.execute(&store::upsert_site_info("s", &info, NOW))
+    db.execute(&store::upsert_site_info("s", &info, None, NOW))
         .await
         .unwrap();
     let read = |since| async move {

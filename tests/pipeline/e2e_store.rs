@@ -198,3 +198,27 @@ async fn e2e_an_operator_refresh_makes_the_next_job_fetch_again_and_store_again(
         .unwrap();
     assert_eq!(bad.status(), 422);
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_site_walk_stores_every_point_it_saw_for_other_jobs() {
+    let s = stack();
+    let site = "e2e-store-wide-12pts";
+    let reporting = ace_sim::reporting_points(site, &ace_sim::SimConfig::default());
+    let (from, to) = ("2025-05-03T00:00:00Z", "2025-05-09T00:00:00Z");
+    let mut walk = json!({"site": site, "points": reporting[..3], "start": from, "end": to});
+    walk["plan"] = json!("site");
+    let walked = run(&s, &s.token, &walk).await;
+    assert_eq!(walked["upstream"]["plan"], "site", "{walked}");
+    let before = upstream_traffic(&s, site).await;
+    let others = json!({"site": site, "points": reporting[5..8], "start": from, "end": to});
+    let read = run(&s, OTHER_TOKEN, &others).await;
+    assert_eq!(
+        upstream_traffic(&s, site).await.1,
+        before.1,
+        "no sample bytes asked for"
+    );
+    assert_eq!(read["upstream"]["windows"], 0, "{read}");
+    assert_eq!(read["store"]["samples"], read["progress"]["samples"]);
+    assert!(read["progress"]["samples"].as_i64().unwrap() > 0);
+}

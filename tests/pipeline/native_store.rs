@@ -296,3 +296,35 @@ async fn eviction_takes_unnamed_entries_then_the_least_recently_used() {
     assert_eq!(site_of("e-two"), two[1..].to_vec());
     assert_eq!(settled::figures(&h.db).await.unwrap().evicted, evicted);
 }
+
+#[tokio::test]
+async fn a_site_walk_stores_every_point_it_saw_and_other_jobs_read_them() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let site = "wide-12pts";
+    let reporting = ace_sim::reporting_points(site, &SimConfig::default());
+    let mut mine = reporting[..3].to_vec();
+    mine.sort();
+    let mut b = body(site, &mine, start(), 5, false);
+    b["plan"] = json!("site");
+    let walked = run(&h, "alice", &b).await;
+    assert_eq!(walked.plan, Some(tsp_core::plan::Plan::Site));
+    let stored = h
+        .count("SELECT COUNT(DISTINCT point) FROM store_points WHERE site = 'wide-12pts'")
+        .await;
+    assert!(stored as usize >= reporting.len(), "{stored} points stored");
+    // Another owner's job of three other points fetches nothing.
+    let mut others = reporting[5..8].to_vec();
+    others.sort();
+    let read = run(&h, "bob", &body(site, &others, start(), 5, false)).await;
+    assert_eq!(read.sources.upstream_windows, 0);
+    assert_eq!(read.upstream_bytes, 0);
+    assert_eq!(read.sources.store_samples, 5 * per_day(3));
+    assert_exact(
+        &object(&h, &read).await,
+        site,
+        &others,
+        (start(), start() + 5 * DAY_MS),
+        &[],
+    );
+}

@@ -28,7 +28,7 @@ use crate::backoff::Jitter;
 use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
 use crate::codec;
-use crate::domain::{EpochMs, JobId};
+use crate::domain::{EpochMs, JobId, PointName};
 use crate::error::{Disposition, Error};
 use crate::job::{Job, JobStatus, Sources};
 use crate::plan::{self, JobShape, Plan, SiteInfo};
@@ -599,6 +599,66 @@ struct Fetch {
     page_size: u32,
     site_points: u64,
     points: PointSet,
+    /// Every collecting point of the site, when a site walk keeps them all.
+    wide: Option<Wide>,
+}
+
+/// What a site walk keeps for the sample store when the site's collecting
+/// points fit a window's memory: all of them, not only the job's (the walk
+/// downloads them anyway).
+struct Wide {
+    /// The site's collecting points and the job's, sorted.
+    names: Vec<PointName>,
+    /// The same, for the page parser.
+    points: PointSet,
+    /// Where each of the job's points is in `names`.
+    job_at: Vec<usize>,
+}
+
+/// The [`Wide`] set of a site walk: none unless the store is on, the site's
+/// names are known, they add to the job's, and a window of all of them
+/// (at `UPSTREAM_SAMPLE_SECS`) stays under a quarter of
+/// `CHUNK_MAX_SAMPLES`, so a site denser than assumed still fits.
+async fn wide_set<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    plan: Plan,
+) -> Result<Option<Wide>, Error> {
+    if plan != Plan::Site || deps.cfg.store_max_bytes == 0 {
+        return Ok(None);
+    }
+    let rows = deps
+        .db
+        .query(&store::select_site_names(job.site.as_str()))
+        .await?;
+    let names: Vec<String> = rows
+        .first()
+        .and_then(|r| r.get("names"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let mut all: Vec<PointName> = names
+        .iter()
+        .filter_map(|n| PointName::parse(n).ok())
+        .collect();
+    all.extend(job.points.iter().cloned());
+    all.sort();
+    all.dedup();
+    let per_day = (86_400 / deps.cfg.upstream_sample_secs.max(1)).max(1);
+    let window = all.len() as u64 * per_day * u64::from(job.window_days);
+    if all.len() <= job.points.len() || window > deps.cfg.chunk_max_samples / 4 {
+        return Ok(None);
+    }
+    let job_at: Option<Vec<usize>> = job
+        .points
+        .iter()
+        .map(|p| all.binary_search(p).ok())
+        .collect();
+    Ok(job_at.map(|job_at| Wide {
+        points: PointSet::new(&all),
+        names: all,
+        job_at,
+    }))
 }
 
 /// The job's plan: the one recorded, or (at its first claim) the one
@@ -621,6 +681,7 @@ async fn resolve_plan<P: Platform>(
             page_size,
             site_points,
             points,
+            wide: wide_set(deps, job, plan).await?,
         });
     }
     let mut traffic = Traffic::default();
@@ -659,6 +720,7 @@ async fn resolve_plan<P: Platform>(
         page_size,
         site_points: info.points,
         points,
+        wide: wide_set(deps, job, chosen).await?,
     })
 }
 
@@ -677,16 +739,16 @@ async fn site_info<P: Platform>(
         return Ok(info);
     }
     let ace = Ace::new(deps.http, deps.clock, deps.cfg);
-    let info = upstream_result(
+    let (info, names) = upstream_result(
         deps,
         job,
         lease,
         ace.site_info(job.site.as_str(), traffic).await,
     )
     .await?;
-    deps.db
-        .execute(&store::upsert_site_info(job.site.as_str(), &info, now))
-        .await?;
+    let names = serde_json::to_string(&names).map_err(|e| Error::Codec(e.to_string()))?;
+    let cache = store::upsert_site_info(job.site.as_str(), &info, Some(&names), now);
+    deps.db.execute(&cache).await?;
     Ok(info)
 }
 
@@ -908,9 +970,23 @@ async fn run_chunk<P: Platform>(
     lease.heartbeat(deps).await?;
     let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
     let read = settled::read(deps, job, &c, &mut outs).await?;
-    let traffic = fetch_rest(deps, job, lease, fetch, (read.upto, c.end), &mut outs).await?;
     let now = deps.clock.now_ms();
     let until = settled::store_until(deps.cfg, &c, now, &read);
+    // A walk of the whole window that will be stored keeps every point it sees.
+    let wide = fetch
+        .wide
+        .as_ref()
+        .filter(|_| until.is_some() && read.upto == c.start);
+    let (traffic, others) = match wide {
+        Some(wide) => fetch_wide(deps, job, lease, fetch, wide, &c, &mut outs).await?,
+        None => {
+            let span = (read.upto, c.end);
+            (
+                fetch_rest(deps, job, lease, fetch, span, &mut outs).await?,
+                Vec::new(),
+            )
+        }
+    };
     let mut w = encode_window(&c, outs, until)?;
     let total: u64 = w.counts.iter().sum();
     let sources = Sources {
@@ -921,9 +997,18 @@ async fn run_chunk<P: Platform>(
     };
     let mut store_rows = store_use(deps, job, &c, &read, now);
     if let Some(until) = until {
+        let mine = std::mem::take(&mut w.stored);
+        let (names, blocks) = match wide {
+            Some(wide) => (
+                &wide.names[..],
+                merge_blocks(&c, wide, mine, others, until)?,
+            ),
+            None => (&job.points[..], mine),
+        };
         let entry = settled::NewEntry {
             until,
-            blocks: std::mem::take(&mut w.stored),
+            names,
+            blocks,
         };
         let cost = entry_cost(&entry, &read, traffic, sources.upstream_samples);
         store_rows.extend(settled::write(deps, job, &c, entry, cost).await?);
@@ -985,17 +1070,80 @@ async fn fetch_rest<P: Platform>(
     Ok(traffic)
 }
 
+/// Walks the whole window for every point of the site ([`Wide`]): the
+/// job's points go to `outs`, the others come back for the store.
+async fn fetch_wide<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    lease: &Lease<'_>,
+    fetch: &Fetch,
+    wide: &Wide,
+    c: &Chunk,
+    outs: &mut [Samples],
+) -> Result<(Traffic, Vec<Samples>), Error> {
+    let mut all: Vec<Samples> = wide.names.iter().map(|_| Samples::new()).collect();
+    let mut traffic = Traffic::default();
+    let q = WindowQuery {
+        site: job.site.as_str(),
+        names: &wide.names,
+        points: &wide.points,
+        start: c.start,
+        end: c.end,
+        plan: fetch.plan,
+        page_size: fetch.page_size,
+        site_points: fetch.site_points,
+    };
+    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+    let fetched = ace
+        .fetch_window(&q, &mut all, &mut traffic, || lease.heartbeat(deps))
+        .await;
+    upstream_result(deps, job, lease, fetched).await?;
+    for (out, &at) in outs.iter_mut().zip(&wide.job_at) {
+        *out = std::mem::take(&mut all[at]);
+    }
+    Ok((traffic, all))
+}
+
+/// The entry's blocks in [`Wide`] order: the job's own (already encoded)
+/// where its points are, the others' encoded here, each over the settled
+/// span `[c.start, until)`.
+fn merge_blocks(
+    c: &Chunk,
+    wide: &Wide,
+    mine: Vec<(Vec<u8>, u64)>,
+    others: Vec<Samples>,
+    until: EpochMs,
+) -> Result<Vec<(Vec<u8>, u64)>, Error> {
+    let mut mine = mine.into_iter();
+    let mut blocks = Vec::with_capacity(others.len());
+    for (i, mut samples) in others.into_iter().enumerate() {
+        if wide.job_at.contains(&i) {
+            blocks.push(mine.next().unwrap_or_default());
+            continue;
+        }
+        sort_dedup(&mut samples);
+        let n = samples.partition_point(|s| s.ts < until);
+        let block = codec::encode_block(i as u32, &samples.prefix(n))
+            .map_err(|e| Error::Codec(format!("chunk {} point {i}: {e}", c.idx)))?;
+        blocks.push((block, n as u64));
+    }
+    Ok(blocks)
+}
+
 /// What a new entry cost upstream: what its stored samples cost when they
-/// were fetched, plus its share of this window's fetch.
+/// were fetched, plus this window's traffic pro rata of the samples it
+/// stores of those fetched (all of it for a walk that kept every point).
 fn entry_cost(
-    entry: &settled::NewEntry,
+    entry: &settled::NewEntry<'_>,
     read: &settled::Read,
     traffic: Traffic,
     fetched: i64,
 ) -> u64 {
     let samples: u64 = entry.blocks.iter().map(|b| b.1).sum();
-    let fresh = samples.saturating_sub(read.samples);
-    read.saved_bytes + traffic.bytes * fresh / (fetched.max(1) as u64)
+    let fresh = u128::from(samples.saturating_sub(read.samples));
+    let fetched = u128::from(fetched.max(1) as u64);
+    let share = u128::from(traffic.bytes) * fresh.min(fetched) / fetched;
+    read.saved_bytes + share as u64
 }
 
 /// A window's use of the store, for its commit batch: the entries it read

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chunk::Chunk;
 use crate::codec;
-use crate::domain::{EpochMs, HOUR_MS};
+use crate::domain::{EpochMs, PointName, HOUR_MS};
 use crate::error::Error;
 use crate::job::Job;
 use crate::ports::{BlobMeta, BlobStore, Clock, Platform, SqlDb, Statement, MAX_DELETE_KEYS};
@@ -179,11 +179,11 @@ pub fn store_until(
     (until > c.start && read.upto < until).then_some(until)
 }
 
-/// The object key of an entry: its site, span and points.
-pub fn entry_key(job: &Job, from: EpochMs, to: EpochMs) -> String {
+/// The object key of an entry: its site, points and span.
+pub fn entry_key(site: &str, points: &[PointName], from: EpochMs, to: EpochMs) -> String {
     let mut h = Sha256::new();
-    h.update(job.site.as_str().as_bytes());
-    for p in &job.points {
+    h.update(site.as_bytes());
+    for p in points {
         h.update([0]);
         h.update(p.as_str().as_bytes());
     }
@@ -191,12 +191,14 @@ pub fn entry_key(job: &Job, from: EpochMs, to: EpochMs) -> String {
     format!("store/{}", hex::encode(h.finalize()))
 }
 
-/// A window's new entry: one block per point (each with its sample count)
-/// over `[c.start, until)`.
-pub struct NewEntry {
+/// A window's new entry over `[c.start, until)`: its points (the job's, or
+/// every point a site walk saw) and, for each, its block and samples.
+pub struct NewEntry<'a> {
     /// Where it ends.
     pub until: EpochMs,
-    /// Per point, in the job's order: the block and its samples.
+    /// The points, sorted.
+    pub names: &'a [PointName],
+    /// Per point, in that order: the block and its samples.
     pub blocks: Vec<(Vec<u8>, u64)>,
 }
 
@@ -206,13 +208,13 @@ pub async fn write<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
     c: &Chunk,
-    entry: NewEntry,
+    entry: NewEntry<'_>,
     upstream_bytes: u64,
 ) -> Result<Vec<Statement>, Error> {
-    let key = entry_key(job, c.start, entry.until);
+    let key = entry_key(job.site.as_str(), entry.names, c.start, entry.until);
     let mut object = Vec::new();
     let mut points = Vec::with_capacity(entry.blocks.len());
-    for (p, (block, samples)) in job.points.iter().zip(entry.blocks) {
+    for (p, (block, samples)) in entry.names.iter().zip(entry.blocks) {
         points.push((p.as_str(), object.len() as u64, block.len() as u64, samples));
         object.extend_from_slice(&block);
     }

@@ -76,7 +76,12 @@ struct CataloguePage {
 }
 
 impl<H: HttpClient, C: Clock> Source for Ace<'_, H, C> {
-    async fn site_info(&self, site: &str, traffic: &mut Traffic) -> Result<SiteInfo, Error> {
+    async fn site_info(
+        &self,
+        site: &str,
+        traffic: &mut Traffic,
+    ) -> Result<(SiteInfo, Vec<String>), Error> {
+        let mut names = Vec::new();
         let mut info = SiteInfo {
             points: 0,
             enabled: 0,
@@ -102,12 +107,15 @@ impl<H: HttpClient, C: Clock> Source for Ace<'_, H, C> {
                 info.points += 1;
                 info.enabled += u64::from(item.collect_enabled.unwrap_or(true));
                 info.max_name_bytes = info.max_name_bytes.max(item.name.len() as u64);
+                if item.collect_enabled.unwrap_or(true) {
+                    names.push(item.name.clone());
+                }
             }
             if body.items.is_empty() || page >= body.pages {
                 break;
             }
         }
-        Ok(info)
+        Ok((info, names))
     }
 
     async fn fetch_window<F, Fut>(

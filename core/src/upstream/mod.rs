@@ -88,8 +88,13 @@ pub struct Traffic {
 
 /// Where the samples come from.
 pub trait Source {
-    /// The site's size, from the upstream's point catalogue.
-    async fn site_info(&self, site: &str, traffic: &mut Traffic) -> Result<SiteInfo, Error>;
+    /// The site's size, and the names of its collecting points, from the
+    /// upstream's point catalogue.
+    async fn site_info(
+        &self,
+        site: &str,
+        traffic: &mut Traffic,
+    ) -> Result<(SiteInfo, Vec<String>), Error>;
 
     /// Appends the window's samples of `q.names[i]` to `outs[i]`.
     /// `between` runs between requests (the lease heartbeat, which also
