@@ -328,3 +328,32 @@ async fn a_site_walk_stores_every_point_it_saw_and_other_jobs_read_them() {
         &[],
     );
 }
+
+#[tokio::test]
+async fn a_job_with_one_more_point_fetches_only_that_point() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let three = points("plus-one", 3);
+    let two = three[..2].to_vec();
+    let mut first = body("plus-one", &two, start(), 5, false);
+    first["plan"] = json!("point");
+    run(&h, "alice", &first).await;
+    let mut more = body("plus-one", &three, start(), 5, false);
+    more["plan"] = json!("point");
+    let job = run(&h, "bob", &more).await;
+    assert_eq!(job.sources.store_samples, 5 * per_day(2));
+    assert_eq!(
+        job.sources.upstream_samples,
+        5 * per_day(1),
+        "only the new point"
+    );
+    // One request per window, for the new point alone.
+    assert_eq!(job.upstream_requests, 2);
+    assert_exact(
+        &object(&h, &job).await,
+        "plus-one",
+        &three,
+        (start(), start() + 5 * DAY_MS),
+        &[],
+    );
+}

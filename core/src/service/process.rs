@@ -969,31 +969,32 @@ async fn run_chunk<P: Platform>(
 ) -> Result<(DoneChunk, u64), Error> {
     lease.heartbeat(deps).await?;
     let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
-    let read = settled::read(deps, job, &c, &mut outs).await?;
+    // A site walk fetches every point from one instant; per point, each
+    // point from where its own stored span ends.
+    let shared = fetch.plan == Plan::Site;
+    let read = settled::read(deps, job, &c, &mut outs, shared).await?;
     let now = deps.clock.now_ms();
     let until = settled::store_until(deps.cfg, &c, now, &read);
     // A walk of the whole window that will be stored keeps every point it sees.
     let wide = fetch
         .wide
         .as_ref()
-        .filter(|_| until.is_some() && read.upto == c.start);
+        .filter(|_| until.is_some() && !read.any(&c));
     let (traffic, others) = match wide {
         Some(wide) => fetch_wide(deps, job, lease, fetch, wide, &c, &mut outs).await?,
         None => {
-            let span = (read.upto, c.end);
-            (
-                fetch_rest(deps, job, lease, fetch, span, &mut outs).await?,
-                Vec::new(),
-            )
+            let span = (&read.upto[..], c.end);
+            let traffic = fetch_rest(deps, job, lease, fetch, span, &mut outs).await?;
+            (traffic, Vec::new())
         }
     };
     let mut w = encode_window(&c, outs, until)?;
     let total: u64 = w.counts.iter().sum();
     let sources = Sources {
         store_samples: read.samples as i64,
-        store_windows: i64::from(read.upto > c.start),
+        store_windows: i64::from(read.any(&c)),
         upstream_samples: (total - read.samples.min(total)) as i64,
-        upstream_windows: i64::from(read.upto < c.end),
+        upstream_windows: i64::from(read.fetches(&c)),
     };
     let mut store_rows = store_use(deps, job, &c, &read, now);
     if let Some(until) = until {
@@ -1038,35 +1039,48 @@ async fn run_chunk<P: Platform>(
     Ok((done, traffic.requests))
 }
 
-/// Fetches `[from, to)` of the window's points from the upstream (nothing
-/// when the store gave the whole window), appending to `outs`.
+/// Fetches each point of the window from where the store left it
+/// (`from[i]`) to `to`, appending to `outs`: one query per distinct start,
+/// none when the store gave the whole window.
 async fn fetch_rest<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
     fetch: &Fetch,
-    (from, to): (EpochMs, EpochMs),
+    (from, to): (&[EpochMs], EpochMs),
     outs: &mut [Samples],
 ) -> Result<Traffic, Error> {
     let mut traffic = Traffic::default();
-    if from >= to {
-        return Ok(traffic);
+    let mut starts: Vec<EpochMs> = from.iter().copied().filter(|s| *s < to).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    for start in starts {
+        let group: Vec<usize> = (0..from.len()).filter(|i| from[*i] == start).collect();
+        let names: Vec<PointName> = group.iter().map(|i| job.points[*i].clone()).collect();
+        let subset = (group.len() < job.points.len()).then(|| PointSet::new(&names));
+        let q = WindowQuery {
+            site: job.site.as_str(),
+            names: &names,
+            points: subset.as_ref().unwrap_or(&fetch.points),
+            start,
+            end: to,
+            plan: fetch.plan,
+            page_size: fetch.page_size,
+            site_points: fetch.site_points,
+        };
+        let mut mine: Vec<Samples> = group
+            .iter()
+            .map(|i| std::mem::take(&mut outs[*i]))
+            .collect();
+        let ace = Ace::new(deps.http, deps.clock, deps.cfg);
+        let fetched = ace
+            .fetch_window(&q, &mut mine, &mut traffic, || lease.heartbeat(deps))
+            .await;
+        for (i, samples) in group.iter().zip(mine) {
+            outs[*i] = samples;
+        }
+        upstream_result(deps, job, lease, fetched).await?;
     }
-    let q = WindowQuery {
-        site: job.site.as_str(),
-        names: &job.points,
-        points: &fetch.points,
-        start: from,
-        end: to,
-        plan: fetch.plan,
-        page_size: fetch.page_size,
-        site_points: fetch.site_points,
-    };
-    let ace = Ace::new(deps.http, deps.clock, deps.cfg);
-    let fetched = ace
-        .fetch_window(&q, outs, &mut traffic, || lease.heartbeat(deps))
-        .await;
-    upstream_result(deps, job, lease, fetched).await?;
     Ok(traffic)
 }
 
@@ -1161,7 +1175,7 @@ fn store_use<P: Platform>(
         out.push(store::settled::touch(&keys, now));
     }
     let settled_span = c.start < settled::settled_until(deps.cfg.settle_ms, now);
-    let hit = read.upto > c.start;
+    let hit = read.any(c);
     if hit || (settled_span && !job.force && deps.cfg.store_max_bytes > 0) {
         out.push(store::settled::count_use(hit, !hit, read.saved_bytes));
     }

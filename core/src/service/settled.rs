@@ -38,15 +38,40 @@ use crate::store::{self, settled};
 /// What the store gave one window.
 #[derive(Debug, Clone, Default)]
 pub struct Read {
-    /// The window's points hold their samples of `[window start, upto)`
-    /// from the store; the rest is fetched (`upto` is the start: nothing).
-    pub upto: EpochMs,
+    /// Per job point: its samples of `[window start, upto[i])` came from
+    /// the store, and the rest is fetched (`upto[i]` is the start: nothing).
+    pub upto: Vec<EpochMs>,
     /// Samples read.
     pub samples: u64,
     /// Entries read.
     pub keys: Vec<String>,
     /// Upstream bytes those samples cost when they were fetched.
     pub saved_bytes: u64,
+}
+
+impl Read {
+    /// Nothing from the store, for `points` points.
+    fn none(c: &Chunk, points: usize) -> Self {
+        Read {
+            upto: vec![c.start; points],
+            ..Read::default()
+        }
+    }
+
+    /// Where the first point's stored span ends (the window's end if none).
+    pub fn first_gap(&self, c: &Chunk) -> EpochMs {
+        self.upto.iter().copied().min().unwrap_or(c.end)
+    }
+
+    /// Whether some point read something.
+    pub fn any(&self, c: &Chunk) -> bool {
+        self.upto.iter().any(|u| *u > c.start)
+    }
+
+    /// Whether some point still fetches something.
+    pub fn fetches(&self, c: &Chunk) -> bool {
+        self.upto.iter().any(|u| *u < c.end)
+    }
 }
 
 /// The end of the settled past at `now`.
@@ -59,18 +84,17 @@ fn enabled(deps_cfg: &crate::config::Config, job: &Job) -> bool {
 }
 
 /// Fills `outs` (empty, one per job point) with the window's samples the
-/// store holds from its start, when every point has some: the longest span
-/// they all share. Anything missing or damaged reads as nothing.
+/// store holds from its start: each point's longest stored span, or with
+/// `shared` the span they all have (a site walk fetches every point from
+/// one instant). Anything missing or damaged reads as nothing.
 pub async fn read<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
     c: &Chunk,
     outs: &mut [Samples],
+    shared: bool,
 ) -> Result<Read, Error> {
-    let none = Read {
-        upto: c.start,
-        ..Read::default()
-    };
+    let none = Read::none(c, job.points.len());
     let now = deps.clock.now_ms();
     if !enabled(deps.cfg, job) || c.start >= settled_until(deps.cfg.settle_ms, now) {
         return Ok(none);
@@ -88,19 +112,18 @@ pub async fn read<P: Platform>(
             best[i].get_or_insert(f);
         }
     }
-    let Some(best) = best.into_iter().collect::<Option<Vec<_>>>() else {
-        return Ok(none);
-    };
-    let upto = best
+    let mut upto: Vec<EpochMs> = best
         .iter()
-        .map(|f| f.to_ms)
-        .min()
-        .unwrap_or(c.start)
-        .min(c.end);
-    if upto <= c.start {
+        .map(|f| f.map_or(c.start, |f| f.to_ms.min(c.end)))
+        .collect();
+    if shared {
+        let first = upto.iter().copied().min().unwrap_or(c.start);
+        upto.iter_mut().for_each(|u| *u = first);
+    }
+    if upto.iter().all(|u| *u <= c.start) {
         return Ok(none);
     }
-    match fill(deps, &best, (c.start, upto), outs).await? {
+    match fill(deps, &best, c.start, upto, outs).await? {
         Some(read) => Ok(read),
         None => {
             for s in outs.iter_mut() {
@@ -115,21 +138,22 @@ pub async fn read<P: Platform>(
 /// `None` when an object is missing or not what its row says (forgotten).
 async fn fill<P: Platform>(
     deps: &Deps<'_, P>,
-    best: &[&settled::Found],
-    (from, upto): (EpochMs, EpochMs),
+    best: &[Option<&settled::Found>],
+    from: EpochMs,
+    upto: Vec<EpochMs>,
     outs: &mut [Samples],
 ) -> Result<Option<Read>, Error> {
-    let mut read = Read {
-        upto,
-        ..Read::default()
-    };
-    let mut keys: Vec<&str> = best.iter().map(|f| f.key.as_str()).collect();
+    let wanted = |i: usize| best[i].filter(|_| upto[i] > from);
+    let mut keys: Vec<&str> = (0..best.len())
+        .filter_map(|i| wanted(i).map(|f| f.key.as_str()))
+        .collect();
     keys.sort_unstable();
     keys.dedup();
+    let mut read = Read::default();
     for key in keys {
         let object = deps.blobs.get(key).await?;
         let intact = object.as_deref().filter(|o| {
-            let f = best.iter().find(|f| f.key == key);
+            let f = best.iter().flatten().find(|f| f.key == key);
             f.is_some_and(|f| o.len() as u64 == f.bytes && sha256_hex(o) == f.sha256)
         });
         let Some(object) = intact else {
@@ -137,8 +161,9 @@ async fn fill<P: Platform>(
             deps.db.batch(&settled::forget(key)).await?;
             return Ok(None);
         };
-        for (i, f) in best.iter().enumerate().filter(|(_, f)| f.key == key) {
-            let Some(samples) = block_of(object, f, from, upto) else {
+        for i in (0..best.len()).filter(|i| wanted(*i).is_some_and(|f| f.key == key)) {
+            let Some(f) = best[i] else { continue };
+            let Some(samples) = block_of(object, f, from, upto[i]) else {
                 deps.db.batch(&settled::forget(key)).await?;
                 return Ok(None);
             };
@@ -148,6 +173,7 @@ async fn fill<P: Platform>(
         }
         read.keys.push(key.to_owned());
     }
+    read.upto = upto;
     Ok(Some(read))
 }
 
@@ -176,7 +202,7 @@ pub fn store_until(
         return None;
     }
     let until = settled_until(cfg.settle_ms, now).min(c.end);
-    (until > c.start && read.upto < until).then_some(until)
+    (until > c.start && read.first_gap(c) < until).then_some(until)
 }
 
 /// The object key of an entry: its site, points and span.
