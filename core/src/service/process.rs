@@ -817,8 +817,8 @@ fn window_statements(job: &Job, c: &Chunk) -> u64 {
 /// lost entry, its index rows, and marking and counting its use.
 const STORE_STATEMENTS: u64 = 8;
 
-/// A window's sample-store R2 calls, besides one read per entry it reads:
-/// writing its own entry.
+/// A window's sample-store R2 calls besides its reads (one per entry it
+/// reads, at most one per point): writing its own entry.
 const STORE_SUBREQUESTS: u64 = 3;
 
 /// Runs up to six chunks at once while the budget lasts. Each chunk
@@ -846,7 +846,7 @@ async fn run_chunks<P: Platform>(
             .map(|c| {
                 let cost = Cost {
                     statements: window_statements(job, &c),
-                    subrequests: requests.get() + 1 + STORE_SUBREQUESTS,
+                    subrequests: requests.get() + 1 + STORE_SUBREQUESTS + job.points.len() as u64,
                 };
                 let ok = !failed.get() && started.get() < cap;
                 (
