@@ -1,6 +1,6 @@
 //! The producer's errors: every [`Error`] the services report, and the
-//! three that only HTTP has (a method a route does not take, a body that is
-//! not JSON, a body too large). [`HttpError::http_status`],
+//! four that only HTTP has (a method a route does not take, a body that is
+//! not JSON, a body too large, a byte range outside the object). [`HttpError::http_status`],
 //! [`HttpError::title`] and [`HttpError::public_detail`] are the producer's
 //! one mapping; for a service error they defer to the core's.
 
@@ -21,6 +21,9 @@ pub enum HttpError {
     /// The body is not JSON.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// No byte of the object (of this size) is in the requested range.
+    #[error("the range is outside the object's {0} bytes")]
+    RangeNotSatisfiable(u64),
 }
 
 impl From<tsp_core::error::ValidationError> for HttpError {
@@ -43,6 +46,7 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => 405,
             HttpError::PayloadTooLarge(_) => 413,
             HttpError::UnsupportedMediaType => 415,
+            HttpError::RangeNotSatisfiable(_) => 416,
         }
     }
 
@@ -53,6 +57,7 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => "Method not allowed",
             HttpError::PayloadTooLarge(_) => "Payload too large",
             HttpError::UnsupportedMediaType => "Unsupported media type",
+            HttpError::RangeNotSatisfiable(_) => "Range not satisfiable",
         }
     }
 
@@ -82,6 +87,7 @@ mod tests {
         assert_eq!(HttpError::MethodNotAllowed("GET, HEAD").http_status(), 405);
         assert_eq!(HttpError::PayloadTooLarge(65_536).http_status(), 413);
         assert_eq!(HttpError::UnsupportedMediaType.http_status(), 415);
+        assert_eq!(HttpError::RangeNotSatisfiable(9).http_status(), 416);
         assert_eq!(
             HttpError::MethodNotAllowed("GET, HEAD").public_detail(),
             "method not allowed; allowed: GET, HEAD"

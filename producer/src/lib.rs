@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+mod range;
 // The document is generated in native tests (`openapi::tests`) and the Worker
 // serves the checked-in output, so the generator is dead code in the wasm build
 // and LTO drops it.
@@ -323,6 +324,9 @@ fn problem_headers(err: &HttpError, status: u16) -> Headers {
         }
         HttpError::MethodNotAllowed(allow) => {
             let _ = headers.set("allow", allow);
+        }
+        HttpError::RangeNotSatisfiable(size) => {
+            let _ = headers.set("content-range", &format!("bytes */{size}"));
         }
         _ => {}
     }

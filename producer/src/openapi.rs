@@ -21,7 +21,8 @@ use utoipa::OpenApi;
 use crate::routes;
 use crate::routes::doc::{
     Conflict, Forbidden, GatewayTimeout, Gone, InvalidRequest, NotFound, PayloadTooLarge,
-    ResultFormat, ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+    RangeNotSatisfiable, ResultFormat, ServiceUnavailable, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +36,7 @@ use crate::routes::doc::{
             ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat, StoreUse, SampleStore,
             StoreRefresh),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
+            RangeNotSatisfiable,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),
     ),
     security(("bearerAuth" = [])),

@@ -112,3 +112,65 @@ async fn e2e_methods_other_methods_on_known_paths_answer_405_with_allow() {
     let r = call(&s, "PUT", None, "/v1/jobs").await;
     assert_eq!(r.status(), 401);
 }
+
+/// A GET of `path` with these request headers.
+async fn get_with(s: &Stack, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = s.http.get(format!("{}{path}", s.url)).bearer_auth(&s.token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_methods_the_result_answers_byte_ranges() {
+    let s = stack();
+    let site = "e2e-ranges";
+    let body = serde_json::json!({"site": site, "points": ace_sim::default_points(site, 2),
+        "start": "2025-04-01T00:00:00Z", "end": "2025-04-05T00:00:00Z"});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    s.wait(&id, 120, |j| j["status"] == "completed").await;
+    let path = format!("/v1/jobs/{id}/result");
+    let whole = get_with(&s, &path, &[]).await;
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    let all = whole.bytes().await.unwrap();
+    let size = all.len();
+    let header = |r: &Response, k: &str| r.headers()[k].to_str().unwrap().to_owned();
+    for (range, first, last) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=-8", size - 8, size - 1),
+        ("bytes=10-", 10, size - 1),
+        ("bytes=5-999999999", 5, size - 1),
+    ] {
+        let r = get_with(&s, &path, &[("range", range)]).await;
+        assert_eq!(r.status(), 206, "{range}");
+        assert_eq!(
+            header(&r, "content-range"),
+            format!("bytes {first}-{last}/{size}")
+        );
+        assert_eq!(header(&r, "content-length"), (last - first + 1).to_string());
+        assert_eq!(header(&r, "etag"), etag);
+        assert_eq!(r.bytes().await.unwrap(), all.slice(first..=last), "{range}");
+    }
+    let past = get_with(&s, &path, &[("range", &format!("bytes={size}-"))]).await;
+    assert_eq!(past.status(), 416);
+    assert_eq!(header(&past, "content-range"), format!("bytes */{size}"));
+    // Another version named in If-Range: the whole object.
+    let stale = get_with(
+        &s,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", "\"other\"")],
+    )
+    .await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap(), all);
+    let head = call(&s, "HEAD", Some(&s.token), &path).await;
+    assert_eq!(header(&head, "content-length"), size.to_string());
+    assert_eq!(header(&head, "accept-ranges"), "bytes");
+}

@@ -42,6 +42,7 @@ problems! {
     Gone => "The job completed, but its result object no longer exists (expired or deleted); submit again with `force: true`.";
     PayloadTooLarge => "The body is larger than 64 KiB.";
     UnsupportedMediaType => "The body is not `application/json`.";
+    RangeNotSatisfiable => "No byte of the object is in the requested range." ["Content-Range": "`bytes */{size}`: the object's size."];
     InvalidRequest => "Invalid input; `errors` names each invalid field.";
     TooManyRequests => "The caller already has `MAX_ACTIVE_JOBS` queued, processing or failed jobs, or the job would pass `DAILY_CHUNK_QUOTA` (then `quota` says by how much); nothing was written." ["Retry-After": "Seconds to wait before retrying."];
     ServiceUnavailable => "Storage is unavailable; retry later." ["Retry-After": "Seconds to wait (5)."];

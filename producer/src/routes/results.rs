@@ -7,11 +7,13 @@ use tsp_core::error::{Error, StoreError};
 use tsp_core::export::{Exporter, Format};
 use tsp_core::job::JobStatus;
 use tsp_core::timeout::within;
-use worker::{Headers, Request, Response, ResponseBuilder};
+use worker::{Headers, Range as R2Range, Request, Response, ResponseBuilder};
+
+use crate::range::Ranged;
 
 use super::doc::{
-    Conflict, Forbidden, GatewayTimeout, Gone, NotFound, ResultFormat, ResultObject,
-    ServiceUnavailable, Unauthorized,
+    Conflict, Forbidden, GatewayTimeout, Gone, NotFound, RangeNotSatisfiable, ResultFormat,
+    ResultObject, ServiceUnavailable, Unauthorized,
 };
 use super::{owned_job, query, Cx, JobIdParam};
 
@@ -36,22 +38,32 @@ pub struct ResultFormatParams {
 /// completed.
 #[utoipa::path(get, path = "/v1/jobs/{id}/result", operation_id = "getJobResult", tag = "jobs",
     params(JobIdParam, ResultFormatParams,
-        ("If-None-Match" = Option<String>, Header, description = "`*` or entity tags of the binary object the client holds (compared weakly); 304 when one is current. Ignored for the CSV and JSON Lines forms, which have no ETag.")),
+        ("If-None-Match" = Option<String>, Header, description = "`*` or entity tags of the binary object the client holds (compared weakly); 304 when one is current. Ignored for the CSV and JSON Lines forms, which have no ETag."),
+        ("Range" = Option<String>, Header, description = "One range of bytes of the binary object (`bytes=0-99`, `bytes=500-`, `bytes=-8`): 206 with those bytes, read from R2 with a range read; 416 when none of the object is in it. Several ranges, other units or a malformed value get the whole object. Ignored for the CSV and JSON Lines forms."),
+        ("If-Range" = Option<String>, Header, description = "The ETag the client's earlier bytes came from: the range applies only while it is current, else the whole object comes.")),
     responses(
         (status = 200, description = "The result.",
             headers(("ETag" = String, description = "The object's ETag (binary form only)."),
                 ("Cache-Control" = String, description = "`private, max-age=86400, immutable`."),
                 ("Content-Disposition" = String, description = "`attachment; filename=\"{id}.msgpack.gz\"` (or `.csv`, `.jsonl`)."),
-                ("X-Content-SHA256" = String, description = "SHA-256 (hex) of the object (binary form only).")),
+                ("X-Content-SHA256" = String, description = "SHA-256 (hex) of the object (binary form only)."),
+                ("Accept-Ranges" = String, description = "`bytes` (binary form only).")),
             content(
                 (inline(ResultObject) = RESULT_GZIP_MEDIA_TYPE),
                 (String = "text/csv"),
                 (String = "application/x-ndjson"))),
+        (status = 206, description = "One range of the binary object.",
+            headers(("Content-Range" = String, description = "`bytes {first}-{last}/{size}`."),
+                ("Content-Length" = String, description = "The range's length."),
+                ("ETag" = String, description = "The object's ETag."),
+                ("Accept-Ranges" = String, description = "`bytes`.")),
+            content((inline(ResultObject) = RESULT_GZIP_MEDIA_TYPE))),
         (status = 304, description = "The client's copy of the binary object (`If-None-Match`) is current.",
             headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 410, response = Gone),
+        (status = 416, response = RangeNotSatisfiable),
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;
@@ -65,27 +77,83 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpEr
             .into())
         }
     };
-    // The streaming read bypasses `TimedBlobs`, so it gets the same timeout
-    // here (for the object's head; the body then streams to the client).
-    let get = cx.b.bucket.get(&key).execute();
-    let obj = within(&cx.b.clock, cx.b.cfg.storage_timeout_ms, get)
-        .await
-        .ok_or(StoreError::Timeout("result object get"))?
-        .map_err(|e| StoreError::Backend(e.to_string()))?
-        .ok_or_else(|| {
-            Error::Gone(
-                "the result object no longer exists; submit the job again with \"force\": true"
-                    .to_owned(),
-            )
-        })?;
     let headers = Headers::new();
     let _ = headers.set("cache-control", RESULT_CACHE_CONTROL);
     let header = |k: &str| req.headers().get(k).ok().flatten();
     let ResultFormatParams { format } = query(req)?;
     if let Some(format) = Format::negotiate(format.as_deref(), header("accept").as_deref()) {
         // The converted text has no stored ETag of its own, so no 304 either.
+        let obj = read(cx, &key, None).await?;
         return export(obj, format, headers, job.id.as_str());
     }
+    // A range needs the size first: the head, then only those bytes.
+    let head = match header("range") {
+        Some(_) => Some(read_head(cx, &key).await?),
+        None => None,
+    };
+    let (size, etag) = match &head {
+        Some(h) => (h.size(), h.http_etag()),
+        None => (0, String::new()),
+    };
+    let ranged = match (&head, header("if-range")) {
+        // An `If-Range` that names another version asks for the whole object.
+        (Some(_), Some(tag)) if tag.trim() != etag => Ranged::Whole,
+        (Some(_), _) => Ranged::of(header("range").as_deref(), size),
+        (None, _) => Ranged::Whole,
+    };
+    let part = match ranged {
+        Ranged::Unsatisfiable => return Err(HttpError::RangeNotSatisfiable(size)),
+        Ranged::Part { first, last } => Some(R2Range::OffsetWithLength {
+            offset: first,
+            length: last - first + 1,
+        }),
+        Ranged::Whole => None,
+    };
+    let obj = read(cx, &key, part).await?;
+    binary(req, &job, obj, headers, ranged)
+}
+
+/// The stored object's head (its size and ETag), or 410.
+async fn read_head(cx: Cx<'_>, key: &str) -> Result<worker::Object, HttpError> {
+    let head = cx.b.bucket.head(key);
+    within(&cx.b.clock, cx.b.cfg.storage_timeout_ms, head)
+        .await
+        .ok_or(StoreError::Timeout("result object head"))?
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .ok_or_else(|| gone().into())
+}
+
+/// The stored object, or some of its bytes, or 410. The streaming read
+/// bypasses `TimedBlobs`, so it gets the same timeout here (for the
+/// object's head; the body then streams to the client).
+async fn read(cx: Cx<'_>, key: &str, range: Option<R2Range>) -> Result<worker::Object, HttpError> {
+    let mut get = cx.b.bucket.get(key);
+    if let Some(range) = range {
+        get = get.range(range);
+    }
+    within(&cx.b.clock, cx.b.cfg.storage_timeout_ms, get.execute())
+        .await
+        .ok_or(StoreError::Timeout("result object get"))?
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .ok_or_else(|| gone().into())
+}
+
+fn gone() -> Error {
+    Error::Gone(
+        "the result object no longer exists; submit the job again with \"force\": true".to_owned(),
+    )
+}
+
+/// The binary object, whole (200) or one range of it (206), or 304 when
+/// the client's copy is current.
+fn binary(
+    req: &Request,
+    job: &tsp_core::job::Job,
+    obj: worker::Object,
+    headers: Headers,
+    ranged: Ranged,
+) -> Result<Response, HttpError> {
+    let header = |k: &str| req.headers().get(k).ok().flatten();
     let etag = obj.http_etag();
     let _ = headers.set("etag", &etag);
     if header("if-none-match").is_some_and(|v| etag_matches(&v, &etag)) {
@@ -99,17 +167,29 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpEr
         "content-disposition",
         &format!("attachment; filename=\"{}.msgpack.gz\"", job.id),
     );
-    let _ = headers.set("content-length", &obj.size().to_string());
+    let _ = headers.set("accept-ranges", "bytes");
     if let Some(sha) = &job.result_sha256 {
         let _ = headers.set("x-content-sha256", sha);
     }
+    let status = match ranged {
+        Ranged::Part { first, last } => {
+            let range = format!("bytes {first}-{last}/{}", obj.size());
+            let _ = headers.set("content-range", &range);
+            let _ = headers.set("content-length", &(last - first + 1).to_string());
+            206
+        }
+        _ => {
+            let _ = headers.set("content-length", &obj.size().to_string());
+            200
+        }
+    };
     let body = obj
         .body()
         .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?
         .response_body()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(ResponseBuilder::new()
-        .with_status(200)
+        .with_status(status)
         .with_headers(headers)
         .body(body))
 }
