@@ -115,6 +115,7 @@ tsp_up() {
   {
     echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted,granted-all-token=granted"
     echo "ADMIN_TOKENS=ops-token=ops"
+    echo "CORS_ALLOWED_ORIGINS=https://app.example"
     echo "ACE_API_TOKEN=dev-token"
     echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
     echo "PUBLIC_BASE_URL=$TSP_URL"

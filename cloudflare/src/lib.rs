@@ -46,6 +46,8 @@ pub mod names {
     pub const API_TOKENS: &str = "API_TOKENS";
     /// Operators' tokens for the `/v1/admin/` routes (`token=operator,…`).
     pub const ADMIN_TOKENS: &str = "ADMIN_TOKENS";
+    /// Origins whose pages may call the API (CORS), comma separated.
+    pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
 }
 
 /// Reads a var or secret as a string.

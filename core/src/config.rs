@@ -82,6 +82,7 @@ pub const SETTINGS: &[Setting] = &[
     secret("ALERT_WEBHOOK_URL", "Slack-style incoming webhook for dead-letter and circuit alerts; unset means the alert is only logged. A 4xx from it is a permanent alert failure, counted in stats"),
     var("ALERT_TIMEOUT_MS", "5000", "timeout per alert attempt"),
     var("PUBLIC_BASE_URL", "", "prefix of the status link in alerts"),
+    var("CORS_ALLOWED_ORIGINS", "", "origins (comma separated, `*` for any) whose browser pages may call the API with a token and read `Content-Range`, `Accept-Ranges`, `ETag` and the other headers range reads need; preflights from them are answered; empty: no CORS"),
     var("JOB_RETENTION_MS", "7776000000", "terminal jobs (completed, cancelled, dead once alerted) are deleted from D1 with their events and checkpoints this long (90 days) after they finished, up to 50 per reaper run; 0 keeps them forever. R2 objects are left to the bucket's lifecycle rules (see Deploy)"),
 ];
 

@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+mod cors;
 pub mod error;
 mod range;
 // The document is generated in native tests (`openapi::tests`) and the Worker
@@ -51,7 +52,21 @@ pub async fn handle(mut req: Request, env: &Env) -> Response {
     // The method as sent: workers-rs reads one it does not know as GET.
     let method = req.inner().method();
     let found = routes::find(&method, &path);
-    let resp = match &found {
+    let origin = req.headers().get("origin").ok().flatten();
+    let allowed = origin.as_deref().and_then(|o| {
+        let spec = env_string(env, names::CORS_ALLOWED_ORIGINS).unwrap_or_default();
+        cors::Origins::parse(&spec).allow(o)
+    });
+    // A browser's preflight (no token) for a known path.
+    let preflight = method == "OPTIONS"
+        && req
+            .headers()
+            .has("access-control-request-method")
+            .unwrap_or(false);
+    if let (true, Some(origin), Match::NotAllowed { allow, .. }) = (preflight, &allowed, &found) {
+        return cors::preflight(origin, allow);
+    }
+    let mut resp = match &found {
         Match::Route(route) if route.access == Access::Open => {
             routes::dispatch(route, &mut req, None)
                 .await
@@ -63,6 +78,9 @@ pub async fn handle(mut req: Request, env: &Env) -> Response {
         } => problem(&HttpError::MethodNotAllowed(allow), &path),
         _ => authenticated(req, env, &method, found).await,
     };
+    if let Some(origin) = &allowed {
+        cors::expose(&mut resp, origin);
+    }
     // HEAD is GET without the body (RFC 9110 §9.3.2).
     if method == "HEAD" {
         return without_body(resp);

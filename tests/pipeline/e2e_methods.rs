@@ -174,3 +174,51 @@ async fn e2e_methods_the_result_answers_byte_ranges() {
     assert_eq!(header(&head, "content-length"), size.to_string());
     assert_eq!(header(&head, "accept-ranges"), "bytes");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_methods_browsers_of_allowed_origins_get_cors_and_preflights() {
+    // scripts/stack.sh sets CORS_ALLOWED_ORIGINS=https://app.example.
+    let s = stack();
+    let path = "/v1/jobs";
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(Method::OPTIONS, format!("{}{path}", s.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization, range")
+            .send()
+    };
+    let ok = preflight("https://app.example").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    let h = |r: &Response, k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        h(&ok, "access-control-allow-origin").as_deref(),
+        Some("https://app.example")
+    );
+    assert!(h(&ok, "access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    let allowed = h(&ok, "access-control-allow-headers").unwrap();
+    assert!(
+        allowed.contains("Authorization") && allowed.contains("Range"),
+        "{allowed}"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert_ne!(other.status(), 204);
+    assert_eq!(h(&other, "access-control-allow-origin"), None);
+    // A real request from the allowed origin may read the range headers;
+    // from another origin it gets no CORS headers.
+    let get = get_with(&s, path, &[("origin", "https://app.example")]).await;
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        h(&get, "access-control-allow-origin").as_deref(),
+        Some("https://app.example")
+    );
+    let exposed = h(&get, "access-control-expose-headers").unwrap();
+    for k in ["Content-Range", "Content-Length", "Accept-Ranges", "ETag"] {
+        assert!(exposed.contains(k), "{exposed}");
+    }
+    let foreign = get_with(&s, path, &[("origin", "https://evil.example")]).await;
+    assert_eq!(h(&foreign, "access-control-allow-origin"), None);
+}
