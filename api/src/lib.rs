@@ -561,6 +561,45 @@ pub struct Aggregates {
     pub next_from: Option<String>,
 }
 
+/// `GET /v1/series`: chart-ready series of several points, at most two
+/// values per pixel (M4: each pixel bucket's first, lowest, highest and
+/// last value), drawn from stored hourly or daily buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    /// The site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// Start of the range, floored to a bucket start (RFC 3339).
+    pub from: String,
+    /// End of the range, exclusive (RFC 3339).
+    pub to: String,
+    /// Pixels asked for.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub width: u32,
+    /// The stored buckets it was drawn from.
+    #[schema(value_type = ResolutionSchema)]
+    pub resolution: Resolution,
+    /// Milliseconds per pixel bucket (a whole number of buckets; a pixel
+    /// bucket is two pixels wide).
+    pub pixel_ms: i64,
+    /// Epoch milliseconds of `from`: every `t` counts seconds after it.
+    pub t0: i64,
+    /// One series per point asked for, in the order asked.
+    pub series: Vec<PointSeries>,
+}
+
+/// One point's chart series: times and values, in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PointSeries {
+    /// The point.
+    #[schema(value_type = PointName)]
+    pub point: String,
+    /// Seconds after `t0`.
+    pub t: Vec<u32>,
+    /// Values (single precision: what a chart can draw).
+    pub v: Vec<f32>,
+}
+
 /// `GET /v1/stats`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Stats {

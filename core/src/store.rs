@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Row, SqlDb, SqlValue, Statement};
 
+pub mod series;
 pub mod settled;
 
 /// D1 allows 100 bound parameters per statement.

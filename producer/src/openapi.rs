@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use tsp_core::api::{
     AggregateRow, Aggregates, ArchiveResponse, ArchivedEvent, ArchivedJob, DeadJobArchive,
     DeadLetter, DeadLetterList, Durations, Health, InvocationMaxima, JobList, JobSubmission,
-    JobView, LastHour, Problem, Progress, QuotaProblem, ResultLink, SampleStore, Stats,
-    StatusCounts, StoreRefresh, StoreUse, SubmittedJob, UsageToday, Waiting,
+    JobView, LastHour, PointSeries, Problem, Progress, QuotaProblem, ResultLink, SampleStore,
+    Series, Stats, StatusCounts, StoreRefresh, StoreUse, SubmittedJob, UsageToday, Waiting,
 };
 use utoipa::OpenApi;
 
@@ -34,7 +34,7 @@ use crate::routes::doc::{
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
             UsageToday, Durations, AggregateRow, Aggregates, ArchiveResponse, DeadJobArchive,
             ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat, StoreUse, SampleStore,
-            StoreRefresh),
+            StoreRefresh, Series, PointSeries),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
             RangeNotSatisfiable,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),
@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
         assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
         let ops = doc["paths"].as_object().unwrap().len();
-        assert_eq!(ops, 12, "every route is in the document");
+        assert_eq!(ops, 13, "every route is in the document");
         let refresh = &doc["paths"]["/v1/admin/sites/{site}/refresh"]["post"];
         assert_eq!(refresh["security"], json!([{"adminAuth": []}]));
     }

@@ -15,6 +15,7 @@
 mod conformance;
 mod e2e;
 mod e2e_methods;
+mod e2e_series;
 mod e2e_store;
 mod e2e_upstream;
 mod faults;
@@ -23,6 +24,7 @@ mod native_commit;
 mod native_faults;
 mod native_flow;
 mod native_resilience;
+mod native_series;
 mod native_store;
 mod native_upstream;
 mod paging;

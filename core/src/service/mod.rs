@@ -11,6 +11,7 @@ pub mod manage;
 pub mod metrics;
 pub mod process;
 pub mod reap;
+pub mod series;
 pub mod settled;
 pub mod submit;
 pub mod usage;

@@ -13,6 +13,7 @@ pub mod doc;
 pub mod jobs;
 pub mod meta;
 pub mod results;
+pub mod series;
 pub mod stats;
 
 use crate::error::HttpError;
@@ -141,6 +142,9 @@ route_table! {
         }
         "/v1/aggregates" (token) {
             GET [aggregates::__path_get] => aggregates::get(req, cx).await,
+        }
+        "/v1/series" (token) {
+            GET [series::__path_get] => series::get(req, cx).await,
         }
         "/v1/admin/sites/{site}/refresh" (admin) {
             POST [admin::__path_refresh] => admin::refresh(req, cx, p.get("site")).await,
@@ -487,7 +491,7 @@ mod tests {
     fn head_finds_the_get_route_of_every_get_path_with_the_same_params() {
         let paths = get_routes();
         assert!(
-            paths.contains(&"/".to_owned()) && paths.len() == 11,
+            paths.contains(&"/".to_owned()) && paths.len() == 12,
             "{paths:?}"
         );
         for path in &paths {
