@@ -175,28 +175,28 @@ try {
   // ---- chart of the completed job ----
   await okRow.getByRole("button", { name: `Show the chart of job ${okJob.job_id}` }).click();
   await page.waitForFunction(
-    (id) => document.querySelector("#chart")?.getAttribute("data-job-id") === id && document.querySelectorAll("#chart path.mean").length > 0,
+    (id) => document.querySelector("#chart")?.getAttribute("data-job-id") === id && document.querySelectorAll("#chart path.line").length > 0,
     okJob.job_id,
   );
-  const paths = await page.$$eval("#chart path.band, #chart path.mean", (ps) =>
-    ps.map((p) => ({ cls: p.getAttribute("class"), point: p.dataset.point, d: p.getAttribute("d") || "" })),
+  const paths = await page.$$eval("#chart path.line", (ps) =>
+    ps.map((p) => ({ point: p.dataset.point, d: p.getAttribute("d") || "" })),
   );
-  const bands = paths.filter((p) => p.cls === "band");
-  const means = paths.filter((p) => p.cls === "mean");
-  assert.equal(bands.length, 3, "a band path per point");
-  assert.equal(means.length, 3, "a mean path per point");
-  assert.deepEqual(bands.map((b) => b.point).sort(), [...reporting, silent].sort());
+  assert.equal(paths.length, 3, "a line per point, drawn from /v1/series");
+  assert.deepEqual(paths.map((p) => p.point).sort(), [...reporting, silent].sort());
+  const width = await page.$eval("#chart", (c) => Math.max(360, Math.round(c.getBoundingClientRect().width)));
   for (const p of paths) {
-    if (p.point === silent) assert.equal(p.d, "", `${p.cls} path of the silent point is empty`);
-    else assert.match(p.d, /^M[-\d.]+,[-\d.]+L/, `${p.cls} path of ${p.point} has data: "${p.d.slice(0, 40)}"`);
+    if (p.point === silent) assert.equal(p.d, "", "the silent point's line is empty");
+    else {
+      assert.match(p.d, /^M[-\d.]+,[-\d.]+L/, `line of ${p.point} has data: "${p.d.slice(0, 40)}"`);
+      const vertices = p.d.split(/[ML]/).filter(Boolean).length;
+      assert.ok(vertices >= 3 && vertices <= 2 * width, `${p.point}: ${vertices} vertices for ${width} px`);
+    }
   }
-  // Three daily buckets: each mean line of a reporting point has three vertices.
-  for (const m of means) if (m.point !== silent) assert.equal(m.d.split("L").length, 3, `mean of ${m.point} has 3 points`);
   const legend = await page.locator("#chart-legend li").allInnerTexts();
   assert.equal(legend.length, 3, `legend: ${legend}`);
   for (const p of reporting) assert.ok(legend.includes(p), `legend lists ${p}: ${legend}`);
   assert.ok(legend.includes(`${silent} (no data)`), `legend marks the silent point: ${legend}`);
-  log("chart rendered: 2 band + 2 mean paths with data, the silent point marked (no data)");
+  log("chart rendered from /v1/series: 2 lines with data, the silent point marked (no data)");
 
   // ---- dead letter and retry ----
   const deadItem = page.locator(`#dead-letters li[data-job-id="${deadJob.job_id}"]`);

@@ -41,7 +41,8 @@ pub struct Pixel {
 /// The owner's buckets of `points` (a JSON array) at `resolution` in
 /// `[from, to)`, reduced in SQL to one row per point and pixel of
 /// `pixel_ms`: the first, min, max and last (M4). Buckets without a
-/// numeric value are left out.
+/// numeric value are left out. D1 binds numbers as floats, so the pixel
+/// index is cast to an integer, never left to integer division.
 pub fn m4(
     owner: &str,
     site: &str,
@@ -50,7 +51,8 @@ pub fn m4(
     pixel_ms: i64,
 ) -> Statement {
     stmt(
-        "WITH r AS (SELECT point, (bucket_start - ?5) / ?7 AS px, bucket_start, min, max, \
+        "WITH r AS (SELECT point, CAST((bucket_start - ?5) / ?7 AS INTEGER) AS px, \
+           bucket_start, min, max, \
            first_ts, first_value, last_ts, last_value, partial FROM timeseries_agg \
            WHERE owner = ?1 AND site = ?2 AND resolution = ?4 \
            AND point IN (SELECT value FROM json_each(?3)) \
