@@ -109,7 +109,7 @@ pub async fn series<D: SqlDb>(
         .collect();
     for px in &pixels {
         if let Some(s) = series.iter_mut().find(|s| s.point == px.point) {
-            push_pixel(s, px, from, q.width < 2);
+            push_pixel(s, px, (from, bucket / 2), q.width < 2);
         }
     }
     let out = Series {
@@ -126,10 +126,16 @@ pub async fn series<D: SqlDb>(
 }
 
 /// Appends one pixel's M4 values in time order (min and max only when
-/// the chart is one pixel wide). The extremes carry their bucket's start,
-/// kept between the pixel's first and last sample.
-fn push_pixel(s: &mut PointSeries, px: &store::series::Pixel, t0: EpochMs, minmax: bool) {
-    let inside = |t: EpochMs| t.max(px.ft).min(px.lt);
+/// the chart is one pixel wide). An extreme is placed at the middle of the
+/// bucket that held it (buckets keep no time for their min and max), kept
+/// between the pixel's first and last sample.
+fn push_pixel(
+    s: &mut PointSeries,
+    px: &store::series::Pixel,
+    (t0, half): (EpochMs, i64),
+    minmax: bool,
+) {
+    let inside = |t: EpochMs| (t + half).max(px.ft).min(px.lt);
     let mut four = [
         (px.ft, px.fv, !minmax),
         (inside(px.lo_t), px.lo, true),
