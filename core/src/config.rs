@@ -191,6 +191,9 @@ pub struct Config {
     pub alert_timeout_ms: u64,
     /// `PUBLIC_BASE_URL`: prefix for links in alerts.
     pub public_base_url: String,
+    /// `CORS_ALLOWED_ORIGINS`: origins whose pages may call the API (the
+    /// producer reads it on each request, before any binding).
+    pub cors_allowed_origins: String,
     /// `JOB_RETENTION_MS`: terminal jobs (completed, cancelled, and dead
     /// ones once alerted) are purged from D1, with their events and
     /// checkpoints, this long after they finished; 0 keeps them forever.
@@ -295,6 +298,7 @@ impl Config {
                 .unwrap_or_default()
                 .trim_end_matches('/')
                 .to_owned(),
+            cors_allowed_origins: get("CORS_ALLOWED_ORIGINS").unwrap_or_default(),
             job_retention_ms: num(get, "JOB_RETENTION_MS", d.job_retention_ms)?.max(0),
             ..d
         })
@@ -348,6 +352,7 @@ impl Default for Config {
             alert_webhook_url: None,
             alert_timeout_ms: 5_000,
             public_base_url: String::new(),
+            cors_allowed_origins: String::new(),
             job_retention_ms: 90 * 86_400_000,
         }
     }
