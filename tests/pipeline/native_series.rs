@@ -122,3 +122,42 @@ fn bad_queries_name_their_field() {
         "to"
     );
 }
+
+/// A measurement, not a test (nothing is asserted about time): the M4
+/// statement over a year of 10 points' hourly buckets in SQLite.
+/// `cargo test --release --test pipeline m4_probe -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement: run it by name"]
+async fn m4_probe_a_year_of_10_points_at_width_1000() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let mut points = ace_sim::default_points("probe", 10);
+    points.sort();
+    let from = parse_rfc3339("2024-11-01T00:00:00Z").unwrap();
+    let body = json!({"site": "probe", "points": points, "start": format_rfc3339(from),
+        "end": format_rfc3339(from + 365 * DAY_MS)});
+    h.submit_new(&body).await;
+    h.drain().await;
+    let q = SeriesQuery {
+        site: Site::parse("probe").unwrap(),
+        points: points
+            .iter()
+            .map(|p| PointName::parse(p).unwrap())
+            .collect(),
+        from,
+        to: from + 365 * DAY_MS,
+        width: 1000,
+        resolution: None,
+    }
+    .check()
+    .unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let (s, _) = series(&h.db, "alice", &q).await.unwrap();
+        eprintln!(
+            "m4 {:?} values {}",
+            t.elapsed(),
+            s.series.iter().map(|p| p.v.len()).sum::<usize>()
+        );
+    }
+}
