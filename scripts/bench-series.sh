@@ -4,6 +4,7 @@
 #   - the body of /v1/series as MessagePack and as JSON;
 #   - the same year through /v1/aggregates pages (hourly, 1,000 rows a
 #     page), one after another: calls, bytes, seconds;
+#   - one client: ten widths, each asked twice (a miss, then a hit);
 #   - wrk, 10 connections, 15 s each: uncached (a width of its own per
 #     request, 990..1009; each misses at first) and cached (one URL):
 #     p50 / p95 / p99, and the workerd CPU per request (user + system from
@@ -52,6 +53,18 @@ for p in $(echo "$PTS" | py 'import json,sys,urllib.parse; [print(urllib.parse.q
 done
 t1=$(date +%s.%N)
 echo "[tsp] the same year through /v1/aggregates (1h, 1000 rows a page): $calls calls, $bytes B, $(py "print(round($t1 - $t0, 2))") s one after another"
+
+# One client, one request at a time: each width asked once (a miss), then again (a hit).
+for w in 901 902 903 904 905 906 907 908 909 910; do
+  p=${SERIES_PATH/width=1000/width=$w}
+  miss=$(curl -fsS -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TSP_TOKEN" -H 'accept: application/msgpack' "$TSP_URL$p")
+  hit=$(curl -fsS -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TSP_TOKEN" -H 'accept: application/msgpack' "$TSP_URL$p")
+  echo "$miss $hit"
+done | py '
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in sys.stdin]
+m = sorted(r[0] * 1000 for r in rows); h = sorted(r[1] * 1000 for r in rows)
+print(f"[tsp] one client, 10 widths: uncached median {statistics.median(m):.1f} ms (max {m[-1]:.1f}), cached median {statistics.median(h):.1f} ms (max {h[-1]:.1f})")'
 
 workerd_ticks() {
   local t=0 p f
