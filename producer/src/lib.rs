@@ -100,22 +100,7 @@ async fn authenticated(mut req: Request, env: &Env, method: &str, found: Match<'
     let result = async {
         let b = bindings.as_ref().map_err(Clone::clone)?;
         let auth = req.headers().get("authorization").ok().flatten();
-        // An admin path takes only an operator's token, and every site.
-        let admin = matches!(&found, Match::Route(r) if r.access == Access::Admin);
-        let secret = if admin {
-            names::ADMIN_TOKENS
-        } else {
-            names::API_TOKENS
-        };
-        let caller = with_tokens(env, secret, |t| t.caller(auth.as_deref()))?;
-        let caller = if admin {
-            Caller {
-                grant: Grant::All,
-                ..caller
-            }
-        } else {
-            caller
-        };
+        let caller = caller_of(env, &found, auth.as_deref())?;
         owner_seen = Some(caller.owner.0.clone());
         let cx = routes::Cx {
             b,
@@ -216,6 +201,26 @@ impl Cost {
         parts.push(format!("total;dur={:.1}", self.total_ms));
         parts.join(", ")
     }
+}
+
+/// The caller a token names: an admin path takes only an operator's
+/// token (`ADMIN_TOKENS`), with every site; any other path an API token.
+fn caller_of(env: &Env, found: &Match<'_>, auth: Option<&str>) -> Result<Caller, Error> {
+    let admin = matches!(found, Match::Route(r) if r.access == Access::Admin);
+    let secret = if admin {
+        names::ADMIN_TOKENS
+    } else {
+        names::API_TOKENS
+    };
+    let caller = with_tokens(env, secret, |t| t.caller(auth))?;
+    Ok(if admin {
+        Caller {
+            grant: Grant::All,
+            ..caller
+        }
+    } else {
+        caller
+    })
 }
 
 /// Runs `f` on the token table. The table is parsed (and hashed) once per

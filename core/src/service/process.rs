@@ -958,6 +958,61 @@ fn encode_window(
     Ok(w)
 }
 
+/// A window's samples, every point's, from the store and the upstream.
+struct Gathered<'f> {
+    outs: Vec<Samples>,
+    read: settled::Read,
+    traffic: Traffic,
+    /// A site walk's other points (for the store), when it kept them.
+    wide: Option<(&'f Wide, Vec<Samples>)>,
+    /// Where the window's new store entry ends, if it writes one.
+    until: Option<EpochMs>,
+    now: EpochMs,
+}
+
+/// Reads what the store holds of the window and fetches the rest: a site
+/// walk from one instant for every point, per point from where its own
+/// stored span ends.
+async fn gather<'f, P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    lease: &Lease<'_>,
+    fetch: &'f Fetch,
+    c: &Chunk,
+) -> Result<Gathered<'f>, Error> {
+    let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
+    let shared = fetch.plan == Plan::Site;
+    let read = settled::read(deps, job, c, &mut outs, shared).await?;
+    let now = deps.clock.now_ms();
+    let until = settled::store_until(deps.cfg, c, now, &read);
+    // A walk of the whole window that will be stored keeps every point it sees.
+    let wide = fetch
+        .wide
+        .as_ref()
+        .filter(|_| until.is_some() && !read.any(c));
+    let (traffic, wide) = match wide {
+        Some(w) => {
+            let (traffic, others) = fetch_wide(deps, job, lease, fetch, w, c, &mut outs).await?;
+            (traffic, Some((w, others)))
+        }
+        None => {
+            let span = (&read.upto[..], c.end);
+            (
+                fetch_rest(deps, job, lease, fetch, span, &mut outs).await?,
+                None,
+            )
+        }
+    };
+    Ok(Gathered {
+        outs,
+        read,
+        traffic,
+        wide,
+        until,
+        now,
+    })
+}
+
 /// Fetches, aggregates, encodes and checkpoints one window of every point;
 /// returns its checkpoint and the upstream requests it took.
 async fn run_chunk<P: Platform>(
@@ -968,27 +1023,9 @@ async fn run_chunk<P: Platform>(
     c: Chunk,
 ) -> Result<(DoneChunk, u64), Error> {
     lease.heartbeat(deps).await?;
-    let mut outs: Vec<Samples> = job.points.iter().map(|_| Samples::new()).collect();
-    // A site walk fetches every point from one instant; per point, each
-    // point from where its own stored span ends.
-    let shared = fetch.plan == Plan::Site;
-    let read = settled::read(deps, job, &c, &mut outs, shared).await?;
-    let now = deps.clock.now_ms();
-    let until = settled::store_until(deps.cfg, &c, now, &read);
-    // A walk of the whole window that will be stored keeps every point it sees.
-    let wide = fetch
-        .wide
-        .as_ref()
-        .filter(|_| until.is_some() && !read.any(&c));
-    let (traffic, others) = match wide {
-        Some(wide) => fetch_wide(deps, job, lease, fetch, wide, &c, &mut outs).await?,
-        None => {
-            let span = (&read.upto[..], c.end);
-            let traffic = fetch_rest(deps, job, lease, fetch, span, &mut outs).await?;
-            (traffic, Vec::new())
-        }
-    };
-    let mut w = encode_window(&c, outs, until)?;
+    let g = gather(deps, job, lease, fetch, &c).await?;
+    let (read, traffic) = (&g.read, g.traffic);
+    let mut w = encode_window(&c, g.outs, g.until)?;
     let total: u64 = w.counts.iter().sum();
     let sources = Sources {
         store_samples: read.samples as i64,
@@ -996,11 +1033,11 @@ async fn run_chunk<P: Platform>(
         upstream_samples: (total - read.samples.min(total)) as i64,
         upstream_windows: i64::from(read.fetches(&c)),
     };
-    let mut store_rows = store_use(deps, job, &c, &read, now);
-    if let Some(until) = until {
+    let mut store_rows = store_use(deps, job, &c, read, g.now);
+    if let Some(until) = g.until {
         let mine = std::mem::take(&mut w.stored);
-        let (names, blocks) = match wide {
-            Some(wide) => (
+        let (names, blocks) = match g.wide {
+            Some((wide, others)) => (
                 &wide.names[..],
                 merge_blocks(&c, wide, mine, others, until)?,
             ),
@@ -1011,7 +1048,7 @@ async fn run_chunk<P: Platform>(
             names,
             blocks,
         };
-        let cost = entry_cost(&entry, &read, traffic, sources.upstream_samples);
+        let cost = entry_cost(&entry, read, traffic, sources.upstream_samples);
         store_rows.extend(settled::write(deps, job, &c, entry, cost).await?);
     }
     let done = DoneChunk {
