@@ -38,15 +38,6 @@ JOB_ID=$(api -X POST -H 'content-type: application/json' \
 export JOB_ID TSP_TOKEN
 export IDS_DIR="$TSP_STATE/ids"
 rm -rf "$IDS_DIR" && mkdir -p "$IDS_DIR"
-# CPU ticks (user + system) of the stack's workerd processes.
-workerd_ticks() {
-  local t=0 p f
-  for p in $(pgrep -g "$TSP_DEV_PID" workerd); do
-    read -r -a f < "/proc/$p/stat" || continue
-    t=$((t + f[13] + f[14]))
-  done
-  echo "$t"
-}
 cpu_per_request() { # ticks-before ticks-after requests label
   python3 -c "import sys; b,a,n,hz=map(int,sys.argv[1:5]); print(f'[tsp] workerd CPU, {sys.argv[5]}: {(a-b)/hz*1000:.0f} ms over {n} requests = {(a-b)/hz*1000/max(n,1):.2f} ms per request')" \
     "$1" "$2" "$3" "$(getconf CLK_TCK)" "$4"

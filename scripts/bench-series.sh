@@ -66,14 +66,6 @@ rows = [tuple(map(float, l.split())) for l in sys.stdin]
 m = sorted(r[0] * 1000 for r in rows); h = sorted(r[1] * 1000 for r in rows)
 print(f"[tsp] one client, 10 widths: uncached median {statistics.median(m):.1f} ms (max {m[-1]:.1f}), cached median {statistics.median(h):.1f} ms (max {h[-1]:.1f})")'
 
-workerd_ticks() {
-  local t=0 p f
-  for p in $(pgrep -g "$TSP_DEV_PID" workerd); do
-    read -r -a f < "/proc/$p/stat" || continue
-    t=$((t + f[13] + f[14]))
-  done
-  echo "$t"
-}
 for mode in uncached cached; do
   t0=$(workerd_ticks)
   out=$(UNCACHED=$([ $mode = uncached ] && echo 1 || echo 0) wrk -t2 -c10 -d15s -s scripts/load/series.lua "$TSP_URL")

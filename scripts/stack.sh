@@ -152,6 +152,16 @@ tsp_crash() {
   TSP_DEV_PID="" TSP_SIM_PID=""
 }
 
+# CPU ticks (user + system) of the stack's workerd processes (benchmarks).
+workerd_ticks() {
+  local t=0 p f
+  for p in $(pgrep -g "$TSP_DEV_PID" workerd); do
+    read -r -a f < "/proc/$p/stat" || continue
+    t=$((t + f[13] + f[14]))
+  done
+  echo "$t"
+}
+
 tsp_down() {
   if [ -n "${TSP_DEV_PID:-}" ]; then
     # The whole process group: node, wrangler and workerd.

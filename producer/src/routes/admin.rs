@@ -2,13 +2,13 @@
 
 use crate::error::HttpError;
 use tsp_core::api::StoreRefresh;
-use tsp_core::domain::{format_rfc3339, parse_rfc3339, EpochMs, Site};
+use tsp_core::domain::{format_rfc3339, EpochMs, Site};
 use tsp_core::error::ValidationError;
 use tsp_core::service::settled;
 use worker::{Request, Response};
 
 use super::doc::{GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
-use super::{query, required, Cx};
+use super::{query, time, Cx};
 use crate::json;
 
 /// The range of a refresh.
@@ -25,10 +25,6 @@ pub struct RefreshParams {
 
 impl RefreshParams {
     fn parse(&self) -> Result<(EpochMs, EpochMs), ValidationError> {
-        let time = |v: &Option<String>, k: &str| -> Result<EpochMs, ValidationError> {
-            parse_rfc3339(required(v, k)?)
-                .ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
-        };
         let (from, to) = (time(&self.from, "from")?, time(&self.to, "to")?);
         if to <= from {
             return Err(ValidationError::single("to", "must be after from"));

@@ -4,15 +4,14 @@
 use crate::error::HttpError;
 use tsp_core::aggregate::Resolution;
 use tsp_core::api::{AggregateRow, Aggregates, MAX_AGG_LIMIT};
-use tsp_core::domain::{format_rfc3339, parse_rfc3339, EpochMs, PointName, Site, DAY_MS};
+use tsp_core::domain::{format_rfc3339, EpochMs, PointName, Site, DAY_MS};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::ports::SqlDb;
 use tsp_core::store;
-use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use super::doc::{Forbidden, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
-use super::{limit, query, required, Cx};
+use super::{cache, limit, query, required, time, Cx};
 
 /// How long a page of complete aggregate buckets is served from the cache.
 pub const AGGREGATES_TTL_S: u32 = 60;
@@ -60,10 +59,6 @@ impl AggregatesQuery {
             .map_err(|m| ValidationError::single("point", m))?;
         let resolution = Resolution::parse(p.resolution.as_deref().unwrap_or("1d"))
             .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?;
-        let time = |v: &Option<String>, k: &str| -> Result<EpochMs, ValidationError> {
-            parse_rfc3339(required(v, k)?)
-                .ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
-        };
         let (from, to) = (time(&p.from, "from")?, time(&p.to, "to")?);
         if to <= from || to - from > 366 * DAY_MS {
             return Err(ValidationError::single(
@@ -117,8 +112,11 @@ pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let aq = AggregatesQuery::parse(&query(req)?)?;
     cx.grant.check(aq.site.as_str())?;
     let key = aq.cache_key(cx.owner);
-    if let Some(hit) = cache_get(cx, &key).await {
-        return Ok(hit);
+    if let Some((body, _)) = cache::get(cx, &key).await {
+        return Ok(cached_json(
+            String::from_utf8_lossy(&body).into_owned(),
+            "HIT",
+        ));
     }
     let rows =
         cx.b.db
@@ -147,7 +145,14 @@ pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     };
     let body = serde_json::to_string(&page).map_err(|e| Error::Codec(e.to_string()))?;
     if complete {
-        cache_put(cx, &key, &body).await;
+        cache::put(
+            cx,
+            &key,
+            body.as_bytes(),
+            "application/json",
+            AGGREGATES_TTL_S,
+        )
+        .await;
     }
     Ok(cached_json(body, "MISS"))
 }
@@ -164,45 +169,6 @@ fn cached_json(body: String, cache: &str) -> Response {
         .with_status(200)
         .with_headers(headers)
         .fixed(body.into_bytes())
-}
-
-/// A cached page, if the Workers Cache holds one (bounded by the storage
-/// timeout; a cache failure is a miss, never an error).
-async fn cache_get(cx: Cx<'_>, key: &str) -> Option<Response> {
-    let cache = worker::Cache::default();
-    let got = within(
-        &cx.b.clock,
-        cx.b.cfg.storage_timeout_ms,
-        cache.get(key, false),
-    )
-    .await;
-    let mut resp = got?.ok()??;
-    let body = resp.text().await.ok()?;
-    Some(cached_json(body, "HIT"))
-}
-
-/// Stores a page of complete buckets for [`AGGREGATES_TTL_S`].
-async fn cache_put(cx: Cx<'_>, key: &str, body: &str) {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    let _ = headers.set("cache-control", &format!("max-age={AGGREGATES_TTL_S}"));
-    let Ok(resp) = ResponseBuilder::new()
-        .with_status(200)
-        .with_headers(headers)
-        .ok(body.to_owned())
-    else {
-        return;
-    };
-    let cache = worker::Cache::default();
-    let put = within(
-        &cx.b.clock,
-        cx.b.cfg.storage_timeout_ms,
-        cache.put(key, resp),
-    )
-    .await;
-    if !matches!(put, Some(Ok(()))) {
-        worker::console_warn!("aggregates cache put failed for {key}");
-    }
 }
 
 #[cfg(test)]

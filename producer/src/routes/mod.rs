@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod aggregates;
+mod cache;
 pub mod dead_letters;
 pub mod doc;
 pub mod jobs;
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use tsp_cloudflare::Bindings;
 use tsp_core::api::MAX_LIST_LIMIT;
 use tsp_core::auth::Grant;
-use tsp_core::domain::{EpochMs, JobId};
+use tsp_core::domain::{parse_rfc3339, EpochMs, JobId};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::job::{Job, JobStatus};
 use tsp_core::ports::SqlDb;
@@ -305,6 +306,12 @@ pub fn query<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
         .collect();
     serde_json::from_value(pairs.into())
         .map_err(|e| ValidationError::single("query", &e.to_string()).into())
+}
+
+/// A present RFC 3339 time parameter, or a 422 naming it.
+pub fn time(v: &Option<String>, name: &str) -> Result<EpochMs, ValidationError> {
+    parse_rfc3339(required(v, name)?)
+        .ok_or_else(|| ValidationError::single(name, "must be RFC 3339"))
 }
 
 /// A present, non-empty parameter, or a 422 naming it.

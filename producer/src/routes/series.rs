@@ -4,14 +4,13 @@
 use crate::error::HttpError;
 use tsp_core::aggregate::Resolution;
 use tsp_core::api::Series;
-use tsp_core::domain::{parse_rfc3339, EpochMs, PointName, Site};
+use tsp_core::domain::{PointName, Site};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::service::series::{series as build, SeriesQuery};
-use tsp_core::timeout::within;
 use worker::{Headers, Request, Response, ResponseBuilder};
 
 use super::doc::{Forbidden, GatewayTimeout, InvalidRequest, ServiceUnavailable, Unauthorized};
-use super::{required, Cx};
+use super::{cache, required, time, Cx};
 
 /// MessagePack's media type (seed 003's binary transfer).
 pub const MSGPACK: &str = "application/msgpack";
@@ -78,9 +77,6 @@ fn parse(p: &SeriesParams, names: &[String]) -> Result<SeriesQuery, ValidationEr
     for n in names {
         points.push(PointName::parse(n).map_err(|m| ValidationError::single("points", m))?);
     }
-    let time = |v: &Option<String>, k: &str| -> Result<EpochMs, ValidationError> {
-        parse_rfc3339(required(v, k)?).ok_or_else(|| ValidationError::single(k, "must be RFC 3339"))
-    };
     let width = required(&p.width, "width")?
         .parse::<u32>()
         .map_err(|_| ValidationError::single("width", "must be 1 to 10000"))?;
@@ -132,13 +128,13 @@ pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
         .unwrap_or_default();
     let msgpack = accept.contains(MSGPACK);
     let key = cache_key(cx.owner, &q, msgpack);
-    if let Some(hit) = cache_get(cx, &key).await {
-        return Ok(hit);
+    if let Some((body, media)) = cache::get(cx, &key).await {
+        return Ok(answer(body, &media, "HIT"));
     }
     let (series, complete) = build(&cx.b.db, cx.owner, &q).await?;
     let (body, media) = encode(&series, msgpack)?;
     if complete {
-        cache_put(cx, &key, &body, media).await;
+        cache::put(cx, &key, &body, media, SERIES_TTL_S).await;
     }
     Ok(answer(body, media, "MISS"))
 }
@@ -184,38 +180,4 @@ fn cache_key(owner: &str, q: &SeriesQuery, msgpack: bool) -> String {
         q.width,
         q.resolution().as_str(),
     )
-}
-
-async fn cache_get(cx: Cx<'_>, key: &str) -> Option<Response> {
-    let cache = worker::Cache::default();
-    let got = within(
-        &cx.b.clock,
-        cx.b.cfg.storage_timeout_ms,
-        cache.get(key, false),
-    )
-    .await;
-    let mut resp = got?.ok()??;
-    let media = resp.headers().get("content-type").ok().flatten()?;
-    let body = resp.bytes().await.ok()?;
-    Some(answer(body, &media, "HIT"))
-}
-
-async fn cache_put(cx: Cx<'_>, key: &str, body: &[u8], media: &str) {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", media);
-    let _ = headers.set("cache-control", &format!("max-age={SERIES_TTL_S}"));
-    let resp = ResponseBuilder::new()
-        .with_status(200)
-        .with_headers(headers)
-        .fixed(body.to_vec());
-    let cache = worker::Cache::default();
-    let put = within(
-        &cx.b.clock,
-        cx.b.cfg.storage_timeout_ms,
-        cache.put(key, resp),
-    )
-    .await;
-    if !matches!(put, Some(Ok(()))) {
-        worker::console_warn!("series cache put failed for {key}");
-    }
 }
