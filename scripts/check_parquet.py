@@ -9,7 +9,6 @@ row for row and column by column.
 
 usage: check_parquet.py SITE START END POINT...
 """
-import gzip
 import json
 import math
 import os
@@ -19,11 +18,13 @@ import sys
 import urllib.parse
 import urllib.request
 
-import msgpack
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from result_format import decode  # noqa: E402
 
 SITE, START, END, *POINTS = sys.argv[1:]
 
@@ -34,37 +35,6 @@ def say(msg):
 
 def bits(x):
     return struct.pack("<d", x)
-
-
-def decode(path):
-    """docs/DESIGN.md's reader: (point, epoch ms, float or str) per sample."""
-    rows = []
-    with gzip.open(path) as f:
-        u = msgpack.Unpacker(f, raw=False)
-        header = next(u)
-        for b in u:
-            kind = {}
-            for key, k in (("fi", "f"), ("si", "s")):
-                at = 0
-                for j, g in enumerate(b[key]):
-                    at = g if j == 0 else at + g
-                    kind[at] = k
-            t, m, fk, sk, mi = b["t0"], 0, 0, 0, 0
-            for i in range(b["n"]):
-                if i:
-                    t += b["dt"][i - 1]
-                if kind.get(i) == "f":
-                    v = b["fv"][fk]
-                    fk += 1
-                elif kind.get(i) == "s":
-                    v = b["sd"][b["sc"][sk]]
-                    sk += 1
-                else:
-                    m += b["m"][mi]
-                    mi += 1
-                    v = m / 10 ** b["s"]
-                rows.append((header["points"][b["p"]], t, v))
-    return header, rows
 
 
 def check_samples():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/run.sh and scripts/test.sh. Source it.
 #
-#   tsp_install        wasm target, worker-build, wasm-bindgen-cli, npm ci
+#   tsp_install        clang, wasm target, worker-build, wasm-bindgen-cli, npm ci
 #   tsp_build          the simulator (native) and the Worker (wasm), once
 #   tsp_up DIR         fresh local state in DIR, migrations, simulator, Worker
 #   tsp_down           stops what tsp_up started, by PID / process group
@@ -44,6 +44,11 @@ tsp_diagnose() {
 }
 
 tsp_install() {
+  # The Worker links zstd (C) for its Parquet: building it for wasm32 needs clang.
+  if ! command -v clang >/dev/null; then
+    log "installing clang (zstd for wasm32)"
+    { apt-get install -y -q clang || sudo apt-get install -y -q clang; } >/dev/null
+  fi
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     log "installing the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown

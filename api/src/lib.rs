@@ -170,6 +170,23 @@ pub struct ResultLink {
     #[serde(default)]
     #[schema(required = true)]
     pub content_encoding: ResultEncoding,
+    /// The same rows as Parquet, for in-place queries (DuckDB's httpfs,
+    /// duckdb-wasm, pyarrow over HTTP); null when the job was written
+    /// without it (`PARQUET_RESULTS=0`).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub parquet: Option<ParquetLink>,
+}
+
+/// Where a completed job's Parquet file is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParquetLink {
+    /// The download URL: `HEAD`, and `Range` reads (suffix ranges too).
+    #[schema(pattern = "^/v1/jobs/[0-9a-f]{32}/result\\.parquet$")]
+    pub url: String,
+    /// The file's size.
+    #[schema(minimum = 0)]
+    pub bytes: i64,
 }
 
 /// The literal behind both media types below: a serde attribute takes no
@@ -187,6 +204,9 @@ pub const RESULT_MEDIA_TYPE: &str = result_media_type!();
 /// The media type of the binary result download: the object as stored, a
 /// gzip stream (the `+gzip` structured suffix).
 pub const RESULT_GZIP_MEDIA_TYPE: &str = concat!(result_media_type!(), "+gzip");
+
+/// Parquet's media type (registered with IANA in 2024).
+pub const PARQUET_MEDIA_TYPE: &str = "application/vnd.apache.parquet";
 
 /// The result object's media type.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]

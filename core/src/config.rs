@@ -79,6 +79,7 @@ pub const SETTINGS: &[Setting] = &[
     var("MAX_RETRIES", "4", "mirror of the queue's `max_retries` (the queue now only retries invocations that crash; the consumer reschedules failures itself)"),
     var("SINGLE_PUT_MAX_BYTES", "16777216", "results up to this size (16 MiB) are written with one PUT; larger ones with a multipart upload"),
     var("MULTIPART_PART_BYTES", "8388608", "multipart part size (8 MiB; at least 5 MiB; every part but the last is exactly this size, as R2 requires, raised if the result would need over 10,000 parts)"),
+    var("PARQUET_RESULTS", "1", "1: each window also writes its rows as a Parquet part and finalize splices the parts into `result.parquet` beside the object (zstd, one row group per point and window, statistics and page indexes); 0: the object only"),
     secret("ALERT_WEBHOOK_URL", "Slack-style incoming webhook for dead-letter and circuit alerts; unset means the alert is only logged. A 4xx from it is a permanent alert failure, counted in stats"),
     var("ALERT_TIMEOUT_MS", "5000", "timeout per alert attempt"),
     var("PUBLIC_BASE_URL", "", "prefix of the status link in alerts"),
@@ -185,6 +186,8 @@ pub struct Config {
     pub single_put_max_bytes: u64,
     /// `MULTIPART_PART_BYTES`: multipart part size (at least 5 MiB).
     pub multipart_part_bytes: u64,
+    /// `PARQUET_RESULTS`: whether results are written as Parquet too.
+    pub parquet_results: bool,
     /// `ALERT_WEBHOOK_URL` (secret): dead-letter alerts go here; unset means log only.
     pub alert_webhook_url: Option<SecretString>,
     /// `ALERT_TIMEOUT_MS`: timeout of each alert attempt.
@@ -290,6 +293,7 @@ impl Config {
             single_put_max_bytes: num(get, "SINGLE_PUT_MAX_BYTES", d.single_put_max_bytes)?,
             multipart_part_bytes: num(get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
                 .max(5 << 20),
+            parquet_results: num::<u8>(get, "PARQUET_RESULTS", 1)? != 0,
             alert_webhook_url: get("ALERT_WEBHOOK_URL")
                 .filter(|s| !s.is_empty())
                 .map(SecretString::from),
@@ -349,6 +353,7 @@ impl Default for Config {
             max_retries: 4,
             single_put_max_bytes: 16 << 20,
             multipart_part_bytes: 8 << 20,
+            parquet_results: true,
             alert_webhook_url: None,
             alert_timeout_ms: 5_000,
             public_base_url: String::new(),

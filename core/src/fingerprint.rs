@@ -36,6 +36,12 @@ pub fn result_key(fingerprint: &str, job: &JobId) -> String {
     format!("results/{}.msgpack.gz", hex::encode(digest))
 }
 
+/// The R2 key of the job's Parquet file: beside its object.
+pub fn parquet_key(fingerprint: &str, job: &JobId) -> String {
+    let object = result_key(fingerprint, job);
+    format!("{}.parquet", object.trim_end_matches(".msgpack.gz"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

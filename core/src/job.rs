@@ -3,8 +3,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::{
-    JobView, Progress, ResultContentType, ResultEncoding, ResultLink, StoreUse, UpstreamUse,
-    Waiting,
+    JobView, ParquetLink, Progress, ResultContentType, ResultEncoding, ResultLink, StoreUse,
+    UpstreamUse, Waiting,
 };
 use crate::domain::{format_rfc3339, EpochMs, JobId, PointName, Site};
 
@@ -105,6 +105,12 @@ pub struct Job {
     /// SHA-256 hex of the result object.
     #[serde(default)]
     pub result_sha256: Option<String>,
+    /// The result's Parquet file key, when it has one.
+    #[serde(default)]
+    pub parquet_key: Option<String>,
+    /// The Parquet file's size.
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub parquet_bytes: Option<i64>,
     /// Times the reaper resent it.
     #[serde(default, deserialize_with = "de::int_or_zero")]
     pub resends: i64,
@@ -204,6 +210,8 @@ impl Job {
             result_key: None,
             result_bytes: None,
             result_sha256: None,
+            parquet_key: None,
+            parquet_bytes: None,
             resends: 0,
             alerted_at: None,
             stalls: 0,
@@ -248,6 +256,10 @@ impl Job {
             sha256: job.result_sha256.clone(),
             content_type: ResultContentType::Columnar,
             content_encoding: ResultEncoding::Gzip,
+            parquet: job.parquet_bytes.map(|bytes| ParquetLink {
+                url: format!("/v1/jobs/{id}/result.parquet"),
+                bytes,
+            }),
         });
         JobView {
             job_id: job.id.clone(),

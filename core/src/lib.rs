@@ -47,4 +47,4 @@ pub mod upstream;
 
 // The engine, re-exported so that `tsp_core::codec` and `crate::codec` keep
 // working for one transition.
-pub use tsp_format::{aggregate, chunk, codec, export, parts, sample};
+pub use tsp_format::{aggregate, chunk, codec, export, parts, sample, time};

@@ -242,10 +242,10 @@ pub fn claim_job(
     )
 }
 
-/// A job's finished chunks: index, samples and encoded bytes.
+/// A job's finished chunks: index, samples, and their parts' bytes.
 pub fn select_done_chunks(id: &JobId) -> Statement {
     stmt(
-        "SELECT idx, samples, bytes FROM job_chunks WHERE job_id = ? ORDER BY idx",
+        "SELECT idx, samples, bytes, parquet_bytes FROM job_chunks WHERE job_id = ? ORDER BY idx",
         vec![id.as_str().into()],
     )
 }
@@ -428,22 +428,29 @@ pub fn upsert_aggregates(
 }
 
 /// Records a finished window, fenced by the holder: its samples, its
-/// part's bytes and each point's sample count (a JSON array in the job's
-/// point order); the progress columns follow by trigger (`schema/0005`).
-/// Changes 0 rows when the holder lost the job (or the chunk is already
-/// recorded).
-pub fn insert_chunk(holder: Holder<'_>, idx: u32, bytes: u64, point_samples: &[u64]) -> Statement {
+/// parts' bytes (the object part, and the Parquet part or 0) and each
+/// point's sample count (a JSON array in the job's point order); the
+/// progress columns follow by trigger (`schema/0005`). Changes 0 rows when
+/// the holder lost the job (or the chunk is already recorded).
+pub fn insert_chunk(
+    holder: Holder<'_>,
+    idx: u32,
+    (bytes, parquet_bytes): (u64, u64),
+    point_samples: &[u64],
+) -> Statement {
     let mut params = holder.params();
     params.extend([
         i64::from(idx).into(),
         (point_samples.iter().sum::<u64>() as i64).into(),
         (bytes as i64).into(),
         serde_json::json!(point_samples).to_string().into(),
+        (parquet_bytes as i64).into(),
     ]);
     stmt(
         concat!(
-            "INSERT OR IGNORE INTO job_chunks (job_id, idx, samples, bytes, point_samples) \
-             SELECT ?1, ?3, ?4, ?5, ?6 WHERE ",
+            "INSERT OR IGNORE INTO job_chunks \
+             (job_id, idx, samples, bytes, point_samples, parquet_bytes) \
+             SELECT ?1, ?3, ?4, ?5, ?6, ?7 WHERE ",
             held!()
         ),
         params,
@@ -585,26 +592,29 @@ pub fn release_lease(holder: Holder<'_>, now: EpochMs, next_at: EpochMs) -> Stat
     )
 }
 
-/// `processing` → `completed`, with the result object; fenced by the holder.
+/// `processing` → `completed`, with the result object (and its Parquet
+/// file, when there is one); fenced by the holder.
 pub fn complete_job(
     holder: Holder<'_>,
     now: EpochMs,
-    result_key: &str,
-    result_bytes: u64,
-    result_sha256: &str,
+    result: (&str, u64, &str),
+    parquet: Option<(&str, u64)>,
 ) -> Statement {
+    let (result_key, result_bytes, result_sha256) = result;
     let mut params = holder.params();
     params.extend([
         now.into(),
         result_key.into(),
         (result_bytes as i64).into(),
         result_sha256.into(),
+        parquet.map(|p| p.0).into(),
+        parquet.map(|p| p.1 as i64).into(),
     ]);
     // The points no window found a sample of, from the checkpoints.
     stmt(
         "UPDATE queue_jobs SET status = 'completed', finished_at = ?3, updated_at = ?3, \
          lease_until = NULL, lease_token = NULL, last_error = NULL, result_key = ?4, \
-         result_bytes = ?5, result_sha256 = ?6, \
+         result_bytes = ?5, result_sha256 = ?6, parquet_key = ?7, parquet_bytes = ?8, \
          points_without_data = (SELECT json_group_array(p.value) FROM json_each(queue_jobs.points) p \
            WHERE COALESCE((SELECT SUM(json_extract(c.point_samples, '$[' || p.key || ']')) \
                            FROM job_chunks c WHERE c.job_id = ?1), 0) = 0) \

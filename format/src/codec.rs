@@ -244,13 +244,17 @@ fn code_of(codes: &mut [u32], t: TextId, samples: &Samples, sd: &mut Vec<String>
 /// straight into the compressor through a small buffer, so the
 /// uncompressed block is never held whole.
 pub fn encode_block(point: u32, samples: &Samples) -> Result<Vec<u8>, CodecError> {
-    let block = build_block(point, samples);
+    gzip_block(&build_block(point, samples))
+}
+
+/// A built block as its gzip member (what [`encode_block`] writes).
+pub fn gzip_block(block: &Block) -> Result<Vec<u8>, CodecError> {
     let gz = GzEncoder::new(
-        Vec::with_capacity(samples.len() / 2 + 64),
+        Vec::with_capacity(block.n as usize / 2 + 64),
         Compression::new(GZIP_LEVEL),
     );
     let mut w = BufWriter::with_capacity(32 << 10, gz);
-    write_block(&block, &mut w)?;
+    write_block(block, &mut w)?;
     let gz = w.into_inner().map_err(|e| e.into_error())?;
     Ok(gz.finish()?)
 }

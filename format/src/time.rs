@@ -126,6 +126,15 @@ pub fn format_rfc3339(t: impl Into<EpochMs>) -> String {
     }
 }
 
+/// An HTTP date (RFC 9110 §5.6.7, IMF-fixdate), as `Last-Modified` carries it.
+pub fn http_date(t: impl Into<EpochMs>) -> String {
+    let ms = t.into().0;
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        None => String::new(),
+    }
+}
+
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<EpochMs> {
     chrono::DateTime::parse_from_rfc3339(s)

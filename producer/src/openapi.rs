@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
         assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
         let ops = doc["paths"].as_object().unwrap().len();
-        assert_eq!(ops, 13, "every route is in the document");
+        assert_eq!(ops, 14, "every route is in the document");
         let refresh = &doc["paths"]["/v1/admin/sites/{site}/refresh"]["post"];
         assert_eq!(refresh["security"], json!([{"adminAuth": []}]));
     }

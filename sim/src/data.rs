@@ -58,7 +58,7 @@ fn point_seed(site: &str, point: &str) -> u64 {
 /// Names mentioning `Status` or `State` always do; of the rest, about one in
 /// eight, chosen by the point hash.
 pub fn is_state_point(site: &str, point: &str) -> bool {
-    point.contains("Status") || point.contains("State") || point_seed(site, point) % 8 == 0
+    point.contains("Status") || point.contains("State") || point_seed(site, point).is_multiple_of(8)
 }
 
 /// A sensor family: plausible centre, swings and physical limits.
@@ -225,7 +225,7 @@ impl Analog {
     fn push_value(&self, t: i64, out: &mut String) {
         let th = mix(self.seed ^ mix(t as u64));
         // Rare non-finite readings exercise the consumer's NaN handling.
-        if th % 5000 == 0 {
+        if th.is_multiple_of(5000) {
             out.push_str("NaN");
             return;
         }

@@ -12,17 +12,18 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::RESULT_MEDIA_TYPE;
+use crate::api::{PARQUET_MEDIA_TYPE, RESULT_MEDIA_TYPE};
 use crate::budget::{Budget, Cost};
 use crate::codec::{self, Header, FORMAT_NAME, FORMAT_VERSION};
 use crate::error::{Error, StoreError};
-use crate::fingerprint::result_key;
+use crate::fingerprint::{parquet_key, result_key};
 use crate::job::{Job, JobStatus};
 use crate::parts::EqualParts;
 use crate::ports::{BlobMeta, BlobStore, Clock, Platform, SqlDb, UploadedPart, MAX_DELETE_KEYS};
-use crate::service::lease::{fenced, part_key, DoneChunk, Lease};
+use crate::service::lease::{fenced, parquet_part_key, part_key, DoneChunk, Lease};
 use crate::service::{transition_log, Deps};
 use crate::store;
+use tsp_parquet::stitch::Stitcher;
 
 /// Custom metadata stays under R2's 8 KB; the point list goes in only if small.
 const MAX_POINTS_METADATA: usize = 4_096;
@@ -132,36 +133,58 @@ impl<B: BlobStore> Assembly for Multipart<'_, B> {
 }
 
 /// The object's size, the multipart part size, and the subrequests and
-/// statements the assembly costs at most.
+/// statements the assembly (the object's, and the Parquet file's when the
+/// job has one) costs at most.
 struct Shape {
     total_bytes: u64,
     part_bytes: u64,
     multipart: bool,
+    parquet: bool,
     cost: Cost,
+}
+
+/// How one file is written: its multipart part size (`None`: one PUT),
+/// and the writes that take.
+fn writes(cfg: &crate::config::Config, total: u64) -> (Option<u64>, u64) {
+    if total <= cfg.single_put_max_bytes {
+        return (None, 1);
+    }
+    // R2 wants every part but the last the same size, and at most 10,000.
+    let part = cfg.multipart_part_bytes.max(total.div_ceil(MAX_PARTS));
+    (Some(part), total.div_ceil(part.max(1)) + 2)
 }
 
 fn shape(cfg: &crate::config::Config, header: u64, chunks: &[DoneChunk]) -> Shape {
     let total_bytes = header + chunks.iter().map(|c| c.bytes).sum::<u64>();
-    let multipart = total_bytes > cfg.single_put_max_bytes;
-    // R2 wants every part but the last the same size, and at most 10,000.
-    let part_bytes = cfg
-        .multipart_part_bytes
-        .max(total_bytes.div_ceil(MAX_PARTS));
-    let writes = if multipart {
-        total_bytes.div_ceil(part_bytes.max(1)) + 2
-    } else {
-        1
-    };
-    let deletes = (chunks.len() as u64).div_ceil(MAX_DELETE_KEYS as u64);
+    let (part, mut subrequests) = writes(cfg, total_bytes);
+    let parquet = has_parquet(chunks);
+    let mut parts = chunks.len() as u64;
+    if parquet {
+        subrequests += writes(cfg, parquet_bytes(chunks)).1;
+        parts *= 2;
+    }
     Shape {
         total_bytes,
-        part_bytes,
-        multipart,
+        part_bytes: part.unwrap_or(cfg.multipart_part_bytes),
+        multipart: part.is_some(),
+        parquet,
         cost: Cost {
             statements: 3,
-            subrequests: chunks.len() as u64 + writes + deletes,
+            subrequests: subrequests + parts + parts.div_ceil(MAX_DELETE_KEYS as u64),
         },
     }
+}
+
+/// Whether every window wrote a Parquet part (a job that ran partly with
+/// `PARQUET_RESULTS=0` gets none).
+fn has_parquet(chunks: &[DoneChunk]) -> bool {
+    !chunks.is_empty() && chunks.iter().all(|c| c.parquet_bytes > 0)
+}
+
+/// The Parquet parts' bytes: the spliced file is this less each part's
+/// footer, plus one footer, so about this.
+fn parquet_bytes(chunks: &[DoneChunk]) -> u64 {
+    chunks.iter().map(|c| c.parquet_bytes).sum()
 }
 
 fn metadata(job: &Job, samples: u64) -> BlobMeta {
@@ -217,64 +240,162 @@ pub(crate) async fn finalize<P: Platform>(
         return Ok(Finalized::OutOfBudget);
     }
     let key = result_key(&job.fingerprint, &job.id);
-    let meta = metadata(job, chunks.iter().map(|c| c.samples).sum());
-    let blobs = deps.blobs;
-    let written = if shape.multipart {
-        let m = Multipart::begin(blobs, key.clone(), &meta, shape.part_bytes, header).await?;
-        write_parts(m, blobs, job, chunks).await?
-    } else {
-        let buf = Vec::with_capacity(shape.total_bytes as usize);
-        let mut single = SinglePut {
-            blobs,
-            key: key.clone(),
-            meta,
-            buf,
-        };
-        single.buf.extend_from_slice(&header);
-        write_parts(single, blobs, job, chunks).await?
-    };
+    let written = write_object(deps.blobs, job, chunks, &shape, (key.clone(), header)).await?;
     let sha = match written {
         Ok(sha) => sha,
         Err(bad) => return heal(deps.db, lease, &bad, deps.log).await,
     };
-    complete(deps, job, lease, &key, shape.total_bytes, &sha).await?;
+    let parquet = match shape.parquet {
+        true => match write_parquet(deps, job, chunks).await? {
+            Ok(written) => Some(written),
+            Err(bad) => return heal(deps.db, lease, &bad, deps.log).await,
+        },
+        false => None,
+    };
+    let parquet_ref = parquet.as_ref().map(|(k, n)| (k.as_str(), *n));
+    let object = (key.as_str(), shape.total_bytes, sha.as_str());
+    complete(deps, job, lease, object, parquet_ref).await?;
     // The parts are no longer needed; a failure here leaves garbage, not
     // harm. Bulk deletes: one subrequest per 1,000 parts, not one per part.
-    let keys: Vec<String> = chunks.iter().map(|c| part_key(&job.id, c.idx)).collect();
+    let mut keys: Vec<String> = chunks.iter().map(|c| part_key(&job.id, c.idx)).collect();
+    if shape.parquet {
+        keys.extend(chunks.iter().map(|c| parquet_part_key(&job.id, c.idx)));
+    }
     for batch in keys.chunks(MAX_DELETE_KEYS) {
-        let _ = blobs.delete(batch).await;
+        let _ = deps.blobs.delete(batch).await;
     }
     Ok(Finalized::Completed)
 }
 
-/// Streams every part into the assembly, reading each once. Returns the
-/// content hash, or the chunks whose parts are missing or the wrong size
-/// (once one is bad, the rest are only checked, and nothing is written;
-/// an unfinished multipart upload is left to the bucket's abort rule).
-async fn write_parts<A: Assembly, B: BlobStore>(
-    mut asm: A,
+/// The header and every part, in plan order, as the result object.
+async fn write_object<B: BlobStore>(
     blobs: &B,
     job: &Job,
     chunks: &[DoneChunk],
+    shape: &Shape,
+    (key, header): (String, Vec<u8>),
 ) -> Result<Result<String, Vec<u32>>, Error> {
+    let meta = metadata(job, chunks.iter().map(|c| c.samples).sum());
+    let parts: Vec<_> = chunks
+        .iter()
+        .map(|c| (c.idx, part_key(&job.id, c.idx), c.bytes))
+        .collect();
+    let same = |bytes: Vec<u8>| Ok(bytes);
+    if shape.multipart {
+        let m = Multipart::begin(blobs, key, &meta, shape.part_bytes, header).await?;
+        finish(stream_parts(m, blobs, &parts, same).await?).await
+    } else {
+        let mut buf = Vec::with_capacity(shape.total_bytes as usize);
+        buf.extend_from_slice(&header);
+        let single = SinglePut {
+            blobs,
+            key,
+            meta,
+            buf,
+        };
+        finish(stream_parts(single, blobs, &parts, same).await?).await
+    }
+}
+
+async fn finish<A: Assembly>(
+    streamed: Result<(A, u64), Vec<u32>>,
+) -> Result<Result<String, Vec<u32>>, Error> {
+    match streamed {
+        Ok((asm, _)) => Ok(Ok(asm.finish().await?)),
+        Err(bad) => Ok(Err(bad)),
+    }
+}
+
+/// Every Parquet part, in plan order, spliced into the job's Parquet file
+/// ([`Stitcher`]): its key and size.
+async fn write_parquet<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    chunks: &[DoneChunk],
+) -> Result<Result<(String, u64), Vec<u32>>, Error> {
+    let key = parquet_key(&job.fingerprint, &job.id);
+    let meta = BlobMeta {
+        content_type: PARQUET_MEDIA_TYPE.to_owned(),
+        custom: vec![("job_id".to_owned(), job.id.to_string())],
+    };
+    let parts: Vec<_> = chunks
+        .iter()
+        .map(|c| (c.idx, parquet_part_key(&job.id, c.idx), c.parquet_bytes))
+        .collect();
+    let blobs = deps.blobs;
+    let stitcher = std::cell::RefCell::new(Stitcher::new());
+    let splice = |part: Vec<u8>| stitcher.borrow_mut().append(part).map_err(parquet_err);
+    let size = match writes(deps.cfg, parquet_bytes(chunks)).0 {
+        Some(part) => {
+            let m = Multipart::begin(blobs, key.clone(), &meta, part, Vec::new()).await?;
+            spliced(stream_parts(m, blobs, &parts, splice).await?, stitcher).await?
+        }
+        None => {
+            let single = SinglePut {
+                blobs,
+                key: key.clone(),
+                meta,
+                buf: Vec::new(),
+            };
+            spliced(stream_parts(single, blobs, &parts, splice).await?, stitcher).await?
+        }
+    };
+    Ok(size.map(|n| (key, n)))
+}
+
+/// Appends the Parquet footer and finishes the file; returns its size.
+async fn spliced<A: Assembly>(
+    streamed: Result<(A, u64), Vec<u32>>,
+    stitcher: std::cell::RefCell<Stitcher>,
+) -> Result<Result<u64, Vec<u32>>, Error> {
+    let (mut asm, body) = match streamed {
+        Ok(s) => s,
+        Err(bad) => return Ok(Err(bad)),
+    };
+    let footer = stitcher.into_inner().finish().map_err(parquet_err)?;
+    let size = body + footer.len() as u64;
+    asm.push(footer).await?;
+    asm.finish().await?;
+    Ok(Ok(size))
+}
+
+fn parquet_err(e: anyhow::Error) -> Error {
+    StoreError::Corrupt(format!("splicing the Parquet parts: {e:#}")).into()
+}
+
+/// Streams every part (`(chunk, key, size)`), through `map`, into the
+/// assembly, reading each once. Returns the assembly and the bytes pushed,
+/// or the chunks whose parts are missing or the wrong size (once one is
+/// bad, the rest are only checked, and nothing more is written; an
+/// unfinished multipart upload is left to the bucket's abort rule).
+async fn stream_parts<A: Assembly, B: BlobStore>(
+    mut asm: A,
+    blobs: &B,
+    parts: &[(u32, String, u64)],
+    map: impl Fn(Vec<u8>) -> Result<Vec<u8>, Error>,
+) -> Result<Result<(A, u64), Vec<u32>>, Error> {
     let mut bad = Vec::new();
-    for c in chunks {
-        let key = part_key(&job.id, c.idx);
+    let mut pushed = 0;
+    for (idx, key, size) in parts {
         if !bad.is_empty() {
-            if blobs.head(&key).await? != Some(c.bytes) {
-                bad.push(c.idx);
+            if blobs.head(key).await? != Some(*size) {
+                bad.push(*idx);
             }
             continue;
         }
-        match blobs.get(&key).await? {
-            Some(bytes) if bytes.len() as u64 == c.bytes => asm.push(bytes).await?,
-            _ => bad.push(c.idx),
+        match blobs.get(key).await? {
+            Some(bytes) if bytes.len() as u64 == *size => {
+                let out = map(bytes)?;
+                pushed += out.len() as u64;
+                asm.push(out).await?;
+            }
+            _ => bad.push(*idx),
         }
     }
     if !bad.is_empty() {
         return Ok(Err(bad));
     }
-    Ok(Ok(asm.finish().await?))
+    Ok(Ok((asm, pushed)))
 }
 
 async fn heal<D: SqlDb>(
@@ -298,15 +419,14 @@ async fn complete<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
-    key: &str,
-    bytes: u64,
-    sha: &str,
+    object: (&str, u64, &str),
+    parquet: Option<(&str, u64)>,
 ) -> Result<(), Error> {
     let now = deps.clock.now_ms();
     let changed = deps
         .db
         .batch(&[
-            store::complete_job(lease.holder(), now, key, bytes, sha),
+            store::complete_job(lease.holder(), now, object, parquet),
             store::insert_event_if(&job.id, now, JobStatus::Completed, job.attempts, None),
         ])
         .await?;

@@ -22,6 +22,11 @@ pub fn part_key(id: &JobId, idx: u32) -> String {
     format!("parts/{id}/{idx:06}.gz")
 }
 
+/// The R2 key of a chunk's Parquet part (its rows, one row group per point).
+pub fn parquet_part_key(id: &JobId, idx: u32) -> String {
+    format!("parts/{id}/{idx:06}.parquet")
+}
+
 /// A checkpoint: a finished chunk's index, samples and encoded bytes.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct DoneChunk {
@@ -34,6 +39,9 @@ pub struct DoneChunk {
     /// Bytes of its part.
     #[serde(deserialize_with = "crate::job::de::uint")]
     pub bytes: u64,
+    /// Bytes of its Parquet part (0: none).
+    #[serde(deserialize_with = "crate::job::de::uint")]
+    pub parquet_bytes: u64,
 }
 
 /// A claim held: the job, its token, and when it was last renewed.

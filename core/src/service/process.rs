@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use futures::stream::{self, StreamExt};
 
 use crate::aggregate::{aggregate, Aggregate};
+use crate::api::PARQUET_MEDIA_TYPE;
 use crate::backoff::Jitter;
 use crate::budget::{Budget, Cost, Limits, Metered};
 use crate::chunk::{self, Chunk};
@@ -36,11 +37,13 @@ use crate::ports::{
     BlobMeta, BlobStore, Clock, JobMessage, JobQueue, Platform, Ports, SqlDb, Statement,
 };
 use crate::sample::{sort_dedup, PointSet, Samples};
+use crate::service::lease::parquet_part_key;
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
 use crate::service::{assemble, circuit, dead_letter, settled, transition_log, Deps};
 use crate::store::{self, AggTarget, AGG_ROWS_PER_STATEMENT};
 use crate::upstream::{Ace, Source, Traffic, WindowQuery};
+use tsp_parquet::stitch::PartWriter;
 
 /// Where a message left its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -846,7 +849,11 @@ async fn run_chunks<P: Platform>(
             .map(|c| {
                 let cost = Cost {
                     statements: window_statements(job, &c),
-                    subrequests: requests.get() + 1 + STORE_SUBREQUESTS + job.points.len() as u64,
+                    subrequests: requests.get()
+                        + 1
+                        + u64::from(deps.cfg.parquet_results)
+                        + STORE_SUBREQUESTS
+                        + job.points.len() as u64,
                 };
                 let ok = !failed.get() && started.get() < cap;
                 (
@@ -908,10 +915,12 @@ fn first_guess(job: &Job, fetch: &Fetch) -> u64 {
 }
 
 /// A window's output: its part (one block per point, in point order),
-/// its aggregates, each point's sample count, and the blocks of its
-/// settled span for the sample store (when it writes an entry).
+/// its Parquet part (when results are written as Parquet too), its
+/// aggregates, each point's sample count, and the blocks of its settled
+/// span for the sample store (when it writes an entry).
 struct Window {
     part: Vec<u8>,
+    parquet: Option<Vec<u8>>,
     aggregates: Vec<(u32, Aggregate)>,
     counts: Vec<u64>,
     stored: Vec<(Vec<u8>, u64)>,
@@ -920,18 +929,26 @@ struct Window {
 /// Sorts, deduplicates, aggregates and encodes each point's samples,
 /// dropping each as soon as its block is written. With `store_until`, each
 /// point's samples before it are encoded for the store too (the window's
-/// own block when that is the whole window).
+/// own block when that is the whole window). With `parquet` (the job's
+/// point names), each block's samples, decoded as a reader of the object
+/// decodes them, become the point's row group of the Parquet part.
 fn encode_window(
     c: &Chunk,
     outs: Vec<Samples>,
     store_until: Option<EpochMs>,
+    parquet: Option<&[PointName]>,
 ) -> Result<Window, Error> {
     let mut w = Window {
         part: Vec::new(),
+        parquet: None,
         aggregates: Vec::new(),
         counts: Vec::with_capacity(outs.len()),
         stored: Vec::new(),
     };
+    let mut rows = parquet
+        .map(|_| PartWriter::new())
+        .transpose()
+        .map_err(parquet_err)?;
     for (p, mut samples) in outs.into_iter().enumerate() {
         let p = p as u32;
         let codec_err =
@@ -939,23 +956,47 @@ fn encode_window(
         sort_dedup(&mut samples);
         w.aggregates
             .extend(aggregate(&samples).into_iter().map(|a| (p, a)));
-        let block = codec::encode_block(p, &samples).map_err(codec_err)?;
-        match store_until {
-            Some(until) if until < c.end => {
-                let n = samples.partition_point(|s| s.ts < until);
-                let prefix = samples.prefix(n);
-                w.stored.push((
-                    codec::encode_block(p, &prefix).map_err(codec_err)?,
-                    n as u64,
-                ));
-            }
-            Some(_) => w.stored.push((block.clone(), samples.len() as u64)),
-            None => {}
+        let built = codec::build_block(p, &samples);
+        let block = codec::gzip_block(&built).map_err(codec_err)?;
+        if let (Some(rows), Some(names)) = (rows.as_mut(), parquet) {
+            let decoded = codec::expand_block(&built).map_err(codec_err)?;
+            rows.push_point(names[p as usize].as_str(), decoded)
+                .map_err(parquet_err)?;
+        }
+        if let Some(stored) = stored_block(p, &samples, &block, c, store_until) {
+            w.stored.push(stored.map_err(codec_err)?);
         }
         w.part.extend_from_slice(&block);
         w.counts.push(samples.len() as u64);
     }
+    w.parquet = rows
+        .map(PartWriter::finish)
+        .transpose()
+        .map_err(parquet_err)?;
     Ok(w)
+}
+
+/// A point's block for the store: the window's own when the entry covers
+/// it, its samples before `until` otherwise, none without an entry.
+fn stored_block(
+    p: u32,
+    samples: &Samples,
+    block: &[u8],
+    c: &Chunk,
+    until: Option<EpochMs>,
+) -> Option<Result<(Vec<u8>, u64), codec::CodecError>> {
+    match until {
+        Some(until) if until < c.end => {
+            let n = samples.partition_point(|s| s.ts < until);
+            Some(codec::encode_block(p, &samples.prefix(n)).map(|b| (b, n as u64)))
+        }
+        Some(_) => Some(Ok((block.to_vec(), samples.len() as u64))),
+        None => None,
+    }
+}
+
+fn parquet_err(e: anyhow::Error) -> Error {
+    Error::Codec(format!("writing the Parquet part: {e:#}"))
 }
 
 /// A window's samples, every point's, from the store and the upstream.
@@ -1025,7 +1066,8 @@ async fn run_chunk<P: Platform>(
     lease.heartbeat(deps).await?;
     let g = gather(deps, job, lease, fetch, &c).await?;
     let (read, traffic) = (&g.read, g.traffic);
-    let mut w = encode_window(&c, g.outs, g.until)?;
+    let parquet = deps.cfg.parquet_results.then_some(&job.points[..]);
+    let mut w = encode_window(&c, g.outs, g.until, parquet)?;
     let total: u64 = w.counts.iter().sum();
     let sources = Sources {
         store_samples: read.samples as i64,
@@ -1055,14 +1097,9 @@ async fn run_chunk<P: Platform>(
         idx: c.idx,
         samples: total,
         bytes: w.part.len() as u64,
+        parquet_bytes: w.parquet.as_ref().map_or(0, |p| p.len() as u64),
     };
-    let meta = BlobMeta {
-        content_type: "application/gzip".to_owned(),
-        custom: vec![],
-    };
-    deps.blobs
-        .put(&part_key(&job.id, c.idx), w.part, &meta)
-        .await?;
+    write_parts(deps.blobs, &job.id, c.idx, w.part, w.parquet).await?;
     let commit = Commit {
         aggregates: &w.aggregates,
         counts: &w.counts,
@@ -1074,6 +1111,28 @@ async fn run_chunk<P: Platform>(
     commit_chunk(deps.db, job, lease, commit).await?;
     lease.progressed.set(true);
     Ok((done, traffic.requests))
+}
+
+/// Writes a window's part, and its Parquet part when it has one.
+async fn write_parts<B: BlobStore>(
+    blobs: &B,
+    id: &JobId,
+    idx: u32,
+    part: Vec<u8>,
+    parquet: Option<Vec<u8>>,
+) -> Result<(), Error> {
+    let meta = |content_type: &str| BlobMeta {
+        content_type: content_type.to_owned(),
+        custom: vec![],
+    };
+    blobs
+        .put(&part_key(id, idx), part, &meta("application/gzip"))
+        .await?;
+    if let Some(rows) = parquet {
+        let key = parquet_part_key(id, idx);
+        blobs.put(&key, rows, &meta(PARQUET_MEDIA_TYPE)).await?;
+    }
+    Ok(())
 }
 
 /// Fetches each point of the window from where the store left it
@@ -1268,7 +1327,7 @@ async fn commit_chunk<D: SqlDb>(
     stmts.push(store::insert_chunk(
         lease.holder(),
         done.idx,
-        done.bytes,
+        (done.bytes, done.parquet_bytes),
         counts,
     ));
     let changed = db.batch(&stmts).await?;

@@ -60,6 +60,8 @@ pub enum ResultFormat {
     Jsonl,
     /// JSON Lines.
     Ndjson,
+    /// Parquet (the file `result.parquet` serves).
+    Parquet,
 }
 
 /// The binary result object: a multi-member gzip stream of MessagePack maps.

@@ -126,6 +126,9 @@ route_table! {
         "/v1/jobs/{id}/result" (token) {
             GET [results::__path_get] => results::get(req, cx, p.get("id")).await,
         }
+        "/v1/jobs/{id}/result.parquet" (token) {
+            GET [results::__path_parquet] => results::parquet(req, cx, p.get("id")).await,
+        }
         "/v1/jobs/{id}/archive" (token) {
             GET [dead_letters::__path_archive] => dead_letters::archive(cx, p.get("id")).await,
         }
@@ -498,7 +501,7 @@ mod tests {
     fn head_finds_the_get_route_of_every_get_path_with_the_same_params() {
         let paths = get_routes();
         assert!(
-            paths.contains(&"/".to_owned()) && paths.len() == 12,
+            paths.contains(&"/".to_owned()) && paths.len() == 13,
             "{paths:?}"
         );
         for path in &paths {

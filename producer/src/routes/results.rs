@@ -2,10 +2,11 @@
 
 use crate::error::HttpError;
 use futures::StreamExt;
-use tsp_core::api::RESULT_GZIP_MEDIA_TYPE;
+use tsp_core::api::{PARQUET_MEDIA_TYPE, RESULT_GZIP_MEDIA_TYPE};
 use tsp_core::error::{Error, StoreError};
 use tsp_core::export::{Exporter, Format};
-use tsp_core::job::JobStatus;
+use tsp_core::job::{Job, JobStatus};
+use tsp_core::time::http_date;
 use tsp_core::timeout::within;
 use worker::{Headers, Range as R2Range, Request, Response, ResponseBuilder};
 
@@ -25,7 +26,8 @@ pub const RESULT_CACHE_CONTROL: &str = "private, max-age=86400, immutable";
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultFormatParams {
-    /// `csv` for CSV, `jsonl` or `ndjson` for JSON Lines; otherwise the binary object.
+    /// `csv` for CSV, `jsonl` or `ndjson` for JSON Lines, `parquet` for the
+    /// Parquet file (as `result.parquet` serves it); otherwise the binary object.
     #[param(value_type = Option<ResultFormat>)]
     format: Option<String>,
 }
@@ -67,28 +69,109 @@ pub struct ResultFormatParams {
         (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
 pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     let job = owned_job(cx, id).await?;
-    let key = match (&job.status, &job.result_key) {
-        (JobStatus::Completed, Some(k)) => k.clone(),
-        _ => {
-            return Err(Error::Conflict(format!(
-                "job is {}; the result exists once it is completed",
-                job.status
-            ))
-            .into())
-        }
-    };
-    let headers = Headers::new();
-    let _ = headers.set("cache-control", RESULT_CACHE_CONTROL);
+    let key = completed(&job, job.result_key.as_ref())?;
     let header = |k: &str| req.headers().get(k).ok().flatten();
     let ResultFormatParams { format } = query(req)?;
-    if let Some(format) = Format::negotiate(format.as_deref(), header("accept").as_deref()) {
+    let accept = header("accept").unwrap_or_default();
+    if format.as_deref() == Some("parquet") || accept.contains(PARQUET_MEDIA_TYPE) {
+        return parquet_of(req, cx, &job).await;
+    }
+    if let Some(format) = Format::negotiate(format.as_deref(), Some(accept.as_str())) {
         // The converted text has no stored ETag of its own, so no 304 either.
         let obj = read(cx, &key, None).await?;
-        return export(obj, format, headers, job.id.as_str());
+        return export(obj, format, cached(), job.id.as_str());
     }
-    // A range needs the size first: the head, then only those bytes.
+    stored(req, cx, &job, (&key, Stored::Object)).await
+}
+
+/// The same rows as Parquet, for in-place queries.
+///
+/// The job's result as Parquet (`point`, `time`, `value`, `text`; zstd;
+/// one row group per point and window, with statistics and page indexes),
+/// made by the consumer beside the object. `HEAD` gives its size, and
+/// `Range` reads (suffix ranges too) are served from R2 with range reads,
+/// so DuckDB's httpfs, duckdb-wasm or pyarrow read only the footer and the
+/// column chunks a query needs. 409 until the job is completed; 404 when
+/// it was written without Parquet (`PARQUET_RESULTS=0`).
+#[utoipa::path(get, path = "/v1/jobs/{id}/result.parquet", operation_id = "getJobResultParquet", tag = "jobs",
+    params(JobIdParam,
+        ("If-None-Match" = Option<String>, Header, description = "`*` or entity tags the client holds; 304 when one is current."),
+        ("Range" = Option<String>, Header, description = "One range of bytes (`bytes=0-99`, `bytes=500-`, `bytes=-8`): 206 with those bytes; 416 when none of the file is in it."),
+        ("If-Range" = Option<String>, Header, description = "The ETag the client's earlier bytes came from.")),
+    responses(
+        (status = 200, description = "The Parquet file.",
+            headers(("ETag" = String, description = "The file's ETag: stable, the file is written once."),
+                ("Last-Modified" = String, description = "When the file was written."),
+                ("Cache-Control" = String, description = "`private, max-age=86400, immutable`."),
+                ("Content-Length" = String, description = "The file's size."),
+                ("Accept-Ranges" = String, description = "`bytes`.")),
+            content((Vec<u8> = PARQUET_MEDIA_TYPE))),
+        (status = 206, description = "One range of the file.",
+            headers(("Content-Range" = String, description = "`bytes {first}-{last}/{size}`."),
+                ("Content-Length" = String, description = "The range's length."),
+                ("ETag" = String, description = "The file's ETag."),
+                ("Accept-Ranges" = String, description = "`bytes`.")),
+            content((Vec<u8> = PARQUET_MEDIA_TYPE))),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current.",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict), (status = 410, response = Gone),
+        (status = 416, response = RangeNotSatisfiable),
+        (status = 503, response = ServiceUnavailable), (status = 504, response = GatewayTimeout)))]
+pub async fn parquet(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
+    let job = owned_job(cx, id).await?;
+    parquet_of(req, cx, &job).await
+}
+
+async fn parquet_of(req: &Request, cx: Cx<'_>, job: &Job) -> Result<Response, HttpError> {
+    completed(job, job.result_key.as_ref())?;
+    // A job written with `PARQUET_RESULTS=0` has none (the job view's
+    // `result.parquet` is null).
+    let Some(key) = job.parquet_key.clone() else {
+        return Err(Error::NotFound.into());
+    };
+    stored(req, cx, job, (&key, Stored::Parquet)).await
+}
+
+/// The key, once the job is completed; 409 before.
+fn completed(job: &Job, key: Option<&String>) -> Result<String, HttpError> {
+    match (&job.status, key) {
+        (JobStatus::Completed, Some(k)) => Ok(k.clone()),
+        _ => Err(Error::Conflict(format!(
+            "job is {}; the result exists once it is completed",
+            job.status
+        ))
+        .into()),
+    }
+}
+
+fn cached() -> Headers {
+    let headers = Headers::new();
+    let _ = headers.set("cache-control", RESULT_CACHE_CONTROL);
+    headers
+}
+
+/// Which stored file a download serves.
+#[derive(Clone, Copy)]
+enum Stored {
+    /// The result object.
+    Object,
+    /// Its Parquet rendering.
+    Parquet,
+}
+
+/// A stored file, whole or one range of it: a range needs the size first,
+/// so the head, then only those bytes.
+async fn stored(
+    req: &Request,
+    cx: Cx<'_>,
+    job: &Job,
+    (key, kind): (&str, Stored),
+) -> Result<Response, HttpError> {
+    let header = |k: &str| req.headers().get(k).ok().flatten();
     let head = match header("range") {
-        Some(_) => Some(read_head(cx, &key).await?),
+        Some(_) => Some(read_head(cx, key).await?),
         None => None,
     };
     let (size, etag) = match &head {
@@ -109,8 +192,8 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpEr
         }),
         Ranged::Whole => None,
     };
-    let obj = read(cx, &key, part).await?;
-    binary(req, &job, obj, headers, ranged)
+    let obj = read(cx, key, part).await?;
+    binary(req, (job, kind), obj, cached(), ranged)
 }
 
 /// The stored object's head (its size and ETag), or 410.
@@ -148,7 +231,7 @@ fn gone() -> Error {
 /// the client's copy is current.
 fn binary(
     req: &Request,
-    job: &tsp_core::job::Job,
+    (job, kind): (&Job, Stored),
     obj: worker::Object,
     headers: Headers,
     ranged: Ranged,
@@ -162,13 +245,25 @@ fn binary(
             .with_headers(headers)
             .empty());
     }
-    let _ = headers.set("content-type", RESULT_GZIP_MEDIA_TYPE);
+    let (media, ext, sha) = match kind {
+        Stored::Object => (
+            RESULT_GZIP_MEDIA_TYPE,
+            "msgpack.gz",
+            job.result_sha256.as_ref(),
+        ),
+        Stored::Parquet => (PARQUET_MEDIA_TYPE, "parquet", None),
+    };
+    let _ = headers.set("content-type", media);
     let _ = headers.set(
         "content-disposition",
-        &format!("attachment; filename=\"{}.msgpack.gz\"", job.id),
+        &format!("attachment; filename=\"{}.{ext}\"", job.id),
     );
     let _ = headers.set("accept-ranges", "bytes");
-    if let Some(sha) = &job.result_sha256 {
+    let _ = headers.set(
+        "last-modified",
+        &http_date(obj.uploaded().as_millis() as i64),
+    );
+    if let Some(sha) = sha {
         let _ = headers.set("x-content-sha256", sha);
     }
     let status = match ranged {
