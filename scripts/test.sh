@@ -18,7 +18,8 @@ npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-r
   || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
 trap tsp_down EXIT INT TERM
 # Each step has a deadline well above its usual time (e2e ~4 min, CLI ~1,
-# Parquet ~0.5 (~1.5 with a first install), schemathesis ~2,
+# Parquet ~0.5 (~1.5 with a first install), DuckDB ~0.2 (~1 with a first
+# install), schemathesis ~2,
 # browser ~1, crash ~2), far inside CI's 90 minutes.
 # Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
 TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
@@ -40,6 +41,8 @@ log "CLI end to end (tsp submit --wait, fetch to CSV, aggregates)"
 bounded 600 cargo test --quiet -p tsp-cli --test e2e -- --ignored || { tsp_diagnose; exit 1; }
 log "Parquet: tsp fetch/aggregates --format parquet read back by DuckDB, pyarrow, pandas, polars"
 bounded 420 bash scripts/check-parquet.sh || { tsp_diagnose; exit 1; }
+log "DuckDB 1.4.4 + httpfs: result.parquet queried in place over HTTP with a bearer token"
+bounded 420 bash scripts/check-duckdb.sh || { tsp_diagnose; exit 1; }
 log "schemathesis against the served OpenAPI spec"
 bounded 900 bash scripts/schemathesis.sh || { tsp_diagnose; exit 1; }
 log "/v1/metrics through a real OpenMetrics parser (prometheus_client)"

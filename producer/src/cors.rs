@@ -8,7 +8,7 @@
 use worker::{Headers, Response, ResponseBuilder};
 
 /// Response headers a page may read.
-pub const EXPOSED: &str = "Content-Range, Content-Length, Accept-Ranges, ETag, \
+pub const EXPOSED: &str = "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified, \
     X-Content-SHA256, X-Request-Id, Retry-After, Server-Timing";
 /// Request headers a page may send.
 const ALLOWED_HEADERS: &str = "Authorization, Range, If-Range, If-None-Match, Content-Type, Accept";

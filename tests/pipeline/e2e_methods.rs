@@ -177,6 +177,68 @@ async fn e2e_methods_the_result_answers_byte_ranges() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_methods_the_parquet_file_answers_head_ranges_and_browsers() {
+    let s = stack();
+    let site = "e2e-parquet";
+    let body = serde_json::json!({"site": site, "points": ace_sim::default_points(site, 3),
+        "start": "2025-04-01T00:00:00Z", "end": "2025-04-04T00:00:00Z"});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    let view = s.wait(&id, 120, |j| j["status"] == "completed").await;
+    let path = format!("/v1/jobs/{id}/result.parquet");
+    assert_eq!(view["result"]["parquet"]["url"], path.as_str());
+    let header = |r: &Response, k: &str| r.headers()[k].to_str().unwrap().to_owned();
+    let head = call(&s, "HEAD", Some(&s.token), &path).await;
+    assert_eq!(head.status(), 200);
+    let size = header(&head, "content-length");
+    assert_eq!(size, view["result"]["parquet"]["bytes"].to_string());
+    assert_eq!(header(&head, "accept-ranges"), "bytes");
+    assert_eq!(
+        header(&head, "content-type"),
+        "application/vnd.apache.parquet"
+    );
+    assert!(header(&head, "last-modified").ends_with(" GMT"));
+    let etag = header(&head, "etag");
+    let whole = get_with(&s, &path, &[]).await;
+    assert_eq!(header(&whole, "etag"), etag, "a stable ETag");
+    let all = whole.bytes().await.unwrap();
+    assert_eq!(all.len().to_string(), size);
+    assert!(all.starts_with(b"PAR1") && all.ends_with(b"PAR1"));
+    // The footer's length and magic, as a reader asks first.
+    let tail = get_with(&s, &path, &[("range", "bytes=-8")]).await;
+    assert_eq!(tail.status(), 206);
+    let n = all.len();
+    assert_eq!(
+        header(&tail, "content-range"),
+        format!("bytes {}-{}/{n}", n - 8, n - 1)
+    );
+    assert_eq!(tail.bytes().await.unwrap(), all.slice(n - 8..));
+    let past = get_with(&s, &path, &[("range", &format!("bytes={n}-"))]).await;
+    assert_eq!(past.status(), 416);
+    let same = get_with(&s, &format!("/v1/jobs/{id}/result?format=parquet"), &[]).await;
+    assert_eq!(
+        same.bytes().await.unwrap(),
+        all,
+        "?format=parquet is the same file"
+    );
+    let browser = get_with(
+        &s,
+        &path,
+        &[("origin", "https://app.example"), ("range", "bytes=0-3")],
+    )
+    .await;
+    assert_eq!(browser.status(), 206);
+    let exposed = header(&browser, "access-control-expose-headers");
+    for k in ["Content-Range", "Content-Length", "Accept-Ranges", "ETag"] {
+        assert!(exposed.contains(k), "{exposed}");
+    }
+    let stranger = call(&s, "GET", Some("wrong-token"), &path).await;
+    assert_eq!(stranger.status(), 401);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_methods_browsers_of_allowed_origins_get_cors_and_preflights() {
     // scripts/stack.sh sets CORS_ALLOWED_ORIGINS=https://app.example.
     let s = stack();
