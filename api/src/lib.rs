@@ -596,9 +596,9 @@ pub struct Series {
     /// Pixels asked for.
     #[schema(minimum = 1, maximum = 10000)]
     pub width: u32,
-    /// The stored buckets it was drawn from.
-    #[schema(value_type = ResolutionSchema)]
-    pub resolution: Resolution,
+    /// What it was drawn from: the stored hourly (`1h`) or daily (`1d`)
+    /// buckets, or the samples themselves (`raw`, short ranges).
+    pub resolution: SeriesResolution,
     /// Milliseconds per pixel bucket (a whole number of buckets; a pixel
     /// bucket is two pixels wide).
     pub pixel_ms: i64,
@@ -606,6 +606,29 @@ pub struct Series {
     pub t0: i64,
     /// One series per point asked for, in the order asked.
     pub series: Vec<PointSeries>,
+}
+
+/// What a chart series was drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum SeriesResolution {
+    /// The stored hourly buckets.
+    #[serde(rename = "1h")]
+    Hour,
+    /// The stored daily buckets.
+    #[serde(rename = "1d")]
+    Day,
+    /// The samples, read from the caller's result objects.
+    #[serde(rename = "raw")]
+    Raw,
+}
+
+impl From<Resolution> for SeriesResolution {
+    fn from(r: Resolution) -> Self {
+        match r {
+            Resolution::Hour => SeriesResolution::Hour,
+            Resolution::Day => SeriesResolution::Day,
+        }
+    }
 }
 
 /// One point's chart series: times and values, in time order.
@@ -618,6 +641,20 @@ pub struct PointSeries {
     pub t: Vec<u32>,
     /// Values (single precision: what a chart can draw).
     pub v: Vec<f32>,
+    /// A text point's states as they change (from samples only: stored
+    /// buckets keep no text); null when the point had no text sample.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub states: Option<States>,
+}
+
+/// A text point's state changes: each new state and when it began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct States {
+    /// Seconds after `t0`.
+    pub t: Vec<u32>,
+    /// The state from then on.
+    pub v: Vec<String>,
 }
 
 /// `GET /v1/stats`.

@@ -361,6 +361,27 @@ impl BlobStore for R2Blobs {
         }
     }
 
+    /// One ranged GET: R2 sends only those bytes.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let range = worker::Range::OffsetWithLength {
+            offset,
+            length: len,
+        };
+        let get = self.0.get(key).range(range).execute();
+        let Some(obj) = get.await.map_err(js_err)? else {
+            return Ok(None);
+        };
+        match obj.body() {
+            Some(body) => Ok(Some(body.bytes().await.map_err(js_err)?)),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.0.head(key).await.map_err(js_err)?.map(|o| o.size()))
     }

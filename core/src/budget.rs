@@ -291,6 +291,15 @@ impl<B: BlobStore> BlobStore for Metered<'_, B> {
         self.budget.charge_subrequest();
         self.inner.get(key).await
     }
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.budget.charge_subrequest();
+        self.inner.get_range(key, offset, len).await
+    }
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.budget.charge_subrequest();
         self.inner.head(key).await

@@ -116,6 +116,20 @@ pub trait BlobStore {
     ) -> Result<bool, StoreError>;
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads `len` bytes of an object from `offset` (fewer past its end).
+    /// The default reads the whole object; R2 reads only the range.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key).await?.map(|all| {
+            let start = (offset as usize).min(all.len());
+            let end = start.saturating_add(len as usize).min(all.len());
+            all[start..end].to_vec()
+        }))
+    }
     /// Whether an object exists, and its size.
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
     /// Deletes objects, at most [`MAX_DELETE_KEYS`] in one call (R2's

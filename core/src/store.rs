@@ -428,15 +428,16 @@ pub fn upsert_aggregates(
 }
 
 /// Records a finished window, fenced by the holder: its samples, its
-/// parts' bytes (the object part, and the Parquet part or 0) and each
-/// point's sample count (a JSON array in the job's point order); the
-/// progress columns follow by trigger (`schema/0005`). Changes 0 rows when
-/// the holder lost the job (or the chunk is already recorded).
+/// parts' bytes (the object part, and the Parquet part or 0), and each
+/// point's sample count and block size (JSON arrays in the job's point
+/// order); the progress columns follow by trigger (`schema/0005`).
+/// Changes 0 rows when the holder lost the job (or the chunk is already
+/// recorded).
 pub fn insert_chunk(
     holder: Holder<'_>,
     idx: u32,
     (bytes, parquet_bytes): (u64, u64),
-    point_samples: &[u64],
+    (point_samples, point_bytes): (&[u64], &[u64]),
 ) -> Statement {
     let mut params = holder.params();
     params.extend([
@@ -445,12 +446,13 @@ pub fn insert_chunk(
         (bytes as i64).into(),
         serde_json::json!(point_samples).to_string().into(),
         (parquet_bytes as i64).into(),
+        serde_json::json!(point_bytes).to_string().into(),
     ]);
     stmt(
         concat!(
             "INSERT OR IGNORE INTO job_chunks \
-             (job_id, idx, samples, bytes, point_samples, parquet_bytes) \
-             SELECT ?1, ?3, ?4, ?5, ?6, ?7 WHERE ",
+             (job_id, idx, samples, bytes, point_samples, parquet_bytes, point_bytes) \
+             SELECT ?1, ?3, ?4, ?5, ?6, ?7, ?8 WHERE ",
             held!()
         ),
         params,
@@ -597,10 +599,10 @@ pub fn release_lease(holder: Holder<'_>, now: EpochMs, next_at: EpochMs) -> Stat
 pub fn complete_job(
     holder: Holder<'_>,
     now: EpochMs,
-    result: (&str, u64, &str),
+    result: (&str, u64, &str, u64),
     parquet: Option<(&str, u64)>,
 ) -> Statement {
-    let (result_key, result_bytes, result_sha256) = result;
+    let (result_key, result_bytes, result_sha256, header_bytes) = result;
     let mut params = holder.params();
     params.extend([
         now.into(),
@@ -609,12 +611,14 @@ pub fn complete_job(
         result_sha256.into(),
         parquet.map(|p| p.0).into(),
         parquet.map(|p| p.1 as i64).into(),
+        (header_bytes as i64).into(),
     ]);
     // The points no window found a sample of, from the checkpoints.
     stmt(
         "UPDATE queue_jobs SET status = 'completed', finished_at = ?3, updated_at = ?3, \
          lease_until = NULL, lease_token = NULL, last_error = NULL, result_key = ?4, \
          result_bytes = ?5, result_sha256 = ?6, parquet_key = ?7, parquet_bytes = ?8, \
+         result_header_bytes = ?9, \
          points_without_data = (SELECT json_group_array(p.value) FROM json_each(queue_jobs.points) p \
            WHERE COALESCE((SELECT SUM(json_extract(c.point_samples, '$[' || p.key || ']')) \
                            FROM job_chunks c WHERE c.job_id = ?1), 0) = 0) \

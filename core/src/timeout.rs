@@ -173,6 +173,15 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         timed(&self.clock, self.ms, "object get", self.inner.get(key)).await
     }
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let fut = self.inner.get_range(key, offset, len);
+        timed(&self.clock, self.ms, "object range get", fut).await
+    }
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         timed(&self.clock, self.ms, "object head", self.inner.head(key)).await
     }

@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use tsp_core::api::{
     AggregateRow, Aggregates, ArchiveResponse, ArchivedEvent, ArchivedJob, DeadJobArchive,
     DeadLetter, DeadLetterList, Durations, Health, InvocationMaxima, JobList, JobSubmission,
-    JobView, LastHour, PointSeries, Problem, Progress, QuotaProblem, ResultLink, SampleStore,
-    Series, Stats, StatusCounts, StoreRefresh, StoreUse, SubmittedJob, UsageToday, Waiting,
+    JobView, LastHour, ParquetLink, PointSeries, Problem, Progress, QuotaProblem, ResultLink,
+    SampleStore, Series, SeriesResolution, States, Stats, StatusCounts, StoreRefresh, StoreUse,
+    SubmittedJob, UsageToday, Waiting,
 };
 use utoipa::OpenApi;
 
@@ -34,7 +35,7 @@ use crate::routes::doc::{
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
             UsageToday, Durations, AggregateRow, Aggregates, ArchiveResponse, DeadJobArchive,
             ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat, StoreUse, SampleStore,
-            StoreRefresh, Series, PointSeries),
+            StoreRefresh, Series, PointSeries, SeriesResolution, States, ParquetLink),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
             RangeNotSatisfiable,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),

@@ -86,7 +86,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
         },
     );
     assert_eq!(
-        db.execute(&store::insert_chunk(theirs, 0, (5, 0), &[10]))
+        db.execute(&store::insert_chunk(theirs, 0, (5, 0), (&[10], &[])))
             .await
             .unwrap(),
         0
@@ -105,13 +105,13 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
     );
     assert_eq!(progress(db, &id).await, (0, 0));
     assert!(
-        db.execute(&store::insert_chunk(mine, 0, (5, 0), &[10]))
+        db.execute(&store::insert_chunk(mine, 0, (5, 0), (&[10], &[])))
             .await
             .unwrap()
             > 0
     );
     assert!(
-        db.execute(&store::insert_chunk(mine, 1, (5, 0), &[7]))
+        db.execute(&store::insert_chunk(mine, 1, (5, 0), (&[7], &[])))
             .await
             .unwrap()
             > 0
@@ -122,7 +122,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
         "progress follows by trigger"
     );
     assert_eq!(
-        db.execute(&store::insert_chunk(mine, 1, (5, 0), &[7]))
+        db.execute(&store::insert_chunk(mine, 1, (5, 0), (&[7], &[])))
             .await
             .unwrap(),
         0
@@ -136,7 +136,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
             .unwrap(),
         1
     );
-    let done = store::complete_job(theirs, NOW, ("k", 1, "sha"), None);
+    let done = store::complete_job(theirs, NOW, ("k", 1, "sha", 0), None);
     assert_eq!(
         db.execute(&done).await.unwrap(),
         0,
@@ -145,7 +145,7 @@ async fn fenced_writes<D: SqlDb>(db: &D) {
     let cancel = store::cancel_job(&id, "alice", NOW);
     assert_eq!(db.query(&cancel).await.unwrap().len(), 1);
     assert_eq!(
-        db.execute(&store::insert_chunk(mine, 1, (5, 0), &[7]))
+        db.execute(&store::insert_chunk(mine, 1, (5, 0), (&[7], &[])))
             .await
             .unwrap(),
         0
@@ -195,10 +195,10 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
         1
     );
     for (idx, counts) in [(0, [4, 0, 0]), (1, [0, 0, 2])] {
-        let done = store::insert_chunk(mine, idx, (9, 0), &counts);
+        let done = store::insert_chunk(mine, idx, (9, 0), (&counts, &[]));
         assert_eq!(db.execute(&done).await.unwrap(), 1);
     }
-    let done = store::complete_job(mine, NOW, ("k", 1, "sha"), None);
+    let done = store::complete_job(mine, NOW, ("k", 1, "sha", 0), None);
     assert_eq!(db.execute(&done).await.unwrap(), 1);
     let job = store::get_job(db, store::select_job(&id))
         .await

@@ -2,8 +2,8 @@
 
 use ace_sim::SimConfig;
 use serde_json::json;
-use tsp_core::aggregate::Resolution;
-use tsp_core::api::Series;
+use tsp_core::api::{Series, SeriesResolution};
+use tsp_core::codec::{expand_block, Decoded, ObjectReader};
 use tsp_core::domain::{format_rfc3339, parse_rfc3339, PointName, Site, DAY_MS};
 use tsp_core::service::series::{series, SeriesQuery};
 
@@ -43,9 +43,13 @@ async fn m4_keeps_every_points_global_min_and_max_within_2_width_values() {
     points.sort();
     stored(&h, "series", &points, 5).await;
     let q = query("series", &points, 5, 20);
-    let (s, complete) = series(&h.db, "alice", &q).await.unwrap();
+    let (s, complete) = series(&h.db, &h.blobs, "alice", &q).await.unwrap();
     assert!(complete);
-    assert_eq!(s.resolution, Resolution::Hour, "5 days < 10 pixel buckets");
+    assert_eq!(
+        s.resolution,
+        SeriesResolution::Hour,
+        "5 days < 10 pixel buckets"
+    );
     assert_eq!(s.series.len(), 3);
     let rows = h.agg_rows("series");
     for ps in &s.series {
@@ -64,7 +68,7 @@ async fn m4_keeps_every_points_global_min_and_max_within_2_width_values() {
         assert_eq!((got_lo, got_hi), (lo as f32, hi as f32), "{}", ps.point);
     }
     // Another owner has no buckets of its own: empty series.
-    let (theirs, _) = series(&h.db, "bob", &q).await.unwrap();
+    let (theirs, _) = series(&h.db, &h.blobs, "bob", &q).await.unwrap();
     assert!(theirs.series.iter().all(|p| p.v.is_empty()));
 }
 
@@ -74,9 +78,14 @@ async fn json_and_messagepack_hold_the_same_values() {
     let h = Harness::new(&sim);
     let points = ace_sim::default_points("series-mp", 2);
     stored(&h, "series-mp", &points, 3).await;
-    let (s, _) = series(&h.db, "alice", &query("series-mp", &points, 3, 100))
-        .await
-        .unwrap();
+    let (s, _) = series(
+        &h.db,
+        &h.blobs,
+        "alice",
+        &query("series-mp", &points, 3, 100),
+    )
+    .await
+    .unwrap();
     let json: Series = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
     let mp: Series = rmp_serde::from_slice(&rmp_serde::to_vec_named(&s).unwrap()).unwrap();
     assert_eq!(json, s);
@@ -121,6 +130,70 @@ fn bad_queries_name_their_field() {
         }),
         "to"
     );
+    let raw = Some(SeriesResolution::Raw);
+    let over = b.from + 32 * DAY_MS;
+    let long = SeriesQuery {
+        resolution: raw,
+        to: over,
+        ..base()
+    };
+    assert_eq!(field(long), "resolution", "raw over 31 days");
+}
+
+/// Every sample of `point` in `[from, to)`, from the job's object.
+fn object_samples(object: &[u8], point: &str, (from, to): (i64, i64)) -> Vec<(i64, Decoded)> {
+    let mut r = ObjectReader::new(object).unwrap();
+    let p = r.header.points.iter().position(|n| n == point).unwrap() as u32;
+    let mut out = Vec::new();
+    while let Some(b) = r.next_block().unwrap() {
+        if b.p == p {
+            let all = expand_block(&b)
+                .unwrap()
+                .into_iter()
+                .map(|(t, v)| (t.ms(), v));
+            out.extend(all.filter(|(t, _)| *t >= from && *t < to));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_short_range_is_drawn_from_the_samples_with_exact_extremes_and_text_states() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    let points = sim_points("series-raw", 8);
+    // One-day windows: the range below reads blocks of three parts.
+    h.cfg.window_max_samples = 288 * points.len() as u64;
+    let id = h
+        .submit_new(&json!({"site": "series-raw", "points": points,
+        "start": "2025-09-28T00:00:00Z", "end": "2025-10-03T00:00:00Z"}))
+        .await;
+    h.drain().await;
+    let object = h.result(&id).await;
+    let from = parse_rfc3339("2025-09-29T12:00:00Z").unwrap();
+    let mut q = query("series-raw", &points, 1, 1000);
+    (q.from, q.to) = (from, from + 2 * DAY_MS);
+    let (s, cacheable) = series(&h.db, &h.blobs, "alice", &q).await.unwrap();
+    assert!(cacheable);
+    assert_eq!(
+        s.resolution,
+        SeriesResolution::Raw,
+        "48 hours < 500 pixel buckets"
+    );
+    let mut texts = 0;
+    for ps in &s.series {
+        let want = object_samples(&object, &ps.point, (q.from.ms(), q.to.ms()));
+        texts += usize::from(check_raw(ps, &want, s.t0));
+    }
+    assert!(texts > 0, "a text point among {points:?}");
+    let (theirs, _) = series(&h.db, &h.blobs, "bob", &q).await.unwrap();
+    assert!(
+        theirs
+            .series
+            .iter()
+            .all(|p| p.v.is_empty() && p.states.is_none()),
+        "owner-scoped"
+    );
 }
 
 /// A measurement, not a test (nothing is asserted about time): the M4
@@ -153,11 +226,65 @@ async fn m4_probe_a_year_of_10_points_at_width_1000() {
     .unwrap();
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let (s, _) = series(&h.db, "alice", &q).await.unwrap();
+        let (s, _) = series(&h.db, &h.blobs, "alice", &q).await.unwrap();
         eprintln!(
             "m4 {:?} values {}",
             t.elapsed(),
             s.series.iter().map(|p| p.v.len()).sum::<usize>()
         );
     }
+}
+
+/// A raw series of one point against its samples: the extremes, first and
+/// last at their own times, and (a text point) its states as they change.
+/// Returns whether the point had text.
+fn check_raw(ps: &tsp_core::api::PointSeries, want: &[(i64, Decoded)], t0: i64) -> bool {
+    let at = |t: i64| ((t - t0) / 1000) as u32;
+    let numbers: Vec<(i64, f64)> = want
+        .iter()
+        .filter_map(|(t, v)| match v {
+            Decoded::Number(x) => Some((*t, *x)),
+            Decoded::Text(_) => None,
+        })
+        .collect();
+    assert!(ps.v.len() <= 2000 && ps.t.windows(2).all(|w| w[0] <= w[1]));
+    if let (Some(lo), Some(hi)) = (
+        numbers.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+        numbers.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+    ) {
+        let has = |(t, x): (i64, f64)| {
+            ps.t.iter()
+                .zip(&ps.v)
+                .any(|(pt, pv)| *pt == at(t) && *pv == x as f32)
+        };
+        assert!(
+            has(*lo) && has(*hi),
+            "{}: the extremes at their own times",
+            ps.point
+        );
+        assert!(
+            has(numbers[0]) && has(*numbers.last().unwrap()),
+            "first and last"
+        );
+    }
+    let text: Vec<&str> = want
+        .iter()
+        .filter_map(|(_, v)| match v {
+            Decoded::Text(s) => Some(s.as_str()),
+            Decoded::Number(_) => None,
+        })
+        .collect();
+    match &ps.states {
+        Some(st) => {
+            assert!(st.v.windows(2).all(|w| w[0] != w[1]), "changes only");
+            assert_eq!(st.v.first().map(String::as_str), text.first().copied());
+            assert_eq!(
+                st.v.last().map(String::as_str),
+                text.last().copied(),
+                "the state at the end"
+            );
+        }
+        None => assert!(text.is_empty(), "{}", ps.point),
+    }
+    ps.states.is_some()
 }

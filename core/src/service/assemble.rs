@@ -240,6 +240,7 @@ pub(crate) async fn finalize<P: Platform>(
         return Ok(Finalized::OutOfBudget);
     }
     let key = result_key(&job.fingerprint, &job.id);
+    let header_bytes = header.len() as u64;
     let written = write_object(deps.blobs, job, chunks, &shape, (key.clone(), header)).await?;
     let sha = match written {
         Ok(sha) => sha,
@@ -253,7 +254,7 @@ pub(crate) async fn finalize<P: Platform>(
         false => None,
     };
     let parquet_ref = parquet.as_ref().map(|(k, n)| (k.as_str(), *n));
-    let object = (key.as_str(), shape.total_bytes, sha.as_str());
+    let object = (key.as_str(), shape.total_bytes, sha.as_str(), header_bytes);
     complete(deps, job, lease, object, parquet_ref).await?;
     // The parts are no longer needed; a failure here leaves garbage, not
     // harm. Bulk deletes: one subrequest per 1,000 parts, not one per part.
@@ -419,7 +420,7 @@ async fn complete<P: Platform>(
     deps: &Deps<'_, P>,
     job: &Job,
     lease: &Lease<'_>,
-    object: (&str, u64, &str),
+    object: (&str, u64, &str, u64),
     parquet: Option<(&str, u64)>,
 ) -> Result<(), Error> {
     let now = deps.clock.now_ms();

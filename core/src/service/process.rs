@@ -920,6 +920,8 @@ fn first_guess(job: &Job, fetch: &Fetch) -> u64 {
 /// span for the sample store (when it writes an entry).
 struct Window {
     part: Vec<u8>,
+    /// Each point's block size in `part`.
+    block_bytes: Vec<u64>,
     parquet: Option<Vec<u8>>,
     aggregates: Vec<(u32, Aggregate)>,
     counts: Vec<u64>,
@@ -940,6 +942,7 @@ fn encode_window(
 ) -> Result<Window, Error> {
     let mut w = Window {
         part: Vec::new(),
+        block_bytes: Vec::with_capacity(outs.len()),
         parquet: None,
         aggregates: Vec::new(),
         counts: Vec::with_capacity(outs.len()),
@@ -967,6 +970,7 @@ fn encode_window(
             w.stored.push(stored.map_err(codec_err)?);
         }
         w.part.extend_from_slice(&block);
+        w.block_bytes.push(block.len() as u64);
         w.counts.push(samples.len() as u64);
     }
     w.parquet = rows
@@ -1103,6 +1107,7 @@ async fn run_chunk<P: Platform>(
     let commit = Commit {
         aggregates: &w.aggregates,
         counts: &w.counts,
+        block_bytes: &w.block_bytes,
         done,
         traffic,
         sources,
@@ -1282,6 +1287,7 @@ fn store_use<P: Platform>(
 struct Commit<'a> {
     aggregates: &'a [(u32, Aggregate)],
     counts: &'a [u64],
+    block_bytes: &'a [u64],
     done: DoneChunk,
     traffic: Traffic,
     sources: Sources,
@@ -1302,6 +1308,7 @@ async fn commit_chunk<D: SqlDb>(
     let Commit {
         aggregates,
         counts,
+        block_bytes,
         done,
         traffic,
         sources,
@@ -1328,7 +1335,7 @@ async fn commit_chunk<D: SqlDb>(
         lease.holder(),
         done.idx,
         (done.bytes, done.parquet_bytes),
-        counts,
+        (counts, block_bytes),
     ));
     let changed = db.batch(&stmts).await?;
     fenced(changed.last().copied().unwrap_or(0))

@@ -1,20 +1,29 @@
-//! `GET /v1/series`: chart-ready series from stored aggregate buckets.
+//! `GET /v1/series`: chart-ready series from stored aggregate buckets,
+//! or from the samples when the range is short.
 //!
 //! Per point, at most `2·width` values: the range is cut into `width / 2`
-//! pixel buckets (whole hours or days, aligned to UTC bucket starts) and
-//! each keeps its first, lowest, highest and last value (M4), so every
-//! extreme and the line between pixels survive. The reduction runs in SQL
-//! ([`store::series::m4`]); the Worker only shapes the answer. The coarsest
-//! stored resolution that still gives every pixel a bucket is used (daily
-//! when the range has as many days as pixel buckets, else hourly). A
-//! point's buckets of text only have no numeric value and are left out.
+//! pixel buckets and each keeps its first, lowest, highest and last value
+//! (M4), so every extreme and the line between pixels survive. The
+//! coarsest source that still gives every pixel bucket data is used:
+//! daily buckets when the range has as many days as pixel buckets, hourly
+//! when it has as many hours, and otherwise (a range of at most
+//! [`RAW_MAX_MS`]) the samples themselves, read block by block from the
+//! caller's result objects ([`samples`]), where text points also give
+//! their state changes. Over buckets the reduction runs in SQL
+//! ([`store::series::m4`]) and a point's buckets of text only are left out.
+
+mod samples;
 
 use crate::aggregate::Resolution;
-use crate::api::{PointSeries, Series};
-use crate::domain::{format_rfc3339, EpochMs, PointName, Site, DAY_MS};
+use crate::api::{PointSeries, Series, SeriesResolution};
+use crate::domain::{format_rfc3339, EpochMs, PointName, Site, DAY_MS, HOUR_MS};
 use crate::error::{Error, ValidationError};
-use crate::ports::SqlDb;
+use crate::ports::{BlobStore, SqlDb};
 use crate::store;
+
+/// Longest range drawn from samples: 31 days (at most two month windows,
+/// or four 8-day ones, of reads per job).
+pub const RAW_MAX_MS: i64 = 31 * DAY_MS;
 
 /// Most points one request may ask for.
 pub const MAX_SERIES_POINTS: usize = 20;
@@ -35,7 +44,7 @@ pub struct SeriesQuery {
     /// Pixels.
     pub width: u32,
     /// A resolution asked for, or the coarsest that fits.
-    pub resolution: Option<Resolution>,
+    pub resolution: Option<SeriesResolution>,
 }
 
 impl SeriesQuery {
@@ -54,6 +63,10 @@ impl SeriesQuery {
                 "must be after from, at most 366 days",
             ));
         }
+        if self.resolution == Some(SeriesResolution::Raw) && self.to - self.from > RAW_MAX_MS {
+            let msg = "raw needs a range of at most 31 days";
+            return Err(ValidationError::single("resolution", msg));
+        }
         Ok(self)
     }
 
@@ -62,26 +75,57 @@ impl SeriesQuery {
         i64::from((self.width / 2).max(1))
     }
 
-    /// The resolution drawn from.
-    pub fn resolution(&self) -> Resolution {
+    /// What the series is drawn from: asked for, or the coarsest that
+    /// gives every pixel bucket data.
+    pub fn resolution(&self) -> SeriesResolution {
+        let span = self.to - self.from;
         self.resolution.unwrap_or({
-            if (self.to - self.from) / DAY_MS >= self.pixels() {
-                Resolution::Day
+            if span / DAY_MS >= self.pixels() {
+                SeriesResolution::Day
+            } else if span / HOUR_MS >= self.pixels() || span > RAW_MAX_MS {
+                SeriesResolution::Hour
             } else {
-                Resolution::Hour
+                SeriesResolution::Raw
             }
         })
     }
 }
 
-/// The owner's series, and whether every bucket behind it was complete
-/// (then it may be cached).
-pub async fn series<D: SqlDb>(
+/// The owner's series, and whether it may be cached (every bucket behind
+/// it complete, or samples of completed jobs).
+pub async fn series<D: SqlDb, B: BlobStore>(
     db: &D,
+    blobs: &B,
     owner: &str,
     q: &SeriesQuery,
 ) -> Result<(Series, bool), Error> {
-    let res = q.resolution();
+    match q.resolution() {
+        SeriesResolution::Day => buckets(db, owner, q, Resolution::Day).await,
+        SeriesResolution::Hour => buckets(db, owner, q, Resolution::Hour).await,
+        SeriesResolution::Raw => samples::series(db, blobs, owner, q).await,
+    }
+}
+
+/// Empty series, one per point asked for, in the order asked.
+fn empty(q: &SeriesQuery) -> Vec<PointSeries> {
+    q.points
+        .iter()
+        .map(|p| PointSeries {
+            point: p.as_str().to_owned(),
+            t: Vec::new(),
+            v: Vec::new(),
+            states: None,
+        })
+        .collect()
+}
+
+/// M4 over the owner's stored buckets of one resolution.
+async fn buckets<D: SqlDb>(
+    db: &D,
+    owner: &str,
+    q: &SeriesQuery,
+    res: Resolution,
+) -> Result<(Series, bool), Error> {
     let bucket = res.width_ms();
     let from = q.from.floor(bucket);
     let span = (q.to - from).max(1);
@@ -98,15 +142,7 @@ pub async fn series<D: SqlDb>(
     );
     let pixels: Vec<store::series::Pixel> = store::decode(db.query(&stmt).await?)?;
     let complete = pixels.iter().all(|p| !p.partial);
-    let mut series: Vec<PointSeries> = q
-        .points
-        .iter()
-        .map(|p| PointSeries {
-            point: p.as_str().to_owned(),
-            t: Vec::new(),
-            v: Vec::new(),
-        })
-        .collect();
+    let mut series = empty(q);
     for px in &pixels {
         if let Some(s) = series.iter_mut().find(|s| s.point == px.point) {
             push_pixel(s, px, (from, bucket / 2), q.width < 2);
@@ -117,7 +153,7 @@ pub async fn series<D: SqlDb>(
         from: format_rfc3339(from),
         to: format_rfc3339(q.to),
         width: q.width,
-        resolution: res,
+        resolution: res.into(),
         pixel_ms,
         t0: from.ms(),
         series,

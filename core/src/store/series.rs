@@ -100,3 +100,68 @@ pub fn m4(
         ],
     }
 }
+
+/// A completed job of the owner whose object a samples series can read:
+/// where its blocks are follows from its plan and its checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceJob {
+    /// The job.
+    pub id: String,
+    /// Its points, in block order.
+    #[serde(deserialize_with = "de::json_text")]
+    pub points: Vec<String>,
+    /// Its range.
+    #[serde(deserialize_with = "de::int")]
+    pub start_ms: EpochMs,
+    /// Its range's end.
+    #[serde(deserialize_with = "de::int")]
+    pub end_ms: EpochMs,
+    /// Days per window.
+    #[serde(deserialize_with = "de::window_days")]
+    pub window_days: u32,
+    /// The object.
+    pub result_key: String,
+    /// The object's header size.
+    #[serde(deserialize_with = "de::uint")]
+    pub result_header_bytes: u64,
+}
+
+/// The owner's completed jobs of a site overlapping `[from, to)` whose
+/// objects say where their blocks are, newest first (at most 20).
+pub fn sample_jobs(owner: &str, site: &str, (from, to): (EpochMs, EpochMs)) -> Statement {
+    Statement {
+        sql: std::borrow::Cow::Borrowed(
+            "SELECT id, points, start_ms, end_ms, window_days, result_key, result_header_bytes \
+             FROM queue_jobs WHERE owner = ?1 AND site = ?2 AND status = 'completed' \
+             AND result_key IS NOT NULL AND result_header_bytes IS NOT NULL \
+             AND start_ms < ?4 AND end_ms > ?3 \
+             ORDER BY finished_at DESC LIMIT 20",
+        ),
+        params: vec![owner.into(), site.into(), from.into(), to.into()],
+    }
+}
+
+/// One window's part in a job's object: its size and its blocks' sizes
+/// (null for windows checkpointed before blocks were recorded).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartBlocks {
+    /// Position in the plan.
+    #[serde(deserialize_with = "de::uint")]
+    pub idx: u32,
+    /// The part's size.
+    #[serde(deserialize_with = "de::uint")]
+    pub bytes: u64,
+    /// Each point's block size, in the job's point order.
+    #[serde(default, deserialize_with = "de::opt_json_text")]
+    pub point_bytes: Option<Vec<u64>>,
+}
+
+/// A job's parts, in plan order.
+pub fn part_blocks(job_id: &str) -> Statement {
+    Statement {
+        sql: std::borrow::Cow::Borrowed(
+            "SELECT idx, bytes, point_bytes FROM job_chunks WHERE job_id = ?1 ORDER BY idx",
+        ),
+        params: vec![job_id.into()],
+    }
+}

@@ -2,8 +2,7 @@
 //! MessagePack, cached like the aggregates of complete buckets.
 
 use crate::error::HttpError;
-use tsp_core::aggregate::Resolution;
-use tsp_core::api::Series;
+use tsp_core::api::{Series, SeriesResolution};
 use tsp_core::domain::{PointName, Site};
 use tsp_core::error::{Error, ValidationError};
 use tsp_core::service::series::{series as build, SeriesQuery};
@@ -42,8 +41,10 @@ pub struct SeriesParams {
     /// The chart's width in pixels, 1 to 10,000: at most 2·width values per point.
     #[param(value_type = i64, required = true, minimum = 1, maximum = 10000, example = 1000)]
     width: Option<String>,
-    /// Stored buckets to draw from; by default the coarsest that fills every pixel.
-    #[param(inline, value_type = Option<tsp_core::api::ResolutionSchema>)]
+    /// What to draw from: stored hourly (`1h`) or daily (`1d`) buckets, or
+    /// the samples (`raw`, ranges of at most 31 days); by default the
+    /// coarsest that gives every pixel bucket data.
+    #[param(inline, value_type = Option<SeriesResolution>)]
     resolution: Option<String>,
 }
 
@@ -82,10 +83,13 @@ fn parse(p: &SeriesParams, names: &[String]) -> Result<SeriesQuery, ValidationEr
         .map_err(|_| ValidationError::single("width", "must be 1 to 10000"))?;
     let resolution = match p.resolution.as_deref() {
         None | Some("") => None,
-        Some(r) => Some(
-            Resolution::parse(r)
-                .ok_or_else(|| ValidationError::single("resolution", "must be 1h or 1d"))?,
-        ),
+        Some("1h") => Some(SeriesResolution::Hour),
+        Some("1d") => Some(SeriesResolution::Day),
+        Some("raw") => Some(SeriesResolution::Raw),
+        Some(_) => {
+            let msg = "must be 1h, 1d or raw";
+            return Err(ValidationError::single("resolution", msg));
+        }
     };
     SeriesQuery {
         site,
@@ -102,10 +106,14 @@ fn parse(p: &SeriesParams, names: &[String]) -> Result<SeriesQuery, ValidationEr
 ///
 /// Per point at most `2·width` values: the range is cut into `width / 2`
 /// pixel buckets aligned to UTC bucket starts, and each keeps its first,
-/// lowest, highest and last value (M4), from the coarsest stored
-/// resolution that fills every pixel. JSON, or MessagePack with
-/// `Accept: application/msgpack`. Drawn from the caller's aggregates: a
-/// point no completed job of theirs covered has an empty series.
+/// lowest, highest and last value (M4), from the coarsest source that
+/// fills every pixel: daily or hourly stored buckets, or for a range of at
+/// most 31 days with fewer hours than pixel buckets the samples
+/// themselves (`resolution: raw`: block range reads of the caller's result
+/// objects, with a text point's state changes in `states`). JSON, or
+/// MessagePack with `Accept: application/msgpack`. Drawn from the caller's
+/// own aggregates and results: a point no completed job of theirs covered
+/// has an empty series.
 #[utoipa::path(get, path = "/v1/series", operation_id = "getSeries", tag = "aggregates",
     params(SeriesParams),
     responses(
@@ -131,7 +139,7 @@ pub async fn get(req: &Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     if let Some((body, media)) = cache::get(cx, &key).await {
         return Ok(answer(body, &media, "HIT"));
     }
-    let (series, complete) = build(&cx.b.db, cx.owner, &q).await?;
+    let (series, complete) = build(&cx.b.db, &cx.b.blobs, cx.owner, &q).await?;
     let (body, media) = encode(&series, msgpack)?;
     if complete {
         cache::put(cx, &key, &body, media, SERIES_TTL_S).await;
@@ -178,6 +186,10 @@ fn cache_key(owner: &str, q: &SeriesQuery, msgpack: bool) -> String {
         q.from,
         q.to,
         q.width,
-        q.resolution().as_str(),
+        match q.resolution() {
+            SeriesResolution::Hour => "1h",
+            SeriesResolution::Day => "1d",
+            SeriesResolution::Raw => "raw",
+        },
     )
 }
