@@ -5,6 +5,7 @@
 #   - the same year through /v1/aggregates pages (hourly, 1,000 rows a
 #     page), one after another: calls, bytes, seconds;
 #   - one client: ten widths, each asked twice (a miss, then a hit);
+#   - one client: ten 2-day ranges drawn from the samples (raw), each a miss;
 #   - wrk, 10 connections, 15 s each: uncached (a width of its own per
 #     request, 990..1009; each misses at first) and cached (one URL):
 #     p50 / p95 / p99, and the workerd CPU per request (user + system from
@@ -65,6 +66,19 @@ import statistics, sys
 rows = [tuple(map(float, l.split())) for l in sys.stdin]
 m = sorted(r[0] * 1000 for r in rows); h = sorted(r[1] * 1000 for r in rows)
 print(f"[tsp] one client, 10 widths: uncached median {statistics.median(m):.1f} ms (max {m[-1]:.1f}), cached median {statistics.median(h):.1f} ms (max {h[-1]:.1f})")'
+
+# Short ranges from the samples (resolution raw): ten 2-day ranges of the
+# 10 points at width 1000, each a miss, one request at a time.
+for d in 10 11 12 13 14 15 16 17 18 19; do
+  p=${SERIES_PATH/from=2025-01-01T00%3A00%3A00Z/from=2025-03-${d}T00%3A00%3A00Z}
+  p=${p/to=2026-01-01T00%3A00%3A00Z/to=2025-03-$((d + 2))T00%3A00%3A00Z}
+  curl -fsS -o "$TSP_STATE/raw.mp" -w '%{time_total} %{size_download}\n' -H "authorization: Bearer $TSP_TOKEN" -H 'accept: application/msgpack' "$TSP_URL$p"
+  grep -q raw "$TSP_STATE/raw.mp" || { log "not a raw series: $p"; exit 1; }
+done | py '
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in sys.stdin]
+m = sorted(r[0] * 1000 for r in rows)
+print(f"[tsp] raw, 2 days of 10 points at width 1000 (samples by block range reads): uncached median {statistics.median(m):.1f} ms (max {m[-1]:.1f}), {int(statistics.median(r[1] for r in rows))} B")'
 
 for mode in uncached cached; do
   t0=$(workerd_ticks)
