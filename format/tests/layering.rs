@@ -86,6 +86,15 @@ fn the_wire_types_depend_on_the_engine_at_most() {
 }
 
 #[test]
+fn the_parquet_writer_depends_on_the_engine_alone() {
+    let meta = metadata();
+    let mut banned = PLATFORM.to_vec();
+    banned.extend(["utoipa", "secrecy", "tsp-core", "tsp-api"]);
+    assert_free_of(&meta, "tsp-parquet", &banned);
+    assert!(closure(&meta, "tsp-parquet").contains("tsp-format"));
+}
+
+#[test]
 fn the_core_is_platform_free() {
     assert_free_of(&metadata(), "tsp-core", &PLATFORM);
 }
