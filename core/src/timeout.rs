@@ -142,7 +142,10 @@ impl<B, C> TimedBlobs<B, C> {
 }
 
 impl<B, C: Clock> TimedBlobs<B, C> {
-    async fn timed<T>(
+    /// Runs one R2 call under the timeout, counting it and its time: every
+    /// call of the port does, and the producer's streaming reads of the
+    /// raw bucket go through it too, so `Server-Timing` counts them all.
+    pub async fn time<T>(
         &self,
         what: &'static str,
         fut: impl Future<Output = Result<T, StoreError>>,
@@ -158,7 +161,7 @@ impl<B, C: Clock> TimedBlobs<B, C> {
 
 impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &BlobMeta) -> Result<(), StoreError> {
-        self.timed("object put", self.inner.put(key, bytes, meta))
+        self.time("object put", self.inner.put(key, bytes, meta))
             .await
     }
     async fn put_if_absent(
@@ -168,10 +171,10 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
         meta: &BlobMeta,
     ) -> Result<bool, StoreError> {
         let fut = self.inner.put_if_absent(key, bytes, meta);
-        timed(&self.clock, self.ms, "object put", fut).await
+        self.time("object put", fut).await
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        timed(&self.clock, self.ms, "object get", self.inner.get(key)).await
+        self.time("object get", self.inner.get(key)).await
     }
     async fn get_range(
         &self,
@@ -180,18 +183,18 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
         len: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let fut = self.inner.get_range(key, offset, len);
-        timed(&self.clock, self.ms, "object range get", fut).await
+        self.time("object range get", fut).await
     }
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        timed(&self.clock, self.ms, "object head", self.inner.head(key)).await
+        self.time("object head", self.inner.head(key)).await
     }
     async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
         let fut = self.inner.delete(keys);
-        timed(&self.clock, self.ms, "object delete", fut).await
+        self.time("object delete", fut).await
     }
     async fn multipart_begin(&self, key: &str, meta: &BlobMeta) -> Result<String, StoreError> {
         let fut = self.inner.multipart_begin(key, meta);
-        timed(&self.clock, self.ms, "multipart begin", fut).await
+        self.time("multipart begin", fut).await
     }
     async fn multipart_part(
         &self,
@@ -203,7 +206,7 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
         let fut = self
             .inner
             .multipart_part(key, upload_id, part_number, bytes);
-        timed(&self.clock, self.ms, "multipart part", fut).await
+        self.time("multipart part", fut).await
     }
     async fn multipart_complete(
         &self,
@@ -212,6 +215,6 @@ impl<B: BlobStore, C: Clock> BlobStore for TimedBlobs<B, C> {
         parts: Vec<UploadedPart>,
     ) -> Result<(), StoreError> {
         let fut = self.inner.multipart_complete(key, upload_id, parts);
-        timed(&self.clock, self.ms, "multipart complete", fut).await
+        self.time("multipart complete", fut).await
     }
 }

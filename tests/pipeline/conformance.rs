@@ -415,6 +415,9 @@ async fn blob_contract<B: BlobStore>(b: &B) {
     b.put("a/1", b"one".to_vec(), &meta).await.unwrap();
     assert_eq!(b.get("a/1").await.unwrap().as_deref(), Some(&b"one"[..]));
     assert_eq!(b.head("a/1").await.unwrap(), Some(3));
+    let range = b.get_range("a/1", 1, 5).await.unwrap();
+    assert_eq!(range.as_deref(), Some(&b"ne"[..]), "a range, cut at the end");
+    assert_eq!(b.get_range("a/none", 0, 1).await.unwrap(), None);
     assert_eq!(b.get("a/none").await.unwrap(), None);
     assert!(!b
         .put_if_absent("a/1", b"two".to_vec(), &meta)
@@ -443,12 +446,9 @@ async fn blob_contract<B: BlobStore>(b: &B) {
 #[tokio::test]
 async fn blob_ports_put_conditionally_and_delete_in_bulk() {
     blob_contract(&MemBlobs::default()).await;
-    blob_contract(&TimedBlobs::new(
-        MemBlobs::default(),
-        TokioClock::default(),
-        5_000,
-    ))
-    .await;
+    let timed = TimedBlobs::new(MemBlobs::default(), TokioClock::default(), 5_000);
+    blob_contract(&timed).await;
+    assert_eq!(timed.calls(), 13, "every call counts for Server-Timing");
     let inner = MemBlobs::default();
     let budget = Budget::new(
         Limits {
@@ -459,5 +459,5 @@ async fn blob_ports_put_conditionally_and_delete_in_bulk() {
         EpochMs(0),
     );
     blob_contract(&Metered::new(&inner, &budget)).await;
-    assert_eq!(budget.subrequests_used(), 11, "one subrequest per call");
+    assert_eq!(budget.subrequests_used(), 13, "one subrequest per call");
 }

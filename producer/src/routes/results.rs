@@ -7,7 +7,6 @@ use tsp_core::error::{Error, StoreError};
 use tsp_core::export::{Exporter, Format};
 use tsp_core::job::{Job, JobStatus};
 use tsp_core::time::http_date;
-use tsp_core::timeout::within;
 use worker::{Headers, Range as R2Range, Request, Response, ResponseBuilder};
 
 use crate::range::Ranged;
@@ -198,12 +197,12 @@ async fn stored(
 
 /// The stored object's head (its size and ETag), or 410.
 async fn read_head(cx: Cx<'_>, key: &str) -> Result<worker::Object, HttpError> {
-    let head = cx.b.bucket.head(key);
-    within(&cx.b.clock, cx.b.cfg.storage_timeout_ms, head)
-        .await
-        .ok_or(StoreError::Timeout("result object head"))?
-        .map_err(|e| StoreError::Backend(e.to_string()))?
-        .ok_or_else(|| gone().into())
+    let head = async {
+        let found = cx.b.bucket.head(key).await;
+        found.map_err(|e| StoreError::Backend(e.to_string()))
+    };
+    let found = cx.b.blobs.time("result object head", head).await?;
+    found.ok_or_else(|| gone().into())
 }
 
 /// The stored object, or some of its bytes, or 410. The streaming read
@@ -214,11 +213,12 @@ async fn read(cx: Cx<'_>, key: &str, range: Option<R2Range>) -> Result<worker::O
     if let Some(range) = range {
         get = get.range(range);
     }
-    within(&cx.b.clock, cx.b.cfg.storage_timeout_ms, get.execute())
-        .await
-        .ok_or(StoreError::Timeout("result object get"))?
-        .map_err(|e| StoreError::Backend(e.to_string()))?
-        .ok_or_else(|| gone().into())
+    let get = async {
+        let found = get.execute().await;
+        found.map_err(|e| StoreError::Backend(e.to_string()))
+    };
+    let found = cx.b.blobs.time("result object get", get).await?;
+    found.ok_or_else(|| gone().into())
 }
 
 fn gone() -> Error {
