@@ -51,9 +51,12 @@ pub fn parse_retry_after(v: &str, now: EpochMs) -> Option<u64> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }
-    chrono::DateTime::parse_from_rfc2822(v)
-        .ok()
-        .map(|t| (t.timestamp_millis() - now.ms()).max(0) as u64)
+    // All three HTTP-date forms (RFC 9110 §5.6.7): IMF-fixdate, RFC 850
+    // and asctime. Only arithmetic on `UNIX_EPOCH`, never the system
+    // clock (which wasm32 lacks).
+    let at = httpdate::parse_http_date(v).ok()?;
+    let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+    Some((ms - now.ms()).max(0) as u64)
 }
 
 /// What the consumer asks for: the samples of these points in this window.
@@ -229,9 +232,17 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc2822("Sun, 06 Nov 1994 08:49:30 GMT")
             .unwrap()
             .timestamp_millis();
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(form, EpochMs(now)), Some(7000), "{form}");
+        }
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", EpochMs(now)),
-            Some(7000)
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", EpochMs(now)),
+            Some(0),
+            "a date past is no wait"
         );
         assert_eq!(parse_retry_after("soon", EpochMs(0)), None);
     }
