@@ -11,7 +11,7 @@ use tsp_api::RESULT_GZIP_MEDIA_TYPE;
 use tsp_format::codec::{
     encode_block, encode_header, Decoded, Header, FORMAT_NAME, FORMAT_VERSION,
 };
-use tsp_format::export::csv_field;
+use tsp_format::export::csv_text;
 use tsp_format::sample::Samples;
 use tsp_format::time::format_rfc3339;
 use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -383,11 +383,11 @@ fn object() -> (Vec<u8>, String) {
         for (s, v) in samples.iter().zip(values.iter()) {
             let value = match Decoded::of_upstream(v) {
                 Decoded::Number(n) => n.to_string(),
-                Decoded::Text(t) => csv_field(&t),
+                Decoded::Text(t) => csv_text(&t),
             };
             csv.push_str(&format!(
                 "{},{},{value}\n",
-                csv_field(&points[p]),
+                csv_text(&points[p]),
                 format_rfc3339(s.ts)
             ));
         }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use tsp_format::codec::Decoded;
-use tsp_format::export::csv_field;
+use tsp_format::export::csv_text;
 use tsp_format::time::{format_rfc3339, parse_rfc3339};
 
 mod support;
@@ -139,9 +139,9 @@ fn e2e_submit_wait_fetch_csv_matches_the_simulator_and_aggregates_print() {
         .map(|(p, t, v)| {
             let value = match Decoded::of_upstream(&v) {
                 Decoded::Number(n) => n.to_string(),
-                Decoded::Text(t) => csv_field(&t),
+                Decoded::Text(t) => csv_text(&t),
             };
-            format!("{},{},{value}", csv_field(&p), format_rfc3339(t))
+            format!("{},{},{value}", csv_text(&p), format_rfc3339(t))
         })
         .collect();
     let got: Vec<&str> = lines.collect();

@@ -70,6 +70,18 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// A text cell (a point name or a text value) as a CSV field, defused for
+/// spreadsheets: one that begins with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return would be read as a formula, so it gets a leading `'`
+/// (OWASP's advice). Numbers never come here, so `-3.5` stays a number.
+pub fn csv_text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        csv_field(&format!("'{s}"))
+    } else {
+        csv_field(s)
+    }
+}
+
 /// A value of the object: the header first, then blocks.
 enum Item {
     Header(Header),
@@ -237,7 +249,7 @@ impl Exporter {
 
     fn write_block(&self, b: &Block, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let point = self.blocks.point_of(b)?;
-        let csv_point = csv_field(point);
+        let csv_point = csv_text(point);
         let json_point = serde_json::to_string(point).unwrap_or_default();
         for (ts, v) in expand_block(b)? {
             let time = format_rfc3339(ts);
@@ -245,7 +257,7 @@ impl Exporter {
                 Format::Csv => {
                     let value = match v {
                         Decoded::Number(n) => n.to_string(),
-                        Decoded::Text(t) => csv_field(&t),
+                        Decoded::Text(t) => csv_text(&t),
                     };
                     writeln!(out, "{csv_point},{time},{value}")?;
                 }
@@ -292,6 +304,22 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn text_cells_that_a_spreadsheet_would_run_are_defused() {
+        for (cell, want) in [
+            ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("a=b", "a=b"),
+            ("active", "active"),
+        ] {
+            assert_eq!(csv_text(cell), want, "{cell:?}");
+        }
     }
 
     #[test]
