@@ -416,7 +416,11 @@ async fn blob_contract<B: BlobStore>(b: &B) {
     assert_eq!(b.get("a/1").await.unwrap().as_deref(), Some(&b"one"[..]));
     assert_eq!(b.head("a/1").await.unwrap(), Some(3));
     let range = b.get_range("a/1", 1, 5).await.unwrap();
-    assert_eq!(range.as_deref(), Some(&b"ne"[..]), "a range, cut at the end");
+    assert_eq!(
+        range.as_deref(),
+        Some(&b"ne"[..]),
+        "a range, cut at the end"
+    );
     assert_eq!(b.get_range("a/none", 0, 1).await.unwrap(), None);
     assert_eq!(b.get("a/none").await.unwrap(), None);
     assert!(!b

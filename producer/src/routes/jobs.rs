@@ -42,8 +42,7 @@ use crate::{json, MAX_BODY_BYTES};
         (status = 504, response = GatewayTimeout)))]
 pub async fn submit(req: &mut Request, cx: Cx<'_>) -> Result<Response, HttpError> {
     let header = |k: &str| req.headers().get(k).ok().flatten();
-    let ct = header("content-type").unwrap_or_default();
-    if !ct.to_ascii_lowercase().starts_with("application/json") {
+    if !is_json(&header("content-type").unwrap_or_default()) {
         return Err(HttpError::UnsupportedMediaType);
     }
     let declared = header("content-length").and_then(|v| v.parse::<usize>().ok());
@@ -142,4 +141,44 @@ pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
     }
     let job = manage::cancel(&cx.b.db, &cx.b.clock, cx.owner, &job_id(id)?, &log_line).await?;
     Ok(json(200, &job.view()))
+}
+
+/// Whether a `Content-Type` is JSON: the media type parsed, its essence
+/// exactly `application/json` (`application/jsonp` or `json-seq` are not),
+/// and a charset, if any, UTF-8 (RFC 8259 §8.1).
+fn is_json(content_type: &str) -> bool {
+    let Ok(m) = content_type.parse::<mime::Mime>() else {
+        return false;
+    };
+    m.essence_str() == "application/json"
+        && m.get_param(mime::CHARSET)
+            .is_none_or(|c| c.as_str().eq_ignore_ascii_case("utf-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn only_json_is_json() {
+        for ct in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+        ] {
+            assert!(is_json(ct), "{ct}");
+        }
+        for ct in [
+            "application/jsonp",
+            "application/json-seq",
+            "application/json5",
+            "text/json",
+            "application/json; charset=latin1",
+            "",
+            "json",
+        ] {
+            assert!(!is_json(ct), "{ct}");
+        }
+    }
 }
