@@ -175,6 +175,42 @@ async fn e2e_methods_the_result_answers_byte_ranges() {
     assert_eq!(header(&head, "accept-ranges"), "bytes");
 }
 
+/// Lines of the Worker's log (the stack's `worker.log`) holding `needle`.
+fn worker_log_lines(needle: &str) -> usize {
+    let state = std::env::var("TSP_STATE").expect("TSP_STATE (tsp_up)");
+    let log = std::fs::read_to_string(format!("{state}/worker.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_methods_head_of_a_converted_result_opens_no_stream() {
+    let s = stack();
+    let site = "e2e-head-csv";
+    let body = serde_json::json!({"site": site, "points": ace_sim::default_points(site, 2),
+        "start": "2025-04-01T00:00:00Z", "end": "2025-04-03T00:00:00Z"});
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    s.wait(&id, 120, |j| j["status"] == "completed").await;
+    let before = worker_log_lines("Critical error");
+    for (format, media) in [("csv", "text/csv"), ("jsonl", "application/x-ndjson")] {
+        let path = format!("/v1/jobs/{id}/result?format={format}");
+        let head = call(&s, "HEAD", Some(&s.token), &path).await;
+        assert_eq!(head.status(), 200, "{format}");
+        let ct = head.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(media), "{ct}");
+        assert!(head.bytes().await.unwrap().is_empty());
+    }
+    // workerd writes its log line as the request ends: give it a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        worker_log_lines("Critical error"),
+        before,
+        "no stream dropped mid-way"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_methods_the_parquet_file_answers_head_ranges_and_browsers() {

@@ -77,6 +77,13 @@ pub async fn get(req: &Request, cx: Cx<'_>, id: &str) -> Result<Response, HttpEr
     }
     if let Some(format) = Format::negotiate(format.as_deref(), Some(accept.as_str())) {
         // The converted text has no stored ETag of its own, so no 304 either.
+        if is_head(req) {
+            // The object's head says it exists; no stream is opened.
+            read_head(cx, &key).await?;
+            let headers = cached();
+            export_headers(format, &headers, job.id.as_str());
+            return Ok(ResponseBuilder::new().with_headers(headers).empty());
+        }
         let obj = read(cx, &key, None).await?;
         return export(obj, format, cached(), job.id.as_str());
     }
@@ -191,7 +198,12 @@ async fn stored(
         }),
         Ranged::Whole => None,
     };
-    let obj = read(cx, key, part).await?;
+    // A HEAD needs only the head: no body is read, whatever the range.
+    let obj = match head {
+        Some(h) if is_head(req) => h,
+        None if is_head(req) => read_head(cx, key).await?,
+        _ => read(cx, key, part).await?,
+    };
     binary(req, (job, kind), obj, cached(), ranged)
 }
 
@@ -278,15 +290,17 @@ fn binary(
             200
         }
     };
-    let body = obj
-        .body()
-        .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?
+    let answer = ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers);
+    // A head (a HEAD request) has no body; its headers are the answer.
+    let Some(body) = obj.body() else {
+        return Ok(answer.empty());
+    };
+    let body = body
         .response_body()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
-    Ok(ResponseBuilder::new()
-        .with_status(status)
-        .with_headers(headers)
-        .body(body))
+    Ok(answer.body(body))
 }
 
 /// `If-None-Match` (RFC 9110 13.1.2): `*`, or a list of entity tags compared
@@ -360,15 +374,7 @@ fn export(
         .ok_or_else(|| StoreError::Backend("result object has no body".to_owned()))?
         .stream()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let _ = headers.set("content-type", format.content_type());
-    let ext = match format {
-        Format::Csv => "csv",
-        Format::JsonLines => "jsonl",
-    };
-    let _ = headers.set(
-        "content-disposition",
-        &format!("attachment; filename=\"{id}.{ext}\""),
-    );
+    export_headers(format, &headers, id);
     let state = Feed {
         bytes,
         exporter: Some(Exporter::new(format)),
@@ -381,4 +387,22 @@ fn export(
     });
     let resp = Response::from_stream(stream).map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(resp.with_status(200).with_headers(headers))
+}
+
+/// Whether the request is a HEAD (answered from the object's head alone).
+fn is_head(req: &Request) -> bool {
+    req.method() == worker::Method::Head
+}
+
+/// A conversion's headers: its media type and file name.
+fn export_headers(format: Format, headers: &Headers, id: &str) {
+    let _ = headers.set("content-type", format.content_type());
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::JsonLines => "jsonl",
+    };
+    let _ = headers.set(
+        "content-disposition",
+        &format!("attachment; filename=\"{id}.{ext}\""),
+    );
 }
