@@ -73,6 +73,7 @@ pub const SETTINGS: &[Setting] = &[
     var("MAX_POINTS", "100", "points per job"),
     var("MAX_ACTIVE_JOBS", "1000", "queued, processing or failed jobs one owner may have at once; a submit beyond it gets `429` with `Retry-After: 30` and writes nothing (0: no limit). The count and the insert are one statement, so concurrent submits cannot overshoot"),
     var("DAILY_CHUNK_QUOTA", "50000", "chunks one owner may order per UTC day, counted as a point over a UTC month the range touches (the unit predates windows, so a job costs what it did), `force` included; past it a submit gets `429` with `Retry-After` until midnight UTC and a problem+json naming the quota (0: none)"),
+    var("RETRIES_PER_MINUTE", "10", "dead jobs one owner may retry per minute; past it a retry gets `429` with `Retry-After: 60` (0: no limit). A retry also counts against `MAX_ACTIVE_JOBS` and `DAILY_CHUNK_QUOTA` as a new job would"),
     var("SETTLE_MS", "259200000", "how long after a window ends its data counts as settled (3 days): settled spans are kept in the shared sample store and read from it by later jobs; later spans are always fetched. A request's `force` bypasses and refreshes the store"),
     var("STORE_MAX_BYTES", "10737418240", "the sample store's size cap (10 GiB): past it the reaper evicts the least recently used entries (0: no store)"),
     var("FRESHNESS_MS", "3600000", "how long a completed job is reused for an identical request"),
@@ -172,6 +173,8 @@ pub struct Config {
     /// `DAILY_CHUNK_QUOTA`: chunks (a point over a UTC month) one owner may
     /// order per UTC day, `force` included (0: no quota).
     pub daily_chunk_quota: u64,
+    /// `RETRIES_PER_MINUTE`: dead jobs one owner may retry per minute (0: no limit).
+    pub retries_per_minute: u64,
     /// `SETTLE_MS`: how long after a window ends its data is settled.
     pub settle_ms: i64,
     /// `STORE_MAX_BYTES`: the sample store's size cap (0: no store).
@@ -286,6 +289,7 @@ impl Config {
             max_points: num(get, "MAX_POINTS", d.max_points)?,
             max_active_jobs: num(get, "MAX_ACTIVE_JOBS", d.max_active_jobs)?,
             daily_chunk_quota: num(get, "DAILY_CHUNK_QUOTA", d.daily_chunk_quota)?,
+            retries_per_minute: num(get, "RETRIES_PER_MINUTE", d.retries_per_minute)?,
             settle_ms: num(get, "SETTLE_MS", d.settle_ms)?,
             store_max_bytes: num(get, "STORE_MAX_BYTES", d.store_max_bytes)?,
             freshness_ms: num(get, "FRESHNESS_MS", d.freshness_ms)?,
@@ -347,6 +351,7 @@ impl Default for Config {
             max_points: 100,
             max_active_jobs: 1_000,
             daily_chunk_quota: 50_000,
+            retries_per_minute: 10,
             settle_ms: 3 * 86_400_000,
             store_max_bytes: 10 << 30,
             freshness_ms: 3_600_000,

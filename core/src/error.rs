@@ -165,6 +165,9 @@ pub enum Error {
     /// The owner already has this many unfinished jobs.
     #[error("this token already has the most unfinished jobs allowed ({0}); wait for some to finish, or cancel some")]
     TooManyActiveJobs(u64),
+    /// The owner retried more dead jobs this minute than allowed.
+    #[error("this token retried {0} dead jobs in the last minute, the most allowed; retry the rest in a minute")]
+    TooManyRetries(u64),
     /// The owner's daily quota would be passed.
     #[error("this job needs {need} chunks and the daily quota of {limit} chunks has {left} left; it resets at 00:00 UTC")]
     QuotaExceeded {
@@ -230,6 +233,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::Gone(_)
             | Error::TooManyActiveJobs(_)
+            | Error::TooManyRetries(_)
             | Error::QuotaExceeded { .. }
             | Error::Fenced => Permanent,
             Error::Store(StoreError::Corrupt(_)) | Error::Codec(_) => Permanent,
@@ -296,7 +300,9 @@ impl Error {
             Error::NotFound => 404,
             Error::Conflict(_) => 409,
             Error::Gone(_) => 410,
-            Error::TooManyActiveJobs(_) | Error::QuotaExceeded { .. } => 429,
+            Error::TooManyActiveJobs(_)
+            | Error::TooManyRetries(_)
+            | Error::QuotaExceeded { .. } => 429,
             Error::Fenced => 409,
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => 502,
             Error::Store(StoreError::Timeout(_)) => 504,
@@ -315,6 +321,7 @@ impl Error {
             Error::Conflict(_) | Error::Fenced => "Conflict",
             Error::Gone(_) => "Gone",
             Error::TooManyActiveJobs(_) => "Too many active jobs",
+            Error::TooManyRetries(_) => "Too many retries",
             Error::QuotaExceeded { .. } => "Daily quota exceeded",
             Error::Upstream(_) | Error::UpstreamUnavailable { .. } => "Upstream failure",
             Error::Store(_) | Error::Queue(_) | Error::Alert(_) => "Service unavailable",

@@ -117,6 +117,9 @@ pub struct Job {
     /// The dead-letter alert went out at.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub alerted_at: Option<EpochMs>,
+    /// When the webhook last took an alert for it (kept across retries).
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub last_alert_at: Option<EpochMs>,
     /// Consecutive deliveries without progress.
     #[serde(default, deserialize_with = "de::int_or_zero")]
     pub stalls: i64,
@@ -214,6 +217,7 @@ impl Job {
             parquet_bytes: None,
             resends: 0,
             alerted_at: None,
+            last_alert_at: None,
             stalls: 0,
             next_attempt_at: None,
             alert_error: None,

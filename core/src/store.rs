@@ -683,8 +683,19 @@ pub fn mark_alert_refused(id: &JobId, error: &str) -> Statement {
 /// Marks the dead-letter alert as sent, once.
 pub fn mark_alerted(id: &JobId, now: EpochMs) -> Statement {
     stmt(
-        "UPDATE queue_jobs SET alerted_at = ? \
-         WHERE id = ? AND status = 'failed_permanent' AND alerted_at IS NULL",
+        "UPDATE queue_jobs SET alerted_at = ?1, last_alert_at = ?1 \
+         WHERE id = ?2 AND status = 'failed_permanent' AND alerted_at IS NULL",
+        vec![now.into(), id.as_str().into()],
+    )
+}
+
+/// Marks a dead job handled without an alert (one was sent for it within
+/// the hour): `alerted_at` only, so the hour still counts from the last
+/// alert sent.
+pub fn mark_alert_spared(id: &JobId, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET alerted_at = ?1 \
+         WHERE id = ?2 AND status = 'failed_permanent' AND alerted_at IS NULL",
         vec![now.into(), id.as_str().into()],
     )
 }
@@ -851,15 +862,91 @@ pub fn cancel_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
     )
 }
 
-/// Brings an owner's dead job back: `failed_permanent` → `queued`, keeping
-/// its attempts, last error, checkpoints and history. Returns the row.
-pub fn requeue_dead_job(id: &JobId, owner: &str, now: EpochMs) -> Statement {
+/// What a retry must stay within: the owner's active jobs, the day's
+/// quota (the job's units count as a new job's would), and the minute's
+/// retries.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryLimits {
+    /// Unfinished jobs per owner (0: none).
+    pub max_active: i64,
+    /// The day's quota.
+    pub quota: Quota,
+    /// The job's quota units.
+    pub units: i64,
+    /// Retries per owner and minute (0: none).
+    pub per_minute: i64,
+}
+
+/// `failed_permanent` → `queued` for its owner's retry, fenced to that
+/// status, and only within [`RetryLimits`]: the checks and the update are
+/// one statement, so concurrent retries cannot overshoot. `OR IGNORE`: an
+/// identical live job holds the live key, and this changes nothing.
+pub fn requeue_dead_job(id: &JobId, owner: &str, now: EpochMs, l: RetryLimits) -> Statement {
     stmt(
         "UPDATE OR IGNORE queue_jobs SET status = 'queued', finished_at = NULL, \
          alerted_at = NULL, alert_error = NULL, lease_until = NULL, sent_at = NULL, \
          updated_at = ?1, resends = 0, stalls = 0, next_attempt_at = NULL, live_key = fingerprint \
-         WHERE id = ?2 AND owner = ?3 AND status = 'failed_permanent' RETURNING *",
-        vec![now.into(), id.as_str().into(), owner.into()],
+         WHERE id = ?2 AND owner = ?3 AND status = 'failed_permanent' \
+         AND (?4 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?3 \
+              AND status IN ('queued', 'processing', 'failed') LIMIT ?4)) < ?4) \
+         AND (?5 <= 0 OR COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?3 AND day = ?6), 0) \
+              + ?7 <= ?5) \
+         AND (?8 <= 0 OR COALESCE((SELECT n FROM owner_retries WHERE owner = ?3 AND minute = ?9), 0) \
+              < ?8)",
+        vec![
+            now.into(),
+            id.as_str().into(),
+            owner.into(),
+            l.max_active.into(),
+            l.quota.chunks_per_day.into(),
+            l.quota.day.into(),
+            l.units.into(),
+            l.per_minute.into(),
+            now.ms().div_euclid(60_000).into(),
+        ],
+    )
+}
+
+/// Counts a retry just made (batched after [`requeue_dead_job`], so only
+/// if it requeued the job at `now`): its units against the day's quota,
+/// and one against the minute's retries.
+pub fn count_retry(id: &JobId, owner: &str, now: EpochMs, l: RetryLimits) -> [Statement; 2] {
+    let requeued =
+        "EXISTS (SELECT 1 FROM queue_jobs WHERE id = ?4 AND status = 'queued' AND updated_at = ?5)";
+    let params = |key: i64, n: i64| -> Vec<SqlValue> {
+        vec![
+            owner.into(),
+            key.into(),
+            n.into(),
+            id.as_str().into(),
+            now.into(),
+        ]
+    };
+    [
+        Statement {
+            sql: format!(
+                "INSERT INTO owner_usage (owner, day, chunks) SELECT ?1, ?2, ?3 WHERE {requeued} \
+                 ON CONFLICT (owner, day) DO UPDATE SET chunks = chunks + excluded.chunks"
+            )
+            .into(),
+            params: params(l.quota.day, l.units),
+        },
+        Statement {
+            sql: format!(
+                "INSERT INTO owner_retries (owner, minute, n) SELECT ?1, ?2, ?3 WHERE {requeued} \
+                 ON CONFLICT (owner, minute) DO UPDATE SET n = n + excluded.n"
+            )
+            .into(),
+            params: params(now.ms().div_euclid(60_000), 1),
+        },
+    ]
+}
+
+/// An owner's retries in the minute of `now`.
+pub fn select_retries(owner: &str, now: EpochMs) -> Statement {
+    stmt(
+        "SELECT COALESCE((SELECT n FROM owner_retries WHERE owner = ?1 AND minute = ?2), 0) AS n",
+        vec![owner.into(), now.ms().div_euclid(60_000).into()],
     )
 }
 

@@ -342,6 +342,9 @@ fn problem_headers(err: &HttpError, status: u16) -> Headers {
         HttpError::Core(Error::QuotaExceeded { retry_after_s, .. }) => {
             let _ = headers.set("retry-after", &retry_after_s.to_string());
         }
+        HttpError::Core(Error::TooManyRetries(_)) => {
+            let _ = headers.set("retry-after", "60");
+        }
         _ if status == 429 => {
             let _ = headers.set("retry-after", "30");
         }

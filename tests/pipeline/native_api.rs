@@ -170,12 +170,12 @@ async fn retry_from_dead_requeues_and_keeps_the_history() {
 
     let quiet = |_: &str| {};
     assert_eq!(
-        manage::retry(&h.db, &h.queue, &h.clock, "bob", &id, &quiet)
+        manage::retry((&h.db, &h.queue, &h.clock), &h.cfg, "bob", &id, &quiet)
             .await
             .unwrap_err(),
         Error::NotFound
     );
-    let (job, sent) = manage::retry(&h.db, &h.queue, &h.clock, "alice", &id, &quiet)
+    let (job, sent) = manage::retry((&h.db, &h.queue, &h.clock), &h.cfg, "alice", &id, &quiet)
         .await
         .unwrap();
     assert!(sent);
@@ -194,7 +194,7 @@ async fn retry_from_dead_requeues_and_keeps_the_history() {
     assert_eq!(h.queue.drain().len(), 1, "re-enqueued");
     // Only dead jobs can be retried.
     let live = h.submit_new(&body("other")).await;
-    let err = manage::retry(&h.db, &h.queue, &h.clock, "alice", &live, &quiet)
+    let err = manage::retry((&h.db, &h.queue, &h.clock), &h.cfg, "alice", &live, &quiet)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)));
@@ -350,4 +350,109 @@ fn the_readme_and_wrangler_toml_follow_the_settings_table() {
             s.key
         );
     }
+}
+
+/// Alice retries a dead job.
+async fn retry(
+    h: &Harness,
+    id: &tsp_core::domain::JobId,
+) -> Result<(tsp_core::job::Job, bool), Error> {
+    let quiet = |_: &str| {};
+    manage::retry((&h.db, &h.queue, &h.clock), &h.cfg, "alice", id, &quiet).await
+}
+
+/// A job of an unknown site, dead after one delivery.
+async fn dead_job(h: &Harness, site: &str) -> tsp_core::domain::JobId {
+    let id = h.submit_new(&body(site)).await;
+    h.drain().await;
+    assert_eq!(h.job(&id).await.status, JobStatus::FailedPermanent);
+    id
+}
+
+#[tokio::test]
+async fn a_retry_counts_against_the_active_limit_the_quota_and_the_minute() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let mut h = Harness::new(&sim);
+    let t0 = 1_764_000_000_000i64;
+    h.clock.set_now(t0);
+    let ids = [
+        dead_job(&h, "unknown-a").await,
+        dead_job(&h, "unknown-b").await,
+        dead_job(&h, "unknown-c").await,
+    ];
+    let units = h.job(&ids[0]).await;
+    let units = tsp_core::chunk::quota_units(units.start_ms, units.end_ms, units.points.len());
+    let used = |h: &Harness| {
+        h.db.query_raw("SELECT COALESCE(SUM(chunks), 0) AS n FROM owner_usage")
+            .unwrap()[0]["n"]
+            .as_i64()
+            .unwrap()
+    };
+    // The active-job limit: one live job already (the first retry) fills it.
+    h.cfg.max_active_jobs = 1;
+    let before = used(&h);
+    retry(&h, &ids[0]).await.unwrap();
+    assert_eq!(used(&h) - before, units, "a retry costs what the job cost");
+    let err = retry(&h, &ids[1]).await.unwrap_err();
+    assert!(matches!(err, Error::TooManyActiveJobs(1)), "{err:?}");
+    assert_eq!(err.http_status(), 429);
+    assert_eq!(
+        h.job(&ids[1]).await.status,
+        JobStatus::FailedPermanent,
+        "nothing changed"
+    );
+    // The minute's retries.
+    h.cfg.max_active_jobs = 0;
+    h.cfg.retries_per_minute = 2;
+    retry(&h, &ids[1]).await.unwrap();
+    let err = retry(&h, &ids[2]).await.unwrap_err();
+    assert!(matches!(err, Error::TooManyRetries(2)), "{err:?}");
+    h.clock.set_now(t0 + 60_000);
+    // The quota: the day's usage plus the job's units must fit.
+    h.cfg.daily_chunk_quota = used(&h) as u64;
+    let err = retry(&h, &ids[2]).await.unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded { .. }), "{err:?}");
+    h.cfg.daily_chunk_quota = 0;
+    retry(&h, &ids[2]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_dead_again_within_the_hour_is_archived_but_not_alerted_again() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let h = Harness::new(&sim);
+    let t0 = 1_764_000_000_000i64;
+    h.clock.set_now(t0);
+    let id = dead_job(&h, "unknown-alerts").await;
+    let first = h.job(&id).await;
+    assert_eq!(
+        first.last_alert_at,
+        Some(EpochMs(t0)),
+        "the first death is alerted"
+    );
+    let die_again = |at: i64| {
+        let id = id.clone();
+        let h = &h;
+        async move {
+            h.clock.set_now(at);
+            retry(h, &id).await.unwrap();
+            h.drain().await;
+            h.job(&id).await
+        }
+    };
+    let second = die_again(t0 + 20 * 60_000).await;
+    assert_eq!(second.status, JobStatus::FailedPermanent);
+    assert!(second.alerted_at.is_some(), "handled");
+    assert_eq!(
+        second.last_alert_at,
+        Some(EpochMs(t0)),
+        "no alert within the hour"
+    );
+    let archives = h.blobs.keys("dead-letters/").len();
+    assert_eq!(archives, 2, "each death archived");
+    let third = die_again(t0 + 61 * 60_000).await;
+    assert_eq!(
+        third.last_alert_at,
+        Some(EpochMs(t0 + 61 * 60_000)),
+        "an hour on, alerted"
+    );
 }

@@ -1020,9 +1020,15 @@ async fn a_job_retried_by_its_owner_that_dies_again_the_same_day_gets_a_second_a
     kill(&h, Some(&id), &msg).await.expect("first death");
     let first = h.job(&id).await;
     let first_key = archive_key(id.as_str(), first.finished_at.unwrap());
-    let (_, sent) = manage::retry(&h.db, &h.queue, &h.clock, "alice", &id, &|_: &str| {})
-        .await
-        .expect("owner retries");
+    let (_, sent) = manage::retry(
+        (&h.db, &h.queue, &h.clock),
+        &h.cfg,
+        "alice",
+        &id,
+        &|_: &str| {},
+    )
+    .await
+    .expect("owner retries");
     assert!(sent);
     h.clock.set_now((NOW + 60_000).into());
     kill(&h, Some(&id), &msg).await.expect("second death");

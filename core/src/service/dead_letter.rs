@@ -25,6 +25,8 @@ use crate::store;
 
 /// Alert attempts per delivery.
 const ALERT_TRIES: u32 = 3;
+/// At most one alert per job in this long (a job retried again and again).
+const ALERT_SPACING_MS: i64 = 3_600_000;
 
 /// How an alert ended.
 enum Alert {
@@ -125,6 +127,22 @@ pub async fn dead_letter_as<P: Platform>(
     }
     let archive = archive_doc(db, &job, now, reason, message).await?;
     put_archive(deps, &key, &archive).await?;
+    // A job retried and dead again within the hour is archived, not alerted.
+    if job
+        .last_alert_at
+        .is_some_and(|t| now - t < ALERT_SPACING_MS)
+    {
+        db.execute(&store::mark_alert_spared(id, now)).await?;
+        (deps.log)(
+            &json!({"event": "alert_spared", "job_id": id, "archive": key,
+            "why": "an alert for this job was sent within the hour"})
+            .to_string(),
+        );
+        return Ok(DeadOutcome::Dead {
+            archive_key: key,
+            alerted_now: false,
+        });
+    }
     let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key)).await? {
         Alert::Sent => db.execute(&store::mark_alerted(id, clock.now_ms())).await? > 0,
         Alert::Refused(why) => {

@@ -6,7 +6,9 @@ use crate::api::{
     Durations, InvocationMaxima, LastHour, SampleStore, Stats, StatusCounts, UsageToday,
 };
 
-use crate::domain::{EpochMs, JobId};
+use crate::chunk;
+use crate::config::Config;
+use crate::domain::{EpochMs, JobId, DAY_MS};
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, SqlDb};
@@ -60,26 +62,47 @@ pub async fn cancel<D: SqlDb, C: Clock>(
 
 /// `POST /v1/jobs/{id}/retry`: a `failed_permanent` job goes back to
 /// `queued` and is sent again. Its attempts, checkpoints and event history
-/// stay, so the earlier failures remain visible. If the send fails the row
-/// stays `queued` and the reaper sends it (the outbox).
+/// stay, so the earlier failures remain visible. A retry is a new order:
+/// it counts against `MAX_ACTIVE_JOBS` and `DAILY_CHUNK_QUOTA` as the job
+/// did at submission, and an owner may retry `RETRIES_PER_MINUTE` jobs a
+/// minute; the checks and the update are one statement. If the send fails
+/// the row stays `queued` and the reaper sends it (the outbox).
 pub async fn retry<D: SqlDb, Q: JobQueue, C: Clock>(
-    db: &D,
-    queue: &Q,
-    clock: &C,
+    (db, queue, clock): (&D, &Q, &C),
+    cfg: &Config,
     owner: &str,
     id: &JobId,
     log: &dyn Fn(&str),
 ) -> Result<(Job, bool), Error> {
     let now = clock.now_ms();
-    let Some(job) = store::get_job(db, store::requeue_dead_job(id, owner, now)).await? else {
-        return Err(explain(db, id, owner, "retry").await);
+    let Some(dead) = store::get_job(db, store::select_owned_job(id, owner)).await? else {
+        return Err(Error::NotFound);
     };
+    let limits = store::RetryLimits {
+        max_active: i64::try_from(cfg.max_active_jobs).unwrap_or(i64::MAX),
+        quota: store::Quota {
+            chunks_per_day: i64::try_from(cfg.daily_chunk_quota).unwrap_or(i64::MAX),
+            day: now.div_euclid(DAY_MS),
+        },
+        units: chunk::quota_units(dead.start_ms, dead.end_ms, dead.points.len()),
+        per_minute: i64::try_from(cfg.retries_per_minute).unwrap_or(i64::MAX),
+    };
+    let [usage, retries] = store::count_retry(id, owner, now, limits);
+    let requeue = store::requeue_dead_job(id, owner, now, limits);
+    let changed = db.batch(&[requeue, usage, retries]).await?;
+    if changed.first().copied().unwrap_or(0) == 0 {
+        return Err(retry_refused(db, &dead, owner, now, limits).await);
+    }
+    let job = store::get_job(db, store::select_owned_job(id, owner))
+        .await?
+        .ok_or(Error::NotFound)?;
+    let detail = Some("retried from dead by owner");
     db.execute(&store::insert_event(
         id,
         now,
         JobStatus::Queued,
         job.attempts,
-        Some("retried from dead by owner"),
+        detail,
     ))
     .await?;
     log(&transition_log(
@@ -88,17 +111,55 @@ pub async fn retry<D: SqlDb, Q: JobQueue, C: Clock>(
         "queued",
         Some("retry by owner"),
     ));
-    let sent = queue
-        .send(
-            &JobMessage {
-                job_id: id.clone(),
-                hop: 0,
-            },
-            0,
-        )
-        .await
-        .is_ok();
+    let msg = JobMessage {
+        job_id: id.clone(),
+        hop: 0,
+    };
+    let sent = queue.send(&msg, 0).await.is_ok();
     Ok((job, sent))
+}
+
+/// Why a retry changed nothing: the job is not dead (409), an identical
+/// job is live (409), or a limit held (429).
+async fn retry_refused<D: SqlDb>(
+    db: &D,
+    dead: &Job,
+    owner: &str,
+    now: EpochMs,
+    l: store::RetryLimits,
+) -> Error {
+    if dead.status != JobStatus::FailedPermanent {
+        return explain(db, &dead.id, owner, "retry").await;
+    }
+    let live = store::select_reusable_job(owner, &dead.fingerprint, EpochMs::MAX);
+    match store::get_job(db, live).await {
+        Ok(Some(_)) => return explain(db, &dead.id, owner, "retry").await,
+        Ok(None) => {}
+        Err(e) => return e.into(),
+    }
+    let first = |rows: Result<Vec<crate::ports::Row>, _>, k: &str| -> i64 {
+        rows.ok()
+            .and_then(|r| r.first().and_then(|r| r.get(k)).and_then(Value::as_f64))
+            .unwrap_or(0.0) as i64
+    };
+    let used = first(
+        db.query(&store::select_usage(owner, l.quota.day)).await,
+        "chunks",
+    );
+    if l.quota.chunks_per_day > 0 && used + l.units > l.quota.chunks_per_day {
+        let reset = (l.quota.day + 1) * DAY_MS;
+        return Error::QuotaExceeded {
+            limit: l.quota.chunks_per_day,
+            need: l.units,
+            left: (l.quota.chunks_per_day - used).max(0),
+            retry_after_s: ((reset - now.ms() + 999) / 1000).max(1),
+        };
+    }
+    let retries = first(db.query(&store::select_retries(owner, now)).await, "n");
+    if l.per_minute > 0 && retries >= l.per_minute {
+        return Error::TooManyRetries(l.per_minute as u64);
+    }
+    Error::TooManyActiveJobs(l.max_active as u64)
 }
 
 /// `GET /v1/stats` for one owner: two queries, neither a scan of the

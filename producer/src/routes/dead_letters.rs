@@ -80,9 +80,8 @@ pub async fn retry(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
         owned_job(cx, id).await?;
     }
     let (job, sent) = manage::retry(
-        &cx.b.db,
-        &cx.b.queue,
-        &cx.b.clock,
+        (&cx.b.db, &cx.b.queue, &cx.b.clock),
+        &cx.b.cfg,
         cx.owner,
         &job_id(id)?,
         &log_line,

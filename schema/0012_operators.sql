@@ -1,0 +1,13 @@
+-- Issue 22: operators in control, and retries that respect the limits.
+
+-- Retries of dead jobs per owner and UTC minute (the retry rate limit).
+CREATE TABLE IF NOT EXISTS owner_retries (
+    owner  TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (owner, minute)
+) WITHOUT ROWID;
+
+-- When the webhook last took an alert for the job: survives a retry, so a
+-- job that dies again within the hour is archived but not alerted again.
+ALTER TABLE queue_jobs ADD COLUMN last_alert_at INTEGER;
