@@ -11,3 +11,11 @@ CREATE TABLE IF NOT EXISTS owner_retries (
 -- When the webhook last took an alert for the job: survives a retry, so a
 -- job that dies again within the hour is archived but not alerted again.
 ALTER TABLE queue_jobs ADD COLUMN last_alert_at INTEGER;
+
+-- Waiting is bounded by time, not by stalls: when the job last made
+-- progress (a window committed); NULL until its first, then its claim
+-- (`started_at`) counts.
+ALTER TABLE queue_jobs ADD COLUMN progress_at INTEGER;
+-- The circuit opens on failures spread over time (one site or many):
+-- when the current run of failures began.
+ALTER TABLE upstream_circuit ADD COLUMN first_failure_at INTEGER;

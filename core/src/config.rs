@@ -60,8 +60,10 @@ pub const SETTINGS: &[Setting] = &[
     var("RETRY_JITTER", "0.5", "the share of each retry's backoff wait that is random (0 to 1): up to that share is taken off, so jobs that fail together do not retry together"),
     var("PAGE_RETRY_MS", "15000", "how long one page's transient failures are retried in place, honouring `Retry-After`; past it (or for a longer `Retry-After`) the job is rescheduled with a delayed message"),
     var("MALFORMED_LIMIT", "3", "malformed bodies of one page before the failure is permanent"),
-    var("MAX_STALLED_DELIVERIES", "5", "deliveries in a row without progress (no chunk checkpointed) after which a job dies of transient errors; progress resets the count, and waiting out an open upstream circuit does not add to it"),
-    var("CIRCUIT_THRESHOLD", "3", "messages in a row ending with the upstream failing, across two sites or more, that open the upstream circuit (a rejected credential opens it at once)"),
+    var("MAX_STALLED_DELIVERIES", "5", "deliveries in a row without progress (no chunk checkpointed) after which a job dies of transient errors other than the upstream's (storage, the queue); progress resets the count. The upstream's are bounded by time instead (`MAX_UPSTREAM_WAIT_MS`)"),
+    var("MAX_UPSTREAM_WAIT_MS", "86400000", "how long a job waits out transient upstream failures (5xx, 429, timeouts, dropped connections, an open circuit) since its last progress before it dies (24 h): until then it waits in delayed messages with capped exponential backoff and jitter, and its view shows `waiting`"),
+    var("CIRCUIT_THRESHOLD", "3", "messages in a row ending with the upstream failing that open the upstream circuit, once spread over `CIRCUIT_SPREAD_MS`, from one site or many; a page from any site ends the run (a rejected credential opens it at once)"),
+    var("CIRCUIT_SPREAD_MS", "20000", "how long a run of upstream failures must span before it opens the circuit, so a burst of one moment does not, and a single-site outage does"),
     var("CIRCUIT_COOLDOWN_MS", "30000", "how long an open circuit holds every job back before one probe tests the upstream"),
     var("UPSTREAM_MAX_PAGE_BYTES", "33554432", "largest upstream page body (32 MiB), enforced while it is read; past it the job fails permanently"),
     var("CHUNK_MAX_SAMPLES", "1000000", "most samples one window may hold (all its points); past it the job fails permanently, so memory stays bounded. It also bounds a site walk's pages"),
@@ -139,6 +141,11 @@ pub struct Config {
     /// `CIRCUIT_THRESHOLD`: messages in a row that end with the upstream
     /// failing before its circuit opens.
     pub circuit_threshold: u32,
+    /// `CIRCUIT_SPREAD_MS`: how long a run of failures must span to open it.
+    pub circuit_spread_ms: i64,
+    /// `MAX_UPSTREAM_WAIT_MS`: how long transient upstream failures may
+    /// hold a job without progress before it dies.
+    pub max_upstream_wait_ms: i64,
     /// `CIRCUIT_COOLDOWN_MS`: how long an open circuit holds every job back
     /// before one probe tests the upstream.
     pub circuit_cooldown_ms: i64,
@@ -273,6 +280,8 @@ impl Config {
         Ok(Config {
             max_stalled_deliveries: num(get, "MAX_STALLED_DELIVERIES", d.max_stalled_deliveries)?,
             circuit_threshold: num(get, "CIRCUIT_THRESHOLD", d.circuit_threshold)?,
+            circuit_spread_ms: num(get, "CIRCUIT_SPREAD_MS", d.circuit_spread_ms)?,
+            max_upstream_wait_ms: num(get, "MAX_UPSTREAM_WAIT_MS", d.max_upstream_wait_ms)?,
             circuit_cooldown_ms: num(get, "CIRCUIT_COOLDOWN_MS", d.circuit_cooldown_ms)?,
             upstream_max_page_bytes: num(
                 &get,
@@ -339,6 +348,8 @@ impl Default for Config {
             retry_jitter: 0.5,
             max_stalled_deliveries: 5,
             circuit_threshold: 3,
+            circuit_spread_ms: 20_000,
+            max_upstream_wait_ms: 86_400_000,
             circuit_cooldown_ms: 30_000,
             upstream_max_page_bytes: 32 << 20,
             chunk_max_samples: 1_000_000,

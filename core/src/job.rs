@@ -117,6 +117,9 @@ pub struct Job {
     /// The dead-letter alert went out at.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub alerted_at: Option<EpochMs>,
+    /// When a window of it last committed.
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub progress_at: Option<EpochMs>,
     /// When the webhook last took an alert for it (kept across retries).
     #[serde(default, deserialize_with = "de::opt_int")]
     pub last_alert_at: Option<EpochMs>,
@@ -218,6 +221,7 @@ impl Job {
             resends: 0,
             alerted_at: None,
             last_alert_at: None,
+            progress_at: None,
             stalls: 0,
             next_attempt_at: None,
             alert_error: None,
@@ -244,6 +248,14 @@ fn default_window_days() -> u32 {
 /// Row decoding helpers. D1 hands integers back as JS numbers, which may
 /// arrive as floats; SQLite hands them back as integers. Both are accepted.
 impl Job {
+    /// When it last made progress: a window committed, or else its claim
+    /// (or, never claimed, its submission).
+    pub fn last_progress(&self) -> EpochMs {
+        self.progress_at
+            .or(self.started_at)
+            .unwrap_or(self.created_at)
+    }
+
     /// The job's status document.
     pub fn view(&self) -> JobView {
         let job = self;

@@ -465,9 +465,11 @@ pub fn add_traffic(
     holder: Holder<'_>,
     (bytes, requests): (u64, u64),
     from: &crate::job::Sources,
+    now: EpochMs,
 ) -> Statement {
     let mut params = holder.params();
     params.extend([
+        now.into(),
         (bytes as i64).into(),
         (requests as i64).into(),
         from.store_samples.into(),
@@ -476,10 +478,10 @@ pub fn add_traffic(
         from.upstream_windows.into(),
     ]);
     stmt(
-        "UPDATE queue_jobs SET upstream_bytes = upstream_bytes + ?3, \
-         upstream_requests = upstream_requests + ?4, store_samples = store_samples + ?5, \
-         store_windows = store_windows + ?6, upstream_samples = upstream_samples + ?7, \
-         upstream_windows = upstream_windows + ?8 \
+        "UPDATE queue_jobs SET progress_at = ?3, upstream_bytes = upstream_bytes + ?4, \
+         upstream_requests = upstream_requests + ?5, store_samples = store_samples + ?6, \
+         store_windows = store_windows + ?7, upstream_samples = upstream_samples + ?8, \
+         upstream_windows = upstream_windows + ?9 \
          WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
         params,
     )
@@ -1015,36 +1017,39 @@ pub fn circuit_take_probe(now: EpochMs, probe_until: EpochMs) -> Statement {
     )
 }
 
-/// Counts a failure of `site` while closed, and opens the circuit when the
-/// count reaches `threshold` and the failures span two sites or more (or
-/// at once when `force`, a rejected credential).
-/// Returns the row only when this call opened it: that caller alerts.
+/// One message's upstream failure, in a closed circuit: counted, and the
+/// run's start noted; the second statement opens the circuit when the run
+/// holds `threshold` failures spread over at least `spread_ms` (from one
+/// site or many: a success anywhere ends the run, so a site failing while
+/// others answer never opens it), or at once for a missing credential
+/// (`force`). Its change count says whether this call opened it.
 pub fn circuit_failure(
-    now: EpochMs,
-    open_until: EpochMs,
-    threshold: i64,
+    (now, open_until): (EpochMs, EpochMs),
+    (threshold, spread_ms): (i64, i64),
     reason: &str,
     site: &str,
     force: bool,
 ) -> Vec<Statement> {
     vec![
         stmt(
-            "UPDATE upstream_circuit SET failures = failures + 1, \
-             multi_site = CASE WHEN failures > 0 AND last_site != ?1 THEN 1 ELSE multi_site END, \
-             last_site = ?1 WHERE id = 'ace' AND state = 'closed'",
-            vec![site.into()],
+            "UPDATE upstream_circuit SET failures = failures + 1, last_site = ?1, \
+             first_failure_at = CASE WHEN failures = 0 OR first_failure_at IS NULL \
+                 THEN ?2 ELSE first_failure_at END \
+             WHERE id = 'ace' AND state = 'closed'",
+            vec![site.into(), now.into()],
         ),
         stmt(
             "UPDATE upstream_circuit SET state = 'open', open_until = ?2, reason = ?3, \
              changed_at = ?1, probe_until = NULL \
              WHERE id = 'ace' AND state = 'closed' \
-             AND ((failures >= ?4 AND multi_site = 1) OR ?5 = 1)",
+             AND ((failures >= ?4 AND ?1 - COALESCE(first_failure_at, ?1) >= ?6) OR ?5 = 1)",
             vec![
                 now.into(),
                 open_until.into(),
                 reason.into(),
                 threshold.into(),
                 i64::from(force).into(),
+                spread_ms.into(),
             ],
         ),
     ]
@@ -1066,13 +1071,13 @@ pub fn circuit_reopen(now: EpochMs, open_until: EpochMs, reason: &str) -> Statem
 pub fn circuit_success(now: EpochMs) -> Vec<Statement> {
     vec![
         stmt(
-            "UPDATE upstream_circuit SET failures = 0, multi_site = 0 \
+            "UPDATE upstream_circuit SET failures = 0, multi_site = 0, first_failure_at = NULL \
              WHERE id = 'ace' AND state = 'closed' AND failures > 0",
             vec![],
         ),
         stmt(
             "UPDATE upstream_circuit SET state = 'closed', failures = 0, multi_site = 0, \
-             open_until = NULL, \
+             first_failure_at = NULL, open_until = NULL, \
              probe_until = NULL, changed_at = ?1 WHERE id = 'ace' AND state != 'closed'",
             vec![now.into()],
         ),

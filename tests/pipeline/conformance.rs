@@ -183,13 +183,18 @@ async fn plan_traffic_and_points_without_data<D: SqlDb>(db: &D) {
         "a plan, once chosen, stays"
     );
     assert_eq!(
-        db.execute(&store::add_traffic(theirs, (7, 1), &Default::default()))
-            .await
-            .unwrap(),
+        db.execute(&store::add_traffic(
+            theirs,
+            (7, 1),
+            &Default::default(),
+            NOW
+        ))
+        .await
+        .unwrap(),
         0
     );
     assert_eq!(
-        db.execute(&store::add_traffic(mine, (7, 1), &Default::default()))
+        db.execute(&store::add_traffic(mine, (7, 1), &Default::default(), NOW))
             .await
             .unwrap(),
         1

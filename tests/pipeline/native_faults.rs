@@ -593,7 +593,7 @@ async fn an_upstream_401_opens_the_circuit_and_the_job_waits_without_a_stall() {
 }
 
 #[tokio::test]
-async fn one_broken_site_never_opens_the_circuit_but_two_failing_sites_do() {
+async fn failures_spread_over_time_open_the_circuit_even_from_one_site() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
@@ -602,40 +602,53 @@ async fn one_broken_site_never_opens_the_circuit_but_two_failing_sites_do() {
     let mut h = harness(&server).await;
     h.cfg.page_retry_ms = 0;
     let id = queued_job(&h).await;
-    for _ in 0..4 {
+    // Three failures within a few seconds: a burst, not an outage.
+    for at in [0, 2_000, 4_000] {
+        h.clock.set_now((NOW + at).into());
         let got = h.deliver(&id, 1, 1).await;
         assert!(
             matches!(got.outcome, Ok(Outcome::Retrying { .. })),
             "{got:?}"
         );
     }
-    assert_eq!(h.job(&id).await.stalls, 4, "its own failures are stalls");
-    let circuit =
-        h.db.query_raw("SELECT state FROM upstream_circuit")
-            .unwrap();
-    assert_eq!(
-        circuit[0]["state"], "closed",
-        "one site alone is its own problem"
-    );
-
-    // A second site fails too: the upstream is down for everyone.
-    let other = h
-        .submit_new(&json!({"site": "s2", "points": ["p1"], "start": "2025-10-01T00:00:00Z", "end": "2025-10-02T00:00:00Z"}))
-        .await;
-    let got = h.deliver(&other, 0, 1).await;
+    assert_eq!(h.circuit()[0]["state"], "closed", "a burst of one moment");
+    assert_eq!(h.job(&id).await.stalls, 3);
+    // The run goes on past CIRCUIT_SPREAD_MS: the upstream is down, even
+    // for a single-site deployment, and the job waits without a stall.
+    h.clock.set_now((NOW + 25_000).into());
+    let got = h.deliver(&id, 1, 1).await;
     assert!(
         matches!(&got.outcome, Ok(Outcome::Retrying { error, .. }) if error.contains("waiting for the upstream")),
         "{got:?}"
     );
-    let circuit =
-        h.db.query_raw("SELECT state FROM upstream_circuit")
-            .unwrap();
-    assert_eq!(circuit[0]["state"], "open");
+    assert_eq!(h.circuit()[0]["state"], "open");
     assert_eq!(
-        h.job(&other).await.stalls,
-        0,
+        h.job(&id).await.stalls,
+        3,
         "waiting out an outage is no stall"
     );
+}
+
+#[tokio::test]
+async fn a_page_from_any_site_ends_the_run_so_one_failing_site_never_opens_it() {
+    let server = MockServer::start().await;
+    let h = harness(&server).await;
+    let deps = h.deps();
+    let down = Error::Upstream(UpstreamError::Status {
+        status: 503,
+        retry_after_ms: None,
+        body: String::new(),
+    });
+    // Site a fails every 10 s for a minute; site b's pages come back between.
+    for k in 0..6 {
+        h.clock.set_now((NOW + k * 10_000).into());
+        let failing = tsp_core::service::circuit::Tracker::new(true, false);
+        let opened = failing.failure(&deps, "a", &down).await.unwrap();
+        assert_eq!(opened, None, "failure {k} opened it");
+        let healthy = tsp_core::service::circuit::Tracker::new(true, false);
+        healthy.success(&deps).await.unwrap();
+    }
+    assert_eq!(h.circuit()[0]["state"], "closed", "site a's problem alone");
 }
 
 // ---------------------------------------------------------------- storage
@@ -1030,7 +1043,8 @@ async fn a_job_retried_by_its_owner_that_dies_again_the_same_day_gets_a_second_a
     .await
     .expect("owner retries");
     assert!(sent);
-    h.clock.set_now((NOW + 60_000).into());
+    // An hour on: a job is alerted at most once an hour.
+    h.clock.set_now((NOW + 61 * 60_000).into());
     kill(&h, Some(&id), &msg).await.expect("second death");
     let second = h.job(&id).await;
     let second_key = archive_key(id.as_str(), second.finished_at.unwrap());

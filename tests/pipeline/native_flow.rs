@@ -395,18 +395,21 @@ async fn unknown_site_is_permanent_and_dead_letters_once() {
 }
 
 #[tokio::test]
-async fn an_always_failing_upstream_backs_off_then_dies_of_stalls_alone() {
+async fn an_always_failing_upstream_backs_off_and_waits_until_max_upstream_wait() {
     let sim = spawn_sim(SimConfig::default()).await;
     let mut h = Harness::new(&sim);
     h.cfg.page_retry_ms = 1_000; // one in-place retry (400 ms), not two (+800 ms)
-                                 // A point of the site's catalogue: the point endpoint reaches the
-                                 // site's faults (an unknown name would be a 404 before them).
+    h.cfg.retry_jitter = 0.0;
+    h.cfg.circuit_threshold = 100; // the circuit is not what this is about
+                                   // A point of the site's catalogue: the point endpoint reaches the
+                                   // site's faults (an unknown name would be a 404 before them).
     let id = h
         .submit_new(&body("always-fails", &sim_points("always-fails", 1)))
         .await;
     h.queue.drain();
-    // Each delivery without progress backs off longer: 2, 4, 8, 16 s.
-    for want in [2, 4, 8, 16] {
+    // Each delivery without progress backs off longer: 2, 4, … 256, capped
+    // at 300 s; stalls past MAX_STALLED_DELIVERIES do not kill it.
+    for want in [2, 4, 8, 16, 32, 64, 128, 256, 300] {
         let got = h.deliver(&id, 1, 1).await;
         assert_eq!(got.disposition, Disposition::Ack, "{got:?}");
         assert!(
@@ -419,13 +422,22 @@ async fn an_always_failing_upstream_backs_off_then_dies_of_stalls_alone() {
     }
     let job = h.job(&id).await;
     assert_eq!(job.status, JobStatus::Failed);
-    assert!(job.last_error.unwrap().contains("503"));
-    assert_eq!((job.attempts, job.stalls), (4, 4));
-    // The fifth delivery in a row without progress (MAX_STALLED_DELIVERIES)
-    // takes the terminal path.
+    assert!(job.last_error.as_deref().unwrap_or("").contains("503"));
+    assert_eq!(
+        job.stalls, 9,
+        "nine deliveries without progress, still alive"
+    );
+    let view = serde_json::to_value(job.view()).unwrap();
+    assert!(
+        view["waiting"]["for"].as_str().unwrap().contains("503"),
+        "{view}"
+    );
+    // Past MAX_UPSTREAM_WAIT_MS since it was claimed, the next failure ends it.
+    let claimed = job.started_at.unwrap().ms();
+    h.clock.set_now(claimed + h.cfg.max_upstream_wait_ms + 1);
     let last = h.deliver(&id, 1, 1).await;
     assert!(
-        matches!(&last.outcome, Ok(Outcome::DeadLettered(r)) if r.contains("no progress in 5")),
+        matches!(&last.outcome, Ok(Outcome::DeadLettered(r)) if r.contains("MAX_UPSTREAM_WAIT_MS")),
         "{last:?}"
     );
     assert_eq!(h.job(&id).await.status, JobStatus::FailedPermanent);
@@ -673,7 +685,14 @@ async fn a_job_the_reaper_resent_too_often_is_dead_lettered_as_stalled() {
     })
     .await
     .unwrap();
+    // Ten minutes on: resent again, for it has not waited
+    // MAX_UPSTREAM_WAIT_MS since it was submitted (the consumer's rule).
     h.clock.set_now((NOW + 10 * 60_000).into());
+    let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
+    assert_eq!((r.dead.len(), r.resent.len()), (0, 1), "{r:?}");
+    h.queue.drain();
+    h.clock
+        .set_now((NOW + h.cfg.max_upstream_wait_ms + 10 * 60_000).into());
     let r = tsp_core::service::reap::reap(&h.deps()).await.unwrap();
     assert_eq!(r.dead, vec![id.to_string()]);
     assert!(r.resent.is_empty(), "not resent an eleventh time");

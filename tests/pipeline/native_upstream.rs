@@ -337,8 +337,11 @@ async fn aces_500_for_a_wrong_token_is_transient_and_the_circuit_alert_quotes_it
     h.cfg.upstream_token = "not-the-token".into();
     h.cfg.page_retry_ms = 0;
     h.cfg.alert_webhook_url = Some(format!("{sim}/alerts").into());
+    // Failures count at once, however close together (the spread rule has
+    // tests of its own).
+    h.cfg.circuit_spread_ms = 0;
 
-    // One site: the job is retried, not dead, and the circuit holds.
+    // One failure: the job is retried, not dead, and the circuit holds.
     let first = h
         .submit_new(&job_body(
             "token-a",
@@ -360,8 +363,8 @@ async fn aces_500_for_a_wrong_token_is_transient_and_the_circuit_alert_quotes_it
     assert_eq!(h.circuit()[0]["state"], "closed");
     assert!(circuit_alerts(&sim).await.is_empty());
 
-    // The same answer from two more sites: the upstream is down for
-    // everyone, and the alert says what it answered.
+    // The same answer twice more (the threshold): the upstream is down,
+    // and the alert says what it answered.
     for site in ["token-b", "token-c"] {
         let id = h
             .submit_new(&job_body(site, &sim_points(site, 1), day(), "auto"))

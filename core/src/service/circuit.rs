@@ -3,15 +3,18 @@
 //!
 //! - **closed**: requests go through; each message that ends with the
 //!   upstream failing (after its in-place retries) counts one failure, and a
-//!   page that comes back resets the count. At `CIRCUIT_THRESHOLD` failures
-//!   in a row, spanning two sites or more, the circuit opens for
-//!   `CIRCUIT_COOLDOWN_MS`. A missing credential (401) opens it at once.
+//!   page that comes back (from any site) resets the count. At
+//!   `CIRCUIT_THRESHOLD` failures in a row spread over `CIRCUIT_SPREAD_MS`
+//!   or more, from one site or many, the circuit opens for
+//!   `CIRCUIT_COOLDOWN_MS`: so a single-site deployment's outage opens it
+//!   too. A missing credential (401) opens it at once.
 //!   ACE answers a wrong token with a 500 and a generic message: that
 //!   counts like any 5xx, and the alert quotes the status and the body's
 //!   start so an operator can recognise it. ACE's 403 for an unknown site
-//!   fails that job alone and is never counted. One broken site alone
-//!   never opens it: its jobs back off and die of stalls, and cannot hold
-//!   back every other job.
+//!   fails that job alone and is never counted. A site that fails while
+//!   others answer never opens it (their pages end each run): its jobs back
+//!   off and wait, up to `MAX_UPSTREAM_WAIT_MS` without progress, and
+//!   cannot hold back every other job.
 //! - **open**: consumers do not claim; they delay their message until the
 //!   cool-down ends and mark the job as waiting. No attempt is burned.
 //! - **half_open**: one invocation takes the probe; its first page closes
@@ -191,7 +194,8 @@ impl Tracker {
             return Ok(Some((until, reason)));
         }
         let threshold = i64::from(deps.cfg.circuit_threshold.max(1));
-        let stmts = store::circuit_failure(now, until, threshold, &reason, site, credentials);
+        let rule = (threshold, deps.cfg.circuit_spread_ms.max(0));
+        let stmts = store::circuit_failure((now, until), rule, &reason, site, credentials);
         let changed = deps.db.batch(&stmts).await?;
         if changed.get(1).is_none_or(|n| *n == 0) {
             return Ok(None);

@@ -351,7 +351,11 @@ const MAX_DELAY_SECONDS: u32 = 43_200;
 /// message of its own and this one is acked: a delivery that checkpointed
 /// chunks hands over (after the upstream's `Retry-After`, if it gave one)
 /// and resets the stall count; one that made no progress backs off and
-/// counts a stall, and `MAX_STALLED_DELIVERIES` stalls in a row kill the job.
+/// counts a stall. What ends a job that makes no progress depends on whose
+/// fault it is: the upstream's (5xx, 429, timeouts, dropped connections,
+/// an open circuit) only `MAX_UPSTREAM_WAIT_MS` after its last progress,
+/// meanwhile it shows `waiting`; anything else (storage, the queue)
+/// `MAX_STALLED_DELIVERIES` stalls in a row.
 async fn reschedule<P: Platform>(
     deps: &Deps<'_, P>,
     lease: &Lease<'_>,
@@ -362,13 +366,14 @@ async fn reschedule<P: Platform>(
     let progressed = lease.progressed.get();
     // Waiting out an open circuit is not a stall: no attempt is burned.
     let waiting = matches!(err, Error::UpstreamUnavailable { .. });
+    let upstream = waiting || circuit::upstream_fault(&err).is_some();
     let stalls = stall_count(job.stalls, progressed, waiting);
-    if !progressed && stalls >= i64::from(deps.cfg.max_stalled_deliveries.max(1)) {
-        let reason = format!("no progress in {stalls} deliveries in a row: {err}");
+    let now = deps.clock.now_ms();
+    if let Some(reason) = gives_up(deps.cfg, job, (progressed, upstream, stalls), now, &err) {
         return dead_end(deps, Some(lease), msg, stalls as u32, &reason).await;
     }
     let delay = match &err {
-        Error::UpstreamUnavailable { until, .. } => seconds_until(*until, deps.clock.now_ms()),
+        Error::UpstreamUnavailable { until, .. } => seconds_until(*until, now),
         _ => next_delay(&err, progressed, stalls, jitter(deps)),
     }
     .min(MAX_DELAY_SECONDS);
@@ -382,14 +387,45 @@ async fn reschedule<P: Platform>(
             },
         };
     }
-    if let Error::UpstreamUnavailable { until, reason } = &err {
+    if upstream && !progressed {
         // The job view says what it waits for, and until when.
-        let mark = store::mark_waiting(lease.id, *until, reason);
+        let (until, what) = match &err {
+            Error::UpstreamUnavailable { until, reason } => (*until, reason.clone()),
+            e => (now + i64::from(delay) * 1000, format!("the upstream: {e}")),
+        };
+        let mark = store::mark_waiting(lease.id, until, &what);
         if let Err(e) = deps.db.execute(&mark).await {
             (deps.log)(&format!("could not mark {} as waiting: {e}", lease.id));
         }
     }
     requeue(deps, msg, delay, progressed, &err).await
+}
+
+/// Whether a job without progress is given up on, and why: the upstream's
+/// trouble after `MAX_UPSTREAM_WAIT_MS` since its last progress, anything
+/// else after `MAX_STALLED_DELIVERIES` stalls in a row.
+fn gives_up(
+    cfg: &crate::config::Config,
+    job: &Job,
+    (progressed, upstream, stalls): (bool, bool, i64),
+    now: EpochMs,
+    err: &Error,
+) -> Option<String> {
+    if progressed {
+        return None;
+    }
+    if upstream {
+        let since = job.last_progress();
+        let waited = now - since;
+        return (waited >= cfg.max_upstream_wait_ms.max(0)).then(|| {
+            format!(
+                "the upstream failed for {} min without progress (MAX_UPSTREAM_WAIT_MS): {err}",
+                waited / 60_000
+            )
+        });
+    }
+    (stalls >= i64::from(cfg.max_stalled_deliveries.max(1)))
+        .then(|| format!("no progress in {stalls} deliveries in a row: {err}"))
 }
 
 /// The stall count after a failure: progress resets it, waiting out an
@@ -1105,6 +1141,7 @@ async fn run_chunk<P: Platform>(
     };
     write_parts(deps.blobs, &job.id, c.idx, w.part, w.parquet).await?;
     let commit = Commit {
+        at: deps.clock.now_ms(),
         aggregates: &w.aggregates,
         counts: &w.counts,
         block_bytes: &w.block_bytes,
@@ -1285,6 +1322,8 @@ fn store_use<P: Platform>(
 
 /// What one window's commit batch writes.
 struct Commit<'a> {
+    /// When it commits (the job's progress time).
+    at: EpochMs,
     aggregates: &'a [(u32, Aggregate)],
     counts: &'a [u64],
     block_bytes: &'a [u64],
@@ -1306,6 +1345,7 @@ async fn commit_chunk<D: SqlDb>(
     commit: Commit<'_>,
 ) -> Result<(), Error> {
     let Commit {
+        at,
         aggregates,
         counts,
         block_bytes,
@@ -1329,6 +1369,7 @@ async fn commit_chunk<D: SqlDb>(
         lease.holder(),
         (traffic.bytes, traffic.requests),
         &sources,
+        at,
     ));
     stmts.extend(store_rows);
     stmts.push(store::insert_chunk(

@@ -38,9 +38,10 @@ pub const GRACE_MS: i64 = 120_000;
 pub const BACKLOG_MS: i64 = 1_800_000;
 /// Idle time before a dead job's failed alert is retried.
 pub const IDLE_MS: i64 = 120_000;
-/// Resends without progress after which a job is declared dead. Progress
-/// (a checkpoint) and an owner's retry reset the count; a queued job that
-/// never ran is never killed for it.
+/// Resends without progress after which a job is declared dead, once
+/// `MAX_UPSTREAM_WAIT_MS` has also passed since its last progress (the
+/// consumer's rule). Progress (a checkpoint) and an owner's retry reset
+/// the count; a queued job that never ran is never killed for it.
 pub const MAX_RESENDS: i64 = 10;
 
 /// What one run did.
@@ -62,8 +63,16 @@ pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
     let mut out = Reaped::default();
     let overdue = store::select_overdue(now, GRACE_MS, BACKLOG_MS, REAP_LIMIT);
     for job in store::decode::<Job>(deps.db.query(&overdue).await?)? {
-        if job.status != JobStatus::Queued && job.resends >= MAX_RESENDS {
-            let reason = format!("stalled: resent {} times by the reaper", job.resends);
+        // Like the consumer's rule: a job is given up on for want of
+        // progress only past `MAX_UPSTREAM_WAIT_MS` since its last progress.
+        let waited = now - job.last_progress();
+        let given_up = job.resends >= MAX_RESENDS && waited >= deps.cfg.max_upstream_wait_ms;
+        if job.status != JobStatus::Queued && given_up {
+            let reason = format!(
+                "stalled: resent {} times by the reaper, no progress in {} min",
+                job.resends,
+                waited / 60_000
+            );
             finish_dead(deps, &job, &reason, &mut out).await;
         } else {
             resend(deps, &job, now, &mut out).await?;
