@@ -21,8 +21,11 @@ trap tsp_down EXIT INT TERM
 # Parquet ~0.5 (~1.5 with a first install), DuckDB ~0.2 (~1 with a first
 # install), schemathesis ~2,
 # browser ~1, crash ~2), far inside CI's 90 minutes.
-# Results over 1 MiB (the 365-day e2e job's) take the multipart upload path.
-TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576" tsp_up "$PWD/.state/test"
+# Results over 1 MiB (the 365-day e2e job's) take the multipart upload path;
+# an always-failing site's job gives up after a minute of upstream failures
+# (MAX_UPSTREAM_WAIT_MS; 24 h by default).
+TSP_VARS="SINGLE_PUT_MAX_BYTES=1048576
+MAX_UPSTREAM_WAIT_MS=60000" tsp_up "$PWD/.state/test"
 log "e2e tests against the Worker at $TSP_URL"
 bounded 1200 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2e_ \
   || { tsp_diagnose; exit 1; }
