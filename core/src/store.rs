@@ -250,6 +250,14 @@ pub fn select_done_chunks(id: &JobId) -> Statement {
     )
 }
 
+/// One row while the holder still holds the job (a liveness check).
+pub fn select_held(holder: Holder<'_>) -> Statement {
+    stmt(
+        "SELECT 1 AS held FROM queue_jobs WHERE id = ?1 AND status = 'processing' AND lease_token = ?2",
+        holder.params(),
+    )
+}
+
 /// The status of a job (cancellation checks).
 pub fn select_status(id: &JobId) -> Statement {
     stmt(

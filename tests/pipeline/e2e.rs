@@ -260,7 +260,10 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
         .wait(&id, 240, |j| j["status"] == "failed_permanent")
         .await;
     let why = job["last_error"].as_str().unwrap();
-    assert!(why.contains("503") && why.contains("MAX_UPSTREAM_WAIT_MS"), "{job}");
+    assert!(
+        why.contains("503") && why.contains("MAX_UPSTREAM_WAIT_MS"),
+        "{job}"
+    );
     assert!(job["attempts"].as_u64().unwrap() >= 5, "{job}");
 
     let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;

@@ -142,6 +142,10 @@ async fn a_cancel_between_fetch_and_commit_leaves_no_rows_of_that_chunk() {
     assert_eq!(got.disposition, Disposition::Ack);
     assert_eq!(rows_of(&h, "SELECT COUNT(*) FROM timeseries_agg").await, 0);
     assert_eq!(rows_of(&h, "SELECT COUNT(*) FROM job_chunks").await, 0);
+    assert!(
+        h.blobs.keys(&format!("parts/{id}/")).is_empty(),
+        "no part left"
+    );
     let job = h.job(&id).await;
     assert_eq!((job.status, job.chunks_done), (JobStatus::Cancelled, 0));
 }

@@ -339,6 +339,8 @@ async fn a_cancelled_job_stops_and_writes_nothing_more() {
     h.deliver(&first[0].0.job_id, 0, 1).await;
     let rows_before = h.agg_rows("cancel").len();
     assert!(rows_before > 0);
+    let parts = format!("parts/{id}/");
+    assert!(!h.blobs.keys(&parts).is_empty(), "the first window's parts");
     h.db.execute(&Statement {
         sql: "UPDATE queue_jobs SET status = 'cancelled' WHERE id = ?".into(),
         params: vec![id.as_str().into()],
@@ -354,6 +356,10 @@ async fn a_cancelled_job_stops_and_writes_nothing_more() {
     assert_eq!(job.status, JobStatus::Cancelled);
     assert_eq!(job.result_key, None);
     assert_eq!(job.chunks_done, 1);
+    assert!(
+        h.blobs.keys(&parts).is_empty(),
+        "a cancelled job's parts are removed"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,11 @@ use crate::store::{self, Holder};
 /// Longest time between heartbeats (lease renewals, which also notice a
 /// cancellation) while a holder works.
 const HEARTBEAT_MS: i64 = 10_000;
+/// Longest time between liveness checks before a page (one D1 read,
+/// shared by the windows in flight): a cancelled holder stops within a
+/// page or this long, whichever is longer. A read per page would spend
+/// the invocation's D1 queries on a per-point plan's hundreds of pages.
+const LIVENESS_MS: i64 = 1_000;
 
 /// The R2 key of a chunk's encoded block.
 pub fn part_key(id: &JobId, idx: u32) -> String {
@@ -49,6 +54,8 @@ pub(crate) struct Lease<'a> {
     pub(crate) id: &'a JobId,
     pub(crate) token: String,
     pub(crate) renewed: Cell<EpochMs>,
+    /// When it last checked that it still holds the job.
+    pub(crate) checked: Cell<EpochMs>,
     /// Whether this delivery checkpointed at least one chunk.
     pub(crate) progressed: Cell<bool>,
     /// This message's view of the upstream circuit.
@@ -63,17 +70,31 @@ impl Lease<'_> {
         }
     }
 
-    /// Renews the lease if it is due; a renewal that changes nothing means
-    /// the job is no longer ours.
+    /// Before a page: renews the lease if it is due (a renewal that
+    /// changes nothing means the job is no longer ours), else checks that
+    /// it still holds the job if [`LIVENESS_MS`] passed since the last
+    /// check. A cancelled job's holder so stops within about a page.
     pub(crate) async fn heartbeat<P: Platform>(&self, deps: &Deps<'_, P>) -> Result<(), Error> {
         let now = deps.clock.now_ms();
         let every = (deps.cfg.lease_ms / 3).clamp(1, HEARTBEAT_MS);
-        if now - self.renewed.get() < every {
-            return Ok(());
+        if now - self.renewed.get() >= every {
+            self.renewed.set(now);
+            self.checked.set(now);
+            let stmt = store::renew_lease(self.holder(), now, now + deps.cfg.lease_ms);
+            return fenced(deps.db.execute(&stmt).await?);
         }
-        self.renewed.set(now);
-        let stmt = store::renew_lease(self.holder(), now, now + deps.cfg.lease_ms);
-        fenced(deps.db.execute(&stmt).await?)
+        if now - self.checked.get() >= LIVENESS_MS {
+            return self.alive(deps).await;
+        }
+        Ok(())
+    }
+
+    /// Checks now that it still holds the job (one D1 read): before a part
+    /// is written, so a cancelled job gets no new part.
+    pub(crate) async fn alive<P: Platform>(&self, deps: &Deps<'_, P>) -> Result<(), Error> {
+        self.checked.set(deps.clock.now_ms());
+        let rows = deps.db.query(&store::select_held(self.holder())).await?;
+        fenced(rows.len() as u64)
     }
 }
 

@@ -180,10 +180,12 @@ pub async fn handle<P: Platform>(deps: &Deps<'_, P>, msg: &JobMessage, attempt: 
 }
 
 /// What a message costs before its first chunk, at least: the circuit
-/// read, the claim, the checkpoint read and one chunk, with the control
-/// reserve behind it.
+/// read, the claim, the checkpoint read and the smallest window (one
+/// aggregate statement, its commit, the store's and the liveness checks),
+/// with the control reserve behind it. Below it a message is deferred
+/// rather than claiming a job it cannot move.
 const MESSAGE_FLOOR: Cost = Cost {
-    statements: crate::budget::CONTROL_STATEMENTS + 5,
+    statements: crate::budget::CONTROL_STATEMENTS + 3 + 3 + STORE_STATEMENTS + LIVENESS_STATEMENTS,
     subrequests: crate::budget::CONTROL_SUBREQUESTS + 2,
 };
 
@@ -209,6 +211,7 @@ async fn handle_one<P: Platform>(
         id: &msg.job_id,
         token: hex::encode(bytes),
         renewed: Cell::new(deps.clock.now_ms()),
+        checked: Cell::new(deps.clock.now_ms()),
         progressed: Cell::new(false),
         circuit: circuit::Tracker::new(dirty, probe),
     };
@@ -305,6 +308,11 @@ async fn claim<P: Platform>(
                 let raw = serde_json::to_value(msg).unwrap_or_default();
                 dead_letter::dead_letter(deps, Some(id), &reason, &raw).await?;
                 Outcome::DeadLettered(reason)
+            }
+            // Cancelled while no one held it: its parts go now.
+            Some(j) if j.status == JobStatus::Cancelled => {
+                remove_parts(deps, &j).await;
+                Outcome::Skipped("job is cancelled".to_owned())
             }
             Some(j) if j.status.is_terminal() => Outcome::Skipped(format!("job is {}", j.status)),
             Some(_) => Outcome::Skipped("job is leased by another invocation".to_owned()),
@@ -559,10 +567,29 @@ async fn why_fenced<P: Platform>(deps: &Deps<'_, P>, id: &JobId) -> Outcome {
                 "cancelled",
                 None,
             ));
+            remove_parts(deps, &j).await;
             Outcome::Cancelled
         }
         Ok(Some(j)) => Outcome::Skipped(format!("lease lost (job is {})", j.status)),
         _ => Outcome::Skipped("lease lost".to_owned()),
+    }
+}
+
+/// A cancelled job's parts (object and Parquet, every window of its
+/// plan, whether written or not: absent keys are no error), in bulk
+/// deletes. What a failure here leaves, the `parts/` lifecycle rule takes.
+async fn remove_parts<P: Platform>(deps: &Deps<'_, P>, job: &Job) {
+    let n = u32::try_from(job.chunks_total).unwrap_or(0);
+    let keys: Vec<String> = (0..n)
+        .flat_map(|i| [part_key(&job.id, i), parquet_part_key(&job.id, i)])
+        .collect();
+    for batch in keys.chunks(crate::ports::MAX_DELETE_KEYS) {
+        if let Err(e) = deps.blobs.delete(batch).await {
+            (deps.log)(&format!(
+                "could not remove the parts of cancelled {}: {e}",
+                job.id
+            ));
+        }
     }
 }
 
@@ -849,8 +876,12 @@ struct ChunkRun {
 fn window_statements(job: &Job, c: &Chunk) -> u64 {
     let days = ((c.end - c.start) as u64).div_ceil(crate::domain::DAY_MS as u64);
     let rows = days * 25 * job.points.len() as u64;
-    rows.div_ceil(AGG_ROWS_PER_STATEMENT as u64) + 2 + STORE_STATEMENTS
+    rows.div_ceil(AGG_ROWS_PER_STATEMENT as u64) + 2 + STORE_STATEMENTS + LIVENESS_STATEMENTS
 }
+
+/// A window's liveness reads: before its part is written, and before its
+/// pages about once a second (shared by the windows in flight).
+const LIVENESS_STATEMENTS: u64 = 2;
 
 /// A window's sample-store statements at most: the lookup, forgetting a
 /// lost entry, its index rows, and marking and counting its use.
@@ -1139,6 +1170,8 @@ async fn run_chunk<P: Platform>(
         bytes: w.part.len() as u64,
         parquet_bytes: w.parquet.as_ref().map_or(0, |p| p.len() as u64),
     };
+    // No part for a job cancelled (or taken over) while this window ran.
+    lease.alive(deps).await?;
     write_parts(deps.blobs, &job.id, c.idx, w.part, w.parquet).await?;
     let commit = Commit {
         at: deps.clock.now_ms(),
