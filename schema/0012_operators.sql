@@ -19,3 +19,12 @@ ALTER TABLE queue_jobs ADD COLUMN progress_at INTEGER;
 -- The circuit opens on failures spread over time (one site or many):
 -- when the current run of failures began.
 ALTER TABLE upstream_circuit ADD COLUMN first_failure_at INTEGER;
+
+-- Sites an operator paused: their jobs are not claimed (they wait, and no
+-- upstream call is made for them) until the site is resumed.
+CREATE TABLE IF NOT EXISTS site_pauses (
+    site      TEXT PRIMARY KEY,
+    paused_at INTEGER NOT NULL,
+    paused_by TEXT NOT NULL,
+    reason    TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;

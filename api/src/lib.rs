@@ -364,6 +364,96 @@ pub struct StoreRefresh {
     pub entries_removed: u64,
 }
 
+/// A site an operator paused: its jobs wait, and no upstream call is made
+/// for it, until it is resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SitePause {
+    /// The site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// Paused since (RFC 3339).
+    pub paused_at: String,
+    /// The operator who paused it.
+    pub paused_by: String,
+    /// Why (free text; may be empty).
+    pub reason: String,
+}
+
+/// The paused sites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SitePauses {
+    /// Oldest pause first.
+    pub pauses: Vec<SitePause>,
+}
+
+/// A site resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SiteResumed {
+    /// The site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// Whether it was paused.
+    pub was_paused: bool,
+}
+
+/// Which dead jobs an operator retries in bulk: each filter optional,
+/// every owner's jobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRetryRequest {
+    /// Only jobs of this site.
+    #[serde(default)]
+    #[schema(value_type = Option<Site>)]
+    pub site: Option<String>,
+    /// Only jobs whose last error contains this text.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub error_contains: Option<String>,
+    /// Only jobs that died at or after this (RFC 3339).
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub from: Option<String>,
+    /// Only jobs that died before this (RFC 3339).
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub to: Option<String>,
+    /// List what would be retried, and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// At most this many (1 to 100, default 100).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+/// A dead job an operator's filter matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeadMatch {
+    /// The job.
+    pub job_id: JobId,
+    /// Its owner.
+    pub owner: String,
+    /// Its site.
+    #[schema(value_type = Site)]
+    pub site: String,
+    /// Why it died.
+    pub last_error: Option<String>,
+    /// When it died (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// What a bulk retry matched and did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BulkRetry {
+    /// Whether it only listed.
+    pub dry_run: bool,
+    /// The jobs the filter matched (oldest death first).
+    pub matched: Vec<DeadMatch>,
+    /// How many were requeued (0 in a dry run).
+    #[schema(minimum = 0)]
+    pub retried: u64,
+}
+
 /// The deployment's shared sample store of settled upstream data.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct SampleStore {

@@ -231,6 +231,7 @@ pub fn claim_job(
          waiting_until = NULL, waiting_for = NULL \
          WHERE id = ?3 AND (status IN ('queued', 'failed') \
                OR (status = 'processing' AND (lease_until IS NULL OR lease_until <= ?1))) \
+         AND NOT EXISTS (SELECT 1 FROM site_pauses p WHERE p.site = queue_jobs.site) \
          RETURNING *",
         vec![
             now.into(),
@@ -1130,5 +1131,61 @@ pub fn claim_limits_alert(hour: i64, repeats: i64) -> Statement {
         "UPDATE invocation_maxima SET alerted = 1 \
          WHERE hour = ?1 AND warnings >= ?2 AND alerted = 0",
         vec![hour.into(), repeats.into()],
+    )
+}
+
+/// Pauses a site (or updates the reason of its pause; the time it began
+/// stays).
+pub fn pause_site(site: &str, now: EpochMs, by: &str, reason: &str) -> Statement {
+    stmt(
+        "INSERT INTO site_pauses (site, paused_at, paused_by, reason) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (site) DO UPDATE SET paused_by = excluded.paused_by, reason = excluded.reason",
+        vec![site.into(), now.into(), by.into(), reason.into()],
+    )
+}
+
+/// Resumes a site; changes 0 rows if it was not paused.
+pub fn resume_site(site: &str) -> Statement {
+    stmt("DELETE FROM site_pauses WHERE site = ?1", vec![site.into()])
+}
+
+/// One site's pause, or none.
+pub fn select_pause(site: &str) -> Statement {
+    stmt(
+        "SELECT site, paused_at, paused_by, reason FROM site_pauses WHERE site = ?1",
+        vec![site.into()],
+    )
+}
+
+/// Every paused site, oldest pause first (at most 1,000).
+pub fn select_pauses() -> Statement {
+    stmt(
+        "SELECT site, paused_at, paused_by, reason FROM site_pauses ORDER BY paused_at LIMIT 1000",
+        vec![],
+    )
+}
+
+/// Dead jobs of every owner that an operator's filter matches, oldest
+/// death first: the site, a piece of the last error, and when they died
+/// (`[from, to)`), each optional.
+pub fn select_dead_matching(
+    site: Option<&str>,
+    error: Option<&str>,
+    (from, to): (Option<EpochMs>, Option<EpochMs>),
+    limit: i64,
+) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE status = 'failed_permanent' \
+         AND (?1 IS NULL OR site = ?1) \
+         AND (?2 IS NULL OR instr(COALESCE(last_error, ''), ?2) > 0) \
+         AND (?3 IS NULL OR finished_at >= ?3) AND (?4 IS NULL OR finished_at < ?4) \
+         ORDER BY finished_at, id LIMIT ?5",
+        vec![
+            site.into(),
+            error.into(),
+            from.into(),
+            to.into(),
+            limit.into(),
+        ],
     )
 }

@@ -11,11 +11,12 @@
 
 use serde_json::{json, Value};
 use tsp_core::api::{
-    AggregateRow, Aggregates, ArchiveResponse, ArchivedEvent, ArchivedJob, DeadJobArchive,
-    DeadLetter, DeadLetterList, Durations, Health, InvocationMaxima, JobList, JobSubmission,
-    JobView, LastHour, ParquetLink, PointSeries, Problem, Progress, QuotaProblem, ResultLink,
-    SampleStore, Series, SeriesResolution, States, Stats, StatusCounts, StoreRefresh, StoreUse,
-    SubmittedJob, UsageToday, Waiting,
+    AggregateRow, Aggregates, ArchiveResponse, ArchivedEvent, ArchivedJob, BulkRetry,
+    BulkRetryRequest, DeadJobArchive, DeadLetter, DeadLetterList, DeadMatch, Durations, Health,
+    InvocationMaxima, JobList, JobSubmission, JobView, LastHour, ParquetLink, PointSeries, Problem,
+    Progress, QuotaProblem, ResultLink, SampleStore, Series, SeriesResolution, SitePause,
+    SitePauses, SiteResumed, States, Stats, StatusCounts, StoreRefresh, StoreUse, SubmittedJob,
+    UsageToday, Waiting,
 };
 use utoipa::OpenApi;
 
@@ -35,7 +36,8 @@ use crate::routes::doc::{
             Progress, ResultLink, Waiting, Stats, StatusCounts, LastHour, InvocationMaxima,
             UsageToday, Durations, AggregateRow, Aggregates, ArchiveResponse, DeadJobArchive,
             ArchivedJob, ArchivedEvent, Problem, QuotaProblem, ResultFormat, StoreUse, SampleStore,
-            StoreRefresh, Series, PointSeries, SeriesResolution, States, ParquetLink),
+            StoreRefresh, Series, PointSeries, SeriesResolution, States, ParquetLink,
+            SitePause, SitePauses, SiteResumed, BulkRetryRequest, BulkRetry, DeadMatch),
         responses(Unauthorized, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType,
             RangeNotSatisfiable,
             InvalidRequest, TooManyRequests, ServiceUnavailable, GatewayTimeout),
@@ -150,7 +152,7 @@ mod tests {
         assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
         assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
         let ops = doc["paths"].as_object().unwrap().len();
-        assert_eq!(ops, 14, "every route is in the document");
+        assert_eq!(ops, 17, "every route is in the document");
         let refresh = &doc["paths"]["/v1/admin/sites/{site}/refresh"]["post"];
         assert_eq!(refresh["security"], json!([{"adminAuth": []}]));
     }

@@ -23,6 +23,7 @@ mod native_api;
 mod native_commit;
 mod native_faults;
 mod native_flow;
+mod native_operate;
 mod native_parquet;
 mod native_resilience;
 mod native_series;

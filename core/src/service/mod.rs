@@ -9,6 +9,7 @@ pub mod dead_letter;
 pub mod lease;
 pub mod manage;
 pub mod metrics;
+pub mod operate;
 pub mod process;
 pub mod reap;
 pub mod series;

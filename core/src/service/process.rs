@@ -40,7 +40,7 @@ use crate::sample::{sort_dedup, PointSet, Samples};
 use crate::service::lease::parquet_part_key;
 use crate::service::lease::{fenced, Lease};
 pub use crate::service::lease::{part_key, DoneChunk};
-use crate::service::{assemble, circuit, dead_letter, settled, transition_log, Deps};
+use crate::service::{assemble, circuit, dead_letter, operate, settled, transition_log, Deps};
 use crate::store::{self, AggTarget, AGG_ROWS_PER_STATEMENT};
 use crate::upstream::{Ace, Source, Traffic, WindowQuery};
 use tsp_parquet::stitch::PartWriter;
@@ -218,13 +218,18 @@ async fn handle_one<P: Platform>(
     let job = match claim(deps, &lease, msg, attempt).await {
         Ok(Claimed::Job(job)) => job,
         Ok(Claimed::Not(outcome)) => return Handled::ack(outcome),
+        Ok(Claimed::Paused(p)) => {
+            let until = deps.clock.now_ms() + i64::from(operate::PAUSE_RECHECK_SECONDS) * 1000;
+            let why = format!("site {} paused by an operator: {}", p.site, p.reason);
+            return wait_for_upstream(deps, msg, until, &why).await;
+        }
         Err(e) => return settle(deps, None, msg, attempt, Err(e)).await,
     };
     let outcome = work(deps, budget, &job, &lease, msg).await;
     settle(deps, Some((&lease, &*job)), msg, attempt, outcome).await
 }
 
-/// The circuit is open: mark the job as waiting and send the message again,
+/// The circuit is open (or the job's site is paused): mark the job as waiting and send the message again,
 /// unchanged, for when it may let requests through. Nothing is claimed.
 async fn wait_for_upstream<P: Platform>(
     deps: &Deps<'_, P>,
@@ -267,6 +272,8 @@ async fn defer<Q: JobQueue>(queue: &Q, msg: &JobMessage) -> Handled {
 enum Claimed {
     Job(Box<Job>),
     Not(Outcome),
+    /// Its site is paused: it waits, and no upstream call is made.
+    Paused(crate::api::SitePause),
 }
 
 /// Claims the job for this message, or says why not.
@@ -315,7 +322,11 @@ async fn claim<P: Platform>(
                 Outcome::Skipped("job is cancelled".to_owned())
             }
             Some(j) if j.status.is_terminal() => Outcome::Skipped(format!("job is {}", j.status)),
-            Some(_) => Outcome::Skipped("job is leased by another invocation".to_owned()),
+            // Its site is paused by an operator: wait, nothing claimed.
+            Some(j) => match operate::paused(deps.db, j.site.as_str()).await? {
+                Some(p) => return Ok(Claimed::Paused(p)),
+                None => Outcome::Skipped("job is leased by another invocation".to_owned()),
+            },
         },
     ))
 }

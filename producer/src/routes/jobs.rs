@@ -146,7 +146,7 @@ pub async fn cancel(cx: Cx<'_>, id: &str) -> Result<Response, HttpError> {
 /// Whether a `Content-Type` is JSON: the media type parsed, its essence
 /// exactly `application/json` (`application/jsonp` or `json-seq` are not),
 /// and a charset, if any, UTF-8 (RFC 8259 §8.1).
-fn is_json(content_type: &str) -> bool {
+pub(super) fn is_json(content_type: &str) -> bool {
     let Ok(m) = content_type.parse::<mime::Mime>() else {
         return false;
     };

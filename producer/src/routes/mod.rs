@@ -153,6 +153,16 @@ route_table! {
         "/v1/admin/sites/{site}/refresh" (admin) {
             POST [admin::__path_refresh] => admin::refresh(req, cx, p.get("site")).await,
         }
+        "/v1/admin/sites/{site}/pause" (admin) {
+            POST [admin::__path_pause] => admin::pause(req, cx, p.get("site")).await,
+            DELETE [admin::__path_resume] => admin::resume(cx, p.get("site")).await,
+        }
+        "/v1/admin/pauses" (admin) {
+            GET [admin::__path_pauses] => admin::pauses(cx).await,
+        }
+        "/v1/admin/dead-letters/retry" (admin) {
+            POST [admin::__path_retry_dead] => admin::retry_dead(req, cx).await,
+        }
     }
 }
 
@@ -501,7 +511,7 @@ mod tests {
     fn head_finds_the_get_route_of_every_get_path_with_the_same_params() {
         let paths = get_routes();
         assert!(
-            paths.contains(&"/".to_owned()) && paths.len() == 13,
+            paths.contains(&"/".to_owned()) && paths.len() == 14,
             "{paths:?}"
         );
         for path in &paths {
