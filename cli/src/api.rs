@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 pub use tsp_api::{JobView, Problem};
 
 /// Characters escaped in a path segment: everything but RFC 3986 unreserved.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -332,6 +332,21 @@ impl Client {
     pub async fn retry(&self, id: &str) -> Result<Job, ApiError> {
         let req = self.request(Method::POST, &Self::job_path(id, "/retry"));
         Ok(self.job_call(req).await?.2)
+    }
+
+    /// An operator call (`/v1/admin/…`, under an `ADMIN_TOKENS` token)
+    /// with an optional JSON body; the answer as the API's type `T`.
+    pub async fn admin<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ApiError> {
+        let mut req = self.request(method, path_and_query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(self.call::<T>(req).await?.2)
     }
 
     /// One page of `GET /v1/dead-letters`.

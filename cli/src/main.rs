@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use commands::{aggregates, cancel, dead_letters, fetch, retry, status, submit, EXIT_ERROR};
+use commands::{admin, aggregates, cancel, dead_letters, fetch, retry, status, submit, EXIT_ERROR};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -80,6 +80,9 @@ enum Command {
     Retry(retry::Args),
     /// Cancel a job (DELETE /v1/jobs/{id}).
     Cancel(cancel::Args),
+    /// Operators (an ADMIN_TOKENS token): pause or resume a site, list
+    /// pauses, retry dead jobs in bulk.
+    Admin(admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::DeadLetters(a) => dead_letters::run(&client, a).await,
             Command::Retry(a) => retry::run(&client, a).await,
             Command::Cancel(a) => cancel::run(&client, a).await,
+            Command::Admin(a) => admin::run(&client, a).await,
         }
     })
 }

@@ -14,7 +14,7 @@ use tsp_format::codec::{
 use tsp_format::export::csv_text;
 use tsp_format::sample::Samples;
 use tsp_format::time::format_rfc3339;
-use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::matchers::{body_json, body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod support;
@@ -844,5 +844,80 @@ async fn aggregates_to_parquet_hold_every_page_row_for_row() {
         stderr(&o).contains("-o needs --format csv or --format parquet"),
         "{}",
         stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn admin_pauses_resumes_and_retries_dead_jobs_in_bulk() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/admin/sites/a%2Fb/pause"))
+        .and(query_param("reason", "ACE maintenance"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"site": "a/b",
+            "paused_at": "2026-12-03T10:00:00Z", "paused_by": "ops", "reason": "ACE maintenance"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/admin/sites/a%2Fb/pause"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"site": "a/b", "was_paused": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/admin/dead-letters/retry"))
+        .and(body_partial_json(
+            json!({"site": "s", "error_contains": "503", "dry_run": true, "limit": 100}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"dry_run": true, "retried": 0,
+            "matched": [{"job_id": ID, "owner": "alice", "site": "s", "last_error": "upstream 503",
+                         "finished_at": "2026-12-02T10:00:00Z"}]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let url = server.uri();
+    let paused = tsp(
+        &url,
+        &["admin", "pause", "a/b", "--reason", "ACE maintenance"],
+    )
+    .await;
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    assert!(
+        stdout(&paused).starts_with("a/b\tpaused since 2026-12-03T10:00:00Z"),
+        "{}",
+        stdout(&paused)
+    );
+    let resumed = tsp(&url, &["admin", "resume", "a/b"]).await;
+    assert_eq!(stdout(&resumed), "a/b\tresumed\n");
+    let listed = tsp(
+        &url,
+        &[
+            "admin",
+            "retry-dead",
+            "--site",
+            "s",
+            "--error",
+            "503",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).starts_with(&format!("{ID}\talice\ts\t")),
+        "{}",
+        stdout(&listed)
+    );
+    assert!(
+        stderr(&listed).contains("would retry 1 of 1 matched"),
+        "{}",
+        stderr(&listed)
     );
 }

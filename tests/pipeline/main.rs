@@ -15,6 +15,7 @@
 mod conformance;
 mod e2e;
 mod e2e_methods;
+mod e2e_operate;
 mod e2e_series;
 mod e2e_store;
 mod e2e_upstream;

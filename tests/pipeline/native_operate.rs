@@ -67,7 +67,11 @@ async fn a_bulk_retry_lists_in_a_dry_run_and_revives_exactly_the_listed_jobs() {
     let h = Harness::new(&sim);
     // Three jobs of sites ACE does not know (403): dead at once.
     let mut dead = Vec::new();
-    for (owner, site) in [("alice", "unknown-a"), ("bob", "unknown-a"), ("alice", "unknown-b")] {
+    for (owner, site) in [
+        ("alice", "unknown-a"),
+        ("bob", "unknown-a"),
+        ("alice", "unknown-b"),
+    ] {
         let body = json!({"site": site, "points": ["p"], "start": "2025-10-01T00:00:00Z",
                           "end": "2025-10-02T00:00:00Z"});
         let id = match h.submit_as(owner, &body).await {

@@ -7,7 +7,9 @@
 //! - [`fetch`]: the result object, decoded client-side as it streams in.
 //! - [`aggregates`]: stored buckets, all pages, as a table, CSV or Parquet.
 //! - [`dead_letters`], [`retry`], [`cancel`]: managing jobs.
+//! - [`admin`]: the operators' routes (pause, resume, bulk retry).
 
+pub mod admin;
 pub mod aggregates;
 pub mod cancel;
 pub mod dead_letters;
