@@ -1189,3 +1189,13 @@ pub fn select_dead_matching(
         ],
     )
 }
+
+/// A job held back by a paused site: time waiting for an operator does not
+/// count towards `MAX_UPSTREAM_WAIT_MS`, so its clock restarts. Only a
+/// job no one holds.
+pub fn restart_wait_clock(id: &JobId, now: EpochMs) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET progress_at = ?1 WHERE id = ?2 AND status IN ('queued', 'failed')",
+        vec![now.into(), id.as_str().into()],
+    )
+}
