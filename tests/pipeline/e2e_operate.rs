@@ -111,13 +111,16 @@ async fn e2e_operate_a_bulk_retry_revives_exactly_the_listed_jobs() {
     let path = "/v1/admin/dead-letters/retry";
     let (status, listed) = admin(&s, reqwest::Method::POST, path, Some(filter.clone())).await;
     assert_eq!(status, 200, "{listed}");
-    let matched: Vec<&str> = listed["matched"]
+    let mut matched: Vec<&str> = listed["matched"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["job_id"].as_str().unwrap())
         .collect();
-    assert_eq!(matched, [ids[0].as_str(), ids[1].as_str()], "{listed}");
+    matched.sort();
+    let mut want = [ids[0].as_str(), ids[1].as_str()];
+    want.sort();
+    assert_eq!(matched, want, "{listed}");
     assert_eq!(listed["retried"], 0);
     let mut run = filter;
     run["dry_run"] = false.into();

@@ -96,36 +96,44 @@ pub async fn run(api: &Client, args: Args) -> anyhow::Result<ExitCode> {
                 println!("{}\t{}\t{}\t{}", p.site, p.paused_at, p.paused_by, p.reason);
             }
         }
-        Action::RetryDead {
-            site,
-            error,
-            from,
-            to,
-            limit,
-            dry_run,
-        } => {
-            let body = json!({"site": site, "error_contains": error, "from": from, "to": to,
-                              "limit": limit, "dry_run": dry_run});
-            let out: BulkRetry = api
-                .admin(Method::POST, "/v1/admin/dead-letters/retry", Some(&body))
-                .await?;
-            for m in &out.matched {
-                let when = m.finished_at.as_deref().unwrap_or("-");
-                let why = m.last_error.as_deref().unwrap_or("");
-                println!("{}\t{}\t{}\t{when}\t{why}", m.job_id, m.owner, m.site);
-            }
-            let verb = if out.dry_run {
-                "would retry"
-            } else {
-                "retried"
-            };
-            let n = if out.dry_run {
-                out.matched.len() as u64
-            } else {
-                out.retried
-            };
-            eprintln!("{verb} {n} of {} matched", out.matched.len());
-        }
+        Action::RetryDead { .. } => retry_dead(api, args.action).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `retry-dead`: prints each matched job, then what was (or would be) done.
+async fn retry_dead(api: &Client, action: Action) -> anyhow::Result<()> {
+    let Action::RetryDead {
+        site,
+        error,
+        from,
+        to,
+        limit,
+        dry_run,
+    } = action
+    else {
+        return Ok(());
+    };
+    let body = json!({"site": site, "error_contains": error, "from": from, "to": to,
+                      "limit": limit, "dry_run": dry_run});
+    let out: BulkRetry = api
+        .admin(Method::POST, "/v1/admin/dead-letters/retry", Some(&body))
+        .await?;
+    for m in &out.matched {
+        let when = m.finished_at.as_deref().unwrap_or("-");
+        let why = m.last_error.as_deref().unwrap_or("");
+        println!("{}\t{}\t{}\t{when}\t{why}", m.job_id, m.owner, m.site);
+    }
+    let verb = if out.dry_run {
+        "would retry"
+    } else {
+        "retried"
+    };
+    let n = if out.dry_run {
+        out.matched.len() as u64
+    } else {
+        out.retried
+    };
+    eprintln!("{verb} {n} of {} matched", out.matched.len());
+    Ok(())
 }

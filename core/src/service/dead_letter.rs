@@ -127,33 +127,46 @@ pub async fn dead_letter_as<P: Platform>(
     }
     let archive = archive_doc(db, &job, now, reason, message).await?;
     put_archive(deps, &key, &archive).await?;
-    // A job retried and dead again within the hour is archived, not alerted.
+    let alerted_now = alert_once(deps, &job, &key, now).await?;
+    Ok(DeadOutcome::Dead {
+        archive_key: key,
+        alerted_now,
+    })
+}
+
+/// Alerts a dead job's death, unless one went out for it within the hour
+/// (a job retried and dead again is archived, not alerted again); says
+/// whether it sent one.
+async fn alert_once<P: Platform>(
+    deps: &Deps<'_, P>,
+    job: &Job,
+    key: &str,
+    now: EpochMs,
+) -> Result<bool, Error> {
+    let (db, id) = (deps.db, &job.id);
     if job
         .last_alert_at
         .is_some_and(|t| now - t < ALERT_SPACING_MS)
     {
         db.execute(&store::mark_alert_spared(id, now)).await?;
-        (deps.log)(
-            &json!({"event": "alert_spared", "job_id": id, "archive": key,
-            "why": "an alert for this job was sent within the hour"})
-            .to_string(),
-        );
-        return Ok(DeadOutcome::Dead {
-            archive_key: key,
-            alerted_now: false,
-        });
+        let line = json!({"event": "alert_spared", "job_id": id, "archive": key,
+            "why": "an alert for this job was sent within the hour"});
+        (deps.log)(&line.to_string());
+        return Ok(false);
     }
-    let alerted_now = match send_alert(deps, &key, &alert_payload(deps, &job, &key)).await? {
-        Alert::Sent => db.execute(&store::mark_alerted(id, clock.now_ms())).await? > 0,
-        Alert::Refused(why) => {
-            db.execute(&store::mark_alert_refused(id, &why)).await?;
-            false
-        }
-    };
-    Ok(DeadOutcome::Dead {
-        archive_key: key,
-        alerted_now,
-    })
+    Ok(
+        match send_alert(deps, key, &alert_payload(deps, job, key)).await? {
+            Alert::Sent => {
+                db.execute(&store::mark_alerted(id, deps.clock.now_ms()))
+                    .await?
+                    > 0
+            }
+            Alert::Refused(why) => {
+                db.execute(&store::mark_alert_refused(id, &why)).await?;
+                false
+            }
+        },
+    )
 }
 
 /// A dead job's archive: the row, its status changes, the message that

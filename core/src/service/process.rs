@@ -222,7 +222,10 @@ async fn handle_one<P: Platform>(
             let now = deps.clock.now_ms();
             let restart = store::restart_wait_clock(&msg.job_id, now);
             if let Err(e) = deps.db.execute(&restart).await {
-                (deps.log)(&format!("could not restart the wait clock of {}: {e}", msg.job_id));
+                (deps.log)(&format!(
+                    "could not restart the wait clock of {}: {e}",
+                    msg.job_id
+                ));
             }
             let until = now + i64::from(operate::PAUSE_RECHECK_SECONDS) * 1000;
             let why = format!("site {} paused by an operator: {}", p.site, p.reason);
