@@ -123,6 +123,9 @@ tsp_up() {
     echo "CORS_ALLOWED_ORIGINS=https://app.example"
     echo "ACE_API_TOKEN=dev-token"
     echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
+    # Callbacks to the simulator's receiver (an http origin, listed as such).
+    echo "CALLBACK_ALLOWED_ORIGINS=$TSP_SIM_URL"
+    echo "CALLBACK_SIGNING_KEY=local-callback-key"
     echo "PUBLIC_BASE_URL=$TSP_URL"
     printf '%s\n' "${TSP_VARS:-}"
   } > "$TSP_STATE/.dev.vars"

@@ -107,6 +107,11 @@ pub struct RangeSubmission {
     /// `UPSTREAM_PLAN`). The result does not depend on it.
     #[serde(default)]
     pub plan: Option<PlanChoice>,
+    /// Where to POST the job view, signed, when the job ends: `https`, its
+    /// origin on the deployment's `CALLBACK_ALLOWED_ORIGINS`.
+    #[serde(default)]
+    #[schema(max_length = 2048, example = "https://hooks.example.com/tsp")]
+    pub callback_url: Option<String>,
 }
 
 /// A submission with `days`.
@@ -130,6 +135,11 @@ pub struct DaysSubmission {
     /// `UPSTREAM_PLAN`). The result does not depend on it.
     #[serde(default)]
     pub plan: Option<PlanChoice>,
+    /// Where to POST the job view, signed, when the job ends: `https`, its
+    /// origin on the deployment's `CALLBACK_ALLOWED_ORIGINS`.
+    #[serde(default)]
+    #[schema(max_length = 2048, example = "https://hooks.example.com/tsp")]
+    pub callback_url: Option<String>,
 }
 
 /// A job's progress.
@@ -148,6 +158,23 @@ pub struct Progress {
     /// `chunks_done / chunks_total`, in percent, one decimal.
     #[schema(minimum = 0, maximum = 100)]
     pub percent: f64,
+}
+
+/// A job's callback: where it goes, and how its delivery stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallbackStatus {
+    /// The URL the job view is POSTed to when the job ends.
+    pub url: String,
+    /// `pending` (due, or being retried), `sent`, or `failed` (refused with
+    /// a 4xx, or its tries spent); null until the job ends.
+    #[schema(required = true)]
+    pub state: Option<String>,
+    /// Deliveries tried for the current end state.
+    #[schema(minimum = 0)]
+    pub attempts: i64,
+    /// Why the last try failed.
+    #[schema(required = true)]
+    pub error: Option<String>,
 }
 
 /// Where a completed job's result is.
@@ -309,6 +336,10 @@ pub struct JobView {
     #[serde(default)]
     #[schema(value_type = Option<Vec<PointName>>, required = true)]
     pub points_without_data: Option<Vec<String>>,
+    /// Its callback, if the request gave one.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub callback: Option<CallbackStatus>,
 }
 
 /// A job's use of the upstream.
@@ -921,6 +952,7 @@ mod tests {
             },
             store: StoreUse::default(),
             points_without_data: None,
+            callback: None,
         };
         let v = serde_json::to_value(SubmittedJob {
             job: view,

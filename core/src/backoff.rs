@@ -3,10 +3,10 @@
 //! failing together do not retry together), and it never undercuts the
 //! failing side's `Retry-After`.
 //!
-//! Three retries use it: a queue message's redelivery
+//! Four retries use it: a queue message's redelivery
 //! ([`Backoff::REDELIVERY`], through [`crate::error::Disposition`]), an
-//! upstream request retried in place ([`Backoff::UPSTREAM`]) and the alert
-//! webhook ([`Backoff::ALERT`]).
+//! upstream request retried in place ([`Backoff::UPSTREAM`]), the alert
+//! webhook ([`Backoff::ALERT`]) and a job's callback ([`Backoff::CALLBACK`]).
 
 /// Capped exponential backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,8 @@ impl Backoff {
     pub const UPSTREAM: Backoff = Backoff::new(400, 12_800);
     /// The alert webhook: 500 ms, 1 s, … 4 s.
     pub const ALERT: Backoff = Backoff::new(500, 4_000);
+    /// A job's callback: 30 s, 1 min, … capped at 1 h.
+    pub const CALLBACK: Backoff = Backoff::new(30_000, 3_600_000);
 
     /// A policy that waits `first_ms` before the first retry.
     pub const fn new(first_ms: u64, cap_ms: u64) -> Self {

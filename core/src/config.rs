@@ -83,6 +83,9 @@ pub const SETTINGS: &[Setting] = &[
     var("SINGLE_PUT_MAX_BYTES", "16777216", "results up to this size (16 MiB) are written with one PUT; larger ones with a multipart upload"),
     var("MULTIPART_PART_BYTES", "8388608", "multipart part size (8 MiB; at least 5 MiB; every part but the last is exactly this size, as R2 requires, raised if the result would need over 10,000 parts)"),
     var("PARQUET_RESULTS", "1", "1: each window also writes its rows as a Parquet part and finalize splices the parts into `result.parquet` beside the object (zstd, one row group per point and window, statistics and page indexes); 0: the object only"),
+    var("CALLBACK_ALLOWED_ORIGINS", "", "origins (comma separated, `https://host[:port]`) a job's `callback_url` may point at; empty: callbacks are off and a `callback_url` gets 422. An `http://` origin is allowed only when listed as such (local testing)"),
+    var("CALLBACK_TIMEOUT_MS", "5000", "timeout per callback attempt"),
+    secret("CALLBACK_SIGNING_KEY", "the key of each callback's `X-Signature: sha256=<hex HMAC-SHA256 of the body>`; a callback due without it fails (recorded in the job view)"),
     secret("ALERT_WEBHOOK_URL", "Slack-style incoming webhook for dead-letter and circuit alerts; unset means the alert is only logged. A 4xx from it is a permanent alert failure, counted in stats"),
     var("ALERT_TIMEOUT_MS", "5000", "timeout per alert attempt"),
     var("PUBLIC_BASE_URL", "", "prefix of the status link in alerts"),
@@ -198,6 +201,12 @@ pub struct Config {
     pub multipart_part_bytes: u64,
     /// `PARQUET_RESULTS`: whether results are written as Parquet too.
     pub parquet_results: bool,
+    /// `CALLBACK_ALLOWED_ORIGINS`: where callbacks may go (empty: off).
+    pub callback_allowed_origins: String,
+    /// `CALLBACK_TIMEOUT_MS`: timeout of each callback attempt.
+    pub callback_timeout_ms: u64,
+    /// `CALLBACK_SIGNING_KEY` (secret): signs each callback's body.
+    pub callback_signing_key: Option<SecretString>,
     /// `ALERT_WEBHOOK_URL` (secret): dead-letter alerts go here; unset means log only.
     pub alert_webhook_url: Option<SecretString>,
     /// `ALERT_TIMEOUT_MS`: timeout of each alert attempt.
@@ -307,6 +316,11 @@ impl Config {
             multipart_part_bytes: num(get, "MULTIPART_PART_BYTES", d.multipart_part_bytes)?
                 .max(5 << 20),
             parquet_results: num::<u8>(get, "PARQUET_RESULTS", 1)? != 0,
+            callback_allowed_origins: get("CALLBACK_ALLOWED_ORIGINS").unwrap_or_default(),
+            callback_timeout_ms: num(get, "CALLBACK_TIMEOUT_MS", d.callback_timeout_ms)?,
+            callback_signing_key: get("CALLBACK_SIGNING_KEY")
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
             alert_webhook_url: get("ALERT_WEBHOOK_URL")
                 .filter(|s| !s.is_empty())
                 .map(SecretString::from),
@@ -370,6 +384,9 @@ impl Default for Config {
             single_put_max_bytes: 16 << 20,
             multipart_part_bytes: 8 << 20,
             parquet_results: true,
+            callback_allowed_origins: String::new(),
+            callback_timeout_ms: 5_000,
+            callback_signing_key: None,
             alert_webhook_url: None,
             alert_timeout_ms: 5_000,
             public_base_url: String::new(),

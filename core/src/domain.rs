@@ -63,6 +63,8 @@ struct RawJobRequest {
     force: bool,
     #[serde(default)]
     plan: Option<PlanChoice>,
+    #[serde(default)]
+    callback_url: Option<String>,
 }
 
 /// A validated job submission.
@@ -79,6 +81,42 @@ pub struct JobRequest {
     /// How to fetch, if the request says (not part of the fingerprint: the
     /// result does not depend on it).
     pub plan: Option<PlanChoice>,
+    /// Where to POST the job view when it ends, as given (checked against
+    /// the deployment's allow-list by [`check_callback_url`]; not part of
+    /// the fingerprint).
+    pub callback_url: Option<String>,
+}
+
+/// Longest callback URL.
+pub const MAX_CALLBACK_URL: usize = 2048;
+
+/// Checks a callback URL: `https`, no credentials, its origin (scheme,
+/// host, port) in `allowed` (comma separated). An `http` origin passes
+/// only when listed as such (local testing). Returns the URL normalised.
+pub fn check_callback_url(raw: &str, allowed: &str) -> Result<String, ValidationError> {
+    let bad = |m: &str| ValidationError::single("callback_url", m);
+    if allowed.trim().is_empty() {
+        return Err(bad("callbacks are not enabled on this deployment"));
+    }
+    if raw.len() > MAX_CALLBACK_URL {
+        return Err(bad("must be at most 2048 bytes"));
+    }
+    let url = url::Url::parse(raw).map_err(|_| bad("must be an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    let origin = url.origin().ascii_serialization();
+    let listed = allowed
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .any(|o| o == origin);
+    match (url.scheme(), listed) {
+        (_, false) => Err(bad(
+            "its host is not on this deployment's callback allow-list",
+        )),
+        ("https", true) | ("http", true) => Ok(url.to_string()),
+        _ => Err(bad("must be https")),
+    }
 }
 
 impl JobRequest {
@@ -142,6 +180,7 @@ impl JobRequest {
                 range,
                 force: raw.force,
                 plan: raw.plan,
+                callback_url: raw.callback_url.clone(),
             }),
             _ => Err(ValidationError { errors }),
         }
@@ -187,6 +226,32 @@ mod tests {
 
     fn parse(body: &str) -> Result<JobRequest, ValidationError> {
         JobRequest::parse(body.as_bytes(), NOW, 100)
+    }
+
+    #[test]
+    fn a_callback_must_be_an_allowed_https_origin() {
+        let allowed = "https://hooks.example.com, http://127.0.0.1:9100";
+        let ok = check_callback_url("https://hooks.example.com/a/b?x=1", allowed).unwrap();
+        assert_eq!(ok, "https://hooks.example.com/a/b?x=1");
+        assert!(
+            check_callback_url("http://127.0.0.1:9100/cb", allowed).is_ok(),
+            "listed as http"
+        );
+        for bad in [
+            "http://hooks.example.com/a",
+            "https://evil.example.com/a",
+            "https://hooks.example.com:8443/a",
+            "https://user:pw@hooks.example.com/a",
+            "ftp://hooks.example.com/a",
+            "hooks.example.com/a",
+        ] {
+            let e = check_callback_url(bad, allowed).unwrap_err();
+            assert_eq!(e.errors[0].field, "callback_url", "{bad}");
+        }
+        assert!(
+            check_callback_url("https://hooks.example.com/", "").is_err(),
+            "off"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::api::{
-    JobView, ParquetLink, Progress, ResultContentType, ResultEncoding, ResultLink, StoreUse,
-    UpstreamUse, Waiting,
+    CallbackStatus, JobView, ParquetLink, Progress, ResultContentType, ResultEncoding, ResultLink,
+    StoreUse, UpstreamUse, Waiting,
 };
 use crate::domain::{format_rfc3339, EpochMs, JobId, PointName, Site};
 
@@ -35,6 +35,8 @@ pub struct NewJob<'a> {
     pub plan_requested: crate::domain::PlanChoice,
     /// Bypass the settled-sample store, and refresh it.
     pub force: bool,
+    /// Where its view is POSTed when it ends (checked).
+    pub callback_url: Option<&'a str>,
     /// Now.
     pub now: EpochMs,
 }
@@ -117,6 +119,21 @@ pub struct Job {
     /// The dead-letter alert went out at.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub alerted_at: Option<EpochMs>,
+    /// Where its view is POSTed when it ends.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// `pending`, `sent` or `failed`; none until it ends.
+    #[serde(default)]
+    pub callback_state: Option<String>,
+    /// Deliveries tried for its current end state.
+    #[serde(default, deserialize_with = "de::int_or_zero")]
+    pub callback_attempts: i64,
+    /// When the next delivery is due.
+    #[serde(default, deserialize_with = "de::opt_int")]
+    pub callback_next_at: Option<EpochMs>,
+    /// Why the last delivery failed.
+    #[serde(default)]
+    pub callback_error: Option<String>,
     /// When a window of it last committed.
     #[serde(default, deserialize_with = "de::opt_int")]
     pub progress_at: Option<EpochMs>,
@@ -222,6 +239,11 @@ impl Job {
             alerted_at: None,
             last_alert_at: None,
             progress_at: None,
+            callback_url: new.callback_url.map(str::to_owned),
+            callback_state: None,
+            callback_attempts: 0,
+            callback_next_at: None,
+            callback_error: None,
             stalls: 0,
             next_attempt_at: None,
             alert_error: None,
@@ -316,6 +338,12 @@ impl Job {
                 windows: job.sources.store_windows,
             },
             points_without_data: job.points_without_data.as_deref().map(names),
+            callback: job.callback_url.as_ref().map(|url| CallbackStatus {
+                url: url.clone(),
+                state: job.callback_state.clone(),
+                attempts: job.callback_attempts,
+                error: job.callback_error.clone(),
+            }),
         }
     }
 }

@@ -75,8 +75,9 @@ pub use crate::job::NewJob;
 pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
     stmt(
         "INSERT INTO queue_jobs (id, owner, site, points, start_ms, end_ms, fingerprint, status, \
-         chunks_total, created_at, updated_at, live_key, window_days, plan_requested, force) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7, ?14, ?15, ?16 \
+         chunks_total, created_at, updated_at, live_key, window_days, plan_requested, force, \
+         callback_url) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?7, ?14, ?15, ?16, ?17 \
          WHERE (?10 <= 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM queue_jobs WHERE owner = ?2 \
          AND status IN ('queued', 'processing', 'failed') LIMIT ?10)) < ?10) \
          AND (?11 <= 0 OR COALESCE((SELECT chunks FROM owner_usage WHERE owner = ?2 AND day = ?12), 0) \
@@ -99,6 +100,7 @@ pub fn insert_job(j: &NewJob<'_>, max_active: i64, quota: Quota) -> Statement {
             i64::from(j.window_days).into(),
             j.plan_requested.as_str().into(),
             i64::from(j.force).into(),
+            j.callback_url.into(),
         ],
     )
 }
@@ -1197,5 +1199,52 @@ pub fn restart_wait_clock(id: &JobId, now: EpochMs) -> Statement {
     stmt(
         "UPDATE queue_jobs SET progress_at = ?1 WHERE id = ?2 AND status IN ('queued', 'failed')",
         vec![now.into(), id.as_str().into()],
+    )
+}
+
+/// Jobs whose callback is due at `now`, oldest first (at most `limit`).
+pub fn select_due_callbacks(now: EpochMs, limit: i64) -> Statement {
+    stmt(
+        "SELECT * FROM queue_jobs WHERE callback_state = 'pending' AND callback_next_at <= ?1 \
+         ORDER BY callback_next_at LIMIT ?2",
+        vec![now.into(), limit.into()],
+    )
+}
+
+/// Takes a due callback for one delivery: compare-and-set on its due time,
+/// moved `hold_ms` on, so two senders never send it at once. 0 rows: not
+/// due, or someone else took it.
+pub fn take_callback(id: &JobId, due: EpochMs, now: EpochMs, hold_ms: i64) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET callback_next_at = ?3 \
+         WHERE id = ?1 AND callback_state = 'pending' AND callback_next_at = ?2 \
+         AND callback_next_at <= ?4",
+        vec![
+            id.as_str().into(),
+            due.into(),
+            (now + hold_ms).into(),
+            now.into(),
+        ],
+    )
+}
+
+/// Records a callback delivery: `sent`, `failed` for good, or `pending`
+/// again at `next_at` after a transient failure.
+pub fn callback_outcome(
+    id: &JobId,
+    state: &str,
+    next_at: Option<EpochMs>,
+    error: Option<&str>,
+) -> Statement {
+    stmt(
+        "UPDATE queue_jobs SET callback_state = ?2, callback_next_at = ?3, callback_error = ?4, \
+         callback_attempts = callback_attempts + 1 \
+         WHERE id = ?1 AND callback_state = 'pending'",
+        vec![
+            id.as_str().into(),
+            state.into(),
+            next_at.into(),
+            error.into(),
+        ],
     )
 }

@@ -111,6 +111,8 @@ struct Shared {
     drops: AtomicU64,
     slow_responses: AtomicU64,
     alerts: Mutex<Vec<Value>>,
+    /// Job callbacks received: their signature, idempotency key and raw body.
+    callbacks: Mutex<Vec<Value>>,
     alert_fail_next: AtomicU64,
     /// Site → alert POSTs about it still to fail.
     alert_fail_sites: Mutex<HashMap<String, u64>>,
@@ -226,6 +228,7 @@ pub fn router(cfg: SimConfig) -> Router {
         drops: AtomicU64::new(0),
         slow_responses: AtomicU64::new(0),
         alerts: Mutex::new(Vec::new()),
+        callbacks: Mutex::new(Vec::new()),
         alert_fail_sites: Mutex::new(HashMap::new()),
         alert_fail_next: AtomicU64::new(0),
     });
@@ -240,6 +243,7 @@ pub fn router(cfg: SimConfig) -> Router {
         .route("/faults", get(get_faults))
         .route("/faults/outage", post(set_outage))
         .route("/alerts", get(list_alerts).post(post_alert))
+        .route("/callbacks", get(list_callbacks).post(post_callback))
         .route("/alerts/fail-next", post(fail_next))
         .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(state.clone(), latency))
@@ -870,6 +874,29 @@ async fn post_alert(State(s): State<AppState>, body: Bytes) -> Response {
     }
     lock(&s.alerts).push(value);
     json_response(StatusCode::OK, json!({ "ok": true }).to_string())
+}
+
+/// A job callback's receiver (the pipeline's `callback_url` in tests):
+/// keeps the signature, the idempotency key and the body exactly as sent.
+async fn post_callback(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let h = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    lock(&s.callbacks).push(json!({
+        "signature": h("x-signature"),
+        "idempotency_key": h("idempotency-key"),
+        "body": String::from_utf8_lossy(&body),
+    }));
+    json_response(StatusCode::OK, json!({ "ok": true }).to_string())
+}
+
+async fn list_callbacks(State(s): State<AppState>) -> Response {
+    let body = Value::Array(lock(&s.callbacks).clone()).to_string();
+    json_response(StatusCode::OK, body)
 }
 
 async fn list_alerts(State(s): State<AppState>) -> Response {

@@ -40,6 +40,7 @@ async fn held_job_of<D: SqlDb>(db: &D, id: &JobId, token: &str, points_json: &st
         window_days: 31,
         plan_requested: PlanChoice::Auto,
         force: false,
+        callback_url: None,
         now: NOW,
     };
     assert_eq!(

@@ -136,3 +136,54 @@ async fn e2e_operate_a_bulk_retry_revives_exactly_the_listed_jobs() {
     let (_, other) = s.get(&s.token, &format!("/v1/jobs/{}", ids[2])).await;
     assert_eq!(other["attempts"], 1, "not listed, not retried: {other}");
 }
+
+/// HMAC-SHA256 of `body` under the stack's `CALLBACK_SIGNING_KEY`, as the
+/// README tells a receiver to check it.
+fn expected_signature(body: &[u8]) -> String {
+    tsp_core::service::callback::signature(b"local-callback-key", body)
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_operate_a_callback_arrives_signed_and_a_host_off_the_list_is_refused() {
+    let s = stack();
+    let site = "e2e-callback";
+    let mut body = json!({"site": site, "points": ace_sim::default_points(site, 1),
+        "start": "2025-04-01T00:00:00Z", "end": "2025-04-02T00:00:00Z",
+        "callback_url": "https://evil.example.com/hook"});
+    let (status, problem) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "callback_url");
+    body["callback_url"] = format!("{}/callbacks", s.sim).into();
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    let view = s.wait(&id, 120, |j| j["callback"]["state"] == "sent").await;
+    assert_eq!(view["status"], "completed");
+    let got: Vec<Value> = reqwest::get(format!("{}/callbacks", s.sim))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mine: Vec<&Value> = got
+        .iter()
+        .filter(|c| c["body"].as_str().unwrap_or("").contains(&id))
+        .collect();
+    assert_eq!(mine.len(), 1, "{got:?}");
+    let raw = mine[0]["body"].as_str().unwrap();
+    assert_eq!(
+        mine[0]["signature"],
+        expected_signature(raw.as_bytes()).as_str(),
+        "it verifies"
+    );
+    let sent: Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(
+        (sent["job_id"].as_str(), sent["status"].as_str()),
+        (Some(id.as_str()), Some("completed"))
+    );
+    assert!(mine[0]["idempotency_key"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{id}-completed-")));
+}

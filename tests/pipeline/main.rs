@@ -21,6 +21,7 @@ mod e2e_store;
 mod e2e_upstream;
 mod faults;
 mod native_api;
+mod native_callback;
 mod native_commit;
 mod native_faults;
 mod native_flow;

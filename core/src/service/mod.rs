@@ -4,6 +4,7 @@
 //! here, and map the result.
 
 pub mod assemble;
+pub mod callback;
 pub mod circuit;
 pub mod dead_letter;
 pub mod lease;

@@ -22,7 +22,7 @@ use crate::domain::EpochMs;
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, Platform, SqlDb};
-use crate::service::{dead_letter, settled, Deps};
+use crate::service::{callback, dead_letter, settled, Deps};
 use crate::store;
 
 /// Rows one run looks at, per selection.
@@ -55,6 +55,8 @@ pub struct Reaped {
     pub purged: u64,
     /// Sample-store entries evicted to keep it under `STORE_MAX_BYTES`.
     pub evicted: u64,
+    /// Job callbacks delivered (cancels, and retries of earlier failures).
+    pub callbacks: u64,
 }
 
 /// Runs the reaper once.
@@ -83,6 +85,13 @@ pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
         let reason = job.last_error.clone().unwrap_or_default();
         finish_dead(deps, &job, &reason, &mut out).await;
     }
+    out.callbacks = match callback::deliver_due(deps).await {
+        Ok(n) => n,
+        Err(e) => {
+            (deps.log)(&format!("reaper could not send callbacks: {e}"));
+            0
+        }
+    };
     out.purged = purge(deps, now).await?;
     out.evicted = settled::evict(deps).await?;
     if out.evicted > 0 {

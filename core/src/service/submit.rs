@@ -4,7 +4,7 @@ use crate::auth::Grant;
 use crate::chunk;
 use crate::config::Config;
 use crate::domain::DAY_MS;
-use crate::domain::{EpochMs, JobId, JobRequest, PointName};
+use crate::domain::{check_callback_url, EpochMs, JobId, JobRequest, PointName};
 use crate::error::Error;
 use crate::fingerprint::fingerprint;
 use crate::job::{Job, JobStatus};
@@ -48,7 +48,10 @@ pub async fn submit<P: Platform>(
         ..
     } = *deps;
     let now = clock.now_ms();
-    let req = JobRequest::parse(body, now, cfg.max_points)?;
+    let mut req = JobRequest::parse(body, now, cfg.max_points)?;
+    if let Some(url) = &req.callback_url {
+        req.callback_url = Some(check_callback_url(url, &cfg.callback_allowed_origins)?);
+    }
     // A site outside the token's grant is refused before anything is read.
     grant.check(req.site.as_str())?;
     let fp = fingerprint(&req);
@@ -121,6 +124,7 @@ fn new_job<'a>(
         window_days,
         plan_requested: req.plan.unwrap_or(cfg.upstream_plan),
         force: req.force,
+        callback_url: req.callback_url.as_deref(),
         now,
     }
 }
