@@ -264,7 +264,9 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
         why.contains("503") && why.contains("MAX_UPSTREAM_WAIT_MS"),
         "{job}"
     );
-    assert!(job["attempts"].as_u64().unwrap() >= 5, "{job}");
+    // Attempts: the deliveries that claimed it (waits for an open circuit,
+    // which a single failing site now opens, claim nothing).
+    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
 
     let (status, archive) = s.get(&s.token, &format!("/v1/jobs/{id}/archive")).await;
     assert_eq!(status, 200, "{archive}");
@@ -278,7 +280,7 @@ async fn e2e_an_always_failing_site_ends_failed_permanent_archived_and_alerted_o
         .unwrap_or_else(|| panic!("{key}"));
     assert!(died_ms.parse::<u64>().is_ok(), "{key}");
     assert_eq!(archive["archive"]["job"]["id"], id.as_str());
-    assert!(archive["archive"]["events"].as_array().unwrap().len() >= 5);
+    assert!(archive["archive"]["events"].as_array().unwrap().len() >= 3);
 
     // Exactly one alert reached the receiver (give a duplicate a moment).
     tokio::time::sleep(Duration::from_secs(2)).await;
