@@ -955,6 +955,14 @@ pub fn count_retry(id: &JobId, owner: &str, now: EpochMs, l: RetryLimits) -> [St
     ]
 }
 
+/// Forgets the retry counts of minutes an hour or more before `now`.
+pub fn purge_retries(now: EpochMs) -> Statement {
+    stmt(
+        "DELETE FROM owner_retries WHERE minute < ?1",
+        vec![(now.ms().div_euclid(60_000) - 60).into()],
+    )
+}
+
 /// An owner's retries in the minute of `now`.
 pub fn select_retries(owner: &str, now: EpochMs) -> Statement {
     stmt(

@@ -414,6 +414,12 @@ async fn a_retry_counts_against_the_active_limit_the_quota_and_the_minute() {
     assert!(matches!(err, Error::QuotaExceeded { .. }), "{err:?}");
     h.cfg.daily_chunk_quota = 0;
     retry(&h, &ids[2]).await.unwrap();
+    // The reaper forgets the counts of minutes an hour gone.
+    let counts = |h: &Harness| h.db.query_raw("SELECT * FROM owner_retries").unwrap().len();
+    assert!(counts(&h) > 0);
+    h.clock.set_now(t0 + 2 * 3_600_000);
+    tsp_core::service::reap::reap(&h.deps()).await.unwrap();
+    assert_eq!(counts(&h), 0);
 }
 
 #[tokio::test]

@@ -92,6 +92,9 @@ pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
             0
         }
     };
+    if let Err(e) = deps.db.execute(&store::purge_retries(now)).await {
+        (deps.log)(&format!("reaper could not purge retry counts: {e}"));
+    }
     out.purged = purge(deps, now).await?;
     out.evicted = settled::evict(deps).await?;
     if out.evicted > 0 {
