@@ -58,7 +58,7 @@ tsp_down
 # and one test takes the whole upstream down for 90 s.
 TSP_SIM_ARGS="--window-fault-rate 0.2 --fault-window-secs 5 --seed 7" \
   TSP_VARS="UPSTREAM_PAGE_SIZE=1000" tsp_up "$PWD/.state/faults"
-log "faults end to end (windowed faults, a 90 s outage, a backlog, concurrent submits)"
+log "faults end to end (windowed faults, a 30 s single-site and a 90 s outage, a backlog, concurrent submits)"
 bounded 1500 cargo test --quiet --test pipeline -- --ignored --test-threads 1 faults:: \
   || { tsp_diagnose; exit 1; }
 tsp_down
