@@ -14,14 +14,8 @@ PINS=("duckdb==1.4.4" "duckdb-ext-httpfs==1.4.4.20260205" "msgpack==1.2.4")
 : "${TSP_TOKEN:?TSP_TOKEN must hold an API token (tsp_up)}"
 : "${TSP_SIM_URL:?TSP_SIM_URL must point at the simulator (tsp_up)}"
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
-import importlib.metadata as m, sys
-sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
-PY
-  echo "[duckdb] installing ${PINS[*]} into $VENV" >&2
-  "$VENV/bin/pip" install -q "${PINS[@]}"
-fi
+source "$ROOT/scripts/venv.sh"
+pinned_venv "$VENV" duckdb "${PINS[@]}"
 HTTPFS=$("$VENV/bin/python" -c 'import pathlib, sysconfig; print(next(pathlib.Path(sysconfig.get_paths()["purelib"]).glob("duckdb_ext/extensions/v1.4.4/*/httpfs.duckdb_extension")))')
 export HTTPFS
 "$VENV/bin/python" "$ROOT/scripts/check_duckdb.py" "${1:-duckdb-check}" "${2:-62}" "${3:-10}" "${4:-0.25}"

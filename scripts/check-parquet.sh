@@ -14,14 +14,8 @@ PINS=("duckdb-cli==1.5.6" "pyarrow==26.0.1" "pandas==3.1.1" "numpy==2.4.6" "pola
 : "${TSP_TOKEN:?TSP_TOKEN must hold an API token (tsp_up)}"
 : "${TSP_SIM_URL:?TSP_SIM_URL must point at the simulator (tsp_up)}"
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
-import importlib.metadata as m, sys
-sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
-PY
-  echo "[parquet] installing ${PINS[*]} into $VENV" >&2
-  "$VENV/bin/pip" install -q "${PINS[@]}"
-fi
+source "$ROOT/scripts/venv.sh"
+pinned_venv "$VENV" parquet "${PINS[@]}"
 export PATH="$VENV/bin:$PATH"
 
 (cd "$ROOT" && cargo build -q -p tsp-cli)

@@ -17,11 +17,8 @@ VENV="$ROOT/.state/venv"
 : "${TSP_URL:?TSP_URL must point at the running Worker (tsp_up)}"
 : "${TSP_TOKEN:?TSP_TOKEN must hold an API token (tsp_up)}"
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$VERSION" ]; then
-  echo "[schemathesis] installing schemathesis $VERSION into $VENV" >&2
-  "$VENV/bin/pip" install -q "schemathesis==$VERSION"
-fi
+source "$ROOT/scripts/venv.sh"
+pinned_venv "$VENV" schemathesis "schemathesis==$VERSION"
 
 # One dead job (the simulator, like ACE, answers 403 for a site it does not
 # know, here any site named unknown*, which is permanent), so the archive,

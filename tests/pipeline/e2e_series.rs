@@ -6,6 +6,24 @@ use tsp_core::api::{Series, SeriesResolution};
 
 use crate::e2e::stack;
 
+/// A series' lowest and highest values are those of the buckets `agg`
+/// (an `/v1/aggregates` path) returns.
+async fn assert_extremes_match(s: &crate::e2e::Stack, ps: &tsp_core::api::PointSeries, agg: &str) {
+    let (_, page) = s.get(&s.token, agg).await;
+    let rows = page["rows"].as_array().unwrap();
+    let lo = rows
+        .iter()
+        .filter_map(|r| r["min"].as_f64())
+        .fold(f64::MAX, f64::min);
+    let hi = rows
+        .iter()
+        .filter_map(|r| r["max"].as_f64())
+        .fold(f64::MIN, f64::max);
+    let got_lo = ps.v.iter().copied().fold(f32::MAX, f32::min);
+    let got_hi = ps.v.iter().copied().fold(f32::MIN, f32::max);
+    assert_eq!((got_lo, got_hi), (lo as f32, hi as f32), "{}", ps.point);
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: scripts/test.sh"]
 async fn e2e_series_draws_m4_from_the_owners_buckets_as_json_and_msgpack() {
@@ -51,19 +69,7 @@ async fn e2e_series_draws_m4_from_the_owners_buckets_as_json_and_msgpack() {
             "/v1/aggregates?site={site}&point={}&resolution=1d&from=2025-03-01T00:00:00Z&to=2025-03-11T00:00:00Z",
             enc(&ps.point)
         );
-        let (_, page) = s.get(&s.token, &agg).await;
-        let rows = page["rows"].as_array().unwrap();
-        let lo = rows
-            .iter()
-            .filter_map(|r| r["min"].as_f64())
-            .fold(f64::MAX, f64::min);
-        let hi = rows
-            .iter()
-            .filter_map(|r| r["max"].as_f64())
-            .fold(f64::MIN, f64::max);
-        let got_lo = ps.v.iter().copied().fold(f32::MAX, f32::min);
-        let got_hi = ps.v.iter().copied().fold(f32::MIN, f32::max);
-        assert_eq!((got_lo, got_hi), (lo as f32, hi as f32), "{}", ps.point);
+        assert_extremes_match(&s, ps, &agg).await;
     }
     // Complete buckets: the second answer comes from the cache.
     let again = get("application/json").await.unwrap();
@@ -117,19 +123,7 @@ async fn e2e_series_a_short_range_comes_from_the_samples_by_block_range_reads() 
             "/v1/aggregates?site={site}&point={}&resolution=1h&from={from}&to={to}",
             enc(&ps.point)
         );
-        let (_, page) = s.get(&s.token, &agg).await;
-        let rows = page["rows"].as_array().unwrap();
-        let lo = rows
-            .iter()
-            .filter_map(|r| r["min"].as_f64())
-            .fold(f64::MAX, f64::min);
-        let hi = rows
-            .iter()
-            .filter_map(|r| r["max"].as_f64())
-            .fold(f64::MIN, f64::max);
-        let got_lo = ps.v.iter().copied().fold(f32::MAX, f32::min);
-        let got_hi = ps.v.iter().copied().fold(f32::MIN, f32::max);
-        assert_eq!((got_lo, got_hi), (lo as f32, hi as f32), "{}", ps.point);
+        assert_extremes_match(&s, ps, &agg).await;
         assert!(ps.t.windows(2).all(|w| w[0] <= w[1]));
     }
     let (status, problem) = s

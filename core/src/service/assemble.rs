@@ -438,6 +438,6 @@ async fn complete<P: Platform>(
         "completed",
         None,
     ));
-    crate::service::callback::deliver_now(deps, &job.id).await;
+    crate::service::callback::deliver_now(deps, job).await;
     Ok(())
 }

@@ -128,7 +128,7 @@ pub async fn dead_letter_as<P: Platform>(
     let archive = archive_doc(db, &job, now, reason, message).await?;
     put_archive(deps, &key, &archive).await?;
     let alerted_now = alert_once(deps, &job, &key, now).await?;
-    crate::service::callback::deliver_now(deps, id).await;
+    crate::service::callback::deliver_now(deps, &job).await;
     Ok(DeadOutcome::Dead {
         archive_key: key,
         alerted_now,
