@@ -125,7 +125,7 @@ done
 # Every job id a 202 returned must have its row in D1 (read once the local
 # runtime has stopped and released the database).
 tsp_down
-npx wrangler d1 execute tsp --local --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" \
+npx wrangler d1 execute tsp --local --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/producer/wrangler.toml" \
   --json --command "SELECT id FROM queue_jobs" > "$TSP_STATE/rows.json" 2>/dev/null
 python3 - "$IDS_DIR" "$TSP_STATE/rows.json" "$accepted" <<'PY'
 import glob, json, sys

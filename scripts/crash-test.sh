@@ -16,7 +16,7 @@ fail() { log "crash test FAILED: $*"; tsp_diagnose; exit 1; }
 # asked) and waits for REGEX (grep -E) in the Worker's log, which reaches the file a
 # moment after the cron's response.
 fire_cron() {
-  curl -fsS -m 30 "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
+  curl -fsS -m 30 "$TSP_DLQ_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" >/dev/null
   for _ in $(seq 50); do
     grep -qE "$1" "$state/worker.log" && return 0
     sleep 0.2

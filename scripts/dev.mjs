@@ -1,8 +1,17 @@
-// Starts the prebuilt Worker in the local Workers runtime: workerd through
-// Miniflare, with the bindings wrangler derives from our wrangler.toml
-// (`unstable_getMiniflareWorkerOptions`: D1, R2, both queue consumers with
-// their retries and DLQ, vars and .dev.vars). The persist layout is the one
+// Starts the three prebuilt Workers (producer, consumer, dead letters) in
+// one local Workers runtime: workerd through Miniflare, each with the
+// bindings wrangler derives from its own wrangler config
+// (`unstable_getMiniflareWorkerOptions`: D1, R2, queue producers and
+// consumers with their retries and DLQ, crons, vars and the .dev.vars
+// beside the config). They share state as deployed Workers do: one D1
+// database, one bucket, the queues by name. The persist layout is the one
 // `wrangler d1 migrations apply --local --persist-to DIR` writes.
+//
+// The first config is the HTTP entry point (the producer) on --port; the
+// dead-letter Worker also listens on --dlq-port, for its cron handler
+// (`/cdn-cgi/handler/scheduled`). --bindings-out FILE writes each Worker's
+// binding names (never values), queues consumed and crons, as JSON: what
+// the least-privilege test reads.
 //
 // Why not `wrangler dev` or `unstable_startWorker`: the first opens one
 // inspector socket per ~4 KB the Worker receives and dies on large upstream
@@ -23,10 +32,12 @@
 // V8 inspector listens on that port, for CPU profiles (scripts/profile.mjs).
 // Off by default (PLATFORM.md §1 on inspector sockets under large pulls).
 //
-// usage: node scripts/dev.mjs --config FILE --port P --persist DIR [--baseline] [--inspector PORT]
+// usage: node scripts/dev.mjs --config FILE [--config FILE...] --port P --persist DIR
+//          [--dlq-port P] [--bindings-out FILE] [--baseline] [--inspector PORT]
 // Prints "tsp-dev ready on http://127.0.0.1:P" when it serves.
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
+import fs from "node:fs";
 import path from "node:path";
 
 function arg(name, dflt) {
@@ -34,14 +45,27 @@ function arg(name, dflt) {
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-const configPath = path.resolve(arg("config", "wrangler.toml"));
+function args(name) {
+  return process.argv.flatMap((a, i) => (a === `--${name}` ? [process.argv[i + 1]] : []));
+}
+
+const configPaths = (args("config").length ? args("config") : ["wrangler.toml"]).map((p) => path.resolve(p));
 const port = Number(arg("port", "8787"));
+const dlqPort = arg("dlq-port");
 const persist = path.resolve(arg("persist", ".state"));
 const inspector = arg("inspector", process.env.TSP_INSPECTOR_PORT);
+const bindingsOut = arg("bindings-out");
 
-const config = unstable_readConfig({ config: configPath });
-const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
-const main = path.resolve(path.dirname(configPath), config.main);
+// One Worker per config, each with its own bindings, its module and the
+// crons it declares.
+const roles = configPaths.map((configPath) => {
+  const config = unstable_readConfig({ config: configPath });
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
+  const main = path.resolve(path.dirname(configPath), config.main);
+  const crons = config.triggers?.crons ?? [];
+  return { config, workerOptions, main, crons };
+});
+const { workerOptions } = roles[0];
 
 // The baseline does the status route's work the way a plain JS Worker
 // would: the bearer token looked up in the same API_TOKENS table (parsed
@@ -108,18 +132,31 @@ const mf = new Miniflare({
   logRequests: true,
   ...(inspector ? { inspectorPort: Number(inspector) } : {}),
   workers: [
-    {
+    ...roles.map(({ config, workerOptions, main, crons }) => ({
       ...workerOptions,
       name: config.name,
       modules: true,
       scriptPath: main,
       modulesRoot: path.dirname(main),
-    },
+      ...(crons.length && dlqPort ? { unsafeDirectSockets: [{ host: "127.0.0.1", port: Number(dlqPort) }] } : {}),
+    })),
     ...baseline,
     ...variant,
   ],
 });
 await mf.ready;
+if (bindingsOut) {
+  const report = {};
+  for (const { config, workerOptions, crons } of roles) {
+    const bindings = await mf.getBindings(config.name);
+    report[config.name] = {
+      bindings: Object.keys(bindings).sort(),
+      consumes: (Array.isArray(workerOptions.queueConsumers) ? workerOptions.queueConsumers : Object.keys(workerOptions.queueConsumers ?? {})).sort(),
+      crons,
+    };
+  }
+  fs.writeFileSync(bindingsOut, JSON.stringify(report, null, 2));
+}
 console.log(`tsp-dev ready on http://127.0.0.1:${port}`);
 
 let stopping = false;

@@ -72,7 +72,7 @@ while :; do
   # The local runtime fires crons only when asked; do what the platform's
   # every-minute trigger does, so the reaper covers anything lost.
   polls=$((${polls:-0} + 1))
-  [ $((polls % 30)) -eq 0 ] && curl -fsS -m 30 -o /dev/null "$TSP_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" || true
+  [ $((polls % 30)) -eq 0 ] && curl -fsS -m 30 -o /dev/null "$TSP_DLQ_URL/cdn-cgi/handler/scheduled?cron=*+*+*+*+*" || true
   sleep 1
 done
 printf '\n' >&2

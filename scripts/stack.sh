@@ -6,7 +6,8 @@
 #   tsp_up DIR         fresh local state in DIR, migrations, simulator, Worker
 #   tsp_down           stops what tsp_up started, by PID / process group
 #
-# After tsp_up: TSP_URL (the Worker), TSP_SIM_URL (the simulator),
+# After tsp_up: TSP_URL (the producer Worker, the API), TSP_DLQ_URL (the
+# dead-letter Worker, for its cron handler), TSP_SIM_URL (the simulator),
 # TSP_TOKEN (an API token), TSP_STATE (the state dir).
 
 TSP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +91,30 @@ wait_http() { # url seconds
   return 1
 }
 
+# tsp_role_config ROLE CONFIG: the role's wrangler config for this stack,
+# in $TSP_STATE/ROLE/: no [build] (the Workers are built once, above),
+# absolute paths, and the simulator as the upstream.
+tsp_role_config() {
+  mkdir -p "$TSP_STATE/$1"
+  sed -e '/^\[build\]/,/^$/d' \
+      -e "s|^main = .*|main = \"$TSP_STATE/build/$1/index.js\"|" \
+      -e "s|^migrations_dir = .*|migrations_dir = \"$TSP_ROOT/schema\"|" \
+      -e "s|^ACE_API_URL = .*|ACE_API_URL = \"$TSP_SIM_URL\"|" \
+      "$2" > "$TSP_STATE/$1/wrangler.toml"
+}
+
+# tsp_role_vars ROLE KEY=VALUE...: the role's .dev.vars (its secrets), with
+# the base URL and the stack's extra knobs (TSP_VARS) that every role reads.
+tsp_role_vars() {
+  local role=$1
+  shift
+  {
+    printf '%s\n' "$@"
+    echo "PUBLIC_BASE_URL=$TSP_URL"
+    printf '%s\n' "${TSP_VARS:-}"
+  } > "$TSP_STATE/$role/.dev.vars"
+}
+
 # tsp_up STATE_DIR — extra simulator flags in TSP_SIM_ARGS, extra Worker
 # vars ("KEY=VALUE" lines) in TSP_VARS. TSP_KEEP_STATE=1 keeps the D1/R2
 # state already in STATE_DIR (a restart after a crash).
@@ -99,40 +124,36 @@ tsp_up() {
     rm -rf "$TSP_STATE/persist" "$TSP_STATE/worker.log" "$TSP_STATE/sim.log"
   fi
   mkdir -p "$TSP_STATE/persist"
-  local sim_port dev_port
+  local sim_port dev_port dlq_port
   sim_port=$(free_port)
   dev_port=$(free_port)
+  dlq_port=$(free_port)
   TSP_SIM_URL="http://127.0.0.1:$sim_port"
   TSP_URL="http://127.0.0.1:$dev_port"
+  TSP_DLQ_URL="http://127.0.0.1:$dlq_port"
   TSP_TOKEN="local-dev-token"
-  export TSP_STATE TSP_SIM_URL TSP_URL TSP_TOKEN
+  export TSP_STATE TSP_SIM_URL TSP_URL TSP_DLQ_URL TSP_TOKEN
 
   # The stack runs its own copy of the build, so a rebuild elsewhere can't
   # change what it (or its restart in the crash test) serves.
   rm -rf "$TSP_STATE/build" && cp -r "$TSP_ROOT/build" "$TSP_STATE/build"
-  # A config without [build] (the Worker is built once, above), with
-  # absolute paths and the simulator as the upstream.
-  sed -e '/^\[build\]/,/^$/d' \
-      -e "s|^main = .*|main = \"$TSP_STATE/build/index.js\"|" \
-      -e "s|^migrations_dir = .*|migrations_dir = \"$TSP_ROOT/schema\"|" \
-      -e "s|^ACE_API_URL = .*|ACE_API_URL = \"$TSP_SIM_URL\"|" \
-      "$TSP_ROOT/wrangler.toml" > "$TSP_STATE/wrangler.toml"
-  {
-    echo "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted,granted-all-token=granted"
-    echo "ADMIN_TOKENS=ops-token=ops"
-    echo "CORS_ALLOWED_ORIGINS=https://app.example"
-    echo "ACE_API_TOKEN=dev-token"
-    echo "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts"
-    # Callbacks to the simulator's receiver (an http origin, listed as such).
-    echo "CALLBACK_ALLOWED_ORIGINS=$TSP_SIM_URL"
-    echo "CALLBACK_SIGNING_KEY=local-callback-key"
-    echo "PUBLIC_BASE_URL=$TSP_URL"
-    printf '%s\n' "${TSP_VARS:-}"
-  } > "$TSP_STATE/.dev.vars"
+  tsp_role_config producer "$TSP_ROOT/wrangler.toml"
+  tsp_role_config consumer "$TSP_ROOT/consumer/wrangler.toml"
+  tsp_role_config dlq "$TSP_ROOT/dlq/wrangler.toml"
+  # Each Worker gets only its own secrets (least privilege, as deployed).
+  tsp_role_vars producer \
+    "API_TOKENS=$TSP_TOKEN=local,other-tenant-token=other,third-tenant-token=third,fourth-tenant-token=fourth,granted-tenant-token=granted:e2e-granted,granted-all-token=granted" \
+    "ADMIN_TOKENS=ops-token=ops" \
+    "CORS_ALLOWED_ORIGINS=https://app.example" \
+    "CALLBACK_ALLOWED_ORIGINS=$TSP_SIM_URL"
+  tsp_role_vars consumer "ACE_API_TOKEN=dev-token"
+  # Callbacks to the simulator's receiver (an http origin, listed as such).
+  tsp_role_vars dlq "ALERT_WEBHOOK_URL=$TSP_SIM_URL/alerts" \
+    "CALLBACK_SIGNING_KEY=local-callback-key"
 
   log "applying migrations to local D1 in $TSP_STATE/persist"
   (cd "$TSP_ROOT" && npx wrangler d1 migrations apply tsp --local \
-      --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/wrangler.toml" >"$TSP_STATE/migrate.log" 2>&1) \
+      --persist-to "$TSP_STATE/persist" -c "$TSP_STATE/producer/wrangler.toml" >"$TSP_STATE/migrate.log" 2>&1) \
     || { cat "$TSP_STATE/migrate.log" >&2; return 1; }
 
   log "starting the ACE simulator on $TSP_SIM_URL"
@@ -141,11 +162,13 @@ tsp_up() {
   TSP_SIM_PID=$!
   wait_http "$TSP_SIM_URL/healthz" 20 || return 1
 
-  log "starting the Worker in the local runtime on $TSP_URL"
+  log "starting the three Workers in the local runtime (the API on $TSP_URL)"
   # setsid makes node the leader of a new process group (this script has
   # no job control, so setsid execs in place and $! is that leader).
-  setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/wrangler.toml" \
-     --port "$dev_port" --persist "$TSP_STATE/persist" ${TSP_BASELINE:+--baseline} \
+  setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/producer/wrangler.toml" \
+     --config "$TSP_STATE/consumer/wrangler.toml" --config "$TSP_STATE/dlq/wrangler.toml" \
+     --port "$dev_port" --dlq-port "$dlq_port" --persist "$TSP_STATE/persist" \
+     --bindings-out "$TSP_STATE/bindings.json" ${TSP_BASELINE:+--baseline} \
      >>"$TSP_STATE/worker.log" 2>&1 &
   TSP_DEV_PID=$!
   wait_http "$TSP_URL/healthz" 60 || { tail -30 "$TSP_STATE/worker.log" >&2; return 1; }

@@ -13,9 +13,14 @@ log "native tests (cargo test --workspace)"
 cargo test --workspace --quiet
 
 tsp_build
-log "wrangler deploy --dry-run (the one deployable builds and validates)"
-npx wrangler deploy --dry-run --outdir "$PWD/.state/dry-run" >"$PWD/.state/dry-run.log" 2>&1 \
-  || { cat "$PWD/.state/dry-run.log" >&2; exit 1; }
+for role in producer consumer dlq; do
+  config=wrangler.toml
+  [ "$role" = producer ] || config="$role/wrangler.toml"
+  log "wrangler deploy --dry-run -c $config (the $role Worker builds and validates)"
+  npx wrangler deploy --dry-run -c "$config" --outdir "$PWD/.state/dry-run/$role" \
+    >"$PWD/.state/dry-run-$role.log" 2>&1 \
+    || { cat "$PWD/.state/dry-run-$role.log" >&2; exit 1; }
+done
 trap tsp_down EXIT INT TERM
 # Each step has a deadline well above its usual time (e2e ~4 min, CLI ~1,
 # Parquet ~0.5 (~1.5 with a first install), DuckDB ~0.2 (~1 with a first

@@ -42,6 +42,9 @@ pub mod names {
     pub const BUCKET: &str = "RESULTS";
     /// The jobs queue producer binding.
     pub const JOBS_QUEUE: &str = "JOBS";
+    /// The notify queue producer binding (the consumer Worker's only: it
+    /// wakes the dead-letter Worker to send the notices it handed off).
+    pub const NOTIFY_QUEUE: &str = "NOTIFY";
     /// Secret: `token=owner` pairs, comma separated.
     pub const API_TOKENS: &str = "API_TOKENS";
     /// Operators' tokens for the `/v1/admin/` routes (`token=operator,…`).
@@ -138,11 +141,23 @@ impl Bindings {
             db: TimedDb::new(D1Db(d1, Default::default()), JsClock, ms),
             blobs: TimedBlobs::new(R2Blobs(bucket.clone()), JsClock, ms),
             bucket,
-            queue: TimedQueue::new(CfQueue(queue), JsClock, ms),
+            queue: TimedQueue::new(
+                CfQueue(queue, env.queue(names::NOTIFY_QUEUE).ok()),
+                JsClock,
+                ms,
+            ),
             http: FetchHttp,
             clock: JsClock,
             cfg,
         })
+    }
+
+    /// These bindings in a Worker that holds no webhook URL and no signing
+    /// key (the consumer): its notices are handed off to the dead-letter
+    /// Worker.
+    pub fn handing_off_notices(mut self) -> Self {
+        self.cfg.notices = tsp_core::config::Notices::HandOff;
+        self
     }
 
     /// The service dependencies, logging to `log`.
@@ -441,10 +456,20 @@ impl BlobStore for R2Blobs {
     }
 }
 
-/// The jobs queue as a [`JobQueue`].
-pub struct CfQueue(pub worker::Queue);
+/// The jobs queue as a [`JobQueue`], with the notify queue when this
+/// Worker has it (the consumer).
+pub struct CfQueue(pub worker::Queue, pub Option<worker::Queue>);
 
 impl JobQueue for CfQueue {
+    async fn nudge(&self) -> Result<(), Error> {
+        let Some(q) = &self.1 else {
+            return Ok(());
+        };
+        q.send(serde_json::json!({ "notices": true }))
+            .await
+            .map_err(|e| Error::Queue(e.to_string()))
+    }
+
     async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error> {
         let m = worker::MessageBuilder::new(msg.clone())
             .delay_seconds(delay_seconds)

@@ -349,6 +349,11 @@ impl<Q: JobQueue> JobQueue for Metered<'_, Q> {
         self.budget.charge_subrequest();
         self.inner.send(msg, delay_seconds).await
     }
+
+    async fn nudge(&self) -> Result<(), Error> {
+        self.budget.charge_subrequest();
+        self.inner.nudge().await
+    }
 }
 
 #[cfg(test)]

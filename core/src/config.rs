@@ -220,6 +220,21 @@ pub struct Config {
     /// ones once alerted) are purged from D1, with their events and
     /// checkpoints, this long after they finished; 0 keeps them forever.
     pub job_retention_ms: i64,
+    /// Who sends this Worker's notices (alerts, callbacks): not a var but
+    /// its role. The consumer Worker holds no webhook URL and no signing
+    /// key, so it hands them off to the dead-letter Worker.
+    pub notices: Notices,
+}
+
+/// How a Worker's notices (operator alerts, job callbacks) go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Notices {
+    /// Sent from here (the dead-letter Worker; the native harness).
+    #[default]
+    Send,
+    /// Written to D1's `notices` outbox (callbacks are due in the job
+    /// row already) and the dead-letter Worker nudged to send them.
+    HandOff,
 }
 
 /// A number setting: `default` when unset or blank.
@@ -392,6 +407,7 @@ impl Default for Config {
             public_base_url: String::new(),
             cors_allowed_origins: String::new(),
             job_retention_ms: 90 * 86_400_000,
+            notices: Notices::Send,
         }
     }
 }

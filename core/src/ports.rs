@@ -164,10 +164,15 @@ pub struct JobMessage {
     pub hop: u32,
 }
 
-/// The jobs queue.
+/// The jobs queue, and the nudge that wakes the dead-letter Worker.
 pub trait JobQueue {
     /// Sends a message, visible after `delay_seconds`.
     async fn send(&self, msg: &JobMessage, delay_seconds: u32) -> Result<(), Error>;
+
+    /// Tells the dead-letter Worker that notices wait in D1 (the notify
+    /// queue). A Worker without that queue does nothing: the reaper's
+    /// minute run delivers them anyway.
+    async fn nudge(&self) -> Result<(), Error>;
 }
 
 /// An outbound HTTP request.

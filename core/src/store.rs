@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Row, SqlDb, SqlValue, Statement};
 
+pub mod notices;
 pub mod series;
 pub mod settled;
 
@@ -779,7 +780,10 @@ pub fn select_overdue(now: EpochMs, grace: i64, backlog: i64, limit: i64) -> Sta
 pub fn select_unalerted(idle_before: EpochMs, limit: i64) -> Statement {
     stmt(
         "SELECT * FROM queue_jobs WHERE status = 'failed_permanent' AND alerted_at IS NULL \
-         AND alert_error IS NULL AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+         AND alert_error IS NULL AND updated_at < ?1 \
+         AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.job_id = queue_jobs.id \
+                         AND n.sent_at IS NULL AND n.error IS NULL) \
+         ORDER BY updated_at LIMIT ?2",
         vec![idle_before.into(), limit.into()],
     )
 }

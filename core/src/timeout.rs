@@ -105,6 +105,17 @@ impl<Q: JobQueue, C: Clock> JobQueue for TimedQueue<Q, C> {
             .await
             .unwrap_or_else(|| Err(Error::Queue(format!("send timed out after {} ms", self.ms))))
     }
+
+    async fn nudge(&self) -> Result<(), Error> {
+        within(&self.clock, self.ms, self.inner.nudge())
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::Queue(format!(
+                    "nudge timed out after {} ms",
+                    self.ms
+                )))
+            })
+    }
 }
 
 /// A [`BlobStore`] whose every call fails with [`StoreError::Timeout`] past

@@ -14,6 +14,55 @@ use tsp_core::backoff::Jitter;
 use tsp_core::error::Disposition;
 use tsp_core::ports::{Clock, JobMessage};
 use tsp_core::service::dead_letter::dead_letter;
+use tsp_core::service::notices;
+
+/// The longest a notify message waits to wake its handler again.
+const MAX_WAKE_SECS: i64 = 3_600;
+
+/// Handles a batch from the notify queue: the consumer handed off notices
+/// (alerts in D1's outbox, callbacks due in job rows). The messages carry
+/// nothing; one run sends everything due. While something is still
+/// pending (a send that failed and backs off), the first message comes
+/// back when it is due; the others are acked. The reaper's minute run
+/// covers a nudge that is lost.
+pub async fn handle_notify(messages: Vec<RawMessage>, b: &Bindings) {
+    let log = |line: &str| worker::console_log!("{line}");
+    let deps = b.deps(&log);
+    let (callbacks, alerts) = notices::deliver_all(&deps).await;
+    let wake = match notices::next_due(&deps).await {
+        Ok(Some(at)) => {
+            let secs = (at - deps.clock.now_ms()).max(0) / 1000;
+            Some(secs.clamp(1, MAX_WAKE_SECS) as u32)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            log(&format!(
+                "notify: next due unknown ({e}); the reaper covers it"
+            ));
+            None
+        }
+    };
+    for (i, m) in messages.iter().enumerate() {
+        let disposition = match wake {
+            Some(delay_seconds) if i == 0 => Disposition::Retry { delay_seconds },
+            _ => Disposition::Ack,
+        };
+        if let Err(e) = m.apply(disposition) {
+            worker::console_error!(
+                "could not {} notify message {}: {e:?}",
+                describe(disposition),
+                m.id
+            );
+        }
+    }
+    log(&serde_json::json!({
+        "event": "notify_batch",
+        "messages": messages.len(),
+        "callbacks_sent": callbacks,
+        "alerts_sent": alerts,
+    })
+    .to_string());
+}
 
 /// Handles a batch from the dead-letter queue.
 pub async fn handle_batch(messages: Vec<RawMessage>, b: &Bindings) {

@@ -336,6 +336,8 @@ pub struct MemQueue {
     pub sent: RefCell<Vec<(JobMessage, u32)>>,
     /// When set, `send` fails.
     pub fail: Cell<bool>,
+    /// Nudges of the dead-letter Worker (notices handed off).
+    pub nudges: Cell<u32>,
 }
 
 impl MemQueue {
@@ -351,6 +353,11 @@ impl JobQueue for MemQueue {
             return Err(Error::Queue("queue unavailable (test)".to_owned()));
         }
         self.sent.borrow_mut().push((msg.clone(), delay_seconds));
+        Ok(())
+    }
+
+    async fn nudge(&self) -> Result<(), Error> {
+        self.nudges.set(self.nudges.get() + 1);
         Ok(())
     }
 }

@@ -19,6 +19,8 @@ use crate::support::{reference_aggregates, same_value, FIVE_MIN};
 /// client (also used by `faults`).
 pub(crate) struct Stack {
     pub(crate) url: String,
+    /// The dead-letter Worker (its cron handler).
+    pub(crate) dlq: String,
     pub(crate) sim: String,
     pub(crate) token: String,
     pub(crate) http: reqwest::Client,
@@ -41,6 +43,7 @@ pub(crate) fn stack() -> Stack {
     };
     Stack {
         url: var("TSP_URL"),
+        dlq: var("TSP_DLQ_URL"),
         sim: var("TSP_SIM_URL"),
         token: var("TSP_TOKEN"),
         // No pooled connections: the local dev server closes idle ones, and a

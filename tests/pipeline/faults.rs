@@ -58,7 +58,7 @@ impl Stack {
 
     /// Fires the cron, as the platform's every-minute trigger would.
     async fn cron(&self) {
-        let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.url);
+        let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.dlq);
         let _ = self.http.get(url).send().await;
     }
 

@@ -13,6 +13,7 @@
 //!   `--ignored`.
 
 mod conformance;
+mod deploy;
 mod e2e;
 mod e2e_methods;
 mod e2e_operate;
@@ -25,6 +26,7 @@ mod native_callback;
 mod native_commit;
 mod native_faults;
 mod native_flow;
+mod native_notices;
 mod native_operate;
 mod native_parquet;
 mod native_resilience;

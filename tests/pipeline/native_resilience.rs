@@ -270,6 +270,10 @@ impl tsp_core::ports::JobQueue for HangingQueue {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         Ok(())
     }
+
+    async fn nudge(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 #[tokio::test]

@@ -1,9 +1,11 @@
 //! Results pushed: a job's `callback_url` receives its view when it ends.
 //!
 //! A trigger makes the callback due whenever the job reaches a terminal
-//! state (completed, dead, cancelled), whoever wrote the status. The
-//! consumer sends it at once after a completion or a death; the reaper
-//! sends what is due every minute (cancels, retries). Each delivery is
+//! state (completed, dead, cancelled), whoever wrote the status. After a
+//! completion or a death the consumer Worker, which holds no signing key,
+//! nudges the dead-letter Worker to send it at once ([`deliver_now`] in
+//! a Worker that holds the key sends it itself); the reaper sends what is
+//! due every minute (cancels, retries, lost nudges). Each delivery is
 //! taken by compare-and-set, so two senders never send it at once, and is
 //! at least once: a receiver deduplicates on `Idempotency-Key`
 //! (`{job}-{status}-{finished_at}`).
@@ -18,7 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::backoff::{Backoff, Jitter};
-use crate::config::ExposeSecret;
+use crate::config::{ExposeSecret, Notices};
 use crate::domain::format_rfc3339;
 use crate::error::{Error, StatusClass};
 use crate::job::Job;
@@ -62,6 +64,11 @@ pub async fn deliver_due<P: Platform>(deps: &Deps<'_, P>) -> Result<u64, Error> 
 pub async fn deliver_now<P: Platform>(deps: &Deps<'_, P>, job: &Job) {
     if job.callback_url.is_none() {
         return;
+    }
+    // No signing key here (the consumer Worker): the dead-letter Worker,
+    // nudged, sends what is due.
+    if deps.cfg.notices == Notices::HandOff {
+        return crate::service::notices::nudge(deps).await;
     }
     let id = &job.id;
     let job = match store::get_job(deps.db, store::select_job(id)).await {

@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::backoff::{Backoff, Jitter};
-use crate::config::ExposeSecret;
+use crate::config::{ExposeSecret, Notices};
 use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::error::{Error, StatusClass, UpstreamError};
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, HttpClient, HttpRequest, Platform, SqlDb};
-use crate::service::{transition_log, Deps};
+use crate::service::{notices, transition_log, Deps};
 use crate::store;
 
 /// Alert attempts per delivery.
@@ -29,11 +29,14 @@ const ALERT_TRIES: u32 = 3;
 const ALERT_SPACING_MS: i64 = 3_600_000;
 
 /// How an alert ended.
-enum Alert {
+pub(crate) enum Alert {
     /// The webhook took it (or none is configured: the log line is the alert).
     Sent,
     /// The webhook refused it with a 4xx: recorded, never retried.
     Refused(String),
+    /// Handed off to the dead-letter Worker ([`Notices::HandOff`]): it
+    /// records the outcome when it sends it.
+    HandedOff,
 }
 
 /// What the terminal path did.
@@ -156,7 +159,8 @@ async fn alert_once<P: Platform>(
         return Ok(false);
     }
     Ok(
-        match send_alert(deps, key, &alert_payload(deps, job, key)).await? {
+        match send_alert(deps, key, Some(id), &alert_payload(deps, job, key)).await? {
+            Alert::HandedOff => false,
             Alert::Sent => {
                 db.execute(&store::mark_alerted(id, deps.clock.now_ms()))
                     .await?
@@ -236,7 +240,7 @@ async fn archive_raw<P: Platform>(
         );
         let payload = json!({ "text": text, "archive_key": key, "error": reason });
         // A refused alert is final too: the marker stops its retries.
-        send_alert(deps, &key, &payload).await?;
+        send_alert(deps, &key, None, &payload).await?;
         let meta = BlobMeta {
             content_type: "text/plain".to_owned(),
             custom: vec![],
@@ -271,8 +275,8 @@ pub(crate) async fn send_operator_alert<P: Platform>(
     key: &str,
     payload: &Value,
 ) -> Result<(), Error> {
-    match send_alert(deps, key, payload).await? {
-        Alert::Sent => Ok(()),
+    match send_alert(deps, key, None, payload).await? {
+        Alert::Sent | Alert::HandedOff => Ok(()),
         Alert::Refused(why) => Err(Error::Alert(why)),
     }
 }
@@ -296,9 +300,24 @@ fn alert_request(url: &str, key: &str, payload: &Value, timeout_ms: u64) -> Http
     }
 }
 
+/// Sends an alert from here, or hands it off to the dead-letter Worker
+/// when this Worker holds no webhook ([`Notices::HandOff`]).
+async fn send_alert<P: Platform>(
+    deps: &Deps<'_, P>,
+    key: &str,
+    job: Option<&JobId>,
+    payload: &Value,
+) -> Result<Alert, Error> {
+    if deps.cfg.notices == Notices::HandOff {
+        notices::hand_off(deps, key, job, payload).await?;
+        return Ok(Alert::HandedOff);
+    }
+    post_alert(deps, key, payload).await
+}
+
 /// Posts an alert with a timeout per try and a few tries. Without a webhook
 /// configured, the alert is the log line.
-async fn send_alert<P: Platform>(
+pub(crate) async fn post_alert<P: Platform>(
     deps: &Deps<'_, P>,
     key: &str,
     payload: &Value,

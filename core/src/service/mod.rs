@@ -10,6 +10,7 @@ pub mod dead_letter;
 pub mod lease;
 pub mod manage;
 pub mod metrics;
+pub mod notices;
 pub mod operate;
 pub mod process;
 pub mod reap;

@@ -22,7 +22,7 @@ use crate::domain::EpochMs;
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{Clock, JobMessage, JobQueue, Platform, SqlDb};
-use crate::service::{callback, dead_letter, settled, Deps};
+use crate::service::{dead_letter, notices, settled, Deps};
 use crate::store;
 
 /// Rows one run looks at, per selection.
@@ -57,6 +57,8 @@ pub struct Reaped {
     pub evicted: u64,
     /// Job callbacks delivered (cancels, and retries of earlier failures).
     pub callbacks: u64,
+    /// Notices the consumer handed off, sent.
+    pub notices: u64,
 }
 
 /// Runs the reaper once.
@@ -85,13 +87,7 @@ pub async fn reap<P: Platform>(deps: &Deps<'_, P>) -> Result<Reaped, Error> {
         let reason = job.last_error.clone().unwrap_or_default();
         finish_dead(deps, &job, &reason, &mut out).await;
     }
-    out.callbacks = match callback::deliver_due(deps).await {
-        Ok(n) => n,
-        Err(e) => {
-            (deps.log)(&format!("reaper could not send callbacks: {e}"));
-            0
-        }
-    };
+    (out.callbacks, out.notices) = notices::deliver_all(deps).await;
     if let Err(e) = deps.db.execute(&store::purge_retries(now)).await {
         (deps.log)(&format!("reaper could not purge retry counts: {e}"));
     }
