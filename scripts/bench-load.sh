@@ -19,7 +19,7 @@ command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/de
 tsp_install
 tsp_build
 trap tsp_down EXIT
-# VARIANT_BUILD=DIR (a copy of another build/) runs that build beside this
+# VARIANT_BUILD=DIR (another build's build/producer/) runs that build beside this
 # one in the same runtime (dev.mjs TSP_VARIANT_MAIN), and each round also
 # measures it: an A/B of two builds under the same load.
 if [ -n "${VARIANT_BUILD:-}" ]; then

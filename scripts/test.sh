@@ -36,10 +36,14 @@ bounded 1200 cargo test --quiet --test pipeline -- --ignored --test-threads 4 e2
   || { tsp_diagnose; exit 1; }
 tsp_down
 # The site walk in pages of ten rows: every timestamp bucket of a 50-point
-# site spans pages, so ACE's cursor bug meets almost every page.
-TSP_VARS="UPSTREAM_PAGE_SIZE=10" tsp_up "$PWD/.state/paging"
-log "paging: a 50-point site walked ten rows a page (ACE's cursor bug)"
-bounded 600 cargo test --quiet --test pipeline -- --ignored paging_ \
+# site spans pages, so ACE's cursor bug meets almost every page. The same
+# small stack holds a low active-job limit for the limits test, and runs
+# the batch-fairness test while nothing else is queued (each test as its
+# own owner).
+TSP_VARS="UPSTREAM_PAGE_SIZE=10
+MAX_ACTIVE_JOBS=2" tsp_up "$PWD/.state/paging"
+log "small stack, one test at a time: a batch's fairness; a retry past MAX_ACTIVE_JOBS; a 50-point site walked ten rows a page (ACE's cursor bug)"
+bounded 600 cargo test --quiet --test pipeline -- --ignored --test-threads 1 fairness_ limits_ paging_ \
   || { tsp_diagnose; exit 1; }
 tsp_down
 # The clients' tests get a fresh stack of their own, so they neither see

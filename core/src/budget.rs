@@ -82,6 +82,8 @@ pub struct Budget {
     statements: Meter,
     subrequests: Meter,
     upstream_bytes: Cell<u64>,
+    /// The messages sharing it: each keeps its own control reserve back.
+    messages: u64,
 }
 
 /// The platform's own limits per invocation, against which usage is
@@ -148,7 +150,24 @@ impl Budget {
             statements: Meter::default(),
             subrequests: Meter::default(),
             upstream_bytes: Cell::new(0),
+            messages: 1,
         }
+    }
+
+    /// The same budget shared by `n` messages running at once: the control
+    /// reserve is kept back for each of them.
+    pub fn shared_by(mut self, n: usize) -> Self {
+        self.messages = n.max(1) as u64;
+        self
+    }
+
+    /// How many windows one message may run at once when `slots` are the
+    /// invocation's: an equal share, at least one. The messages of a batch
+    /// run together, so the invocation never holds more than `slots`
+    /// windows (memory, connections), and a message retrying a failing
+    /// site's pages holds only its own share, never another's.
+    pub fn window_share(&self, slots: usize) -> usize {
+        (slots / self.messages as usize).max(1)
     }
 
     /// What was used by `now`.
@@ -203,8 +222,8 @@ impl Budget {
     /// reserve back; `None` if it does not fit or the deadline has passed.
     pub fn reserve(&self, cost: Cost, now: EpochMs) -> Option<Reservation<'_>> {
         let keep = Cost {
-            statements: CONTROL_STATEMENTS,
-            subrequests: CONTROL_SUBREQUESTS,
+            statements: CONTROL_STATEMENTS * self.messages,
+            subrequests: CONTROL_SUBREQUESTS * self.messages,
         };
         if self.expired(now) || !self.fits(cost, keep) {
             return None;

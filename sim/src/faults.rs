@@ -101,6 +101,19 @@ pub(crate) fn slow(cfg: &SimConfig, url: &str, attempt: u64) -> Option<Duration>
     (unit(h) < cfg.rate_slow).then(|| Duration::from_millis(cfg.slow_ms))
 }
 
+/// The delay of every timeseries request for a site whose name holds
+/// `-slow<N>ms` (e.g. `cancel-slow1500ms`): `N` ms, at most a minute. A
+/// slow site without a flag, for tests that need pages to take a while.
+pub fn site_delay(site: &str) -> Option<Duration> {
+    let (_, rest) = site.split_once("-slow")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if !rest[digits.len()..].starts_with("ms") {
+        return None;
+    }
+    let ms: u64 = digits.parse().ok()?;
+    Some(Duration::from_millis(ms.min(60_000)))
+}
+
 /// Whether window `window` is faulty for `site`, and how.
 ///
 /// A pure function of (`cfg.seed`, `site`, `window`, `cfg.window_fault_rate`):
@@ -202,6 +215,22 @@ mod tests {
             ..SimConfig::default()
         };
         assert!((0..100).all(|k| decide(&all, "/z", k) == Fault::Drop));
+    }
+
+    #[test]
+    fn a_site_named_slow_delays_its_every_request() {
+        assert_eq!(
+            site_delay("cancel-slow1500ms"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(site_delay("a-slow20ms-b"), Some(Duration::from_millis(20)));
+        assert_eq!(
+            site_delay("a-slow99999999ms"),
+            Some(Duration::from_secs(60))
+        );
+        for plain in ["slow", "a-slow", "a-slowms", "a-slow15", "a-slow15s"] {
+            assert_eq!(site_delay(plain), None, "{plain}");
+        }
     }
 
     #[test]

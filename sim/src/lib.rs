@@ -63,6 +63,8 @@
 //!   attempt number) cut into exclusive bands in that order. A *drop* sends
 //!   the status, a `Content-Length` for the whole page, half of it, then
 //!   aborts the connection.
+//! - **Slow sites**: every timeseries request for a site whose name holds
+//!   `-slow<N>ms` waits `N` ms (`faults::site_delay`).
 //! - **Slow pages** (`rate_slow`, `slow_ms`): a second, independent draw of
 //!   the same inputs delays the answer by `slow_ms` (on top of `latency_ms`,
 //!   which applies to every response).

@@ -364,6 +364,9 @@ async fn admit(
         s.slow_responses.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(delay).await;
     }
+    if let Some(delay) = site.and_then(faults::site_delay) {
+        tokio::time::sleep(delay).await;
+    }
     let now = SystemTime::now();
     if epoch_ms(now) < s.outage_until_ms.load(Ordering::SeqCst) {
         s.outage_rejections.fetch_add(1, Ordering::Relaxed);

@@ -112,9 +112,20 @@ impl Stack {
 
     /// Polls a job until `done` says so; fails after `secs`.
     pub(crate) async fn wait(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        self.wait_as(&self.token, id, secs, done).await
+    }
+
+    /// [`Stack::wait`] as the owner of `token`.
+    pub(crate) async fn wait_as(
+        &self,
+        token: &str,
+        id: &str,
+        secs: u64,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let t0 = Instant::now();
         loop {
-            let (status, job) = self.get(&self.token, &format!("/v1/jobs/{id}")).await;
+            let (status, job) = self.get(token, &format!("/v1/jobs/{id}")).await;
             assert_eq!(status, 200, "{job}");
             if done(&job) {
                 return job;

@@ -15,13 +15,16 @@
 mod conformance;
 mod deploy;
 mod e2e;
+mod e2e_adversary;
 mod e2e_methods;
 mod e2e_operate;
 mod e2e_series;
 mod e2e_store;
 mod e2e_upstream;
 mod faults;
+mod limits;
 mod native_api;
+mod native_batch;
 mod native_callback;
 mod native_commit;
 mod native_faults;

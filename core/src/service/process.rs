@@ -16,7 +16,11 @@
 //!
 //! **Budgets.** One [`Budget`] per invocation is shared by every message of
 //! the batch ([`handle_batch`]); a message that finds it spent is sent
-//! again as it is ("deferred") for a fresh invocation.
+//! again as it is ("deferred") for a fresh invocation. The messages run
+//! together, each with an equal share of the invocation's window slots
+//! ([`Budget::window_share`]) and its own control reserve, so one site's
+//! retries never delay another's message, and memory and connections stay
+//! those of `UPSTREAM_CONCURRENCY` windows.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -127,12 +131,14 @@ type MeteredPorts<'b, P> = Ports<
     <P as Platform>::Clock,
 >;
 
-/// Handles the messages of one invocation under one shared [`Budget`].
+/// Handles the messages of one invocation under one shared [`Budget`],
+/// all at once; the results are in message order.
 pub async fn handle_batch<P: Platform>(
     deps: &Deps<'_, P>,
     messages: &[(JobMessage, u32)],
 ) -> BatchReport {
-    let budget = Budget::new(Limits::from_config(deps.cfg), deps.clock.now_ms());
+    let budget =
+        Budget::new(Limits::from_config(deps.cfg), deps.clock.now_ms()).shared_by(messages.len());
     let (db, blobs) = (
         Metered::new(deps.db, &budget),
         Metered::new(deps.blobs, &budget),
@@ -150,10 +156,12 @@ pub async fn handle_batch<P: Platform>(
         cfg: deps.cfg,
         log: deps.log,
     };
-    let mut handled = Vec::with_capacity(messages.len());
-    for (msg, attempt) in messages {
-        handled.push(handle_one(&metered, &budget, msg, *attempt).await);
-    }
+    // The messages run together: one site's waits (in-place page retries,
+    // a slow upstream) never hold back another's message.
+    let runs = messages
+        .iter()
+        .map(|(msg, attempt)| handle_one(&metered, &budget, msg, *attempt));
+    let handled = futures::future::join_all(runs).await;
     let usage = budget.usage(deps.clock.now_ms(), 0);
     for w in usage.warnings() {
         (deps.log)(
@@ -961,7 +969,7 @@ async fn run_chunks<P: Platform>(
                     r.map(|(d, _)| d)
                 }
             })
-            .buffer_unordered(deps.cfg.upstream_concurrency.clamp(1, 6));
+            .buffer_unordered(budget.window_share(deps.cfg.upstream_concurrency.clamp(1, 6)));
         collect(&mut runs, &failed, &mut out).await;
     }
     out.started = started.get();

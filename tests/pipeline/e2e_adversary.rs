@@ -1,0 +1,178 @@
+//! The adversary's findings (issue 22), end to end in the local runtime: a
+//! cancel stops the holder within one page, and one failing site's message
+//! does not hold back the healthy messages of its batch.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::e2e::{stack, Stack};
+
+/// Every request for this site takes 1.5 s (`ace_sim`'s `-slow<N>ms`).
+const SLOW_SITE: &str = "cancel-slow1500ms";
+const PAGE: Duration = Duration::from_millis(1_500);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The simulator's requests for one site so far (counted on arrival).
+async fn site_requests(s: &Stack, site: &str) -> u64 {
+    let st: Value = s
+        .http
+        .get(format!("{}/__stats", s.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    st["by_site"][site]["requests"].as_u64().unwrap_or(0)
+}
+
+/// The local R2 bucket's object index (Miniflare's SQLite file).
+fn r2_index() -> PathBuf {
+    let state = std::env::var("TSP_STATE").expect("TSP_STATE");
+    let dir = Path::new(&state).join("persist/v3/r2/miniflare-R2BucketObject");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir:?}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "sqlite")
+                && p.file_name().is_some_and(|n| n != "metadata.sqlite")
+        })
+        .expect("the bucket's index")
+}
+
+/// Each part object of the job in R2, with when it was uploaded (ms).
+fn parts(id: &str) -> Vec<(String, i64)> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let db = rusqlite::Connection::open_with_flags(r2_index(), flags).expect("open");
+    let mut q = db
+        .prepare("SELECT key, uploaded FROM _mf_objects WHERE key LIKE ?1")
+        .unwrap();
+    let rows = q
+        .query_map([format!("parts/{id}/%")], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/test.sh"]
+async fn e2e_a_cancelled_job_makes_no_request_and_writes_no_part_more_than_a_page_after_the_cancel()
+{
+    let s = stack();
+    let points = ace_sim::default_points(SLOW_SITE, 3);
+    let body = json!({"site": SLOW_SITE, "points": points, "days": 120, "plan": "point",
+                      "force": true});
+    let before = site_requests(&s, SLOW_SITE).await;
+    let (status, created) = s.post_job(&s.token, &body.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["job_id"].as_str().unwrap().to_owned();
+    // Mid-flight: its first pages asked for (each takes 1.5 s, and each
+    // window asks for three, one per point, one after another).
+    let t0 = Instant::now();
+    while site_requests(&s, SLOW_SITE).await < before + 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s
+        .http
+        .delete(format!("{}/v1/jobs/{id}", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let (cancelled_at, at_cancel) = (now_ms(), site_requests(&s, SLOW_SITE).await);
+    // Each window in flight may finish the page it is on; it checks the
+    // job before its next page and stops.
+    tokio::time::sleep(PAGE + Duration::from_millis(1_000)).await;
+    let after_a_page = site_requests(&s, SLOW_SITE).await;
+    tokio::time::sleep(4 * PAGE).await;
+    let later = site_requests(&s, SLOW_SITE).await;
+    assert_eq!(
+        later, after_a_page,
+        "requests more than a page after the cancel"
+    );
+    assert!(
+        after_a_page - at_cancel <= 6,
+        "{} requests began after the cancel",
+        after_a_page - at_cancel
+    );
+    let late: Vec<_> = parts(&id)
+        .into_iter()
+        .filter(|(_, at)| *at > cancelled_at + PAGE.as_millis() as i64 + 1_000)
+        .collect();
+    assert!(late.is_empty(), "parts written after the cancel: {late:?}");
+    let t0 = Instant::now();
+    while !parts(&id).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "a cancelled job's parts are removed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (_, job) = s.get(&s.token, &format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "cancelled");
+}
+
+/// Owners of the fairness test: the small stack's `MAX_ACTIVE_JOBS` is 2.
+const FAIR_OWNERS: [&str; 2] = ["third-tenant-token", "fourth-tenant-token"];
+
+/// On the small stack, after the paging and limits tests (one at a time,
+/// `scripts/test.sh`): its four messages are the only ones in flight, so
+/// they travel in one batch (the local runtime delivers a queue's batches
+/// one after another; the platform runs several invocations at once).
+#[tokio::test]
+#[ignore = "needs the small stack: scripts/test.sh"]
+async fn fairness_a_batch_with_one_failing_site_and_three_healthy_jobs_runs_the_healthy_ones_as_if_alone(
+) {
+    let s = stack();
+    // The failing site's message retries its pages in place for
+    // PAGE_RETRY_MS (15 s) before it reschedules; the healthy jobs, in the
+    // same batch (four messages within the batch timeout), must not wait
+    // behind it.
+    let fail = json!({"site": "always-fails", "force": true,
+        "points": ace_sim::default_points("always-fails", 1), "days": 1});
+    let (status, created) = s.post_job(FAIR_OWNERS[0], &fail.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let failing = created["job_id"].as_str().unwrap().to_owned();
+    let mut healthy = Vec::new();
+    for (i, owner) in [FAIR_OWNERS[0], FAIR_OWNERS[1], FAIR_OWNERS[1]]
+        .into_iter()
+        .enumerate()
+    {
+        let site = format!("batch-healthy-{i}");
+        let body = json!({"site": site, "points": ace_sim::default_points(&site, 2), "days": 2,
+                          "force": true});
+        let (status, created) = s.post_job(owner, &body.to_string()).await;
+        assert_eq!(status, 202, "{created}");
+        healthy.push((owner, created["job_id"].as_str().unwrap().to_owned()));
+    }
+    for (owner, id) in &healthy {
+        s.wait_as(owner, id, 120, |j| j["status"] == "completed")
+            .await;
+    }
+    // The failing message is still on its first delivery's in-place
+    // retries: run one after another, the healthy ones would only have
+    // started once it gave up and rescheduled.
+    let (_, job) = s.get(FAIR_OWNERS[0], &format!("/v1/jobs/{failing}")).await;
+    assert_eq!(job["status"], "processing", "{job}");
+    assert!(job["waiting"].is_null(), "not yet rescheduled: {job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    let cancel = s
+        .http
+        .delete(format!("{}/v1/jobs/{failing}", s.url))
+        .bearer_auth(FAIR_OWNERS[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+}

@@ -1,0 +1,94 @@
+//! Limits on a stack of their own (`scripts/test.sh`: `MAX_ACTIVE_JOBS=2`,
+//! shared with the paging test, which submits one job as another owner):
+//! retrying a dead job counts against the active-job limit like a submit.
+
+use serde_json::json;
+
+use crate::e2e::stack;
+
+/// The second tenant configured by scripts/stack.sh (the paging test runs
+/// as the first).
+const OWNER: &str = "other-tenant-token";
+const OPS: &str = "ops-token";
+
+#[tokio::test]
+#[ignore = "needs the limits stack: scripts/test.sh"]
+async fn limits_a_retry_past_the_active_job_limit_gets_429_and_changes_nothing() {
+    let s = stack();
+    let dead = json!({"site": "unknown-limits", "points": ["p"], "days": 1, "force": true});
+    let (status, created) = s.post_job(OWNER, &dead.to_string()).await;
+    assert_eq!(status, 202, "{created}");
+    let dead_id = created["job_id"].as_str().unwrap().to_owned();
+    let (status, _) = s.get(OWNER, &format!("/v1/jobs/{dead_id}")).await;
+    assert_eq!(status, 200);
+    s.wait_as(OWNER, &dead_id, 60, |j| j["status"] == "failed_permanent")
+        .await;
+
+    // Two jobs held queued by an operator's pause: the owner is at its limit.
+    // A site of its own per run: a rerun on the same stack starts clean.
+    let site = &format!("limits-paused-{}", std::process::id());
+    let pause = s
+        .http
+        .post(format!(
+            "{}/v1/admin/sites/{site}/pause?reason=limits",
+            s.url
+        ))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pause.status(), 200, "{:?}", pause.text().await);
+    let mut held = Vec::new();
+    for days in [1, 2] {
+        let body = json!({"site": site, "points": ace_sim::default_points(site, 1), "days": days});
+        let (status, created) = s.post_job(OWNER, &body.to_string()).await;
+        assert_eq!(status, 202, "{created}");
+        held.push(created["job_id"].as_str().unwrap().to_owned());
+    }
+
+    let retry = |id: String| {
+        let s = &s;
+        async move {
+            s.http
+                .post(format!("{}/v1/jobs/{id}/retry", s.url))
+                .bearer_auth(OWNER)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = retry(dead_id.clone()).await;
+    assert_eq!(r.status(), 429, "{:?}", r.text().await);
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, job) = s.get(OWNER, &format!("/v1/jobs/{dead_id}")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["attempts"].as_i64()),
+        (Some("failed_permanent"), Some(1)),
+        "a refused retry changes nothing: {job}"
+    );
+
+    // One slot freed, the same retry is taken.
+    let cancel = s
+        .http
+        .delete(format!("{}/v1/jobs/{}", s.url, held[0]))
+        .bearer_auth(OWNER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(retry(dead_id.clone()).await.status(), 202);
+
+    // Tidy: the other held job cancelled, the site resumed.
+    let _ = s
+        .http
+        .delete(format!("{}/v1/jobs/{}", s.url, held[1]))
+        .bearer_auth(OWNER)
+        .send()
+        .await;
+    let _ = s
+        .http
+        .delete(format!("{}/v1/admin/sites/{site}/pause", s.url))
+        .bearer_auth(OPS)
+        .send()
+        .await;
+}
