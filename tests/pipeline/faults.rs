@@ -316,6 +316,58 @@ async fn faults_a_30_s_outage_of_a_single_site_deployment_is_waited_out_byte_ide
     assert!(opened <= 1 && opened == closed, "{alerts}");
 }
 
+/// A ten-minute full outage of a single-site deployment, mid-job: on a
+/// stack of its own without window faults (`scripts/test.sh` runs it beside
+/// the other steps, since it mostly waits; the faults step skips it).
+#[tokio::test]
+#[ignore = "needs the outage stack: scripts/test.sh"]
+async fn outage_of_ten_minutes_on_a_single_site_deployment_is_waited_out_byte_identical() {
+    let s = stack();
+    let site = "outage-single-site";
+    let pts = points(site, 10);
+    let start = parse_rfc3339("2025-01-01T00:00:00Z").unwrap().ms();
+    let days = 366;
+    let (status, id) = s.submit(&job_body(site, &pts, start, days)).await;
+    assert_eq!(status, 202);
+    let t0 = Instant::now();
+    loop {
+        let j = s.view(&format!("/v1/jobs/{id}")).await;
+        if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
+            assert_ne!(j["status"], "completed", "finished before the outage: {j}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let down = s
+        .http
+        .post(format!("{}/faults/outage?secs=600", s.sim))
+        .send()
+        .await
+        .expect("outage");
+    assert_eq!(down.status(), 200);
+    let outage_end = Instant::now() + Duration::from_secs(600);
+    tokio::time::sleep(Duration::from_secs(590)).await;
+    let j = s.view(&format!("/v1/jobs/{id}")).await;
+    assert_ne!(j["status"], "completed", "it waited out the outage: {j}");
+    assert_ne!(j["status"], "failed_permanent", "died in the outage: {j}");
+    let j = s.finish(&id, 900).await;
+    assert_eq!(j["status"], "completed", "{j}");
+    let done_after = Instant::now().saturating_duration_since(outage_end);
+    let want = fault_free_object(site, &pts, start, start + days * DAY_MS);
+    assert!(
+        s.object(&id).await == want,
+        "byte-identical to a fault-free run"
+    );
+    let alerts = s.sim_json("/alerts").await;
+    assert_eq!(circuit_alerts(&alerts, 0, "circuit_opened"), 1, "{alerts}");
+    assert_eq!(circuit_alerts(&alerts, 0, "circuit_closed"), 1, "{alerts}");
+    eprintln!(
+        "outage of 600 s: the job completed {:.1} s after it ended",
+        done_after.as_secs_f64()
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the faults stack: scripts/test.sh"]
 async fn faults_twenty_jobs_queued_behind_one_another_all_complete_and_none_is_reaped() {
