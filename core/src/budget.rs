@@ -28,6 +28,13 @@ pub const STATEMENT_LIMIT: u64 = 900;
 pub const CONTROL_STATEMENTS: u64 = 60;
 /// Subrequests kept back the same way.
 pub const CONTROL_SUBREQUESTS: u64 = 20;
+/// Kept back besides for each further message of a batch that runs at the
+/// same time: its hand-over or terminal path (a few statements, a queue
+/// send, an archive), which may fall at once with the others'.
+pub const CONTROL_PER_MESSAGE: Cost = Cost {
+    statements: 20,
+    subrequests: 5,
+};
 
 /// What a piece of work may cost, at most.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,7 +162,8 @@ impl Budget {
     }
 
     /// The same budget shared by `n` messages running at once: the control
-    /// reserve is kept back for each of them.
+    /// reserve grows by [`CONTROL_PER_MESSAGE`] for each message past the
+    /// first.
     pub fn shared_by(mut self, n: usize) -> Self {
         self.messages = n.max(1) as u64;
         self
@@ -221,9 +229,10 @@ impl Budget {
     /// Reserves `cost` for work about to start, keeping the control
     /// reserve back; `None` if it does not fit or the deadline has passed.
     pub fn reserve(&self, cost: Cost, now: EpochMs) -> Option<Reservation<'_>> {
+        let more = self.messages - 1;
         let keep = Cost {
-            statements: CONTROL_STATEMENTS * self.messages,
-            subrequests: CONTROL_SUBREQUESTS * self.messages,
+            statements: CONTROL_STATEMENTS + CONTROL_PER_MESSAGE.statements * more,
+            subrequests: CONTROL_SUBREQUESTS + CONTROL_PER_MESSAGE.subrequests * more,
         };
         if self.expired(now) || !self.fits(cost, keep) {
             return None;

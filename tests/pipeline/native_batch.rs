@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ace_sim::SimConfig;
 use serde_json::json;
-use tsp_core::budget::{Budget, Limits};
+use tsp_core::budget::{Budget, Cost, Limits, CONTROL_PER_MESSAGE};
 use tsp_core::domain::{EpochMs, JobId};
 use tsp_core::error::UpstreamError;
 use tsp_core::job::JobStatus;
@@ -117,15 +117,16 @@ fn each_message_of_a_batch_gets_an_equal_share_of_window_slots_and_its_own_contr
         1,
         "at least one"
     );
-    // Four messages keep four control reserves back from window work.
-    let cost = tsp_core::budget::Cost {
+    // Four messages keep a control reserve back for each further message.
+    let cost = Cost {
         statements: 900 - 60,
         subrequests: 1,
     };
     assert!(one.reserve(cost, EpochMs(0)).is_some());
     assert!(four.reserve(cost, EpochMs(0)).is_none());
-    let fits = tsp_core::budget::Cost {
-        statements: 900 - 4 * 60,
+    let extra = 3 * CONTROL_PER_MESSAGE.statements;
+    let fits = Cost {
+        statements: 900 - 60 - extra,
         subrequests: 1,
     };
     assert!(four.reserve(fits, EpochMs(0)).is_some());

@@ -68,7 +68,7 @@ pub async fn deliver_now<P: Platform>(deps: &Deps<'_, P>, job: &Job) {
     // No signing key here (the consumer Worker): the dead-letter Worker,
     // nudged, sends what is due.
     if deps.cfg.notices == Notices::HandOff {
-        return crate::service::notices::nudge(deps).await;
+        return crate::service::nudge(deps).await;
     }
     let id = &job.id;
     let job = match store::get_job(deps.db, store::select_job(id)).await {

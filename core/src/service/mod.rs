@@ -3,6 +3,7 @@
 //! Entry points read their bindings, build a [`Deps`], call one function
 //! here, and map the result.
 
+pub mod alert;
 pub mod assemble;
 pub mod callback;
 pub mod circuit;
@@ -61,4 +62,14 @@ pub fn transition_log(job_id: &str, from: &str, to: &str, detail: Option<&str>) 
         "detail": detail,
     })
     .to_string()
+}
+
+/// Wakes the dead-letter Worker. A failed nudge is logged, not raised: the
+/// notice is in D1, and the reaper's next run sends it.
+pub(crate) async fn nudge<P: Platform>(deps: &Deps<'_, P>) {
+    if let Err(e) = crate::ports::JobQueue::nudge(deps.queue).await {
+        (deps.log)(&format!(
+            "notify nudge failed ({e}); the reaper sends the notice within a minute"
+        ));
+    }
 }

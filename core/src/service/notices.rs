@@ -22,9 +22,9 @@ use serde_json::Value;
 use crate::backoff::{Backoff, Jitter};
 use crate::domain::{EpochMs, JobId};
 use crate::error::Error;
-use crate::ports::{Clock, JobQueue, Platform, SqlDb};
-use crate::service::dead_letter::{post_alert, Alert};
-use crate::service::{callback, Deps};
+use crate::ports::{Clock, Platform, SqlDb};
+use crate::service::alert::{self, Alert};
+use crate::service::{callback, nudge, Deps};
 use crate::store;
 use crate::store::notices::{self as sql, Notice};
 
@@ -51,16 +51,6 @@ pub(crate) async fn hand_off<P: Platform>(
     (deps.log)(&line.to_string());
     nudge(deps).await;
     Ok(())
-}
-
-/// Wakes the dead-letter Worker. A failed nudge is logged, not raised: the
-/// notice is in D1, and the reaper's next run sends it.
-pub(crate) async fn nudge<P: Platform>(deps: &Deps<'_, P>) {
-    if let Err(e) = deps.queue.nudge().await {
-        (deps.log)(&format!(
-            "notify nudge failed ({e}); the reaper sends the notice within a minute"
-        ));
-    }
 }
 
 /// Sends every notice due now (at most [`NOTICES_PER_RUN`]); returns how
@@ -122,7 +112,7 @@ async fn deliver<P: Platform>(deps: &Deps<'_, P>, n: &Notice, now: EpochMs) -> R
     let payload: Value =
         serde_json::from_str(&n.payload).unwrap_or_else(|_| Value::String(n.payload.clone()));
     let tries = n.attempts + 1;
-    let (sent, error, next) = match post_alert(deps, &n.key, &payload).await {
+    let (sent, error, next) = match alert::post(deps, &n.key, &payload).await {
         Ok(Alert::Sent | Alert::HandedOff) => (true, None, None),
         Ok(Alert::Refused(why)) => (false, Some(why), None),
         Err(e) if tries >= NOTICE_TRIES => (false, Some(e.to_string()), None),
