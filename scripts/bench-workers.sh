@@ -2,7 +2,8 @@
 # Three Workers against the single Worker they replace (issue 22): the
 # deploy size of each (wrangler's dry run: upload and gzip), and the cold
 # start of the producer in the local runtime against the all-roles module
-# (scripts/bench-cold.mjs, alternating, ROUNDS each).
+# and a one-line JS Worker, the runtime's floor (scripts/bench-cold.mjs,
+# alternating, ROUNDS each).
 #
 #   bash scripts/bench-workers.sh [ROUNDS]   (default 7)
 set -euo pipefail
@@ -34,5 +35,8 @@ for r in producer consumer dlq all; do
 done
 log "cold start in the local runtime, $ROUNDS alternating rounds each"
 sed -e '/^\[build\]/,/^$/d' wrangler.toml > "$out/producer.toml"
+# The runtime's own floor: a JS module that answers /healthz and nothing else.
+mkdir -p "$out/floor"
+echo 'export default { fetch() { return new Response("ok"); } };' > "$out/floor/index.js"
 node scripts/bench-cold.mjs "$out/producer.toml" "$ROUNDS" \
-  producer=build/producer/index.js single=build/all/index.js
+  producer=build/producer/index.js single=build/all/index.js floor="$out/floor/index.js"
