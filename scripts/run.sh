@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The run command: installs what is missing, builds once, starts the local
-# stack (simulator + Worker in the local Workers runtime with fresh D1, R2
+# stack (simulator + the three Workers in the local Workers runtime with fresh D1, R2
 # and Queues), submits a 365-day job for 10 points of a 50-point site,
 # shows its progress, and prints a summary (with the upstream plan the
 # consumer chose and what it downloaded). Everything it starts is stopped
