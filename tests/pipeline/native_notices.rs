@@ -168,3 +168,49 @@ async fn a_completed_jobs_callback_is_signed_by_the_dead_letter_worker_not_the_c
     );
     assert_eq!(h.job(&id).await.callback_state.as_deref(), Some("sent"));
 }
+
+#[tokio::test]
+async fn a_job_that_dies_again_while_its_first_notice_waits_is_alerted_once_in_the_hour() {
+    let sim = spawn_sim(SimConfig::default()).await;
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(3)
+        .mount(&hook)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let mut h = consumer(&sim, &hook);
+    h.cfg.alert_timeout_ms = 500;
+    let id = h.submit_new(&one_day("unknown-twice")).await;
+    h.drain().await;
+    // The first death's notice fails (three 503s) and backs off.
+    h.cfg.notices = Notices::Send;
+    assert_eq!(deliver_due(&h.deps()).await.unwrap(), 0);
+    // Its owner retries; it dies again: a second archive, a second notice.
+    h.clock.set_now(NOW.ms() + 1_000);
+    let quiet = |_: &str| {};
+    tsp_core::service::manage::retry((&h.db, &h.queue, &h.clock), &h.cfg, "alice", &id, &quiet)
+        .await
+        .unwrap();
+    h.cfg.notices = Notices::HandOff;
+    h.drain().await;
+    assert_eq!(h.job(&id).await.status, JobStatus::FailedPermanent);
+    assert_eq!(notices(&h).len(), 2);
+    // The second goes out; the first, due later, is spared.
+    h.cfg.notices = Notices::Send;
+    assert_eq!(deliver_due(&h.deps()).await.unwrap(), 1);
+    h.clock.set_now(NOW.ms() + 120_000);
+    assert_eq!(deliver_due(&h.deps()).await.unwrap(), 0);
+    let ok = hook.received_requests().await.unwrap().len() - 3;
+    assert_eq!(ok, 1, "one alert in the hour");
+    let rows = notices(&h);
+    let spared: Vec<_> = rows
+        .iter()
+        .filter(|r| r["error"].as_str().is_some_and(|e| e.starts_with("spared")))
+        .collect();
+    assert_eq!(spared.len(), 1, "{rows:?}");
+    assert!(h.job(&id).await.alerted_at.is_some());
+}

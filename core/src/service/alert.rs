@@ -13,6 +13,8 @@ use crate::service::Deps;
 
 /// Alert attempts per delivery.
 const ALERT_TRIES: u32 = 3;
+/// At most one alert per job in this long (a job retried again and again).
+pub(crate) const ALERT_SPACING_MS: i64 = 3_600_000;
 
 /// How an alert ended.
 pub(crate) enum Alert {

@@ -19,12 +19,9 @@ use crate::domain::{format_rfc3339, EpochMs, JobId};
 use crate::error::Error;
 use crate::job::{Job, JobStatus};
 use crate::ports::{BlobMeta, BlobStore, Clock, Platform, SqlDb};
-use crate::service::alert::{self, Alert};
+use crate::service::alert::{self, Alert, ALERT_SPACING_MS};
 use crate::service::{notices, transition_log, Deps};
 use crate::store;
-
-/// At most one alert per job in this long (a job retried again and again).
-const ALERT_SPACING_MS: i64 = 3_600_000;
 
 /// What the terminal path did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::domain::{EpochMs, JobId};
 use crate::error::Error;
 use crate::ports::{Clock, Platform, SqlDb};
-use crate::service::alert::{self, Alert};
+use crate::service::alert::{self, Alert, ALERT_SPACING_MS};
 use crate::service::{callback, nudge, Deps};
 use crate::store;
 use crate::store::notices::{self as sql, Notice};
@@ -109,6 +109,11 @@ async fn deliver<P: Platform>(deps: &Deps<'_, P>, n: &Notice, now: EpochMs) -> R
     if deps.db.execute(&take).await? == 0 {
         return Ok(false);
     }
+    if let Some(id) = &n.job_id {
+        if alerted_within_the_hour(deps, id, now).await? {
+            return spare(deps, n, id, now).await;
+        }
+    }
     let payload: Value =
         serde_json::from_str(&n.payload).unwrap_or_else(|_| Value::String(n.payload.clone()));
     let tries = n.attempts + 1;
@@ -129,6 +134,35 @@ async fn deliver<P: Platform>(deps: &Deps<'_, P>, n: &Notice, now: EpochMs) -> R
         mark_job(deps, id, at, error.as_deref()).await?;
     }
     Ok(sent)
+}
+
+/// Whether an alert about the job went out within the hour (a job retried
+/// and dead again while its first notice waited): the second is spared,
+/// as one raised in place would be.
+async fn alerted_within_the_hour<P: Platform>(
+    deps: &Deps<'_, P>,
+    id: &JobId,
+    now: EpochMs,
+) -> Result<bool, Error> {
+    let job = store::get_job(deps.db, store::select_job(id)).await?;
+    Ok(job
+        .and_then(|j| j.last_alert_at)
+        .is_some_and(|t| now - t < ALERT_SPACING_MS))
+}
+
+/// Ends a notice unsent: an alert for its job went out within the hour.
+async fn spare<P: Platform>(
+    deps: &Deps<'_, P>,
+    n: &Notice,
+    id: &JobId,
+    now: EpochMs,
+) -> Result<bool, Error> {
+    let why = "spared: an alert for this job went out within the hour";
+    deps.db
+        .execute(&sql::outcome(&n.key, None, None, Some(why)))
+        .await?;
+    deps.db.execute(&store::mark_alert_spared(id, now)).await?;
+    Ok(false)
 }
 
 /// A dead job's alert, sent or refused: the job row says so, as when the
