@@ -28,13 +28,26 @@ outage_step() {
   trap 'tsp_down; exit 1' INT TERM
   trap tsp_down EXIT
   tsp_up "$PWD/.state/outage" || exit 1
+  echo "$TSP_DEV_PID $TSP_SIM_PID" > "$PWD/.state/outage.pids"
   bounded 1800 cargo test --quiet --test pipeline -- --ignored --nocapture \
     faults::outage_of_ten_minutes || { tsp_diagnose; exit 1; }
 }
 log "a 10-minute outage on a stack of its own, in the background (.state/outage.log)"
+rm -f "$PWD/.state/outage.pids"
 ( outage_step ) >"$PWD/.state/outage.log" 2>&1 &
 OUTAGE_PID=$!
-trap 'tsp_down; kill "$OUTAGE_PID" 2>/dev/null || true' EXIT INT TERM
+# On any exit: the outage step's test (GNU timeout passes the signal on),
+# the step, and its stack's process groups (a trap in the step would only
+# run once its test returned).
+outage_down() {
+  pkill -TERM -P "$OUTAGE_PID" 2>/dev/null || true
+  kill "$OUTAGE_PID" 2>/dev/null || true
+  local p
+  for p in $(cat "$PWD/.state/outage.pids" 2>/dev/null); do
+    kill -KILL -- "-$p" 2>/dev/null || true
+  done
+}
+trap 'tsp_down; outage_down' EXIT INT TERM
 # Each step has a deadline well above its usual time (e2e ~4 min, CLI ~1,
 # Parquet ~0.5 (~1.5 with a first install), DuckDB ~0.2 (~1 with a first
 # install), schemathesis ~2,
