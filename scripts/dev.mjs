@@ -7,9 +7,11 @@
 // database, one bucket, the queues by name. The persist layout is the one
 // `wrangler d1 migrations apply --local --persist-to DIR` writes.
 //
-// The first config is the HTTP entry point (the producer) on --port; the
-// dead-letter Worker also listens on --dlq-port, for its cron handler
-// (`/cdn-cgi/handler/scheduled`). --bindings-out FILE writes each Worker's
+// The first config is the HTTP entry point (the producer) on --port; a
+// Worker with crons (the dead-letter Worker) takes `/cdn-cgi/handler/*`, so
+// `/cdn-cgi/handler/scheduled` runs its cron handler. (A direct socket of
+// its own would not do: Miniflare answers the handler paths only on its
+// entry, by route.) --bindings-out FILE writes each Worker's
 // binding names (never values), queues consumed and crons, as JSON: what
 // the least-privilege test reads.
 //
@@ -33,7 +35,7 @@
 // Off by default (PLATFORM.md §1 on inspector sockets under large pulls).
 //
 // usage: node scripts/dev.mjs --config FILE [--config FILE...] --port P --persist DIR
-//          [--dlq-port P] [--bindings-out FILE] [--baseline] [--inspector PORT]
+//          [--bindings-out FILE] [--baseline] [--inspector PORT]
 // Prints "tsp-dev ready on http://127.0.0.1:P" when it serves.
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
@@ -51,7 +53,6 @@ function args(name) {
 
 const configPaths = (args("config").length ? args("config") : ["wrangler.toml"]).map((p) => path.resolve(p));
 const port = Number(arg("port", "8787"));
-const dlqPort = arg("dlq-port");
 const persist = path.resolve(arg("persist", ".state"));
 const inspector = arg("inspector", process.env.TSP_INSPECTOR_PORT);
 const bindingsOut = arg("bindings-out");
@@ -138,7 +139,7 @@ const mf = new Miniflare({
       modules: true,
       scriptPath: main,
       modulesRoot: path.dirname(main),
-      ...(crons.length && dlqPort ? { unsafeDirectSockets: [{ host: "127.0.0.1", port: Number(dlqPort) }] } : {}),
+      ...(crons.length ? { routes: ["*/cdn-cgi/handler/*"] } : {}),
     })),
     ...baseline,
     ...variant,

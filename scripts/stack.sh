@@ -6,8 +6,9 @@
 #   tsp_up DIR         fresh local state in DIR, migrations, simulator, Worker
 #   tsp_down           stops what tsp_up started, by PID / process group
 #
-# After tsp_up: TSP_URL (the producer Worker, the API), TSP_DLQ_URL (the
-# dead-letter Worker, for its cron handler), TSP_SIM_URL (the simulator),
+# After tsp_up: TSP_URL (the producer Worker, the API), TSP_DLQ_URL (where
+# the dead-letter Worker's cron handler answers: the same origin, whose
+# `/cdn-cgi/handler/` paths route to it), TSP_SIM_URL (the simulator),
 # TSP_TOKEN (an API token), TSP_STATE (the state dir).
 
 TSP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -124,13 +125,12 @@ tsp_up() {
     rm -rf "$TSP_STATE/persist" "$TSP_STATE/worker.log" "$TSP_STATE/sim.log"
   fi
   mkdir -p "$TSP_STATE/persist"
-  local sim_port dev_port dlq_port
+  local sim_port dev_port
   sim_port=$(free_port)
   dev_port=$(free_port)
-  dlq_port=$(free_port)
   TSP_SIM_URL="http://127.0.0.1:$sim_port"
   TSP_URL="http://127.0.0.1:$dev_port"
-  TSP_DLQ_URL="http://127.0.0.1:$dlq_port"
+  TSP_DLQ_URL="$TSP_URL"
   TSP_TOKEN="local-dev-token"
   export TSP_STATE TSP_SIM_URL TSP_URL TSP_DLQ_URL TSP_TOKEN
 
@@ -167,7 +167,7 @@ tsp_up() {
   # no job control, so setsid execs in place and $! is that leader).
   setsid node "$TSP_ROOT/scripts/dev.mjs" --config "$TSP_STATE/producer/wrangler.toml" \
      --config "$TSP_STATE/consumer/wrangler.toml" --config "$TSP_STATE/dlq/wrangler.toml" \
-     --port "$dev_port" --dlq-port "$dlq_port" --persist "$TSP_STATE/persist" \
+     --port "$dev_port" --persist "$TSP_STATE/persist" \
      --bindings-out "$TSP_STATE/bindings.json" ${TSP_BASELINE:+--baseline} \
      >>"$TSP_STATE/worker.log" 2>&1 &
   TSP_DEV_PID=$!

@@ -59,7 +59,8 @@ impl Stack {
     /// Fires the cron, as the platform's every-minute trigger would.
     async fn cron(&self) {
         let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.dlq);
-        let _ = self.http.get(url).send().await;
+        let r = self.http.get(url).send().await.expect("the cron handler");
+        assert_eq!(r.status(), 200, "the dead-letter Worker runs its cron");
     }
 
     /// Polls until the job is terminal (firing the cron now and then).
