@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::e2e::{stack, Stack};
+use crate::e2e::stack;
+use crate::support::site_requests;
 
 /// Every request for this site takes 1.5 s (`ace_sim`'s `-slow<N>ms`).
 const SLOW_SITE: &str = "cancel-slow1500ms";
@@ -17,20 +18,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The simulator's requests for one site so far (counted on arrival).
-async fn site_requests(s: &Stack, site: &str) -> u64 {
-    let st: Value = s
-        .http
-        .get(format!("{}/__stats", s.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    st["by_site"][site]["requests"].as_u64().unwrap_or(0)
 }
 
 /// The local R2 bucket's object index (Miniflare's SQLite file).
@@ -68,14 +55,14 @@ async fn e2e_a_cancelled_job_makes_no_request_and_writes_no_part_more_than_a_pag
     let points = ace_sim::default_points(SLOW_SITE, 3);
     let body = json!({"site": SLOW_SITE, "points": points, "days": 120, "plan": "point",
                       "force": true});
-    let before = site_requests(&s, SLOW_SITE).await;
+    let before = site_requests(&s.sim, SLOW_SITE).await;
     let (status, created) = s.post_job(&s.token, &body.to_string()).await;
     assert_eq!(status, 202, "{created}");
     let id = created["job_id"].as_str().unwrap().to_owned();
     // Mid-flight: its first pages asked for (each takes 1.5 s, and each
     // window asks for three, one per point, one after another).
     let t0 = Instant::now();
-    while site_requests(&s, SLOW_SITE).await < before + 2 {
+    while site_requests(&s.sim, SLOW_SITE).await < before + 2 {
         assert!(
             t0.elapsed() < Duration::from_secs(120),
             "the job never started"
@@ -90,13 +77,13 @@ async fn e2e_a_cancelled_job_makes_no_request_and_writes_no_part_more_than_a_pag
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
-    let (cancelled_at, at_cancel) = (now_ms(), site_requests(&s, SLOW_SITE).await);
+    let (cancelled_at, at_cancel) = (now_ms(), site_requests(&s.sim, SLOW_SITE).await);
     // Each window in flight may finish the page it is on; it checks the
     // job before its next page and stops.
     tokio::time::sleep(PAGE + Duration::from_millis(1_000)).await;
-    let after_a_page = site_requests(&s, SLOW_SITE).await;
+    let after_a_page = site_requests(&s.sim, SLOW_SITE).await;
     tokio::time::sleep(4 * PAGE).await;
-    let later = site_requests(&s, SLOW_SITE).await;
+    let later = site_requests(&s.sim, SLOW_SITE).await;
     assert_eq!(
         later, after_a_page,
         "requests more than a page after the cancel"

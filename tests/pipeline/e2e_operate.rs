@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::e2e::{stack, Stack};
+use crate::support::site_requests;
 
 const OPS: &str = "ops-token";
 
@@ -25,17 +26,6 @@ async fn admin(
     let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// The simulator's requests for one site.
-async fn site_requests(s: &Stack, site: &str) -> u64 {
-    let st: Value = reqwest::get(format!("{}/__stats", s.sim))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    st["by_site"][site]["requests"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test]
@@ -63,7 +53,7 @@ async fn e2e_operate_a_paused_site_makes_no_upstream_request_until_resumed() {
     assert_eq!(waiting["attempts"], 0, "{waiting}");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(
-        site_requests(&s, site).await,
+        site_requests(&s.sim, site).await,
         0,
         "no upstream request while paused"
     );
@@ -89,7 +79,7 @@ async fn e2e_operate_a_paused_site_makes_no_upstream_request_until_resumed() {
         "{r}"
     );
     s.wait(&id, 150, |j| j["status"] == "completed").await;
-    assert!(site_requests(&s, site).await > 0);
+    assert!(site_requests(&s.sim, site).await > 0);
 }
 
 #[tokio::test]

@@ -56,6 +56,28 @@ impl Stack {
             .expect("JSON")
     }
 
+    /// Waits (at most `wait_secs`) until the job has committed a window
+    /// and is still running, then takes the whole upstream down for `secs`.
+    async fn outage_mid_job(&self, id: &str, wait_secs: u64, secs: u64) {
+        let t0 = Instant::now();
+        loop {
+            let j = self.view(&format!("/v1/jobs/{id}")).await;
+            if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
+                assert_ne!(j["status"], "completed", "finished before the outage: {j}");
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(wait_secs), "{j}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let down = self
+            .http
+            .post(format!("{}/faults/outage?secs={secs}", self.sim))
+            .send()
+            .await
+            .expect("outage");
+        assert_eq!(down.status(), 200);
+    }
+
     /// Fires the cron, as the platform's every-minute trigger would.
     async fn cron(&self) {
         let url = format!("{}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*", self.dlq);
@@ -284,23 +306,7 @@ async fn faults_a_30_s_outage_of_a_single_site_deployment_is_waited_out_byte_ide
     let days = 120;
     let (status, id) = s.submit(&job_body(site, &pts, start, days)).await;
     assert_eq!(status, 202);
-    let t0 = Instant::now();
-    loop {
-        let j = s.view(&format!("/v1/jobs/{id}")).await;
-        if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
-            assert_ne!(j["status"], "completed", "finished before the outage: {j}");
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "{j}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let down = s
-        .http
-        .post(format!("{}/faults/outage?secs=30", s.sim))
-        .send()
-        .await
-        .expect("outage");
-    assert_eq!(down.status(), 200);
+    s.outage_mid_job(&id, 120, 30).await;
     let j = s.finish(&id, 600).await;
     assert_eq!(j["status"], "completed", "{j}");
     let want = fault_free_object(site, &pts, start, start + days * DAY_MS);
@@ -330,23 +336,7 @@ async fn outage_of_ten_minutes_on_a_single_site_deployment_is_waited_out_byte_id
     let days = 366;
     let (status, id) = s.submit(&job_body(site, &pts, start, days)).await;
     assert_eq!(status, 202);
-    let t0 = Instant::now();
-    loop {
-        let j = s.view(&format!("/v1/jobs/{id}")).await;
-        if j["progress"]["chunks_done"].as_u64().unwrap_or(0) > 0 {
-            assert_ne!(j["status"], "completed", "finished before the outage: {j}");
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "{j}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let down = s
-        .http
-        .post(format!("{}/faults/outage?secs=600", s.sim))
-        .send()
-        .await
-        .expect("outage");
-    assert_eq!(down.status(), 200);
+    s.outage_mid_job(&id, 300, 600).await;
     let outage_end = Instant::now() + Duration::from_secs(600);
     tokio::time::sleep(Duration::from_secs(590)).await;
     let j = s.view(&format!("/v1/jobs/{id}")).await;

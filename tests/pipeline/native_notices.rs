@@ -33,6 +33,22 @@ fn consumer(sim: &str, hook: &MockServer) -> Harness {
     h
 }
 
+/// A webhook that answers its first three POSTs (one in-place round of
+/// tries) with `first`, then every later one with `then`.
+async fn failing_then(first: u16, then: u16) -> MockServer {
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(first))
+        .up_to_n_times(3)
+        .mount(&hook)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(then))
+        .mount(&hook)
+        .await;
+    hook
+}
+
 fn notices(h: &Harness) -> Vec<tsp_core::ports::Row> {
     h.db.query_raw("SELECT * FROM notices ORDER BY key")
         .unwrap()
@@ -93,16 +109,7 @@ async fn a_dead_job_in_the_consumer_is_alerted_once_by_the_dead_letter_worker() 
 #[tokio::test]
 async fn a_refused_notice_is_final_and_a_failing_webhook_is_retried_later() {
     let sim = spawn_sim(SimConfig::default()).await;
-    let hook = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(3)
-        .mount(&hook)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(410))
-        .mount(&hook)
-        .await;
+    let hook = failing_then(503, 410).await;
     let mut h = consumer(&sim, &hook);
     h.cfg.alert_timeout_ms = 500;
     let id = h.submit_new(&one_day("unknown-refused")).await;
@@ -172,16 +179,7 @@ async fn a_completed_jobs_callback_is_signed_by_the_dead_letter_worker_not_the_c
 #[tokio::test]
 async fn a_job_that_dies_again_while_its_first_notice_waits_is_alerted_once_in_the_hour() {
     let sim = spawn_sim(SimConfig::default()).await;
-    let hook = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(3)
-        .mount(&hook)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&hook)
-        .await;
+    let hook = failing_then(503, 200).await;
     let mut h = consumer(&sim, &hook);
     h.cfg.alert_timeout_ms = 500;
     let id = h.submit_new(&one_day("unknown-twice")).await;

@@ -275,6 +275,14 @@ pub async fn sim_stats(sim: &str) -> serde_json::Value {
         .expect("stats JSON")
 }
 
+/// The simulator's timeseries requests for one site so far (counted on
+/// arrival).
+pub async fn site_requests(sim: &str, site: &str) -> u64 {
+    sim_stats(sim).await["by_site"][site]["requests"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 /// The object a fault-free run of a job over the default simulator writes:
 /// the header, then per window (`window_days`, as the job row says) one
 /// block per point in point order, each of the simulator's samples. A
